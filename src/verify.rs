@@ -1,0 +1,286 @@
+//! Verifying tokens: format checks, key lookup, decryption, claims and time checks.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::claims::{Claims, TokenId};
+use crate::error::{Error, Result};
+use crate::format::{Envelope, Format};
+use crate::keys::KeyRing;
+
+/// Verifier settings. The defaults are the safe ones: legacy tokens refused, 30 s of clock
+/// leeway, at most 24 h between `issued` and `expires`, legacy tokens must carry `expires`.
+///
+/// Deserializes from the JSON options of the C ABI and the WASM package (every field optional,
+/// unknown fields refused):
+///
+/// ```
+/// let o: siptoken::VerifyOptions =
+///     serde_json::from_str(r#"{"allow_legacy": true, "now": 1764120000}"#).unwrap();
+/// assert!(o.allow_legacy);
+/// assert_eq!(o.leeway_seconds, 30);
+/// assert!(serde_json::from_str::<siptoken::VerifyOptions>(r#"{"alow_legacy": true}"#).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifyOptions {
+    /// Accept legacy (unauthenticated) tokens. Default `false`.
+    pub allow_legacy: bool,
+    /// Clock leeway applied to `expires` and `issued`, seconds. Default 30.
+    pub leeway_seconds: u64,
+    /// Largest accepted `expires - issued`, seconds. Default 86400 (24 h).
+    pub max_lifetime_seconds: u64,
+    /// Refuse legacy tokens without `expires` (`missing_field`). Default `true`.
+    pub require_legacy_expiry: bool,
+    /// Pin the clock to these Unix seconds (replaying old tokens, tests). Default: the system
+    /// clock.
+    pub now: Option<i64>,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> VerifyOptions {
+        VerifyOptions {
+            allow_legacy: false,
+            leeway_seconds: 30,
+            max_lifetime_seconds: 24 * 3600,
+            require_legacy_expiry: true,
+            now: None,
+        }
+    }
+}
+
+/// A source of the current time in Unix seconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The current Unix time from the system clock.
+pub fn system_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Checks tokens against a [`KeyRing`].
+///
+/// ```
+/// use siptoken::{Claims, Issuer, KeyRing, Verifier, ErrorCode};
+/// let ring: KeyRing = "CRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2".parse()?;
+/// let claims = Claims::builder("crm1", "s3cret", "sip.example.org").build()?;
+/// let token = Issuer::new(&ring).at(1_764_120_000).issue("CRM", &claims)?;
+///
+/// let verified = Verifier::new(&ring).at(1_764_120_100).verify(&token)?;
+/// assert_eq!(verified.claims().login(), "crm1");
+/// assert_eq!(verified.kid(), Some("k1"));
+///
+/// let late = Verifier::new(&ring).at(1_764_120_000 + 300 + 31).verify(&token).unwrap_err();
+/// assert_eq!(late.code(), ErrorCode::Expired);
+/// # Ok::<(), siptoken::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifier<'k> {
+    ring: &'k KeyRing,
+    options: VerifyOptions,
+    clock: Option<Clock>,
+}
+
+impl fmt::Debug for Verifier<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("ring", self.ring)
+            .field("options", &self.options)
+            .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+impl<'k> Verifier<'k> {
+    /// A verifier with the default [`VerifyOptions`].
+    pub fn new(ring: &'k KeyRing) -> Verifier<'k> {
+        Verifier::with_options(ring, VerifyOptions::default())
+    }
+
+    /// A verifier with the given options.
+    pub fn with_options(ring: &'k KeyRing, options: VerifyOptions) -> Verifier<'k> {
+        Verifier {
+            ring,
+            options,
+            clock: None,
+        }
+    }
+
+    /// Accept legacy tokens (off by default).
+    #[must_use]
+    pub fn allow_legacy(mut self, allow: bool) -> Self {
+        self.options.allow_legacy = allow;
+        self
+    }
+
+    /// Clock leeway for `expires` and `issued` (default 30 s).
+    #[must_use]
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.options.leeway_seconds = leeway.as_secs();
+        self
+    }
+
+    /// Largest accepted `expires - issued` (default 24 h).
+    #[must_use]
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.options.max_lifetime_seconds = max.as_secs();
+        self
+    }
+
+    /// Whether legacy tokens must carry `expires` (default true).
+    #[must_use]
+    pub fn require_legacy_expiry(mut self, require: bool) -> Self {
+        self.options.require_legacy_expiry = require;
+        self
+    }
+
+    /// Pins the clock to `unix_seconds`.
+    #[must_use]
+    pub fn at(mut self, unix_seconds: i64) -> Self {
+        self.options.now = Some(unix_seconds);
+        self
+    }
+
+    /// Reads the time from `clock` (unless pinned with [`Verifier::at`]).
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &VerifyOptions {
+        &self.options
+    }
+
+    fn now(&self) -> i64 {
+        match (self.options.now, &self.clock) {
+            (Some(now), _) => now,
+            (None, Some(clock)) => clock(),
+            (None, None) => system_now(),
+        }
+    }
+
+    /// Verifies `token` (surrounding whitespace ignored) and returns its claims.
+    ///
+    /// The checks run in this order, and the first failure is returned: size (`too_large`),
+    /// syntax (`malformed`), legacy acceptance (`legacy_disabled`), key lookup (`unknown_app`,
+    /// `unknown_key`), v1 tag in constant time before any decryption (`bad_signature`), XML
+    /// (`invalid_xml`), claims (`missing_field`, `invalid_field`), then time (`expired`,
+    /// `not_yet_valid`, `lifetime_too_long`).
+    pub fn verify(&self, token: &str) -> Result<Verified> {
+        let env = Envelope::parse(token)?;
+        if env.format == Format::Legacy && !self.options.allow_legacy {
+            return Err(Error::LegacyDisabled);
+        }
+        let xml = match env.format {
+            Format::Legacy => env.open_legacy(self.ring.legacy_key(env.app)?),
+            Format::V1 => env.open_v1(self.ring.v1_key(env.app, env.kid)?.1)?,
+        };
+        let claims = Claims::from_xml(&xml)?;
+        self.check_claims(env.format, &claims)?;
+        let replay_key = match claims.id() {
+            Some(id) => id,
+            None => {
+                let digest = Sha256::new()
+                    .chain_update(env.app.as_bytes())
+                    .chain_update(b":")
+                    .chain_update(&*xml)
+                    .finalize();
+                TokenId(digest[..16].try_into().expect("16 bytes"))
+            }
+        };
+        Ok(Verified {
+            format: env.format,
+            app: env.app.to_owned(),
+            kid: env.kid.map(str::to_owned),
+            replay_key,
+            claims,
+        })
+    }
+
+    fn check_claims(&self, format: Format, claims: &Claims) -> Result<()> {
+        let expires = match (format, claims.expires()) {
+            (_, Some(expires)) => Some(expires),
+            (Format::V1, None) => return Err(Error::MissingField("expires")),
+            (Format::Legacy, None) if self.options.require_legacy_expiry => {
+                return Err(Error::MissingField("expires"))
+            }
+            (Format::Legacy, None) => None,
+        };
+        if format == Format::V1 {
+            if claims.issued().is_none() {
+                return Err(Error::MissingField("issued"));
+            }
+            if claims.id().is_none() {
+                return Err(Error::MissingField("id"));
+            }
+        }
+        let now = self.now();
+        let leeway = i64::try_from(self.options.leeway_seconds).unwrap_or(i64::MAX);
+        if let Some(expires) = expires {
+            if now > expires.saturating_add(leeway) {
+                return Err(Error::Expired { expires, now });
+            }
+        }
+        if let Some(issued) = claims.issued() {
+            if issued > now.saturating_add(leeway) {
+                return Err(Error::NotYetValid { issued, now });
+            }
+            if let Some(expires) = expires {
+                let lifetime = expires - issued;
+                if lifetime as u64 > self.options.max_lifetime_seconds {
+                    return Err(Error::LifetimeTooLong {
+                        lifetime,
+                        max: self.options.max_lifetime_seconds,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A token that passed verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    format: Format,
+    app: String,
+    kid: Option<String>,
+    replay_key: TokenId,
+    claims: Claims,
+}
+
+impl Verified {
+    /// The token's format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+    /// The application the token was issued for.
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+    /// The key id (v1 only).
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+    /// The claims.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+    /// Consumes the result, returning the claims.
+    pub fn into_claims(self) -> Claims {
+        self.claims
+    }
+    /// The key under which a single-use store remembers this token: its `id` when it has one,
+    /// else the first 16 bytes of SHA-256(APP ":" decrypted XML), so that re-spelling a legacy
+    /// token's hex in another case does not make it a new token.
+    pub fn replay_key(&self) -> TokenId {
+        self.replay_key
+    }
+}

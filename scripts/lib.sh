@@ -1,0 +1,40 @@
+# Shared helpers for scripts/test.sh and its stages (source it; do not run it).
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# need_apt PKG...: installs the Debian packages that are missing, idempotently. Blocks service
+# start-up in package scripts (policy-rc.d), since tests start their own servers.
+need_apt() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod +x /usr/sbin/policy-rc.d
+  fi
+  if [ -z "${SIPTOKEN_APT_UPDATED:-}" ]; then
+    $sudo apt-get -o DPkg::Lock::Timeout=900 update -qq
+    export SIPTOKEN_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# need_pip MODULE PACKAGE: installs PACKAGE from PyPI when python3 cannot import MODULE.
+need_pip() {
+  python3 -c "import $1" 2>/dev/null || python3 -m pip install --quiet "$2"
+}
+
+# step NAME CMD...: runs a command with a heading and its duration.
+step() {
+  local name=$1
+  shift
+  local t0=$SECONDS
+  echo "--- $name"
+  "$@"
+  echo "--- $name: ok ($((SECONDS - t0)) s)"
+}

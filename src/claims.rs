@@ -339,6 +339,22 @@ impl Claims {
         found.map(Cow::Owned)
     }
 
+    /// Calls `f` with every attribute, password included, in canonical order (the order of
+    /// [`KNOWN_ATTRIBUTES`], then unknown attributes in the order they were added).
+    ///
+    /// ```
+    /// # use siptoken::Claims;
+    /// let c = Claims::builder("u", "p", "d").port(5080).build().unwrap();
+    /// let mut names = Vec::new();
+    /// c.for_each(|name, _value| names.push(name.to_owned()));
+    /// assert_eq!(names, ["login", "password", "domain", "port"]);
+    /// ```
+    pub fn for_each(&self, mut f: impl FnMut(&str, &str)) {
+        self.for_each_attribute(self.expires, self.issued, self.id, |name, value| {
+            f(name, &value)
+        });
+    }
+
     /// The claims as XML, attributes in canonical order (the order of [`KNOWN_ATTRIBUTES`],
     /// then unknown attributes in the order they were added).
     pub fn to_xml(&self) -> Zeroizing<String> {

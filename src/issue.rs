@@ -21,11 +21,12 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// use siptoken::{Claims, Issuer, KeyRing};
 /// let ring: KeyRing = "CRM=8263D535FFFFFFFF7B0F60".parse()?;
 /// let claims = Claims::builder("crm1", "s3cret", "sipnet.ru").expires(1764120300).build()?;
-/// // Legacy tokens have no random parts: the same claims always give the same token.
+/// // Legacy tokens have no random parts: the same claims always give the same token, the one
+/// // `openssl enc -aes-128-ctr -nosalt -K 8263D535FFFFFFFF7B0F60 -iv 0 | xxd -p` gives for the XML.
 /// let token = Issuer::new(&ring).legacy().issue("CRM", &claims)?;
 /// assert_eq!(
 ///     token,
-///     "CRM:7990a68e4d70e6553cfc54de1d1ebfe5c54299c98244355d08f76e513e0c4c90fc1f2de03ce1d5bd9d4dac2b808fc7eaab1877e6b8e6d5b6da4b8e74d1a6cab6d7ab06c0f7a7c2f2d54a4bda3c40ddbd3fc71ff4ba",
+///     "CRM:7990a68e4d70e6553cfc54de1d1ebfe5c54299d896432e4f09f1630f4a2d1a6c8c3f8957d45cf7f8f065cd42c6addeeddd2169b6ee2d32e6b7759813661c25f1cbe1f815fa7d6fbc1fe0b6ff0c32",
 /// );
 /// # Ok::<(), siptoken::Error>(())
 /// ```

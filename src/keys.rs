@@ -125,7 +125,7 @@ struct AppKeys {
 /// ```
 /// use siptoken::KeyRing;
 /// let ring: KeyRing = "
-///     # comment
+///     ## comment
 ///     CRM=8263D535FFFFFFFF7B0F60
 ///     CRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2
 ///     CRM.k2=fe162ce2b39d1cd78bbb0f2bcd59ed2aedcbe4b0bf4e8675fd84581dd1eb3a35

@@ -42,6 +42,8 @@ pub mod json;
 pub mod keys;
 mod random;
 pub mod verify;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 mod xml;
 
 pub use claims::{Claims, ClaimsBuilder, Password, TokenId, Transport};

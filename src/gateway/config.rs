@@ -1,0 +1,192 @@
+//! Gateway configuration: a TOML file (every key optional, unknown keys are errors) with
+//! command-line overrides. See `examples/gateway.toml`.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::sip::register::SipSettings;
+use crate::VerifyOptions;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP/WebSocket listen address. Default `127.0.0.1:8088`.
+    pub listen: SocketAddr,
+    /// Key ring file (`APP=HEX` / `APP.KID=HEX` lines). Required. Relative paths in a config
+    /// file are relative to the file's directory.
+    pub keys: Option<PathBuf>,
+    /// Accept legacy (unauthenticated) tokens. Default `false`.
+    pub allow_legacy: bool,
+    /// Clock leeway for `expires` / `issued`, seconds. Default 30.
+    pub leeway_seconds: u64,
+    /// Largest accepted `expires - issued`, seconds. Default 86400.
+    pub max_lifetime_seconds: u64,
+    /// Local IP address for SIP sockets (each registration gets its own ephemeral port on it).
+    /// Default `0.0.0.0`.
+    pub sip_bind: IpAddr,
+    /// Requested registration expiry, seconds. Default 600.
+    pub register_expires: u32,
+    /// WebSocket origins allowed besides the gateway's own, e.g. `https://crm.example.org`.
+    pub allowed_origins: Vec<String>,
+    /// Most concurrent WebSocket sessions. Default 10000.
+    pub max_sessions: usize,
+    /// Most accounts one WebSocket session may log in at once. Default 4.
+    pub max_accounts_per_session: usize,
+    /// Login attempts allowed per client IP per minute (token bucket). Default 60.
+    pub login_rate_per_minute: u32,
+    /// Burst of login attempts allowed per client IP. Default 20.
+    pub login_burst: u32,
+    /// SIP timer T1, milliseconds. Default 500.
+    pub sip_t1_ms: u64,
+    /// SIP transaction timeout (Timer F), milliseconds. Default 32000.
+    pub sip_transaction_timeout_ms: u64,
+    /// Longest `Retry-After` honoured on 5xx, seconds; longer fails the login. Default 30.
+    pub max_retry_after_seconds: u64,
+    /// Replay store: `memory` (a shared store comes later).
+    pub replay_store: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8088)),
+            keys: None,
+            allow_legacy: false,
+            leeway_seconds: 30,
+            max_lifetime_seconds: 86_400,
+            sip_bind: IpAddr::from([0u8; 4]),
+            register_expires: 600,
+            allowed_origins: Vec::new(),
+            max_sessions: 10_000,
+            max_accounts_per_session: 4,
+            login_rate_per_minute: 60,
+            login_burst: 20,
+            sip_t1_ms: 500,
+            sip_transaction_timeout_ms: 32_000,
+            max_retry_after_seconds: 30,
+            replay_store: "memory".into(),
+        }
+    }
+}
+
+/// A configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses TOML text (paths stay as written).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_owned()))
+    }
+
+    /// Reads a TOML file; a relative `keys` path is taken relative to the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        let mut c =
+            Config::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        if let (Some(k), Some(dir)) = (&c.keys, path.parent()) {
+            if k.is_relative() {
+                c.keys = Some(dir.join(k));
+            }
+        }
+        Ok(c)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError(m.to_owned()));
+        if self.keys.is_none() {
+            return bad("no key ring: set `keys` in the config file or pass --keys FILE");
+        }
+        if self.register_expires == 0 || self.register_expires > 0x7fff_ffff {
+            return bad("register_expires must be between 1 and 2147483647 seconds");
+        }
+        if self.sip_t1_ms == 0 || self.sip_transaction_timeout_ms == 0 {
+            return bad("sip_t1_ms and sip_transaction_timeout_ms must be positive");
+        }
+        if self.max_sessions == 0 || self.max_accounts_per_session == 0 {
+            return bad("max_sessions and max_accounts_per_session must be positive");
+        }
+        if self.login_rate_per_minute == 0 || self.login_burst == 0 {
+            return bad("login_rate_per_minute and login_burst must be positive");
+        }
+        if self.replay_store != "memory" {
+            return Err(ConfigError(format!(
+                "replay_store {:?} is not supported (only \"memory\")",
+                self.replay_store
+            )));
+        }
+        for o in &self.allowed_origins {
+            if !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(ConfigError(format!(
+                    "allowed origin {o:?} must start with http:// or https://"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The verifier options.
+    pub fn verify_options(&self) -> VerifyOptions {
+        VerifyOptions {
+            allow_legacy: self.allow_legacy,
+            leeway_seconds: self.leeway_seconds,
+            max_lifetime_seconds: self.max_lifetime_seconds,
+            ..VerifyOptions::default()
+        }
+    }
+
+    /// The SIP settings.
+    pub fn sip_settings(&self) -> SipSettings {
+        let t1 = Duration::from_millis(self.sip_t1_ms);
+        SipSettings {
+            bind: self.sip_bind,
+            expires: self.register_expires,
+            t1,
+            t2: (t1 * 8).max(Duration::from_millis(1)),
+            transaction_timeout: Duration::from_millis(self.sip_transaction_timeout_ms),
+            max_retry_after: Duration::from_secs(self.max_retry_after_seconds),
+            ..SipSettings::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_validates() {
+        let c = Config::parse(include_str!("../../examples/gateway.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.register_expires, 600);
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8088");
+        assert!(c.validate().unwrap_err().0.contains("--keys"));
+        let e = Config::parse("lisen = \"1.2.3.4:5\"").unwrap_err();
+        assert!(e.0.contains("lisen"), "{e}");
+        let mut c = Config::parse("keys = \"k\"\nreplay_store = \"redis://x\"").unwrap();
+        assert!(c.validate().unwrap_err().0.contains("redis"));
+        c.replay_store = "memory".into();
+        c.allowed_origins = vec!["crm.example.org".into()];
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! HTTP routes: `/` (demo page), `/healthz`, `/metrics`, `/ws` (with the Origin check).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State as AxState};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::State;
+
+/// The demo page, embedded in the binary.
+pub const DEMO_PAGE: &str = include_str!("demo.html");
+
+/// Largest WebSocket message accepted, bytes (tokens are at most 8 KiB).
+pub const MAX_WS_MESSAGE: usize = 16 * 1024;
+
+/// The gateway's routes.
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(DEMO_PAGE) }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/ws", get(websocket))
+        .with_state(state)
+}
+
+async fn metrics(AxState(state): AxState<Arc<State>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Whether a WebSocket upgrade with this `Origin` may proceed: no Origin (not a browser), the
+/// gateway's own origin (same host and port as the `Host` header), or one in the allow-list.
+pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(origin) = origin else { return true };
+    let origin = origin.trim().trim_end_matches('/');
+    if allowed
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match (authority, host) {
+        (Some(a), Some(h)) => !a.contains('/') && a.eq_ignore_ascii_case(h.trim()),
+        _ => false,
+    }
+}
+
+async fn websocket(
+    AxState(state): AxState<Arc<State>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let text = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    if !origin_allowed(origin, text(header::HOST), &state.config.allowed_origins) {
+        tracing::warn!(%peer, origin = origin.unwrap_or(""), "WebSocket upgrade refused: origin not allowed");
+        return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+    }
+    ws.max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |socket| super::ws::session(socket, state, peer.ip()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_rules() {
+        let allowed = vec!["https://crm.example.org".to_owned()];
+        assert!(origin_allowed(None, Some("gw:8088"), &allowed));
+        assert!(origin_allowed(
+            Some("http://gw:8088"),
+            Some("gw:8088"),
+            &allowed
+        ));
+        assert!(origin_allowed(
+            Some("https://CRM.example.org/"),
+            Some("gw"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("https://evil.example"),
+            Some("gw:8088"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("http://gw:8089"),
+            Some("gw:8088"),
+            &allowed
+        ));
+        assert!(!origin_allowed(Some("null"), Some("gw:8088"), &allowed));
+        assert!(!origin_allowed(Some("http://gw:8088"), None, &[]));
+    }
+}

@@ -1,0 +1,155 @@
+//! Gateway metrics, rendered in the Prometheus text exposition format at `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the login latency histogram buckets.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Counters and gauges shared by every session.
+#[derive(Default)]
+pub struct Metrics {
+    /// Open WebSocket sessions.
+    pub sessions: AtomicI64,
+    /// Accounts currently registered (or authenticated without registration).
+    pub registered: AtomicI64,
+    /// SIP client transactions started (each REGISTER sent, not counting retransmissions).
+    pub sip_transactions: AtomicU64,
+    /// UDP retransmissions of REGISTER requests.
+    pub sip_retransmissions: AtomicU64,
+    /// Requests from registrars answered (OPTIONS keep-alives and others).
+    pub sip_requests_answered: AtomicU64,
+    /// Refreshes that succeeded.
+    pub refreshes: AtomicU64,
+    logins: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    latency: Mutex<Histogram>,
+}
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; LATENCY_BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Metrics {
+    /// Counts a login attempt by outcome (`registered`, `authenticated`, `error`) and error code
+    /// (empty when none).
+    pub fn login(&self, outcome: &'static str, code: &'static str) {
+        let mut m = self.logins.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((outcome, code)).or_default() += 1;
+    }
+
+    /// Records the time from a login message to `registered` / `authenticated`.
+    pub fn observe_login_latency(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            if s <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += s;
+        h.count += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        gauge(
+            &mut out,
+            "siptoken_gateway_sessions",
+            "Open WebSocket sessions.",
+            self.sessions.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "siptoken_gateway_registered_accounts",
+            "Accounts registered (or authenticated) by open sessions.",
+            self.registered.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "siptoken_gateway_sip_transactions_total",
+            "SIP REGISTER transactions sent.",
+            self.sip_transactions.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "siptoken_gateway_sip_retransmissions_total",
+            "SIP REGISTER retransmissions over UDP.",
+            self.sip_retransmissions.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "siptoken_gateway_sip_requests_answered_total",
+            "SIP requests from registrars answered (OPTIONS keep-alives).",
+            self.sip_requests_answered.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "siptoken_gateway_refreshes_total",
+            "Successful registration refreshes.",
+            self.refreshes.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP siptoken_gateway_logins_total Login attempts by outcome and error code.\n\
+             # TYPE siptoken_gateway_logins_total counter"
+        );
+        for ((outcome, code), n) in self.logins.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "siptoken_gateway_logins_total{{outcome=\"{outcome}\",code=\"{code}\"}} {n}"
+            );
+        }
+        let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let name = "siptoken_gateway_login_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time from a login message to registered or authenticated.\n# TYPE {name} histogram"
+        );
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {}", h.counts[i]);
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum {}", h.sum);
+        let _ = writeln!(out, "{name}_count {}", h.count);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_a_cumulative_histogram() {
+        let m = Metrics::default();
+        m.login("error", "replayed");
+        m.login("error", "replayed");
+        m.observe_login_latency(Duration::from_millis(7));
+        m.observe_login_latency(Duration::from_millis(300));
+        let text = m.render();
+        assert!(
+            text.contains("siptoken_gateway_logins_total{outcome=\"error\",code=\"replayed\"} 2")
+        );
+        assert!(text.contains("siptoken_gateway_login_latency_seconds_bucket{le=\"0.01\"} 1"));
+        assert!(text.contains("siptoken_gateway_login_latency_seconds_bucket{le=\"0.5\"} 2"));
+        assert!(text.contains("siptoken_gateway_login_latency_seconds_count 2"));
+    }
+}

@@ -1,0 +1,105 @@
+//! The reference gateway `siptoken-gateway` (cargo feature `gateway`): a browser presents a
+//! token over a WebSocket, the gateway verifies it and registers the SIP account itself.
+//!
+//! Module map: [`config`] and [`cli`] (configuration), [`http`] (routes, origin check, demo
+//! page), [`ws`] (the WebSocket session protocol), [`replay`] (single use), [`metrics`],
+//! [`ratelimit`], and [`sip`] (message parser, digest, transports, the REGISTER client).
+//! The protocol is specified in `docs/gateway-protocol.md`.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod ratelimit;
+pub mod replay;
+pub mod sip;
+pub mod ws;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::{KeyRing, VerifyOptions};
+use config::Config;
+use metrics::Metrics;
+use ratelimit::RateLimiter;
+use replay::ReplayStore;
+use sip::register::SipSettings;
+
+/// Everything the sessions share.
+pub struct State {
+    /// The configuration.
+    pub config: Config,
+    /// The key ring.
+    pub ring: KeyRing,
+    /// Verifier options derived from the configuration.
+    pub verify_options: VerifyOptions,
+    /// SIP settings derived from the configuration.
+    pub sip: SipSettings,
+    /// The single-use store.
+    pub replay: Arc<dyn ReplayStore>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per-IP login rate limiter.
+    pub limiter: RateLimiter,
+    /// Becomes `true` when the gateway shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Upgraded and held by every session and registration task; shutdown waits until
+    /// only the original strong reference (held by [`serve`]) is left.
+    pub tasks: std::sync::Weak<()>,
+}
+
+/// Serves HTTP and WebSockets on `listener` until `signal` completes, then unregisters every
+/// account (waiting at most the SIP transaction timeout plus a few seconds) and returns.
+pub async fn serve(
+    config: Config,
+    ring: KeyRing,
+    listener: TcpListener,
+    signal: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let sip = config.sip_settings();
+    let tasks = Arc::new(());
+    let state = Arc::new(State {
+        verify_options: config.verify_options(),
+        limiter: RateLimiter::new(config.login_rate_per_minute, config.login_burst),
+        sip,
+        config,
+        ring,
+        replay: Arc::new(replay::MemoryStore::new()),
+        metrics: Arc::new(Metrics::default()),
+        shutdown: shutdown_rx,
+        tasks: Arc::downgrade(&tasks),
+    });
+    let app = http::router(state.clone());
+    let grace = state.sip.transaction_timeout + Duration::from_secs(3);
+    drop(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        signal.await;
+        tracing::info!("shutting down: unregistering every account");
+        let _ = shutdown_tx.send(true);
+    })
+    .await?;
+    let deadline = Instant::now() + grace;
+    while Arc::strong_count(&tasks) > 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let left = Arc::strong_count(&tasks) - 1;
+    if left > 0 {
+        tracing::warn!(
+            left,
+            "shutdown timeout: some sessions did not finish unregistering"
+        );
+    } else {
+        tracing::info!("all sessions closed");
+    }
+    Ok(())
+}

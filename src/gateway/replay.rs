@@ -1,0 +1,117 @@
+//! Single use: remembers the replay key of every accepted token until the token expires.
+//!
+//! [`ReplayStore`] is a trait so that several gateway instances can later share one store (a
+//! Redis-backed implementation is planned); [`MemoryStore`] is the in-process one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use crate::TokenId;
+
+/// A store failure (a shared store being down); the gateway refuses the login (fail closed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayStoreError(pub String);
+
+impl fmt::Display for ReplayStoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "replay store unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for ReplayStoreError {}
+
+/// A boxed future, so the trait stays object-safe (`Arc<dyn ReplayStore>`).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Remembers token replay keys.
+pub trait ReplayStore: Send + Sync {
+    /// Atomically records `key` until `until` (Unix seconds). Returns `Ok(true)` when the key
+    /// was new (first use), `Ok(false)` when it was already recorded and not yet forgotten.
+    fn first_use(
+        &self,
+        key: TokenId,
+        until: i64,
+        now: i64,
+    ) -> StoreFuture<'_, Result<bool, ReplayStoreError>>;
+}
+
+/// An in-memory store; expired entries are purged as new ones arrive.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    until: HashMap<TokenId, i64>,
+    by_expiry: BTreeSet<(i64, TokenId)>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// How many keys are remembered.
+    pub fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .until
+            .len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn insert(&self, key: TokenId, until: i64, now: i64) -> bool {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(&(t, k)) = g.by_expiry.first() {
+            if t >= now {
+                break;
+            }
+            g.by_expiry.pop_first();
+            g.until.remove(&k);
+        }
+        if g.until.contains_key(&key) {
+            return false;
+        }
+        g.until.insert(key, until);
+        g.by_expiry.insert((until, key));
+        true
+    }
+}
+
+impl ReplayStore for MemoryStore {
+    fn first_use(
+        &self,
+        key: TokenId,
+        until: i64,
+        now: i64,
+    ) -> StoreFuture<'_, Result<bool, ReplayStoreError>> {
+        let fresh = self.insert(key, until, now);
+        Box::pin(async move { Ok(fresh) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn second_use_is_refused_until_expiry() {
+        let s = MemoryStore::new();
+        let k = TokenId([7; 16]);
+        assert_eq!(s.first_use(k, 100, 10).await, Ok(true));
+        assert_eq!(s.first_use(k, 100, 50).await, Ok(false));
+        assert_eq!(s.first_use(TokenId([8; 16]), 300, 101).await, Ok(true));
+        assert_eq!(s.len(), 1, "the expired key was purged");
+        assert_eq!(s.first_use(k, 200, 101).await, Ok(true));
+    }
+}

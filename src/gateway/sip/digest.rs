@@ -1,0 +1,510 @@
+//! HTTP Digest authentication for SIP (RFC 2617, RFC 7616, RFC 8760): parsing `WWW-Authenticate`
+//! / `Proxy-Authenticate` challenges and computing the `Authorization` /
+//! `Proxy-Authorization` answer.
+//!
+//! Algorithms: MD5, SHA-256 and SHA-512-256, each also in its `-sess` variant. qop `auth`,
+//! `auth-int` (over the empty REGISTER body) and no qop (RFC 2069 compatibility).
+
+use std::fmt;
+
+use md5::Md5;
+use sha2::{Digest as _, Sha256, Sha512_256};
+
+/// A digest algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Algorithm {
+    /// `MD5` (the default when a challenge names none).
+    Md5,
+    /// `MD5-sess`.
+    Md5Sess,
+    /// `SHA-256` (RFC 8760).
+    Sha256,
+    /// `SHA-256-sess`.
+    Sha256Sess,
+    /// `SHA-512-256`.
+    Sha512_256,
+    /// `SHA-512-256-sess`.
+    Sha512_256Sess,
+}
+
+impl Algorithm {
+    /// Parses an `algorithm` parameter (case-insensitive); `None` when unsupported.
+    pub fn parse(s: &str) -> Option<Algorithm> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "MD5" => Algorithm::Md5,
+            "MD5-SESS" => Algorithm::Md5Sess,
+            "SHA-256" => Algorithm::Sha256,
+            "SHA-256-SESS" => Algorithm::Sha256Sess,
+            "SHA-512-256" => Algorithm::Sha512_256,
+            "SHA-512-256-SESS" => Algorithm::Sha512_256Sess,
+            _ => return None,
+        })
+    }
+
+    /// The name as written in headers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Md5 => "MD5",
+            Algorithm::Md5Sess => "MD5-sess",
+            Algorithm::Sha256 => "SHA-256",
+            Algorithm::Sha256Sess => "SHA-256-sess",
+            Algorithm::Sha512_256 => "SHA-512-256",
+            Algorithm::Sha512_256Sess => "SHA-512-256-sess",
+        }
+    }
+
+    fn is_sess(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Md5Sess | Algorithm::Sha256Sess | Algorithm::Sha512_256Sess
+        )
+    }
+
+    /// Preference when a response carries several challenges: stronger first (RFC 8760 §2.4).
+    fn strength(self) -> u8 {
+        match self {
+            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => 3,
+            Algorithm::Sha256 | Algorithm::Sha256Sess => 2,
+            Algorithm::Md5 | Algorithm::Md5Sess => 1,
+        }
+    }
+
+    /// Lower-case hex of the hash of `data`.
+    pub fn hash_hex(self, data: &[u8]) -> String {
+        match self {
+            Algorithm::Md5 | Algorithm::Md5Sess => hex::encode(Md5::digest(data)),
+            Algorithm::Sha256 | Algorithm::Sha256Sess => hex::encode(Sha256::digest(data)),
+            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => {
+                hex::encode(Sha512_256::digest(data))
+            }
+        }
+    }
+}
+
+/// Quality of protection chosen for an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qop {
+    /// `auth`.
+    Auth,
+    /// `auth-int` (integrity over the body, which is empty for REGISTER).
+    AuthInt,
+}
+
+/// One parsed Digest challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// `realm`.
+    pub realm: String,
+    /// `nonce`.
+    pub nonce: String,
+    /// `opaque`, echoed back when present.
+    pub opaque: Option<String>,
+    /// `algorithm` (MD5 when absent).
+    pub algorithm: Algorithm,
+    /// The qop to answer with: `auth` preferred, `auth-int` if it is the only one offered,
+    /// `None` when the challenge has no qop.
+    pub qop: Option<Qop>,
+    /// `stale=true`: the credentials were right but the nonce was old.
+    pub stale: bool,
+}
+
+/// Why a challenge cannot be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChallengeError {
+    /// Not the `Digest` scheme.
+    NotDigest,
+    /// The parameter list is not valid syntax.
+    Syntax(&'static str),
+    /// A required parameter (`realm`, `nonce`) is missing.
+    Missing(&'static str),
+    /// The algorithm is not one we implement.
+    UnsupportedAlgorithm(String),
+    /// The challenge offers only qop values we do not implement.
+    UnsupportedQop(String),
+}
+
+impl fmt::Display for ChallengeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChallengeError::NotDigest => f.write_str("not a Digest challenge"),
+            ChallengeError::Syntax(why) => write!(f, "bad challenge syntax: {why}"),
+            ChallengeError::Missing(p) => write!(f, "challenge without {p}"),
+            ChallengeError::UnsupportedAlgorithm(a) => write!(f, "unsupported algorithm {a}"),
+            ChallengeError::UnsupportedQop(q) => write!(f, "unsupported qop {q}"),
+        }
+    }
+}
+
+impl std::error::Error for ChallengeError {}
+
+/// Parses `auth-param` pairs: `name=token` or `name="quoted \" string"`, separated by commas
+/// with optional whitespace. Names are returned lower-case, quoted values unescaped.
+pub fn parse_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    let skip_ws = |i: &mut usize| {
+        while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\r' | b'\n') {
+            *i += 1;
+        }
+    };
+    loop {
+        skip_ws(&mut i);
+        while i < b.len() && b[i] == b',' {
+            i += 1;
+            skip_ws(&mut i);
+        }
+        if i >= b.len() {
+            return Ok(out);
+        }
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b"-_.".contains(&b[i])) {
+            i += 1;
+        }
+        if i == start {
+            return Err(ChallengeError::Syntax("expected a parameter name"));
+        }
+        let name = s[start..i].to_ascii_lowercase();
+        skip_ws(&mut i);
+        if i >= b.len() || b[i] != b'=' {
+            return Err(ChallengeError::Syntax(
+                "expected '=' after a parameter name",
+            ));
+        }
+        i += 1;
+        skip_ws(&mut i);
+        let value = if i < b.len() && b[i] == b'"' {
+            i += 1;
+            let mut v = Vec::new();
+            loop {
+                match b.get(i) {
+                    None => return Err(ChallengeError::Syntax("unterminated quoted string")),
+                    Some(b'"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(b'\\') => {
+                        let Some(&c) = b.get(i + 1) else {
+                            return Err(ChallengeError::Syntax("unterminated quoted string"));
+                        };
+                        v.push(c);
+                        i += 2;
+                    }
+                    Some(&c) => {
+                        v.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            String::from_utf8(v).map_err(|_| ChallengeError::Syntax("quoted string not UTF-8"))?
+        } else {
+            let vs = i;
+            while i < b.len() && !matches!(b[i], b',' | b' ' | b'\t' | b'"') {
+                i += 1;
+            }
+            if vs == i {
+                return Err(ChallengeError::Syntax("empty parameter value"));
+            }
+            s[vs..i].to_owned()
+        };
+        out.push((name, value));
+        skip_ws(&mut i);
+        if i < b.len() && b[i] != b',' {
+            return Err(ChallengeError::Syntax("expected ',' between parameters"));
+        }
+    }
+}
+
+impl Challenge {
+    /// Parses one `WWW-Authenticate` / `Proxy-Authenticate` header value.
+    pub fn parse(value: &str) -> Result<Challenge, ChallengeError> {
+        let value = value.trim();
+        let (scheme, rest) = value
+            .split_once([' ', '\t'])
+            .ok_or(ChallengeError::NotDigest)?;
+        if !scheme.eq_ignore_ascii_case("digest") {
+            return Err(ChallengeError::NotDigest);
+        }
+        let params = parse_params(rest)?;
+        let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        let realm = get("realm").ok_or(ChallengeError::Missing("realm"))?;
+        let nonce = get("nonce").ok_or(ChallengeError::Missing("nonce"))?;
+        let algorithm = match get("algorithm") {
+            None => Algorithm::Md5,
+            Some(a) => Algorithm::parse(a)
+                .ok_or_else(|| ChallengeError::UnsupportedAlgorithm(a.to_owned()))?,
+        };
+        let qop = match get("qop") {
+            None => None,
+            Some(q) => {
+                let offered: Vec<String> = q
+                    .split(',')
+                    .map(|x| x.trim().to_ascii_lowercase())
+                    .collect();
+                if offered.iter().any(|x| x == "auth") {
+                    Some(Qop::Auth)
+                } else if offered.iter().any(|x| x == "auth-int") {
+                    Some(Qop::AuthInt)
+                } else {
+                    return Err(ChallengeError::UnsupportedQop(q.to_owned()));
+                }
+            }
+        };
+        Ok(Challenge {
+            realm: realm.to_owned(),
+            nonce: nonce.to_owned(),
+            opaque: get("opaque").map(str::to_owned),
+            algorithm,
+            qop,
+            stale: get("stale").is_some_and(|s| s.eq_ignore_ascii_case("true")),
+        })
+    }
+
+    /// Picks the challenge to answer from several header values: the strongest supported
+    /// algorithm; the error of the first one when none is usable.
+    pub fn choose<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Challenge, ChallengeError> {
+        let mut best: Option<Challenge> = None;
+        let mut first_err = None;
+        for v in values {
+            match Challenge::parse(v) {
+                Ok(c) => {
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| c.algorithm.strength() > b.algorithm.strength())
+                    {
+                        best = Some(c);
+                    }
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        best.ok_or_else(|| first_err.unwrap_or(ChallengeError::Missing("challenge")))
+    }
+}
+
+/// Quotes a value for a header parameter (`"` and `\` escaped).
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// The inputs of one answer besides the challenge.
+pub struct Answer<'a> {
+    /// Digest username (the token's `authenticationName`).
+    pub username: &'a str,
+    /// The password.
+    pub password: &'a str,
+    /// Request method (`REGISTER`).
+    pub method: &'a str,
+    /// The digest-uri (the Request-URI).
+    pub uri: &'a str,
+    /// Client nonce (used with qop and `-sess`).
+    pub cnonce: &'a str,
+    /// Nonce count for this nonce, starting at 1.
+    pub nc: u32,
+}
+
+/// The `response` value.
+pub fn response(ch: &Challenge, a: &Answer<'_>) -> String {
+    let alg = ch.algorithm;
+    let mut ha1 = alg.hash_hex(format!("{}:{}:{}", a.username, ch.realm, a.password).as_bytes());
+    if alg.is_sess() {
+        ha1 = alg.hash_hex(format!("{ha1}:{}:{}", ch.nonce, a.cnonce).as_bytes());
+    }
+    let ha2 = match ch.qop {
+        Some(Qop::AuthInt) => {
+            let body = alg.hash_hex(b"");
+            alg.hash_hex(format!("{}:{}:{body}", a.method, a.uri).as_bytes())
+        }
+        _ => alg.hash_hex(format!("{}:{}", a.method, a.uri).as_bytes()),
+    };
+    match ch.qop {
+        Some(q) => {
+            let qop = if q == Qop::Auth { "auth" } else { "auth-int" };
+            alg.hash_hex(
+                format!("{ha1}:{}:{:08x}:{}:{qop}:{ha2}", ch.nonce, a.nc, a.cnonce).as_bytes(),
+            )
+        }
+        None => alg.hash_hex(format!("{ha1}:{}:{ha2}", ch.nonce).as_bytes()),
+    }
+}
+
+/// The full `Authorization` / `Proxy-Authorization` header value answering `ch`.
+pub fn authorization(ch: &Challenge, a: &Answer<'_>) -> String {
+    let mut out = format!(
+        "Digest username={}, realm={}, nonce={}, uri={}, response=\"{}\", algorithm={}",
+        quote(a.username),
+        quote(&ch.realm),
+        quote(&ch.nonce),
+        quote(a.uri),
+        response(ch, a),
+        ch.algorithm.as_str()
+    );
+    if let Some(q) = ch.qop {
+        let qop = if q == Qop::Auth { "auth" } else { "auth-int" };
+        out.push_str(&format!(
+            ", qop={qop}, nc={:08x}, cnonce={}",
+            a.nc,
+            quote(a.cnonce)
+        ));
+    } else if ch.algorithm.is_sess() {
+        out.push_str(&format!(", cnonce={}", quote(a.cnonce)));
+    }
+    if let Some(o) = &ch.opaque {
+        out.push_str(&format!(", opaque={}", quote(o)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 7616 §3.9.1 example (method GET, uri /dir/index.html).
+    const RFC7616_MD5: &str = r#"Digest realm="http-auth@example.org", qop="auth, auth-int", algorithm=MD5, nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v", opaque="FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS""#;
+
+    fn rfc_answer() -> Answer<'static> {
+        Answer {
+            username: "Mufasa",
+            password: "Circle of Life",
+            method: "GET",
+            uri: "/dir/index.html",
+            cnonce: "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+            nc: 1,
+        }
+    }
+
+    #[test]
+    fn rfc7616_md5_and_sha256_vectors() {
+        let md5 = Challenge::parse(RFC7616_MD5).unwrap();
+        assert_eq!(md5.qop, Some(Qop::Auth));
+        assert_eq!(
+            response(&md5, &rfc_answer()),
+            "8ca523f5e9506fed4657c9700eebdbec"
+        );
+        let sha =
+            Challenge::parse(&RFC7616_MD5.replace("algorithm=MD5", "algorithm=SHA-256")).unwrap();
+        assert_eq!(sha.algorithm, Algorithm::Sha256);
+        assert_eq!(
+            response(&sha, &rfc_answer()),
+            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
+        );
+    }
+
+    #[test]
+    fn rfc2617_example() {
+        // RFC 2617 §3.5.
+        let ch = Challenge::parse(
+            r#"Digest realm="testrealm@host.com", qop="auth,auth-int", nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41""#,
+        )
+        .unwrap();
+        let a = Answer {
+            username: "Mufasa",
+            password: "Circle Of Life",
+            method: "GET",
+            uri: "/dir/index.html",
+            cnonce: "0a4f113b",
+            nc: 1,
+        };
+        assert_eq!(response(&ch, &a), "6629fae49393a05397450978507c4ef1");
+        let h = authorization(&ch, &a);
+        assert!(h.contains("nc=00000001"), "{h}");
+        assert!(
+            h.contains(r#"opaque="5ccc069c403ebaf9f0171e9517f40e41""#),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn no_qop_is_rfc2069() {
+        let ch = Challenge::parse(r#"Digest realm="r", nonce="n""#).unwrap();
+        let a = Answer {
+            username: "u",
+            password: "p",
+            method: "REGISTER",
+            uri: "sip:d",
+            cnonce: "c",
+            nc: 1,
+        };
+        let ha1 = Algorithm::Md5.hash_hex(b"u:r:p");
+        let ha2 = Algorithm::Md5.hash_hex(b"REGISTER:sip:d");
+        assert_eq!(
+            response(&ch, &a),
+            Algorithm::Md5.hash_hex(format!("{ha1}:n:{ha2}").as_bytes())
+        );
+        assert!(!authorization(&ch, &a).contains("qop"));
+    }
+
+    #[test]
+    fn params_quoting_stale_and_errors() {
+        let ch = Challenge::parse(
+            "digest  realm = \"a \\\"quoted\\\", realm\" ,nonce=abc,stale=TRUE,algorithm=md5",
+        )
+        .unwrap();
+        assert_eq!(ch.realm, "a \"quoted\", realm");
+        assert_eq!(ch.nonce, "abc");
+        assert!(ch.stale);
+        assert_eq!(ch.algorithm, Algorithm::Md5);
+        assert_eq!(
+            Challenge::parse("Basic realm=\"x\""),
+            Err(ChallengeError::NotDigest)
+        );
+        assert_eq!(
+            Challenge::parse("Digest nonce=\"x\""),
+            Err(ChallengeError::Missing("realm"))
+        );
+        assert!(matches!(
+            Challenge::parse("Digest realm=\"x\", nonce=\"y\", algorithm=SHA-1"),
+            Err(ChallengeError::UnsupportedAlgorithm(_))
+        ));
+        assert!(matches!(
+            Challenge::parse("Digest realm=\"x\", nonce=\"y"),
+            Err(ChallengeError::Syntax(_))
+        ));
+        assert!(matches!(
+            Challenge::parse("Digest realm=\"x\", nonce=\"y\", qop=\"foo\""),
+            Err(ChallengeError::UnsupportedQop(_))
+        ));
+    }
+
+    #[test]
+    fn chooses_the_strongest_supported_challenge() {
+        let ch = Challenge::choose([
+            "Digest realm=\"r\", nonce=\"1\", algorithm=MD5",
+            "Digest realm=\"r\", nonce=\"2\", algorithm=SHA-256",
+            "Digest realm=\"r\", nonce=\"3\", algorithm=SHA-1",
+        ])
+        .unwrap();
+        assert_eq!(ch.nonce, "2");
+        assert!(Challenge::choose(["Basic realm=\"x\""]).is_err());
+        assert!(Challenge::choose([]).is_err());
+    }
+
+    #[test]
+    fn username_is_quoted_safely() {
+        let ch = Challenge::parse("Digest realm=\"r\", nonce=\"n\", qop=auth").unwrap();
+        let a = Answer {
+            username: "we\"ird\\",
+            password: "p",
+            method: "REGISTER",
+            uri: "sip:d",
+            cnonce: "c",
+            nc: 2,
+        };
+        let h = authorization(&ch, &a);
+        assert!(h.starts_with(r#"Digest username="we\"ird\\", "#), "{h}");
+        assert!(h.contains("nc=00000002"));
+    }
+}

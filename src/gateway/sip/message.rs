@@ -1,0 +1,507 @@
+//! SIP messages (RFC 3261 §7): a small, strict parser for what a registering user agent
+//! receives — responses to its REGISTERs and requests such as OPTIONS keep-alives — and helpers
+//! for the header values it needs (lists, Contact parameters, Via branch).
+//!
+//! Header names are matched case-insensitively and compact forms (`v`, `f`, `t`, `i`, `m`, `l`,
+//! …) are expanded; folded header lines (a continuation line starting with space or tab) are
+//! joined with one space. Every header occurrence is kept in order, so several
+//! `WWW-Authenticate` headers stay several challenges.
+
+use std::fmt;
+
+/// Largest message accepted (header section plus body), bytes.
+pub const MAX_MESSAGE_LEN: usize = 65_535;
+
+/// The first line of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine {
+    /// `METHOD Request-URI SIP/2.0`.
+    Request {
+        /// The method, e.g. `OPTIONS`.
+        method: String,
+        /// The Request-URI, as written.
+        uri: String,
+    },
+    /// `SIP/2.0 CODE Reason`.
+    Response {
+        /// The status code, 100–699.
+        code: u16,
+        /// The reason phrase (may be empty).
+        reason: String,
+    },
+}
+
+/// A parsed SIP message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The request or status line.
+    pub start: StartLine,
+    /// Headers in order as (canonical lower-case full name, value).
+    headers: Vec<(String, String)>,
+    /// The body (as many bytes as Content-Length says, or the rest of a datagram).
+    pub body: Vec<u8>,
+}
+
+/// Why bytes are not (yet) a SIP message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// More bytes are needed (stream transports): the header section or body is not complete.
+    Incomplete,
+    /// The bytes are not a valid SIP message.
+    Invalid(String),
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Incomplete => f.write_str("incomplete SIP message"),
+            ParseError::Invalid(why) => write!(f, "invalid SIP message: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+fn invalid(why: impl Into<String>) -> ParseError {
+    ParseError::Invalid(why.into())
+}
+
+/// The canonical lower-case full name for a header name (compact forms expanded, RFC 3261
+/// §7.3.3 and the IANA registry).
+pub fn canonical_name(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let full = match lower.as_str() {
+        "v" => "via",
+        "f" => "from",
+        "t" => "to",
+        "i" => "call-id",
+        "m" => "contact",
+        "l" => "content-length",
+        "c" => "content-type",
+        "e" => "content-encoding",
+        "k" => "supported",
+        "s" => "subject",
+        "o" => "event",
+        "u" => "allow-events",
+        "r" => "refer-to",
+        "b" => "referred-by",
+        "x" => "session-expires",
+        "a" => "accept-contact",
+        "j" => "reject-contact",
+        "d" => "request-disposition",
+        "y" => "identity",
+        _ => return lower,
+    };
+    full.to_owned()
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+/// Where the header section ends: (index of the first body byte, length of the header section
+/// without the blank line). Accepts CRLF and bare LF line ends.
+fn header_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i < buf.len() {
+        if buf[i] == b'\n' {
+            if buf.get(i + 1) == Some(&b'\n') {
+                return Some((i + 2, i));
+            }
+            if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
+                return Some((i + 3, i));
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Parses one message from the start of `buf`.
+///
+/// With `stream == true` (TCP) the body length comes from the mandatory Content-Length, and
+/// [`ParseError::Incomplete`] asks for more bytes; leading CRLF keep-alives are skipped. With
+/// `stream == false` (one UDP datagram) a missing Content-Length means "the rest of the
+/// datagram". Returns the message and how many bytes of `buf` it used.
+pub fn parse(buf: &[u8], stream: bool) -> Result<(Message, usize), ParseError> {
+    let mut skip = 0;
+    while skip < buf.len() && (buf[skip] == b'\r' || buf[skip] == b'\n') {
+        skip += 1;
+    }
+    let rest = &buf[skip..];
+    let Some((body_start, head_len)) = header_end(rest) else {
+        if rest.len() > MAX_MESSAGE_LEN {
+            return Err(invalid("header section too long"));
+        }
+        return if stream || rest.is_empty() {
+            Err(ParseError::Incomplete)
+        } else {
+            Err(invalid("no blank line after the headers"))
+        };
+    };
+    let head = std::str::from_utf8(&rest[..head_len])
+        .map_err(|_| invalid("header section is not UTF-8"))?;
+    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let first = lines.next().ok_or_else(|| invalid("empty message"))?;
+    let start = parse_start_line(first)?;
+
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in lines {
+        if line.starts_with([' ', '\t']) {
+            let Some(last) = headers.last_mut() else {
+                return Err(invalid("continuation line before any header"));
+            };
+            let more = line.trim();
+            if !more.is_empty() {
+                if !last.1.is_empty() {
+                    last.1.push(' ');
+                }
+                last.1.push_str(more);
+            }
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(invalid("header line without a colon"));
+        };
+        let name = name.trim_end_matches([' ', '\t']);
+        if name.is_empty() || !name.bytes().all(is_token_char) {
+            return Err(invalid("bad header name"));
+        }
+        headers.push((canonical_name(name), value.trim().to_owned()));
+    }
+
+    let mut message = Message {
+        start,
+        headers,
+        body: Vec::new(),
+    };
+    let available = rest.len() - body_start;
+    let body_len = match message.header("content-length") {
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| invalid("bad Content-Length"))?,
+        None if stream => return Err(invalid("Content-Length missing on a stream transport")),
+        None => available,
+    };
+    if body_start + body_len > MAX_MESSAGE_LEN {
+        return Err(invalid("message too long"));
+    }
+    if body_len > available {
+        return if stream {
+            Err(ParseError::Incomplete)
+        } else {
+            Err(invalid("body shorter than Content-Length"))
+        };
+    }
+    message.body = rest[body_start..body_start + body_len].to_vec();
+    Ok((message, skip + body_start + body_len))
+}
+
+fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
+    if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
+        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("bad status code"));
+        }
+        let code: u16 = code.parse().map_err(|_| invalid("bad status code"))?;
+        if !(100..=699).contains(&code) {
+            return Err(invalid("status code out of range"));
+        }
+        return Ok(StartLine::Response {
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid("bad request line"));
+    };
+    if version != "SIP/2.0" {
+        return Err(invalid("not SIP/2.0"));
+    }
+    if method.is_empty() || !method.bytes().all(is_token_char) || uri.is_empty() {
+        return Err(invalid("bad request line"));
+    }
+    Ok(StartLine::Request {
+        method: method.to_owned(),
+        uri: uri.to_owned(),
+    })
+}
+
+impl Message {
+    /// The status code of a response, `None` for a request.
+    pub fn code(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The method of a request, `None` for a response.
+    pub fn method(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The first value of a header (any spelling or compact form of `name`).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers_named(name).next()
+    }
+
+    /// Every occurrence of a header, in order (one item per header line, not split at commas).
+    pub fn headers_named<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let name = canonical_name(name);
+        self.headers
+            .iter()
+            .filter(move |(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every comma-separated element of every occurrence of a header (for list headers such as
+    /// Via and Contact; commas inside quotes or `<…>` do not split).
+    pub fn list(&self, name: &str) -> Vec<&str> {
+        self.headers_named(name).flat_map(split_list).collect()
+    }
+
+    /// All headers as (canonical name, value), in order.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The CSeq number and method.
+    pub fn cseq(&self) -> Option<(u32, &str)> {
+        let v = self.header("cseq")?;
+        let (n, m) = v.split_once([' ', '\t'])?;
+        Some((n.trim().parse().ok()?, m.trim()))
+    }
+
+    /// The `branch` parameter of the topmost Via.
+    pub fn top_via_branch(&self) -> Option<&str> {
+        let via = *self.list("via").first()?;
+        params(via)
+            .find(|(k, _)| k.eq_ignore_ascii_case("branch"))?
+            .1
+    }
+}
+
+/// Splits a header value at top-level commas, honouring quoted strings (with `\` escapes) and
+/// `<…>`; elements are trimmed and empty ones dropped.
+pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
+    let mut out = Vec::new();
+    let bytes = value.as_bytes();
+    let (mut in_quotes, mut in_angle, mut escaped) = (false, false, false);
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_quotes {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_quotes = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_quotes = true,
+            b'<' => in_angle = true,
+            b'>' => in_angle = false,
+            b',' if !in_angle => {
+                out.push(value[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(value[start..].trim());
+    out.into_iter().filter(|s| !s.is_empty())
+}
+
+/// The `;name[=value]` parameters after a header value's main part (after `>` when the value
+/// has an angle-bracketed URI, else after the first `;`). Quoted values keep their quotes.
+pub fn params(value: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    let tail = match value.rfind('>') {
+        Some(i) => &value[i + 1..],
+        None => value.split_once(';').map_or("", |(_, t)| t),
+    };
+    tail.split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (p, None),
+        })
+}
+
+/// The URI of a name-addr or addr-spec (`"Name" <sip:…>;p=1` → `sip:…`; `sip:…;p=1` → `sip:…`).
+pub fn addr_uri(value: &str) -> &str {
+    if let (Some(a), Some(b)) = (value.find('<'), value.rfind('>')) {
+        if a < b {
+            return &value[a + 1..b];
+        }
+    }
+    value.split(';').next().unwrap_or("").trim()
+}
+
+/// The user part of a SIP URI (`sip:user@host` → `user`), if any.
+pub fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
+    let (user, _) = rest.split_once('@')?;
+    Some(user.split(':').next().unwrap_or(user))
+}
+
+/// Builds the response to a request (RFC 3261 §8.2.6): Via, From, Call-ID and CSeq copied, To
+/// copied with a tag added when it has none.
+pub fn response_to(
+    request: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: &str,
+    extra: &str,
+) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for (name, value) in request.headers() {
+        match name.as_str() {
+            "via" => out.push_str(&format!("Via: {value}\r\n")),
+            "from" => out.push_str(&format!("From: {value}\r\n")),
+            "call-id" => out.push_str(&format!("Call-ID: {value}\r\n")),
+            "cseq" => out.push_str(&format!("CSeq: {value}\r\n")),
+            "to" => {
+                if params(value).any(|(k, _)| k.eq_ignore_ascii_case("tag")) {
+                    out.push_str(&format!("To: {value}\r\n"));
+                } else {
+                    out.push_str(&format!("To: {value};tag={to_tag}\r\n"));
+                }
+            }
+            _ => {}
+        }
+    }
+    out.push_str(extra);
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHALLENGE: &str = "SIP/2.0 401 Unauthorized\r\n\
+        v: SIP/2.0/UDP 127.0.0.1:5070;rport=5070;branch=z9hG4bKabc;received=127.0.0.1\r\n\
+        From: <sip:crm1@example.org>;tag=1\r\n\
+        t: <sip:crm1@example.org>;tag=2\r\n\
+        i: call-1\r\n\
+        CSEQ: 7 REGISTER\r\n\
+        WWW-Authenticate: Digest realm=\"example.org\",\r\n\
+        \tnonce=\"a,b\", algorithm=SHA-256, qop=\"auth\"\r\n\
+        www-authenticate: Digest realm=\"example.org\", nonce=\"c\", algorithm=MD5\r\n\
+        l: 0\r\n\r\n";
+
+    #[test]
+    fn parses_a_response_with_folding_compact_names_and_repeated_headers() {
+        let (m, used) = parse(CHALLENGE.as_bytes(), true).unwrap();
+        assert_eq!(used, CHALLENGE.len());
+        assert_eq!(m.code(), Some(401));
+        assert_eq!(m.cseq(), Some((7, "REGISTER")));
+        assert_eq!(m.header("Call-ID"), Some("call-1"));
+        assert_eq!(m.top_via_branch(), Some("z9hG4bKabc"));
+        let challenges: Vec<_> = m.headers_named("WWW-AUTHENTICATE").collect();
+        assert_eq!(challenges.len(), 2);
+        assert_eq!(
+            challenges[0],
+            "Digest realm=\"example.org\", nonce=\"a,b\", algorithm=SHA-256, qop=\"auth\""
+        );
+    }
+
+    #[test]
+    fn stream_framing_needs_content_length_and_reports_incomplete() {
+        let whole = CHALLENGE.as_bytes();
+        for cut in 0..whole.len() {
+            assert_eq!(
+                parse(&whole[..cut], true),
+                Err(ParseError::Incomplete),
+                "cut {cut}"
+            );
+        }
+        let two = [whole, whole].concat();
+        let (_, used) = parse(&two, true).unwrap();
+        assert_eq!(used, whole.len());
+        let no_len = "SIP/2.0 200 OK\r\nCall-ID: x\r\n\r\n";
+        assert!(matches!(
+            parse(no_len.as_bytes(), true),
+            Err(ParseError::Invalid(_))
+        ));
+        let (m, _) = parse(no_len.as_bytes(), false).unwrap();
+        assert!(m.body.is_empty());
+    }
+
+    #[test]
+    fn body_and_keepalives() {
+        let msg =
+            "\r\n\r\nOPTIONS sip:gw@127.0.0.1:5 SIP/2.0\r\nContent-Length: 4\r\n\r\nabcdEXTRA";
+        let (m, used) = parse(msg.as_bytes(), true).unwrap();
+        assert_eq!(m.method(), Some("OPTIONS"));
+        assert_eq!(m.body, b"abcd");
+        assert_eq!(&msg[used..], "EXTRA");
+    }
+
+    #[test]
+    fn rejects_garbage_without_panicking() {
+        for bad in [
+            "SIP/2.0 99 Low\r\n\r\n",
+            "SIP/2.0 2000 OK\r\n\r\n",
+            "HELLO\r\n\r\n",
+            "OPTIONS sip:x SIP/3.0\r\n\r\n",
+            "SIP/2.0 200 OK\r\nNoColon\r\n\r\n",
+            "SIP/2.0 200 OK\r\n folded-first\r\n\r\n",
+            "SIP/2.0 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "SIP/2.0 200 OK\r\nBad Name: x\r\n\r\n",
+            "SIP/2.0 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        ] {
+            assert!(
+                matches!(parse(bad.as_bytes(), false), Err(ParseError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(parse(b"SIP/2.0 200 OK\r\nX: \xff\r\n\r\n", false).is_err());
+    }
+
+    #[test]
+    fn lists_and_params() {
+        let v = r#""Op, 1" <sip:a@h;transport=tcp>;expires=60, <sip:b@h>;expires="30""#;
+        let items: Vec<_> = split_list(v).collect();
+        assert_eq!(items.len(), 2);
+        assert_eq!(addr_uri(items[0]), "sip:a@h;transport=tcp");
+        assert_eq!(
+            params(items[0]).collect::<Vec<_>>(),
+            vec![("expires", Some("60"))]
+        );
+        assert_eq!(uri_user(addr_uri(items[1])), Some("b"));
+        assert_eq!(addr_uri("sip:c@h;expires=5"), "sip:c@h");
+        assert_eq!(
+            params("sip:c@h;expires=5").next(),
+            Some(("expires", Some("5")))
+        );
+    }
+
+    #[test]
+    fn answers_options_with_the_request_headers() {
+        let req =
+            "OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK1\r\n\
+                   From: <sip:ka@x>;tag=9\r\nTo: <sip:gw@x>\r\nCall-ID: k\r\nCSeq: 1 OPTIONS\r\n\
+                   Content-Length: 0\r\n\r\n";
+        let (m, _) = parse(req.as_bytes(), false).unwrap();
+        let resp = response_to(&m, 200, "OK", "t1", "");
+        let (r, _) = parse(resp.as_bytes(), true).unwrap();
+        assert_eq!(r.code(), Some(200));
+        assert_eq!(r.header("to"), Some("<sip:gw@x>;tag=t1"));
+        assert_eq!(r.top_via_branch(), Some("z9hG4bK1"));
+        assert_eq!(r.cseq(), Some((1, "OPTIONS")));
+    }
+}

@@ -1,0 +1,676 @@
+//! The REGISTER client (RFC 3261 §10 and §17.1.2): one task per registration that registers,
+//! refreshes before the granted expiry (with jitter), answers OPTIONS keep-alives, and
+//! unregisters (`Expires: 0`) when told to or when its owner goes away.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use zeroize::Zeroizing;
+
+use super::digest::{self, Challenge};
+use super::message::{self, Message};
+use super::transport::{self, Kind, SipSocket, TransportError};
+use crate::gateway::metrics::Metrics;
+
+/// The SIP account a token describes.
+pub struct Account {
+    /// SIP user (`login`).
+    pub login: String,
+    /// SIP domain (Request-URI and AOR host).
+    pub domain: String,
+    /// Digest username (`authenticationName`, default the login).
+    pub auth_name: String,
+    /// The SIP password.
+    pub password: Zeroizing<String>,
+    /// Display name for From/To.
+    pub display_name: Option<String>,
+    /// Transport.
+    pub transport: Kind,
+    /// Where to send: the outbound proxy or the domain.
+    pub host: String,
+    /// Port at `host`.
+    pub port: u16,
+}
+
+impl Account {
+    /// The address of record, `sip:login@domain`.
+    pub fn aor(&self) -> String {
+        format!("sip:{}@{}", escape_user(&self.login), self.domain)
+    }
+}
+
+/// Escapes a URI user part (RFC 3261 §25.1: unreserved, user-unreserved and escaped).
+pub fn escape_user(user: &str) -> String {
+    let mut out = String::with_capacity(user.len());
+    for b in user.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn quote_display(name: &str) -> String {
+    let mut out = String::from("\"");
+    for c in name.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        if c != '\r' && c != '\n' {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// SIP timing and identity settings.
+#[derive(Debug, Clone)]
+pub struct SipSettings {
+    /// Local address to bind (port 0 is always used: one ephemeral port per registration).
+    pub bind: IpAddr,
+    /// Requested registration expiry, seconds.
+    pub expires: u32,
+    /// RFC 3261 T1 (first UDP retransmission interval).
+    pub t1: Duration,
+    /// RFC 3261 T2 (retransmission interval cap).
+    pub t2: Duration,
+    /// Give up on a transaction after this long (RFC 3261 Timer F = 64·T1 = 32 s).
+    pub transaction_timeout: Duration,
+    /// Longest Retry-After honoured; longer ones fail the registration.
+    pub max_retry_after: Duration,
+    /// User-Agent header value.
+    pub user_agent: String,
+}
+
+impl Default for SipSettings {
+    fn default() -> SipSettings {
+        SipSettings {
+            bind: IpAddr::from([0u8; 4]),
+            expires: 600,
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            transaction_timeout: Duration::from_secs(32),
+            max_retry_after: Duration::from_secs(30),
+            user_agent: format!("siptoken-gateway/{}", crate::VERSION),
+        }
+    }
+}
+
+/// Why a registration failed; the `code` is the WebSocket error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipError {
+    /// The registrar refused the credentials (403, or 401/407 again after answering).
+    AuthFailed {
+        /// The final status.
+        status: u16,
+    },
+    /// Any other final failure.
+    Rejected {
+        /// The final status.
+        status: u16,
+        /// What happened.
+        reason: String,
+    },
+    /// No final response within the transaction timeout.
+    Timeout,
+    /// Resolution failed, ICMP unreachable, connection refused or closed.
+    Unreachable(String),
+}
+
+impl SipError {
+    /// The WebSocket error / `registrationLost` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SipError::AuthFailed { .. } => "sip_auth_failed",
+            SipError::Rejected { .. } => "sip_rejected",
+            SipError::Timeout => "sip_timeout",
+            SipError::Unreachable(_) => "sip_unreachable",
+        }
+    }
+
+    /// The SIP status, when there was a final response.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            SipError::AuthFailed { status } | SipError::Rejected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SipError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SipError::AuthFailed { status } => {
+                write!(f, "the registrar refused the credentials ({status})")
+            }
+            SipError::Rejected { status, reason } => {
+                write!(
+                    f,
+                    "the registrar rejected the registration: {status} {reason}"
+                )
+            }
+            SipError::Timeout => f.write_str("no answer from the registrar"),
+            SipError::Unreachable(why) => write!(f, "registrar unreachable: {why}"),
+        }
+    }
+}
+
+impl From<TransportError> for SipError {
+    fn from(e: TransportError) -> SipError {
+        SipError::Unreachable(e.to_string())
+    }
+}
+
+/// What a registration task reports to its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Registered (or refreshed) for this many seconds.
+    Registered {
+        /// The expiry the registrar granted.
+        expires: u32,
+    },
+    /// The first registration failed; the task has ended.
+    Failed(SipError),
+    /// A refresh failed; the task has ended.
+    Lost(SipError),
+    /// Unregistered after a request to stop; the task has ended.
+    Unregistered,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let id = crate::TokenId::random().0;
+    hex::encode(&id[..bytes.min(16)])
+}
+
+/// How long after a successful registration to refresh: 55–85 % of the granted expiry
+/// (random per refresh, so many sessions spread out), at least one second.
+pub fn refresh_delay(granted: u32) -> Duration {
+    let frac = 0.55 + 0.30 * (rand::random::<u32>() as f64 / u32::MAX as f64);
+    Duration::from_secs_f64((granted as f64 * frac).max(1.0))
+}
+
+/// One registration's SIP dialog-less state: Call-ID, CSeq, tags, the last challenge.
+pub struct Client {
+    sock: SipSocket,
+    account: Account,
+    settings: SipSettings,
+    metrics: Arc<Metrics>,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    contact_user: String,
+    /// Last challenge answered and whether it came in a 407.
+    challenge: Option<(Challenge, bool)>,
+    nc: u32,
+    cnonce: String,
+}
+
+enum Wait {
+    Message(Result<Message, TransportError>),
+    Retransmit,
+    Timeout,
+}
+
+impl Client {
+    /// Resolves the registrar and opens the socket.
+    pub async fn connect(
+        account: Account,
+        settings: SipSettings,
+        metrics: Arc<Metrics>,
+    ) -> Result<Client, SipError> {
+        let peer = transport::resolve(
+            &account.host,
+            account.port,
+            settings.bind,
+            settings.transaction_timeout,
+        )
+        .await?;
+        let sock = SipSocket::connect(
+            account.transport,
+            settings.bind,
+            peer,
+            settings.transaction_timeout,
+        )
+        .await?;
+        Ok(Client {
+            sock,
+            account,
+            settings,
+            metrics,
+            call_id: format!("{}@siptoken", random_hex(12)),
+            from_tag: random_hex(8),
+            cseq: 0,
+            contact_user: format!("st-{}", random_hex(8)),
+            challenge: None,
+            nc: 0,
+            cnonce: random_hex(8),
+        })
+    }
+
+    /// This registration's Contact URI.
+    pub fn contact(&self) -> String {
+        let t = match self.sock.kind() {
+            Kind::Udp => "",
+            Kind::Tcp => ";transport=tcp",
+        };
+        format!("sip:{}@{}{t}", self.contact_user, self.sock.local_addr())
+    }
+
+    /// The account's address of record.
+    pub fn aor(&self) -> String {
+        self.account.aor()
+    }
+
+    fn request(&mut self, expires: u32, branch: &str) -> String {
+        let a = &self.account;
+        let aor = a.aor();
+        let name = a
+            .display_name
+            .as_deref()
+            .map(|n| format!("{} ", quote_display(n)))
+            .unwrap_or_default();
+        let uri = format!("sip:{}", a.domain);
+        let mut r = format!(
+            "REGISTER {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/{} {};rport;branch={branch}\r\n\
+             Max-Forwards: 70\r\n\
+             From: {name}<{aor}>;tag={}\r\n\
+             To: {name}<{aor}>\r\n\
+             Call-ID: {}\r\n\
+             CSeq: {} REGISTER\r\n\
+             Contact: <{}>;expires={expires}\r\n\
+             Expires: {expires}\r\n\
+             Allow: OPTIONS\r\n\
+             User-Agent: {}\r\n",
+            self.sock.kind().via_name(),
+            self.sock.local_addr(),
+            self.from_tag,
+            self.call_id,
+            self.cseq,
+            self.contact(),
+            self.settings.user_agent,
+        );
+        if let Some((ch, proxy)) = &self.challenge {
+            self.nc += 1;
+            let value = digest::authorization(
+                ch,
+                &digest::Answer {
+                    username: &a.auth_name,
+                    password: &a.password,
+                    method: "REGISTER",
+                    uri: &uri,
+                    cnonce: &self.cnonce,
+                    nc: self.nc,
+                },
+            );
+            let h = if *proxy {
+                "Proxy-Authorization"
+            } else {
+                "Authorization"
+            };
+            r.push_str(&format!("{h}: {value}\r\n"));
+        }
+        r.push_str("Content-Length: 0\r\n\r\n");
+        r
+    }
+
+    /// Registers with `expires` seconds (0 unregisters this Contact), handling digest
+    /// challenges, `stale`, 423 and 5xx with Retry-After. Returns the granted expiry.
+    pub async fn register(&mut self, expires: u32) -> Result<u32, SipError> {
+        let mut expires = expires;
+        let mut answered_fresh = false;
+        let (mut stale_retries, mut interval_retries, mut busy_retries) = (0, 0, 0);
+        for _attempt in 0..10 {
+            self.cseq += 1;
+            let branch = format!("z9hG4bK{}", random_hex(10));
+            let req = self.request(expires, &branch);
+            let resp = self.transaction(&req, &branch).await?;
+            let status = resp.code().unwrap_or(0);
+            match status {
+                200..=299 => return Ok(self.granted(&resp, expires)),
+                401 | 407 => {
+                    let proxy = status == 407;
+                    let name = if proxy {
+                        "proxy-authenticate"
+                    } else {
+                        "www-authenticate"
+                    };
+                    let ch = Challenge::choose(resp.headers_named(name)).map_err(|e| {
+                        SipError::Rejected {
+                            status,
+                            reason: format!("cannot answer the challenge: {e}"),
+                        }
+                    })?;
+                    if ch.stale {
+                        stale_retries += 1;
+                        if stale_retries > 2 {
+                            return Err(SipError::AuthFailed { status });
+                        }
+                    } else if answered_fresh {
+                        return Err(SipError::AuthFailed { status });
+                    }
+                    answered_fresh = true;
+                    self.challenge = Some((ch, proxy));
+                    self.nc = 0;
+                    self.cnonce = random_hex(8);
+                }
+                403 => return Err(SipError::AuthFailed { status }),
+                423 => {
+                    let min = resp
+                        .header("min-expires")
+                        .and_then(|v| v.trim().parse::<u32>().ok());
+                    match min {
+                        Some(m) if m > expires && interval_retries < 2 => {
+                            interval_retries += 1;
+                            tracing::info!(aor = %self.aor(), min_expires = m, "423 Interval Too Brief: retrying");
+                            expires = m;
+                        }
+                        _ => return Err(rejected(&resp)),
+                    }
+                }
+                500..=599 => {
+                    let after = resp.header("retry-after").and_then(|v| {
+                        let digits: String = v
+                            .trim()
+                            .chars()
+                            .take_while(|c| c.is_ascii_digit())
+                            .collect();
+                        digits.parse::<u64>().ok()
+                    });
+                    match after {
+                        Some(s)
+                            if busy_retries < 2
+                                && Duration::from_secs(s) <= self.settings.max_retry_after =>
+                        {
+                            busy_retries += 1;
+                            tracing::info!(aor = %self.aor(), status, retry_after = s, "registrar busy: backing off");
+                            self.idle_for(Duration::from_secs(s)).await?;
+                        }
+                        _ => return Err(rejected(&resp)),
+                    }
+                }
+                _ => return Err(rejected(&resp)),
+            }
+        }
+        Err(SipError::Rejected {
+            status: 0,
+            reason: "too many attempts".into(),
+        })
+    }
+
+    /// The expiry granted in a 2xx: our Contact's `expires`, else `Expires`, else requested.
+    fn granted(&self, resp: &Message, requested: u32) -> u32 {
+        for c in resp.list("contact") {
+            if message::uri_user(message::addr_uri(c)) == Some(self.contact_user.as_str()) {
+                if let Some(e) = message::params(c)
+                    .find(|(k, _)| k.eq_ignore_ascii_case("expires"))
+                    .and_then(|(_, v)| v?.trim_matches('"').parse().ok())
+                {
+                    return e;
+                }
+            }
+        }
+        resp.header("expires")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(requested)
+    }
+
+    /// Waits `d` while answering requests from the registrar.
+    async fn idle_for(&mut self, d: Duration) -> Result<(), SipError> {
+        let until = Instant::now() + d;
+        loop {
+            tokio::select! {
+                _ = sleep_until(until) => return Ok(()),
+                m = self.sock.recv() => {
+                    if let Ok(m) = m {
+                        self.answer(&m).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a request and waits for its final response, retransmitting over UDP (T1 doubling
+    /// up to T2, at T2 after a provisional response) and answering requests meanwhile.
+    async fn transaction(&mut self, req: &str, branch: &str) -> Result<Message, SipError> {
+        self.metrics
+            .sip_transactions
+            .fetch_add(1, Ordering::Relaxed);
+        self.sock.send(req.as_bytes()).await?;
+        let udp = self.sock.kind() == Kind::Udp;
+        let deadline = Instant::now() + self.settings.transaction_timeout;
+        let mut interval = self.settings.t1;
+        let mut next = Instant::now() + interval;
+        loop {
+            let w = tokio::select! {
+                m = self.sock.recv() => Wait::Message(m),
+                _ = sleep_until(next), if udp => Wait::Retransmit,
+                _ = sleep_until(deadline) => Wait::Timeout,
+            };
+            match w {
+                Wait::Timeout => return Err(SipError::Timeout),
+                Wait::Retransmit => {
+                    self.metrics
+                        .sip_retransmissions
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.sock.send(req.as_bytes()).await?;
+                    interval = (interval * 2).min(self.settings.t2);
+                    next = Instant::now() + interval;
+                }
+                Wait::Message(Err(e)) => return Err(e.into()),
+                Wait::Message(Ok(m)) => {
+                    let Some(code) = m.code() else {
+                        self.answer(&m).await;
+                        continue;
+                    };
+                    let ours = m.top_via_branch() == Some(branch)
+                        && m.cseq() == Some((self.cseq, "REGISTER"));
+                    if !ours {
+                        tracing::debug!("ignoring a response to another transaction");
+                        continue;
+                    }
+                    if code >= 200 {
+                        return Ok(m);
+                    }
+                    // Proceeding: keep retransmitting, at T2.
+                    interval = self.settings.t2;
+                    next = Instant::now() + interval;
+                }
+            }
+        }
+    }
+
+    /// Answers a request from the registrar: OPTIONS with 200, ACK with nothing, anything else
+    /// with 405.
+    pub async fn answer(&mut self, m: &Message) {
+        let Some(method) = m.method() else { return };
+        if method == "ACK" {
+            return;
+        }
+        self.metrics
+            .sip_requests_answered
+            .fetch_add(1, Ordering::Relaxed);
+        let resp = if method == "OPTIONS" {
+            message::response_to(
+                m,
+                200,
+                "OK",
+                &self.from_tag,
+                "Allow: OPTIONS\r\nAccept: application/sdp\r\n",
+            )
+        } else {
+            message::response_to(
+                m,
+                405,
+                "Method Not Allowed",
+                &self.from_tag,
+                "Allow: OPTIONS\r\n",
+            )
+        };
+        if let Err(e) = self.sock.send(resp.as_bytes()).await {
+            tracing::debug!("cannot answer {method}: {e}");
+        }
+    }
+}
+
+fn rejected(resp: &Message) -> SipError {
+    let (status, reason) = match &resp.start {
+        message::StartLine::Response { code, reason } => (*code, reason.clone()),
+        message::StartLine::Request { .. } => (0, String::new()),
+    };
+    SipError::Rejected { status, reason }
+}
+
+/// A request to a registration task.
+#[derive(Debug)]
+pub enum Command {
+    /// Unregister and end.
+    Unregister,
+}
+
+/// Starts a registration task. It reports `(id, Event)` on `events`; sending
+/// [`Command::Unregister`] or dropping the returned sender makes it unregister and end.
+/// `alive` is held until the task ends (shutdown waits for such guards to drop).
+pub fn spawn(
+    id: u64,
+    account: Account,
+    settings: SipSettings,
+    metrics: Arc<Metrics>,
+    events: mpsc::UnboundedSender<(u64, Event)>,
+    alive: impl Send + 'static,
+) -> mpsc::Sender<Command> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let _alive = alive;
+        run(id, account, settings, metrics, events, rx).await;
+    });
+    tx
+}
+
+async fn run(
+    id: u64,
+    account: Account,
+    settings: SipSettings,
+    metrics: Arc<Metrics>,
+    events: mpsc::UnboundedSender<(u64, Event)>,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let aor = account.aor();
+    let expires = settings.expires;
+    let send = |e: Event| {
+        let _ = events.send((id, e));
+    };
+    let mut client = match Client::connect(account, settings, metrics.clone()).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(%aor, "registration failed: {e}");
+            send(Event::Failed(e));
+            return;
+        }
+    };
+    let granted = match client.register(expires).await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!(%aor, "registration failed: {e}");
+            send(Event::Failed(e));
+            return;
+        }
+    };
+    tracing::info!(%aor, contact = %client.contact(), expires = granted, "registered");
+    send(Event::Registered { expires: granted });
+    let mut refresh_at = Instant::now() + refresh_delay(granted);
+    loop {
+        enum Step {
+            Stop,
+            Refresh,
+            Incoming(Result<Message, TransportError>),
+        }
+        let step = tokio::select! {
+            _ = commands.recv() => Step::Stop,
+            _ = sleep_until(refresh_at) => Step::Refresh,
+            m = client.sock.recv() => Step::Incoming(m),
+        };
+        match step {
+            Step::Stop => {
+                match client.register(0).await {
+                    Ok(_) => tracing::info!(%aor, contact = %client.contact(), "unregistered"),
+                    Err(e) => tracing::warn!(%aor, "unregistration failed: {e}"),
+                }
+                send(Event::Unregistered);
+                return;
+            }
+            Step::Refresh | Step::Incoming(Err(_)) => {
+                if let Step::Incoming(Err(e)) = &step {
+                    tracing::info!(%aor, "transport problem while idle ({e}): re-registering");
+                    if client.sock.kind() == Kind::Tcp {
+                        match SipSocket::connect(
+                            Kind::Tcp,
+                            client.settings.bind,
+                            client.sock.peer_addr(),
+                            client.settings.transaction_timeout,
+                        )
+                        .await
+                        {
+                            Ok(s) => client.sock = s,
+                            Err(e) => {
+                                tracing::warn!(%aor, "registration lost: {e}");
+                                send(Event::Lost(e.into()));
+                                return;
+                            }
+                        }
+                    }
+                }
+                match client.register(expires).await {
+                    Ok(g) => {
+                        refresh_at = Instant::now() + refresh_delay(g);
+                        metrics.refreshes.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%aor, expires = g, "refreshed");
+                        send(Event::Registered { expires: g });
+                    }
+                    Err(e) => {
+                        tracing::warn!(%aor, "registration lost: {e}");
+                        send(Event::Lost(e));
+                        return;
+                    }
+                }
+            }
+            Step::Incoming(Ok(m)) => client.answer(&m).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_user_parts() {
+        assert_eq!(escape_user("crm1"), "crm1");
+        assert_eq!(escape_user("a b@c"), "a%20b%40c");
+        assert_eq!(escape_user("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn refresh_is_jittered_within_bounds() {
+        for _ in 0..1000 {
+            let d = refresh_delay(600).as_secs_f64();
+            assert!((330.0..=510.0).contains(&d), "{d}");
+        }
+        assert_eq!(refresh_delay(0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn error_codes() {
+        assert_eq!(SipError::Timeout.code(), "sip_timeout");
+        assert_eq!(SipError::AuthFailed { status: 403 }.status(), Some(403));
+        assert_eq!(SipError::Unreachable("x".into()).code(), "sip_unreachable");
+    }
+}

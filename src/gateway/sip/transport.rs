@@ -1,0 +1,232 @@
+//! SIP transports for one registration: a connected UDP socket or a TCP connection, each on
+//! its own ephemeral local port, so the Contact is unique per session and responses and
+//! keep-alives for this registration arrive on this socket only.
+//!
+//! A connected UDP socket turns ICMP port-unreachable into `ConnectionRefused` on receive,
+//! which becomes [`TransportError::Unreachable`].
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+
+use super::message::{self, Message, ParseError};
+
+/// Which transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// UDP (retransmissions by the transaction layer).
+    Udp,
+    /// TCP (reliable; Content-Length framing).
+    Tcp,
+}
+
+impl Kind {
+    /// `UDP` / `TCP` as written in Via.
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Kind::Udp => "UDP",
+            Kind::Tcp => "TCP",
+        }
+    }
+}
+
+/// A transport failure.
+#[derive(Debug)]
+pub enum TransportError {
+    /// The peer refused (ICMP unreachable, TCP RST) or could not be reached or resolved.
+    Unreachable(String),
+    /// The TCP connection closed.
+    Closed,
+    /// Another I/O error.
+    Io(io::Error),
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportError::Unreachable(why) => write!(f, "unreachable: {why}"),
+            TransportError::Closed => f.write_str("connection closed by the peer"),
+            TransportError::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+fn classify(e: io::Error) -> TransportError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable
+        | io::ErrorKind::AddrNotAvailable => TransportError::Unreachable(e.to_string()),
+        _ => TransportError::Io(e),
+    }
+}
+
+/// Resolves `host:port` (an IP literal, or a DNS A/AAAA lookup bounded by `timeout`), preferring
+/// an address of the same family as `bind`.
+pub async fn resolve(
+    host: &str,
+    port: u16,
+    bind: IpAddr,
+    timeout: Duration,
+) -> Result<SocketAddr, TransportError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let found = tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| TransportError::Unreachable(format!("DNS lookup of {host} timed out")))?
+        .map_err(|e| TransportError::Unreachable(format!("cannot resolve {host}: {e}")))?;
+    let all: Vec<SocketAddr> = found.collect();
+    all.iter()
+        .find(|a| a.is_ipv4() == bind.is_ipv4())
+        .or(all.first())
+        .copied()
+        .ok_or_else(|| TransportError::Unreachable(format!("{host} has no address")))
+}
+
+enum Inner {
+    Udp(UdpSocket),
+    Tcp(TcpStream),
+}
+
+/// A socket connected to one registrar (or outbound proxy).
+pub struct SipSocket {
+    inner: Inner,
+    kind: Kind,
+    local: SocketAddr,
+    peer: SocketAddr,
+    buf: Vec<u8>,
+}
+
+impl SipSocket {
+    /// Opens a socket on `bind` (port 0: a fresh ephemeral port) connected to `peer`.
+    pub async fn connect(
+        kind: Kind,
+        bind: IpAddr,
+        peer: SocketAddr,
+        timeout: Duration,
+    ) -> Result<SipSocket, TransportError> {
+        let bind = if bind.is_ipv4() != peer.is_ipv4() && bind.is_unspecified() {
+            if peer.is_ipv4() {
+                IpAddr::from([0u8; 4])
+            } else {
+                IpAddr::from([0u16; 8])
+            }
+        } else {
+            bind
+        };
+        let inner = match kind {
+            Kind::Udp => {
+                let s = UdpSocket::bind(SocketAddr::new(bind, 0))
+                    .await
+                    .map_err(TransportError::Io)?;
+                s.connect(peer).await.map_err(classify)?;
+                Inner::Udp(s)
+            }
+            Kind::Tcp => {
+                let s = if peer.is_ipv4() {
+                    TcpSocket::new_v4()
+                } else {
+                    TcpSocket::new_v6()
+                }
+                .map_err(TransportError::Io)?;
+                s.bind(SocketAddr::new(bind, 0))
+                    .map_err(TransportError::Io)?;
+                let stream = tokio::time::timeout(timeout, s.connect(peer))
+                    .await
+                    .map_err(|_| {
+                        TransportError::Unreachable(format!("TCP connect to {peer} timed out"))
+                    })?
+                    .map_err(classify)?;
+                stream.set_nodelay(true).map_err(TransportError::Io)?;
+                Inner::Tcp(stream)
+            }
+        };
+        let local = match &inner {
+            Inner::Udp(s) => s.local_addr(),
+            Inner::Tcp(s) => s.local_addr(),
+        }
+        .map_err(TransportError::Io)?;
+        Ok(SipSocket {
+            inner,
+            kind,
+            local,
+            peer,
+            buf: Vec::new(),
+        })
+    }
+
+    /// The transport kind.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The local address (for Via and Contact).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The registrar's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Sends one message.
+    pub async fn send(&mut self, data: &[u8]) -> Result<(), TransportError> {
+        match &mut self.inner {
+            Inner::Udp(s) => s.send(data).await.map(|_| ()).map_err(classify),
+            Inner::Tcp(s) => s.write_all(data).await.map_err(classify),
+        }
+    }
+
+    /// Receives the next message. Datagrams or stream bytes that are not valid SIP are logged
+    /// and skipped. Cancel-safe: partial stream data stays buffered.
+    pub async fn recv(&mut self) -> Result<Message, TransportError> {
+        loop {
+            match &mut self.inner {
+                Inner::Udp(s) => {
+                    let mut dgram = vec![0u8; message::MAX_MESSAGE_LEN];
+                    let n = s.recv(&mut dgram).await.map_err(classify)?;
+                    match message::parse(&dgram[..n], false) {
+                        Ok((m, _)) => return Ok(m),
+                        Err(e) => {
+                            if dgram[..n].iter().any(|b| !b"\r\n".contains(b)) {
+                                tracing::debug!(peer = %self.peer, "ignoring datagram: {e}");
+                            }
+                        }
+                    }
+                }
+                Inner::Tcp(s) => {
+                    match message::parse(&self.buf, true) {
+                        Ok((m, used)) => {
+                            self.buf.drain(..used);
+                            return Ok(m);
+                        }
+                        Err(ParseError::Incomplete) => {
+                            if self.buf.iter().all(|b| b"\r\n".contains(b)) {
+                                self.buf.clear();
+                            }
+                        }
+                        Err(e) => {
+                            // A stream cannot resynchronise after garbage.
+                            tracing::warn!(peer = %self.peer, "closing TCP stream: {e}");
+                            return Err(TransportError::Closed);
+                        }
+                    }
+                    let n = s.read_buf(&mut self.buf).await.map_err(classify)?;
+                    if n == 0 {
+                        return Err(TransportError::Closed);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The WebSocket session protocol (`docs/gateway-protocol.md`): JSON text frames `login`,
+//! `logout`, `ping` in; `registering`, `registered`, `authenticated`, `unregistered`,
+//! `registrationLost`, `pong`, `error` out.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::sip::register::{self, Account, Command, Event, SipError};
+use super::sip::transport::Kind;
+use super::State;
+use crate::{Transport, Verifier};
+
+/// A client message (unknown fields are ignored, for forward compatibility). `Debug` never
+/// shows the token.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ClientMessage {
+    /// `{"type":"login","token":"…"}`.
+    Login {
+        /// The token.
+        token: String,
+    },
+    /// `{"type":"logout"}`.
+    Logout,
+    /// `{"type":"ping"}`.
+    Ping,
+}
+
+impl std::fmt::Debug for ClientMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientMessage::Login { token } => f
+                .debug_struct("Login")
+                .field("token", &format_args!("<{} bytes>", token.len()))
+                .finish(),
+            ClientMessage::Logout => f.write_str("Logout"),
+            ClientMessage::Ping => f.write_str("Ping"),
+        }
+    }
+}
+
+/// Parses a text frame; the error is a message for `bad_request`.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, String> {
+    serde_json::from_str(text).map_err(|e| {
+        let mut m = e.to_string();
+        // serde_json quotes the offending input in some messages; a token must not be echoed.
+        if m.len() > 160 {
+            m.truncate(160);
+        }
+        format!("not a valid client message: {m}")
+    })
+}
+
+/// An `error` message.
+pub fn error(code: &str, message: impl Into<String>) -> Value {
+    json!({"type": "error", "code": code, "message": message.into()})
+}
+
+struct Registration {
+    aor: String,
+    /// `None` for `authenticated` accounts (no SIP) and once unregistering has been asked for.
+    commands: Option<mpsc::Sender<Command>>,
+    started: Instant,
+    registered: bool,
+    sip: bool,
+}
+
+struct Session {
+    state: Arc<State>,
+    ip: IpAddr,
+    accounts: HashMap<u64, Registration>,
+    next_id: u64,
+    events: mpsc::UnboundedSender<(u64, Event)>,
+    guard: Option<Arc<()>>,
+}
+
+enum Step {
+    Ws(Option<Result<WsMessage, axum::Error>>),
+    Event((u64, Event)),
+    Shutdown,
+}
+
+async fn send(socket: &mut WebSocket, v: Value) -> bool {
+    socket
+        .send(WsMessage::Text(v.to_string().into()))
+        .await
+        .is_ok()
+}
+
+/// Runs one WebSocket session until the client closes it or the gateway shuts down; every
+/// account it registered is unregistered.
+pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
+    let guard = state.tasks.upgrade();
+    let open = state.metrics.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+    struct Count(Arc<State>);
+    impl Drop for Count {
+        fn drop(&mut self) {
+            self.0.metrics.sessions.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let _count = Count(state.clone());
+    if open as usize > state.config.max_sessions {
+        state.metrics.login("error", "session_limit");
+        let _ = send(
+            &mut socket,
+            error(
+                "session_limit",
+                "the gateway has too many sessions; try again later",
+            ),
+        )
+        .await;
+        let _ = socket.send(close_frame(1013, "session limit")).await;
+        return;
+    }
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut s = Session {
+        state: state.clone(),
+        ip,
+        accounts: HashMap::new(),
+        next_id: 0,
+        events: events_tx,
+        guard,
+    };
+    let mut shutdown = state.shutdown.clone();
+    let shutting_down = loop {
+        if *shutdown.borrow() {
+            break true;
+        }
+        let step = tokio::select! {
+            m = socket.recv() => Step::Ws(m),
+            Some(e) = events.recv() => Step::Event(e),
+            _ = shutdown.changed() => Step::Shutdown,
+        };
+        match step {
+            Step::Shutdown => break true,
+            Step::Ws(None | Some(Err(_)) | Some(Ok(WsMessage::Close(_)))) => break false,
+            Step::Ws(Some(Ok(WsMessage::Text(t)))) => {
+                for v in s.handle(t.as_str()).await {
+                    if !send(&mut socket, v).await {
+                        break;
+                    }
+                }
+            }
+            Step::Ws(Some(Ok(WsMessage::Binary(_)))) => {
+                let _ = send(
+                    &mut socket,
+                    error("bad_request", "binary frames are not supported"),
+                )
+                .await;
+            }
+            Step::Ws(Some(Ok(_))) => {}
+            Step::Event(e) => {
+                if let Some(v) = s.event(e) {
+                    let _ = send(&mut socket, v).await;
+                }
+            }
+        }
+    };
+    if shutting_down {
+        // Unregister while the client can still be told, then close.
+        s.logout_all();
+        let deadline =
+            tokio::time::Instant::now() + state.sip.transaction_timeout + Duration::from_secs(1);
+        while s.accounts.values().any(|a| a.sip) {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(e)) => {
+                    if let Some(v) = s.event(e) {
+                        let _ = send(&mut socket, v).await;
+                    }
+                }
+                _ => break,
+            }
+        }
+        let _ = socket
+            .send(close_frame(1001, "gateway shutting down"))
+            .await;
+    }
+    // Dropping the command senders makes every remaining registration task unregister.
+    for a in s.accounts.values() {
+        if a.registered {
+            state.metrics.registered.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn close_frame(code: u16, reason: &'static str) -> WsMessage {
+    WsMessage::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+impl Session {
+    async fn handle(&mut self, text: &str) -> Vec<Value> {
+        match parse_client_message(text) {
+            Err(m) => vec![error("bad_request", m)],
+            Ok(ClientMessage::Ping) => vec![json!({"type": "pong"})],
+            Ok(ClientMessage::Logout) => self.logout(),
+            Ok(ClientMessage::Login { token }) => self.login(&token).await,
+        }
+    }
+
+    fn logout(&mut self) -> Vec<Value> {
+        if self.accounts.is_empty() {
+            return vec![error(
+                "not_logged_in",
+                "no account is logged in on this socket",
+            )];
+        }
+        self.logout_all()
+    }
+
+    /// Asks every registration to unregister; `authenticated` accounts leave at once.
+    fn logout_all(&mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut gone = Vec::new();
+        for (id, a) in self.accounts.iter_mut() {
+            if a.sip {
+                if let Some(c) = a.commands.take() {
+                    let _ = c.try_send(Command::Unregister);
+                }
+            } else {
+                out.push(json!({"type": "unregistered", "aor": a.aor}));
+                gone.push(*id);
+            }
+        }
+        for id in gone {
+            if let Some(a) = self.accounts.remove(&id) {
+                if a.registered {
+                    self.state
+                        .metrics
+                        .registered
+                        .fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+        out
+    }
+
+    async fn login(&mut self, token: &str) -> Vec<Value> {
+        let started = Instant::now();
+        let st = self.state.clone();
+        let fail = |code: &'static str, msg: String| {
+            st.metrics.login("error", code);
+            vec![error(code, msg)]
+        };
+        if !st.limiter.allow(self.ip) {
+            return fail(
+                "rate_limited",
+                "too many login attempts from this address".into(),
+            );
+        }
+        if self.accounts.len() >= st.config.max_accounts_per_session {
+            return fail(
+                "session_limit",
+                format!(
+                    "at most {} accounts per WebSocket",
+                    st.config.max_accounts_per_session
+                ),
+            );
+        }
+        let verified =
+            match Verifier::with_options(&st.ring, st.verify_options.clone()).verify(token) {
+                Ok(v) => v,
+                Err(e) => {
+                    let detail = e.code().as_str();
+                    tracing::info!(ip = %self.ip, detail, "token rejected");
+                    st.metrics.login("error", "token_rejected");
+                    let mut v = error("token_rejected", e.to_string());
+                    v["detail"] = json!(detail);
+                    return vec![v];
+                }
+            };
+        let c = verified.claims();
+        let token_id = verified.replay_key().to_string();
+        let now = crate::verify::system_now();
+        let until = c
+            .expires()
+            .unwrap_or(now.saturating_add(st.config.max_lifetime_seconds as i64))
+            .saturating_add(st.config.leeway_seconds as i64);
+        let account = Account {
+            login: c.login().to_owned(),
+            domain: c.domain().to_owned(),
+            auth_name: c.auth_name().to_owned(),
+            password: zeroize::Zeroizing::new(c.password().expose().to_owned()),
+            display_name: c.visible_name().map(str::to_owned),
+            transport: Kind::Udp,
+            host: c.outbound_proxy().unwrap_or(c.domain()).to_owned(),
+            port: c.port().unwrap_or(5060),
+        };
+        let aor = account.aor();
+        match st.replay.first_use(verified.replay_key(), until, now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(ip = %self.ip, app = verified.app(), token_id, %aor, "replayed token refused");
+                return fail("replayed", "this token has already been used".into());
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                return fail(
+                    "internal_error",
+                    "the single-use store is unavailable".into(),
+                );
+            }
+        }
+        tracing::info!(
+            ip = %self.ip,
+            app = verified.app(),
+            kid = verified.kid().unwrap_or("-"),
+            format = ?verified.format(),
+            token_id,
+            %aor,
+            "token accepted"
+        );
+        let id = self.next_id;
+        self.next_id += 1;
+        if !c.should_register() {
+            st.metrics.login("authenticated", "");
+            st.metrics.observe_login_latency(started.elapsed());
+            st.metrics.registered.fetch_add(1, Ordering::Relaxed);
+            self.accounts.insert(
+                id,
+                Registration {
+                    aor: aor.clone(),
+                    commands: None,
+                    started,
+                    registered: true,
+                    sip: false,
+                },
+            );
+            return vec![json!({"type": "authenticated", "aor": aor})];
+        }
+        let transport = match c.transport() {
+            None | Some(Transport::Udp) => Kind::Udp,
+            Some(Transport::Tcp) => Kind::Tcp,
+            Some(Transport::Tls) => {
+                return fail(
+                    "sip_unreachable",
+                    "SIP over TLS is not supported by this gateway yet".into(),
+                )
+            }
+        };
+        let account = Account {
+            transport,
+            ..account
+        };
+        let commands = register::spawn(
+            id,
+            account,
+            st.sip.clone(),
+            st.metrics.clone(),
+            self.events.clone(),
+            self.guard.clone(),
+        );
+        self.accounts.insert(
+            id,
+            Registration {
+                aor: aor.clone(),
+                commands: Some(commands),
+                started,
+                registered: false,
+                sip: true,
+            },
+        );
+        vec![json!({"type": "registering", "aor": aor})]
+    }
+
+    /// Turns a registration task's event into a message for the client.
+    fn event(&mut self, (id, e): (u64, Event)) -> Option<Value> {
+        let m = &self.state.metrics;
+        let a = self.accounts.get_mut(&id)?;
+        let aor = a.aor.clone();
+        let sip_error = |mut v: Value, e: &SipError| {
+            if let Some(s) = e.status() {
+                v["sipStatus"] = json!(s);
+            }
+            v["aor"] = json!(aor);
+            v
+        };
+        match e {
+            Event::Registered { expires } => {
+                if !a.registered {
+                    a.registered = true;
+                    m.registered.fetch_add(1, Ordering::Relaxed);
+                    m.login("registered", "");
+                    m.observe_login_latency(a.started.elapsed());
+                }
+                Some(json!({"type": "registered", "aor": aor, "expires": expires}))
+            }
+            Event::Failed(e) => {
+                self.accounts.remove(&id);
+                m.login("error", e.code());
+                Some(sip_error(error(e.code(), e.to_string()), &e))
+            }
+            Event::Lost(e) => {
+                self.remove(id);
+                Some(sip_error(
+                    json!({"type": "registrationLost", "code": e.code(), "message": e.to_string()}),
+                    &e,
+                ))
+            }
+            Event::Unregistered => {
+                self.remove(id);
+                Some(json!({"type": "unregistered", "aor": aor}))
+            }
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(a) = self.accounts.remove(&id) {
+            if a.registered {
+                self.state
+                    .metrics
+                    .registered
+                    .fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages() {
+        assert!(matches!(
+            parse_client_message(r#"{"type":"login","token":"CRM:v1.k.00"}"#),
+            Ok(ClientMessage::Login { .. })
+        ));
+        assert!(matches!(
+            parse_client_message(r#"{"type":"ping"}"#),
+            Ok(ClientMessage::Ping)
+        ));
+        assert!(matches!(
+            parse_client_message(r#"{"type":"logout"}"#),
+            Ok(ClientMessage::Logout)
+        ));
+        for bad in [
+            "",
+            "null",
+            "[]",
+            r#"{"type":"login"}"#,
+            r#"{"type":"login","token":5}"#,
+            r#"{"type":"dance"}"#,
+            r#"{"token":"x"}"#,
+        ] {
+            assert!(parse_client_message(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_request_messages_do_not_echo_long_tokens() {
+        let token = format!("CRM:v1.k1.{}", "ab".repeat(200));
+        for text in [
+            format!(r#"{{"type":"login","token":"{token}""#),
+            format!(r#"{{"type":"lgin","token":"{token}"}}"#),
+            format!(r#"{{"type":"login","token":["{token}"]}}"#),
+        ] {
+            let e = parse_client_message(&text).unwrap_err();
+            assert!(!e.contains("abababab"), "{e}");
+        }
+        let ok = parse_client_message(&format!(r#"{{"type":"login","token":"{token}"}}"#));
+        assert!(!format!("{ok:?}").contains("abababab"));
+    }
+}

@@ -1,0 +1,522 @@
+//! Shared harness for the gateway integration tests: starts real peers (Kamailio, sipp, the
+//! gateway binary) on loopback with configs in temp dirs, and always kills them (Drop).
+//! Included by `tests/gateway_*.rs` with `#[path = "gateway/harness.rs"] mod harness;`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use siptoken::{Claims, Issuer, KeyRing, Transport};
+use tokio_tungstenite::tungstenite::Message;
+
+/// The v1 key every test uses (app CRM, kid k1) and a legacy key for app OLD.
+pub const KEYS: &str = "CRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2\n\
+                        OLD=8263D535FFFFFFFF7B0F60\n";
+pub const DOMAIN: &str = "sip.test";
+
+/// Whether the tests that need real peers (Kamailio, sipp, Chromium) should run: only when
+/// `SIPTOKEN_GATEWAY_PEERS=1` (set by scripts/ci/40-gateway.sh, which installs the peers).
+/// Elsewhere (e.g. the core stage's `cargo test`) they print why they are skipped.
+pub fn peers_enabled(test: &str) -> bool {
+    if std::env::var("SIPTOKEN_GATEWAY_PEERS").as_deref() == Ok("1") {
+        true
+    } else {
+        eprintln!("{test}: skipped (needs real SIP peers; run scripts/ci/40-gateway.sh or set SIPTOKEN_GATEWAY_PEERS=1)");
+        false
+    }
+}
+
+pub fn ring() -> KeyRing {
+    KEYS.parse().unwrap()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A token for `login`/`password` registering at 127.0.0.1:`port` over `transport`.
+pub fn token(login: &str, password: &str, port: u16, transport: Transport) -> String {
+    let claims = Claims::builder(login, password, DOMAIN)
+        .outbound_proxy("127.0.0.1")
+        .port(port)
+        .transport(transport)
+        .visible_name("Operator \"1\"")
+        .build()
+        .unwrap();
+    Issuer::new(&ring()).issue("CRM", &claims).unwrap()
+}
+
+/// A port free on loopback for both TCP and UDP (at the moment of asking).
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let t = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+fn kill_group(child: &mut Child) {
+    let pid = child.id() as i32;
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{pid}")])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status();
+    let _ = child.wait();
+}
+
+/// A Kamailio registrar on 127.0.0.1:`port` (UDP and TCP).
+pub struct Kamailio {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl Kamailio {
+    /// Starts Kamailio with digest `algorithm` (MD5 or SHA-256) and these users.
+    pub fn start(algorithm: &str, users: &[(&str, &str)]) -> Kamailio {
+        let dir = tempfile::tempdir().unwrap();
+        let users: String = users
+            .iter()
+            .map(|(u, p)| {
+                let p = p.replace('\\', "\\\\").replace('"', "\\\"");
+                format!("\t$sht(users=>{u}) = \"{p}\";\n")
+            })
+            .collect();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let cfg = include_str!("kamailio.cfg")
+                .replace("@PORT@", &port.to_string())
+                .replace("@DIR@", dir.path().to_str().unwrap())
+                .replace("@DOMAIN@", DOMAIN)
+                .replace("@MIN_EXPIRES@", "1")
+                .replace("@ALGORITHM@", algorithm)
+                .replace("@PING_INTERVAL@", "1")
+                .replace("@USERS@", &users);
+            let cfg_path = dir.path().join("kamailio.cfg");
+            std::fs::write(&cfg_path, cfg).unwrap();
+            let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
+            let mut child = Command::new("kamailio")
+                .arg("-f")
+                .arg(&cfg_path)
+                .arg("-w")
+                .arg(dir.path())
+                .arg("-Y")
+                .arg(dir.path())
+                .arg("-P")
+                .arg(dir.path().join("kamailio.pid"))
+                .args(["-m", "64", "-M", "8", "-E", "-DD"])
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .expect("kamailio is installed (Debian package kamailio)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut k = None;
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                let ready = Command::new("kamcmd")
+                    .arg("-s")
+                    .arg(format!("unix:{}/ctl.sock", dir.path().display()))
+                    .arg("core.version")
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if ready {
+                    k = Some(());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if k.is_some() {
+                return Kamailio { dir, port, child };
+            }
+            kill_group(&mut child);
+            eprintln!(
+                "kamailio did not start on port {port}:\n{}",
+                std::fs::read_to_string(dir.path().join("kamailio.log")).unwrap_or_default()
+            );
+        }
+        panic!("kamailio did not start");
+    }
+
+    /// `kamcmd ul.dump` output.
+    pub fn dump(&self) -> String {
+        let out = Command::new("kamcmd")
+            .arg("-s")
+            .arg(format!("unix:{}/ctl.sock", self.dir.path().display()))
+            .arg("ul.dump")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kamcmd ul.dump failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The Contact addresses Kamailio holds for `user`.
+    pub fn bindings(&self, user: &str) -> Vec<String> {
+        let dump = self.dump();
+        let mut out = Vec::new();
+        let mut in_aor = false;
+        for line in dump.lines() {
+            let l = line.trim();
+            if let Some(a) = l.strip_prefix("AoR:") {
+                in_aor = a.trim() == user || a.trim() == format!("{user}@{DOMAIN}");
+            } else if let Some(addr) = l.strip_prefix("Address:") {
+                if in_aor {
+                    out.push(addr.trim().to_owned());
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits until `user` has exactly `n` bindings.
+    pub fn wait_bindings(&self, user: &str, n: usize, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let b = self.bindings(user);
+            if b.len() == n {
+                return b;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "expected {n} bindings for {user}, have {b:?}\n{}",
+                    self.dump()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("kamailio.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+/// A running `siptoken-gateway` binary.
+pub struct Gateway {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Gateway {
+    /// Starts the gateway with `extra` TOML lines appended to a test config (listen on a free
+    /// port, SIP on loopback, the test key ring).
+    pub fn start(extra: &str) -> Gateway {
+        Gateway::start_with_args(extra, &[])
+    }
+
+    pub fn start_with_args(extra: &str, args: &[&str]) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys.conf");
+        std::fs::write(&keys, KEYS).unwrap();
+        let mut perms = std::fs::metadata(&keys).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+        std::fs::set_permissions(&keys, perms).unwrap();
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\nkeys = \"keys.conf\"\nsip_bind = \"127.0.0.1\"\n{extra}\n"
+        );
+        let config_path = dir.path().join("gateway.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_siptoken-gateway"))
+            .arg("--config")
+            .arg(&config_path)
+            .args(args)
+            .env("SIPTOKEN_GATEWAY_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        let mut reader = BufReader::new(stdout);
+        reader.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("siptoken-gateway listening on http://")
+            .unwrap_or_else(|| {
+                panic!(
+                    "gateway did not start: {line:?}\n{}",
+                    std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default()
+                )
+            })
+            .parse()
+            .unwrap();
+        // Keep draining stdout so the gateway never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
+        });
+        Gateway { dir, addr, child }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A plain HTTP GET; returns (status, body).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.addr, path, &[])
+    }
+
+    /// The value of a metric line (exact series name including labels), 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        let (_, body) = self.get("/metrics");
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    pub async fn ws(&self) -> Ws {
+        Ws::connect(self.addr, None).await
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+/// HTTP/1.1 GET with extra headers; returns (status, body).
+pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client speaking the gateway protocol.
+pub struct Ws {
+    pub stream: WsStream,
+}
+
+impl Ws {
+    pub async fn connect(addr: SocketAddr, origin: Option<&str>) -> Ws {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+        if let Some(o) = origin {
+            req.headers_mut().insert("Origin", o.parse().unwrap());
+        }
+        let (stream, _) = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_tungstenite::connect_async(req),
+        )
+        .await
+        .expect("WebSocket connect timed out")
+        .expect("WebSocket connect failed");
+        Ws { stream }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.stream
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn login(&mut self, token: &str) {
+        self.send(json!({"type": "login", "token": token})).await;
+    }
+
+    /// The next JSON message, waiting at most `within`; panics on timeout or close.
+    pub async fn recv_within(&mut self, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("timed out waiting for a gateway message")
+                .expect("socket closed")
+                .expect("WebSocket error");
+            match m {
+                Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+                Message::Close(c) => panic!("socket closed by the gateway: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Value {
+        self.recv_within(Duration::from_secs(10)).await
+    }
+
+    /// Receives the next message and checks its type.
+    pub async fn expect(&mut self, ty: &str) -> Value {
+        let v = self.recv().await;
+        assert_eq!(v["type"], ty, "unexpected message {v}");
+        v
+    }
+
+    /// Receives an `error` with this code.
+    pub async fn expect_error(&mut self, code: &str) -> Value {
+        let v = self.recv().await;
+        assert_eq!(v["type"], "error", "unexpected message {v}");
+        assert_eq!(v["code"], code, "unexpected error {v}");
+        v
+    }
+
+    /// Whether the socket still answers a ping.
+    pub async fn ping(&mut self) {
+        self.send(json!({"type": "ping"})).await;
+        self.expect("pong").await;
+    }
+}
+
+/// A UDP socket that records what arrives and never answers (a silent "registrar").
+pub struct Silent {
+    pub socket: UdpSocket,
+    pub port: u16,
+}
+
+impl Silent {
+    pub fn new() -> Silent {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let port = socket.local_addr().unwrap().port();
+        Silent { socket, port }
+    }
+
+    /// Datagrams received within `within`.
+    pub fn received(&self, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65536];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        out
+    }
+}
+
+/// sipp running a UAS scenario on 127.0.0.1:`port` (UDP).
+pub struct Sipp {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl Sipp {
+    pub fn start(scenario: &Path) -> Sipp {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("sipp.log")).unwrap();
+        let child = Command::new("sipp")
+            .args(["-sf"])
+            .arg(scenario)
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-m",
+                "1",
+                "-nostdin",
+            ])
+            .args(["-trace_err", "-trace_msg"])
+            .current_dir(dir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("sipp is installed (Debian package sip-tester)");
+        std::thread::sleep(Duration::from_millis(300));
+        Sipp { dir, port, child }
+    }
+
+    /// Everything sipp logged (messages and errors).
+    pub fn log(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+        }
+        out
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+/// A scenario file in tests/gateway/sipp/.
+pub fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/gateway/sipp")
+        .join(name)
+}

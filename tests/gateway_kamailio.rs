@@ -1,0 +1,211 @@
+//! The gateway against a real Kamailio registrar (Debian `kamailio`): register, refresh,
+//! logout, abrupt close, two sessions of one account, wrong password, SHA-256, TCP, OPTIONS
+//! keep-alives and SIGTERM — every binding checked through Kamailio itself (`kamcmd ul.dump`).
+#![cfg(feature = "gateway")]
+
+#[path = "gateway/harness.rs"]
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::*;
+use serde_json::json;
+use siptoken::Transport;
+
+const USERS: &[(&str, &str)] = &[("alice", "s3cr<t \"x\""), ("bob", "b0b")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_refreshes_and_unregisters_on_logout_udp() {
+    if !peers_enabled("registers_refreshes_and_unregisters_on_logout_udp") {
+        return;
+    }
+    let kam = Kamailio::start("MD5", USERS);
+    let gw = Gateway::start("register_expires = 3");
+    let mut ws = gw.ws().await;
+    let t0 = Instant::now();
+    ws.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
+        .await;
+    let v = ws.expect("registering").await;
+    assert_eq!(v["aor"], "sip:alice@sip.test");
+    let v = ws.expect("registered").await;
+    eprintln!("login latency (UDP, MD5 challenge): {:?}", t0.elapsed());
+    assert_eq!(v["aor"], "sip:alice@sip.test");
+    assert_eq!(v["expires"], 3);
+    let b = kam.wait_bindings("alice", 1, Duration::from_secs(2));
+    assert!(b[0].starts_with("sip:st-"), "{b:?}");
+
+    // The registration outlives its first expiry because the gateway refreshes it.
+    let v = ws.recv_within(Duration::from_secs(5)).await;
+    assert_eq!(v["type"], "registered", "{v}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(kam.bindings("alice"), b, "same contact, refreshed");
+    assert!(gw.metric("siptoken_gateway_refreshes_total") >= 1.0);
+    assert_eq!(gw.metric("siptoken_gateway_registered_accounts"), 1.0);
+    assert_eq!(
+        gw.metric("siptoken_gateway_logins_total{outcome=\"registered\",code=\"\"}"),
+        1.0
+    );
+
+    ws.send(json!({"type": "logout"})).await;
+    loop {
+        let v = ws.recv().await;
+        if v["type"] == "unregistered" {
+            assert_eq!(v["aor"], "sip:alice@sip.test");
+            break;
+        }
+        assert_eq!(v["type"], "registered", "{v}");
+    }
+    assert!(kam.bindings("alice").is_empty(), "{}", kam.dump());
+    ws.send(json!({"type": "logout"})).await;
+    ws.expect_error("not_logged_in").await;
+    assert_eq!(gw.metric("siptoken_gateway_registered_accounts"), 0.0);
+
+    // Nothing secret in the gateway's debug log.
+    let log = gw.log();
+    assert!(!log.contains("s3cr<t"), "password in the log");
+    assert!(log.contains("sip:alice@sip.test"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_binding_is_removed_when_the_socket_closes_abruptly() {
+    if !peers_enabled("tcp_binding_is_removed_when_the_socket_closes_abruptly") {
+        return;
+    }
+    let kam = Kamailio::start("MD5", USERS);
+    let gw = Gateway::start("");
+    let mut ws = gw.ws().await;
+    ws.login(&token("bob", "b0b", kam.port, Transport::Tcp))
+        .await;
+    ws.expect("registering").await;
+    assert_eq!(ws.expect("registered").await["expires"], 600);
+    let b = kam.wait_bindings("bob", 1, Duration::from_secs(2));
+    assert!(b[0].contains("transport=tcp"), "{b:?}");
+    // Drop the TCP connection without a WebSocket close frame.
+    drop(ws);
+    kam.wait_bindings("bob", 0, Duration::from_secs(5));
+    let ok = gw.get("/healthz");
+    assert_eq!(ok, (200, "ok\n".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sessions_of_one_account_are_two_bindings() {
+    if !peers_enabled("two_sessions_of_one_account_are_two_bindings") {
+        return;
+    }
+    let kam = Kamailio::start("MD5", USERS);
+    let gw = Gateway::start("");
+    let mut a = gw.ws().await;
+    let mut b = gw.ws().await;
+    a.login(&token("bob", "b0b", kam.port, Transport::Udp))
+        .await;
+    b.login(&token("bob", "b0b", kam.port, Transport::Udp))
+        .await;
+    for ws in [&mut a, &mut b] {
+        ws.expect("registering").await;
+        ws.expect("registered").await;
+    }
+    kam.wait_bindings("bob", 2, Duration::from_secs(2));
+    a.send(json!({"type": "logout"})).await;
+    a.expect("unregistered").await;
+    kam.wait_bindings("bob", 1, Duration::from_secs(2));
+    b.ping().await;
+    b.send(json!({"type": "logout"})).await;
+    b.expect("unregistered").await;
+    kam.wait_bindings("bob", 0, Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_sip_auth_failed_and_the_socket_stays_usable() {
+    if !peers_enabled("wrong_password_is_sip_auth_failed_and_the_socket_stays_usable") {
+        return;
+    }
+    let kam = Kamailio::start("MD5", USERS);
+    let gw = Gateway::start("");
+    let mut ws = gw.ws().await;
+    ws.login(&token("alice", "wrong", kam.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    let v = ws.expect_error("sip_auth_failed").await;
+    assert_eq!(v["sipStatus"], 401, "{v}");
+    assert!(kam.bindings("alice").is_empty());
+    ws.ping().await;
+    ws.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    kam.wait_bindings("alice", 1, Duration::from_secs(2));
+    assert_eq!(
+        gw.metric("siptoken_gateway_logins_total{outcome=\"error\",code=\"sip_auth_failed\"}"),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sha256_digest_against_kamailio() {
+    if !peers_enabled("sha256_digest_against_kamailio") {
+        return;
+    }
+    let kam = Kamailio::start("SHA-256", USERS);
+    let gw = Gateway::start("");
+    let mut ws = gw.ws().await;
+    ws.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    kam.wait_bindings("alice", 1, Duration::from_secs(2));
+    ws.send(json!({"type": "logout"})).await;
+    ws.expect("unregistered").await;
+    kam.wait_bindings("alice", 0, Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_kamailio_options_keepalives() {
+    if !peers_enabled("answers_kamailio_options_keepalives") {
+        return;
+    }
+    let kam = Kamailio::start("MD5", USERS);
+    let gw = Gateway::start("");
+    let mut ws = gw.ws().await;
+    ws.login(&token("bob", "b0b", kam.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    // nathelper pings every binding each second.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while gw.metric("siptoken_gateway_sip_requests_answered_total") < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no OPTIONS answered\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ws.ping().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_unregisters_every_account_before_exit() {
+    if !peers_enabled("sigterm_unregisters_every_account_before_exit") {
+        return;
+    }
+    let kam = Kamailio::start("MD5", USERS);
+    let mut gw = Gateway::start("");
+    let mut a = gw.ws().await;
+    let mut b = gw.ws().await;
+    a.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
+        .await;
+    b.login(&token("bob", "b0b", kam.port, Transport::Tcp))
+        .await;
+    for ws in [&mut a, &mut b] {
+        ws.expect("registering").await;
+        ws.expect("registered").await;
+    }
+    kam.wait_bindings("alice", 1, Duration::from_secs(2));
+    kam.wait_bindings("bob", 1, Duration::from_secs(2));
+    let status = gw.terminate(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}\n{}", gw.log());
+    assert!(kam.bindings("alice").is_empty(), "{}", kam.dump());
+    assert!(kam.bindings("bob").is_empty(), "{}", kam.dump());
+    a.expect("unregistered").await;
+    b.expect("unregistered").await;
+}

@@ -1,1 +1,83 @@
-fn main(){}
+//! Issue and verify, legacy and v1, with a realistic token (~300 bytes of XML).
+//!
+//! Run: `cargo bench --bench tokens` (targets on one core: ≥ 1 M legacy verifications/s,
+//! ≥ 500 k v1 issues and verifications/s). Also measures the parts (hex, AES-CTR, HMAC, XML) so
+//! the report can say where the time goes.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use siptoken::{Claims, Issuer, KeyRing, Transport, Verifier};
+
+const RING: &str = "CRM=8263D535FFFFFFFF7B0F60\nCRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2\n";
+const NOW: i64 = 1_764_120_000;
+
+/// A realistic account: every common attribute, a 16-character password with escapes.
+fn claims() -> Claims {
+    Claims::builder("operator0042", "Xk8#p<q&Lz2!9wRt", "sip.example-telecom.org")
+        .auth_name("operator0042")
+        .outbound_proxy("proxy1.example-telecom.org")
+        .port(5060)
+        .visible_name("Operator 42 (Sales)")
+        .transport(Transport::Udp)
+        .registered(true)
+        .build()
+        .unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let ring: KeyRing = RING.parse().unwrap();
+    let claims = claims();
+    let v1_issuer = Issuer::new(&ring).at(NOW);
+    let legacy_issuer = Issuer::new(&ring).legacy().at(NOW);
+    let v1 = v1_issuer.issue("CRM", &claims).unwrap();
+    let legacy = legacy_issuer.issue("CRM", &claims).unwrap();
+    let verifier = Verifier::new(&ring).allow_legacy(true).at(NOW);
+    let xml_len = siptoken::inspect(&v1).unwrap().claims_len;
+    eprintln!("claims XML: {xml_len} bytes; v1 token {} bytes, legacy token {} bytes", v1.len(), legacy.len());
+
+    let mut g = c.benchmark_group("tokens");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("issue_v1", |b| b.iter(|| v1_issuer.issue(black_box("CRM"), black_box(&claims)).unwrap()));
+    g.bench_function("issue_legacy", |b| b.iter(|| legacy_issuer.issue(black_box("CRM"), black_box(&claims)).unwrap()));
+    g.bench_function("verify_v1", |b| b.iter(|| verifier.verify(black_box(&v1)).unwrap()));
+    g.bench_function("verify_legacy", |b| b.iter(|| verifier.verify(black_box(&legacy)).unwrap()));
+    g.finish();
+
+    // The parts, to see what share of a verification each one is.
+    let xml = claims.to_xml();
+    let body = hex::decode(&legacy[4..]).unwrap();
+    let mut p = c.benchmark_group("parts");
+    p.bench_function("hex_decode_body", |b| {
+        let mut out = vec![0u8; body.len()];
+        b.iter(|| hex::decode_to_slice(black_box(&legacy[4..]), &mut out).unwrap())
+    });
+    p.bench_function("hex_encode_body", |b| {
+        let mut out = vec![0u8; body.len() * 2];
+        b.iter(|| hex::encode_to_slice(black_box(&body), &mut out).unwrap())
+    });
+    p.bench_function("aes_ctr_xml", |b| {
+        use aes::cipher::{KeyIvInit, StreamCipher};
+        let mut buf = xml.as_bytes().to_vec();
+        b.iter(|| {
+            ctr::Ctr128BE::<aes::Aes128>::new(&[7u8; 16].into(), &[0u8; 16].into()).apply_keystream(black_box(&mut buf))
+        })
+    });
+    p.bench_function("hmac_sha256_body", |b| {
+        use hmac::{KeyInit, Mac};
+        b.iter(|| {
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&[7u8; 16]).unwrap();
+            mac.update(black_box(&body));
+            mac.finalize()
+        })
+    });
+    p.bench_function("claims_to_xml", |b| b.iter(|| black_box(&claims).to_xml()));
+    p.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);

@@ -450,7 +450,7 @@ impl Claims {
                     "is not a valid attribute name (letters, digits, '_', '-', '.'; starting with a letter or '_')",
                 ));
             }
-            if !value.chars().all(xml::is_xml_char) {
+            if !xml::is_xml_text(&value) {
                 return Err(Error::invalid_field(
                     &name,
                     "contains a control character that XML 1.0 cannot carry",
@@ -705,7 +705,7 @@ impl ClaimsBuilder {
             ("visibleName", c.visible_name.as_ref()),
         ];
         for (field, value) in texts {
-            if value.is_some_and(|v| !v.chars().all(xml::is_xml_char)) {
+            if value.is_some_and(|v| !xml::is_xml_text(v)) {
                 return Err(Error::invalid_field(
                     field,
                     "contains a control character that XML 1.0 cannot carry",
@@ -722,7 +722,7 @@ impl ClaimsBuilder {
             if c.extra[..i].iter().any(|(n, _)| n == name) {
                 return Err(Error::invalid_field(name, "is given more than once"));
             }
-            if !value.chars().all(xml::is_xml_char) {
+            if !xml::is_xml_text(&value) {
                 return Err(Error::invalid_field(
                     name,
                     "contains a control character that XML 1.0 cannot carry",
@@ -882,6 +882,17 @@ mod tests {
         ];
         for result in bad {
             assert_eq!(result.unwrap_err().code(), crate::ErrorCode::InvalidField);
+        }
+    }
+
+    #[test]
+    fn duplicate_attributes_are_invalid_xml() {
+        for xml in [
+            r#"<root login="u" login="v" password="p" domain="d"/>"#,
+            r#"<root login="u" password="p" domain="d" port="1" port="1"/>"#,
+            r#"<root login="u" password="p" domain="d" x="1" x="2"/>"#,
+        ] {
+            assert!(matches!(Claims::from_xml(xml.as_bytes()), Err(Error::InvalidXml(_))), "{xml}");
         }
     }
 

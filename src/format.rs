@@ -56,20 +56,21 @@ impl fmt::Display for Format {
     }
 }
 
-/// A token split into its parts, checked for syntax but not decoded or decrypted.
-#[derive(Debug, Clone, Copy)]
+/// A token split into its parts and its body decoded from hex; nothing decrypted or checked
+/// beyond syntax.
 pub(crate) struct Envelope<'t> {
     pub(crate) format: Format,
     pub(crate) app: &'t str,
     pub(crate) kid: Option<&'t str>,
     /// Everything before the hex body: `APP:` or `APP:v1.KID.` (what the v1 tag covers).
     pub(crate) prefix: &'t str,
-    pub(crate) body_hex: &'t str,
+    /// The decoded body (zeroized: after decryption it holds the claims).
+    pub(crate) body: Zeroizing<Vec<u8>>,
 }
 
 impl<'t> Envelope<'t> {
-    /// Splits `token` (surrounding ASCII whitespace ignored), refusing oversized tokens with
-    /// `too_large` and anything not of the token grammar with `malformed`.
+    /// Splits `token` (surrounding ASCII whitespace ignored) and decodes its body, refusing
+    /// oversized tokens with `too_large` and anything not of the token grammar with `malformed`.
     pub(crate) fn parse(token: &'t str) -> Result<Envelope<'t>> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(Error::TooLarge { len: token.len() });
@@ -103,18 +104,18 @@ impl<'t> Envelope<'t> {
         if body_hex.is_empty() {
             return Err(Error::Malformed("the token has no body"));
         }
-        if !body_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Malformed("the body is not hexadecimal"));
-        }
-        if format == Format::V1 && body_hex.bytes().any(|b| b.is_ascii_uppercase()) {
-            // One token, one spelling: v1 is canonical, so no variant of a token's text can
-            // pass as a different token (single use is keyed on the text of legacy tokens).
-            return Err(Error::Malformed("a v1 body must be lowercase hexadecimal"));
-        }
         if body_hex.len() % 2 != 0 {
             return Err(Error::Malformed("the body has an odd number of hex digits"));
         }
-        if format == Format::V1 && body_hex.len() / 2 < MIN_V1_BODY_LEN {
+        if format == Format::V1 && body_hex.bytes().any(|b| b.is_ascii_uppercase()) {
+            // One token, one spelling: v1 is canonical, so no variant of a token's text can
+            // pass as a different token.
+            return Err(Error::Malformed("a v1 body must be lowercase hexadecimal"));
+        }
+        let mut body = Zeroizing::new(vec![0u8; body_hex.len() / 2]);
+        hex::decode_to_slice(body_hex, &mut body)
+            .map_err(|_| Error::Malformed("the body is not hexadecimal"))?;
+        if format == Format::V1 && body.len() < MIN_V1_BODY_LEN {
             return Err(Error::Malformed(
                 "a v1 body must hold a 16-byte nonce, at least 1 byte of claims and a 32-byte tag",
             ));
@@ -124,26 +125,19 @@ impl<'t> Envelope<'t> {
             app,
             kid,
             prefix: &token[..token.len() - body_hex.len()],
-            body_hex,
+            body,
         })
     }
 
-    fn decode_body(&self) -> Zeroizing<Vec<u8>> {
-        let mut body = Zeroizing::new(vec![0u8; self.body_hex.len() / 2]);
-        hex::decode_to_slice(self.body_hex, &mut body).expect("checked to be hex");
-        body
+    /// Decrypts a legacy token in place. There is nothing to check: any key "succeeds".
+    pub(crate) fn open_legacy(&mut self, key: &LegacyKey) -> &[u8] {
+        Aes128Ctr::new(key.bytes().into(), &[0u8; 16].into()).apply_keystream(&mut self.body);
+        &self.body
     }
 
-    /// Decrypts a legacy token. There is nothing to check: any key "succeeds".
-    pub(crate) fn open_legacy(&self, key: &LegacyKey) -> Zeroizing<Vec<u8>> {
-        let mut body = self.decode_body();
-        Aes128Ctr::new(key.bytes().into(), &[0u8; 16].into()).apply_keystream(&mut body);
-        body
-    }
-
-    /// Checks the tag of a v1 token in constant time, then decrypts it.
-    pub(crate) fn open_v1(&self, key: &V1Key) -> Result<Zeroizing<Vec<u8>>> {
-        let mut body = self.decode_body();
+    /// Checks the tag of a v1 token in constant time, then decrypts the claims in place.
+    pub(crate) fn open_v1(&mut self, key: &V1Key) -> Result<&[u8]> {
+        let body = &mut self.body;
         let len = body.len();
         let (nonce_and_ct, tag) = body.split_at(len - TAG_LEN);
         let mut mac = HmacSha256::new_from_slice(key.sign_key()).expect("any key length");
@@ -153,9 +147,7 @@ impl<'t> Envelope<'t> {
         let (nonce, ct) = body[..len - TAG_LEN].split_at_mut(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = (&*nonce).try_into().expect("16 bytes");
         Aes128Ctr::new(key.enc_key().into(), &nonce.into()).apply_keystream(ct);
-        body.copy_within(NONCE_LEN..len - TAG_LEN, 0);
-        body.truncate(len - NONCE_LEN - TAG_LEN);
-        Ok(body)
+        Ok(&body[NONCE_LEN..len - TAG_LEN])
     }
 }
 
@@ -247,19 +239,19 @@ pub struct TokenInfo {
 /// ```
 pub fn inspect(token: &str) -> Result<TokenInfo> {
     let env = Envelope::parse(token)?;
-    let body_len = env.body_hex.len() / 2;
+    let body_len = env.body.len();
     let (claims_len, nonce) = match env.format {
         Format::Legacy => (body_len, None),
         Format::V1 => (
             body_len - NONCE_LEN - TAG_LEN,
-            Some(env.body_hex[..2 * NONCE_LEN].to_ascii_lowercase()),
+            Some(hex::encode(&env.body[..NONCE_LEN])),
         ),
     };
     Ok(TokenInfo {
         format: env.format,
         app: env.app.to_owned(),
         kid: env.kid.map(str::to_owned),
-        token_len: env.prefix.len() + env.body_hex.len(),
+        token_len: env.prefix.len() + 2 * body_len,
         body_len,
         claims_len,
         nonce,

@@ -174,32 +174,32 @@ impl<'k> Verifier<'k> {
     /// (`invalid_xml`), claims (`missing_field`, `invalid_field`), then time (`expired`,
     /// `not_yet_valid`, `lifetime_too_long`).
     pub fn verify(&self, token: &str) -> Result<Verified> {
-        let env = Envelope::parse(token)?;
+        let mut env = Envelope::parse(token)?;
         if env.format == Format::Legacy && !self.options.allow_legacy {
             return Err(Error::LegacyDisabled);
         }
-        let xml = match env.format {
-            Format::Legacy => env.open_legacy(self.ring.legacy_key(env.app)?),
-            Format::V1 => env.open_v1(self.ring.v1_key(env.app, env.kid)?.1)?,
-        };
-        let claims = Claims::from_xml(&xml)?;
-        self.check_claims(env.format, &claims)?;
-        let replay_key = match claims.id() {
-            Some(id) => id,
-            None => {
-                let digest = Sha256::new()
-                    .chain_update(env.app.as_bytes())
-                    .chain_update(b":")
-                    .chain_update(&*xml)
-                    .finalize();
-                TokenId(digest[..16].try_into().expect("16 bytes"))
+        let (xml, legacy_body) = match env.format {
+            Format::Legacy => {
+                let key = self.ring.legacy_key(env.app)?;
+                // The ciphertext stands for exactly one plaintext under one key; keep it (it
+                // is not secret) so that the single-use key can be derived when asked for.
+                let ciphertext: Box<[u8]> = env.body.as_slice().into();
+                (env.open_legacy(key), Some(ciphertext))
             }
+            Format::V1 => (env.open_v1(self.ring.v1_key(env.app, env.kid)?.1)?, None),
+        };
+        let claims = Claims::from_xml(xml)?;
+        self.check_claims(env.format, &claims)?;
+        let replay = match (claims.id(), legacy_body) {
+            (Some(id), _) => Replay::Id(id),
+            (None, Some(body)) => Replay::LegacyBody(body),
+            (None, None) => unreachable!("v1 claims always carry an id"),
         };
         Ok(Verified {
             format: env.format,
             app: env.app.to_owned(),
             kid: env.kid.map(str::to_owned),
-            replay_key,
+            replay,
             claims,
         })
     }
@@ -252,8 +252,15 @@ pub struct Verified {
     format: Format,
     app: String,
     kid: Option<String>,
-    replay_key: TokenId,
+    replay: Replay,
     claims: Claims,
+}
+
+/// What the single-use key of a verified token is derived from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Replay {
+    Id(TokenId),
+    LegacyBody(Box<[u8]>),
 }
 
 impl Verified {
@@ -278,9 +285,19 @@ impl Verified {
         self.claims
     }
     /// The key under which a single-use store remembers this token: its `id` when it has one,
-    /// else the first 16 bytes of SHA-256(APP ":" decrypted XML), so that re-spelling a legacy
+    /// else the first 16 bytes of SHA-256(APP ":" decoded body), so that re-spelling a legacy
     /// token's hex in another case does not make it a new token.
     pub fn replay_key(&self) -> TokenId {
-        self.replay_key
+        match &self.replay {
+            Replay::Id(id) => *id,
+            Replay::LegacyBody(body) => {
+                let digest = Sha256::new()
+                    .chain_update(self.app.as_bytes())
+                    .chain_update(b":")
+                    .chain_update(body)
+                    .finalize();
+                TokenId(digest[..16].try_into().expect("16 bytes"))
+            }
+        }
     }
 }

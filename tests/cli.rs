@@ -308,7 +308,7 @@ fn inspect_needs_no_key() {
     let out = run(cmd.args(["inspect", "-"]), &format!("{token}\n"));
     assert!(out.stdout.contains("nonce 16") && out.stdout.contains("kid     k1"), "{}", out.stdout);
     let mut cmd = siptoken();
-    let out = run(cmd.args(["inspect", "CRM:xyz"]), "");
+    let out = run(cmd.args(["inspect", "CRM:xyzw"]), "");
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("not hexadecimal"));
 }

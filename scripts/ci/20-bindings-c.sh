@@ -45,7 +45,9 @@ step "PHP example" env SIPTOKEN_KEYS="$work/keys.conf" php examples/php/crm_toke
 
 python_install() {
   python3 -m venv "$work/venv" 2>/dev/null || { need_apt python3-venv && python3 -m venv "$work/venv"; }
-  "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check bindings/python
+  # From a copy: setuptools writes build/ and *.egg-info next to the sources.
+  cp -r bindings/python "$work/python-src"
+  "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$work/python-src"
   # The tests must import the installed package, not the source tree.
   (cd "$work" && "$work/venv/bin/python" -c 'import siptoken, sys; print("installed:", siptoken.__file__, siptoken.version()); sys.exit("site-packages" not in siptoken.__file__)')
 }

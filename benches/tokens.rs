@@ -14,15 +14,19 @@ const NOW: i64 = 1_764_120_000;
 
 /// A realistic account: every common attribute, a 16-character password with escapes.
 fn claims() -> Claims {
-    Claims::builder("operator0042", "Xk8#p<q&Lz2!9wRt", "sip.example-telecom.org")
-        .auth_name("operator0042")
-        .outbound_proxy("proxy1.example-telecom.org")
-        .port(5060)
-        .visible_name("Operator 42 (Sales)")
-        .transport(Transport::Udp)
-        .registered(true)
-        .build()
-        .unwrap()
+    Claims::builder(
+        "operator0042",
+        "Xk8#p<q&Lz2!9wRt",
+        "sip.example-telecom.org",
+    )
+    .auth_name("operator0042")
+    .outbound_proxy("proxy1.example-telecom.org")
+    .port(5060)
+    .visible_name("Operator 42 (Sales)")
+    .transport(Transport::Udp)
+    .registered(true)
+    .build()
+    .unwrap()
 }
 
 fn bench(c: &mut Criterion) {
@@ -34,14 +38,34 @@ fn bench(c: &mut Criterion) {
     let legacy = legacy_issuer.issue("CRM", &claims).unwrap();
     let verifier = Verifier::new(&ring).allow_legacy(true).at(NOW);
     let xml_len = siptoken::inspect(&v1).unwrap().claims_len;
-    eprintln!("claims XML: {xml_len} bytes; v1 token {} bytes, legacy token {} bytes", v1.len(), legacy.len());
+    eprintln!(
+        "claims XML: {xml_len} bytes; v1 token {} bytes, legacy token {} bytes",
+        v1.len(),
+        legacy.len()
+    );
 
     let mut g = c.benchmark_group("tokens");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("issue_v1", |b| b.iter(|| v1_issuer.issue(black_box("CRM"), black_box(&claims)).unwrap()));
-    g.bench_function("issue_legacy", |b| b.iter(|| legacy_issuer.issue(black_box("CRM"), black_box(&claims)).unwrap()));
-    g.bench_function("verify_v1", |b| b.iter(|| verifier.verify(black_box(&v1)).unwrap()));
-    g.bench_function("verify_legacy", |b| b.iter(|| verifier.verify(black_box(&legacy)).unwrap()));
+    g.bench_function("issue_v1", |b| {
+        b.iter(|| {
+            v1_issuer
+                .issue(black_box("CRM"), black_box(&claims))
+                .unwrap()
+        })
+    });
+    g.bench_function("issue_legacy", |b| {
+        b.iter(|| {
+            legacy_issuer
+                .issue(black_box("CRM"), black_box(&claims))
+                .unwrap()
+        })
+    });
+    g.bench_function("verify_v1", |b| {
+        b.iter(|| verifier.verify(black_box(&v1)).unwrap())
+    });
+    g.bench_function("verify_legacy", |b| {
+        b.iter(|| verifier.verify(black_box(&legacy)).unwrap())
+    });
     g.finish();
 
     // The parts, to see what share of a verification each one is.
@@ -60,7 +84,8 @@ fn bench(c: &mut Criterion) {
         use aes::cipher::{KeyIvInit, StreamCipher};
         let mut buf = xml.as_bytes().to_vec();
         b.iter(|| {
-            ctr::Ctr128BE::<aes::Aes128>::new(&[7u8; 16].into(), &[0u8; 16].into()).apply_keystream(black_box(&mut buf))
+            ctr::Ctr128BE::<aes::Aes128>::new(&[7u8; 16].into(), &[0u8; 16].into())
+                .apply_keystream(black_box(&mut buf))
         })
     });
     p.bench_function("hmac_sha256_body", |b| {

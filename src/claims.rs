@@ -412,7 +412,10 @@ impl Claims {
             f("transport", Cow::Borrowed(v.as_str()));
         }
         if let Some(v) = self.registered {
-            f("registered", Cow::Borrowed(if v { "true" } else { "false" }));
+            f(
+                "registered",
+                Cow::Borrowed(if v { "true" } else { "false" }),
+            );
         }
         if let Some(v) = expires {
             f("expires", Cow::Borrowed(num.format(v)));
@@ -457,9 +460,7 @@ impl Claims {
                 ));
             }
             fields.set(&name, value).map_err(|e| match e {
-                Error::InvalidXml(_) => {
-                    Error::invalid_field(&name, "is given more than once")
-                }
+                Error::InvalidXml(_) => Error::invalid_field(&name, "is given more than once"),
                 other => other,
             })?;
         }
@@ -508,10 +509,7 @@ impl ClaimFields {
                 &mut self.authentication_name,
                 non_empty("authenticationName", value)?,
             ),
-            "outboundProxy" => put(
-                &mut self.outbound_proxy,
-                non_empty("outboundProxy", value)?,
-            ),
+            "outboundProxy" => put(&mut self.outbound_proxy, non_empty("outboundProxy", value)?),
             "port" => put(&mut self.port, parse_port(&value)?),
             "visibleName" => put(&mut self.visible_name, value.into_owned()),
             "transport" => put(&mut self.transport, value.parse()?),
@@ -722,7 +720,7 @@ impl ClaimsBuilder {
             if c.extra[..i].iter().any(|(n, _)| n == name) {
                 return Err(Error::invalid_field(name, "is given more than once"));
             }
-            if !xml::is_xml_text(&value) {
+            if !xml::is_xml_text(value) {
                 return Err(Error::invalid_field(
                     name,
                     "contains a control character that XML 1.0 cannot carry",
@@ -802,7 +800,10 @@ impl<'de> Deserialize<'de> for Claims {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a map of claim attribute names to values")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Claims, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Claims, A::Error> {
                 let mut pairs: Vec<(Cow<'static, str>, Cow<'static, str>)> = Vec::new();
                 while let Some((name, value)) = map.next_entry::<String, ScalarText>()? {
                     let mut value = value.0;
@@ -843,16 +844,43 @@ mod tests {
     #[test]
     fn value_errors_name_the_field_and_not_the_value() {
         let cases = [
-            (r#"<root login="u" password="p" domain="d" port="0"/>"#, "port"),
-            (r#"<root login="u" password="p" domain="d" port="65536"/>"#, "port"),
-            (r#"<root login="u" password="p" domain="d" port="+5"/>"#, "port"),
-            (r#"<root login="u" password="p" domain="d" transport="UDP"/>"#, "transport"),
-            (r#"<root login="u" password="p" domain="d" registered="yes"/>"#, "registered"),
-            (r#"<root login="u" password="p" domain="d" expires="-1"/>"#, "expires"),
-            (r#"<root login="u" password="p" domain="d" expires="1e9"/>"#, "expires"),
-            (r#"<root login="u" password="p" domain="d" id="abc"/>"#, "id"),
+            (
+                r#"<root login="u" password="p" domain="d" port="0"/>"#,
+                "port",
+            ),
+            (
+                r#"<root login="u" password="p" domain="d" port="65536"/>"#,
+                "port",
+            ),
+            (
+                r#"<root login="u" password="p" domain="d" port="+5"/>"#,
+                "port",
+            ),
+            (
+                r#"<root login="u" password="p" domain="d" transport="UDP"/>"#,
+                "transport",
+            ),
+            (
+                r#"<root login="u" password="p" domain="d" registered="yes"/>"#,
+                "registered",
+            ),
+            (
+                r#"<root login="u" password="p" domain="d" expires="-1"/>"#,
+                "expires",
+            ),
+            (
+                r#"<root login="u" password="p" domain="d" expires="1e9"/>"#,
+                "expires",
+            ),
+            (
+                r#"<root login="u" password="p" domain="d" id="abc"/>"#,
+                "id",
+            ),
             (r#"<root login="" password="p" domain="d"/>"#, "login"),
-            (r#"<root login="u" password="p" domain="d" expires="5" issued="6"/>"#, "expires"),
+            (
+                r#"<root login="u" password="p" domain="d" expires="5" issued="6"/>"#,
+                "expires",
+            ),
         ];
         for (xml, field) in cases {
             match Claims::from_xml(xml.as_bytes()) {
@@ -865,7 +893,10 @@ mod tests {
             (r#"<root login="u" domain="d"/>"#, "password"),
             (r#"<root login="u" password="p"/>"#, "domain"),
         ] {
-            assert_eq!(Claims::from_xml(xml.as_bytes()), Err(Error::MissingField(field)));
+            assert_eq!(
+                Claims::from_xml(xml.as_bytes()),
+                Err(Error::MissingField(field))
+            );
         }
     }
 
@@ -876,9 +907,16 @@ mod tests {
             Claims::builder("u", "p\u{1}", "d").build(),
             Claims::builder("u", "p", "d").port(0).build(),
             Claims::builder("u", "p", "d").extra("login", "x").build(),
-            Claims::builder("u", "p", "d").extra("bad name", "x").build(),
-            Claims::builder("u", "p", "d").extra("a", "1").extra("a", "2").build(),
-            Claims::builder("u", "p", "d").expires(MAX_UNIX_TIME + 1).build(),
+            Claims::builder("u", "p", "d")
+                .extra("bad name", "x")
+                .build(),
+            Claims::builder("u", "p", "d")
+                .extra("a", "1")
+                .extra("a", "2")
+                .build(),
+            Claims::builder("u", "p", "d")
+                .expires(MAX_UNIX_TIME + 1)
+                .build(),
         ];
         for result in bad {
             assert_eq!(result.unwrap_err().code(), crate::ErrorCode::InvalidField);
@@ -892,7 +930,10 @@ mod tests {
             r#"<root login="u" password="p" domain="d" port="1" port="1"/>"#,
             r#"<root login="u" password="p" domain="d" x="1" x="2"/>"#,
         ] {
-            assert!(matches!(Claims::from_xml(xml.as_bytes()), Err(Error::InvalidXml(_))), "{xml}");
+            assert!(
+                matches!(Claims::from_xml(xml.as_bytes()), Err(Error::InvalidXml(_))),
+                "{xml}"
+            );
         }
     }
 

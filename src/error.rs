@@ -256,7 +256,10 @@ impl fmt::Display for Error {
         match self {
             Error::Malformed(why) => write!(f, "malformed token: {why}"),
             Error::UnknownApp { app } => {
-                write!(f, "unknown application \"{app}\": the key ring has no key for it")
+                write!(
+                    f,
+                    "unknown application \"{app}\": the key ring has no key for it"
+                )
             }
             Error::UnknownKey {
                 app,

@@ -89,9 +89,9 @@ impl<'t> Envelope<'t> {
         }
         let (format, kid, body_hex) = match rest.strip_prefix("v1.") {
             Some(rest) => {
-                let (kid, body) = rest
-                    .split_once('.')
-                    .ok_or(Error::Malformed("a v1 token needs a key id: APP:v1.KID.HEX"))?;
+                let (kid, body) = rest.split_once('.').ok_or(Error::Malformed(
+                    "a v1 token needs a key id: APP:v1.KID.HEX",
+                ))?;
                 if !is_valid_name(kid) {
                     return Err(Error::Malformed(
                         "the key id must be 1 to 32 of A-Z a-z 0-9 _ -",
@@ -185,13 +185,7 @@ pub fn seal_legacy(app: &str, key: &LegacyKey, xml: &[u8]) -> String {
 ///
 /// Low level: the bytes are sealed as given, unchecked, and the nonce is the caller's. A nonce
 /// must never repeat under one key; [`Issuer`](crate::Issuer) draws a fresh one for every token.
-pub fn seal_v1(
-    app: &str,
-    kid: &str,
-    key: &V1Key,
-    nonce: &[u8; NONCE_LEN],
-    xml: &[u8],
-) -> String {
+pub fn seal_v1(app: &str, kid: &str, key: &V1Key, nonce: &[u8; NONCE_LEN], xml: &[u8]) -> String {
     let mut body = Vec::with_capacity(NONCE_LEN + xml.len() + TAG_LEN);
     body.extend_from_slice(nonce);
     body.extend_from_slice(xml);

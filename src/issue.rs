@@ -151,7 +151,10 @@ impl<'k> Issuer<'k> {
                 let (kid, key) = self.ring.v1_key(app, self.kid.as_deref())?;
                 let issued = claims.issued().unwrap_or(now);
                 if expires < issued {
-                    return Err(Error::invalid_field("expires", "is earlier than \"issued\""));
+                    return Err(Error::invalid_field(
+                        "expires",
+                        "is earlier than \"issued\"",
+                    ));
                 }
                 let id = claims.id().unwrap_or_else(TokenId::random);
                 let xml = claims.to_xml_stamped(Some(expires), Some(issued), Some(id));

@@ -79,7 +79,10 @@ impl V1Key {
     pub fn from_bytes(bytes: &[u8]) -> Result<V1Key> {
         let key: [u8; V1_KEY_LEN] = bytes.try_into().map_err(|_| Error::InvalidKeyring {
             line: 0,
-            reason: format!("a v1 key must be exactly 32 bytes (got {} bytes)", bytes.len()),
+            reason: format!(
+                "a v1 key must be exactly 32 bytes (got {} bytes)",
+                bytes.len()
+            ),
         })?;
         Ok(V1Key(key))
     }
@@ -177,7 +180,9 @@ impl KeyRing {
         check_name("key id", kid)?;
         let entry = self.apps.entry(app.to_owned()).or_default();
         if entry.v1.iter().any(|(k, _)| k == kid) {
-            return Err(keyring_error(format!("key \"{app}.{kid}\" is listed twice")));
+            return Err(keyring_error(format!(
+                "key \"{app}.{kid}\" is listed twice"
+            )));
         }
         entry.v1.push((kid.to_owned(), key));
         Ok(())
@@ -340,7 +345,11 @@ pub fn permission_warning(path: impl AsRef<Path>) -> Option<String> {
             return Some(format!(
                 "key ring {} is readable by {} (mode {:o}); restrict it with: chmod 600 {}",
                 path.display(),
-                if mode & 0o004 != 0 { "others" } else { "its group" },
+                if mode & 0o004 != 0 {
+                    "others"
+                } else {
+                    "its group"
+                },
                 mode & 0o777,
                 path.display()
             ));

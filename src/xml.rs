@@ -104,7 +104,10 @@ pub(crate) fn parse_attributes(
     mut visit: impl FnMut(&str, Cow<'_, str>) -> Result<()>,
 ) -> Result<()> {
     let text = std::str::from_utf8(xml).map_err(|e| {
-        Error::InvalidXml(format!("not UTF-8 (invalid byte at offset {})", e.valid_up_to()))
+        Error::InvalidXml(format!(
+            "not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
     })?;
     let mut reader = Reader::from_str(text);
     let mut seen_root = false;
@@ -247,7 +250,10 @@ mod tests {
             xml,
             "<root password=\"a&amp;b&lt;c&gt;d&quot;e&apos;f&#9;g&#10;h&#13;i ü€ 𝄞\"/>"
         );
-        assert_eq!(parse(&xml).unwrap(), vec![("password".into(), value.into())]);
+        assert_eq!(
+            parse(&xml).unwrap(),
+            vec![("password".into(), value.into())]
+        );
     }
 
     #[test]

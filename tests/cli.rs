@@ -19,7 +19,11 @@ struct Env {
 fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.conf");
-    std::fs::write(&keys, format!("# test ring\nCRM={LEGACY_KEY}\nCRM.k1={V1_KEY}\n")).unwrap();
+    std::fs::write(
+        &keys,
+        format!("# test ring\nCRM={LEGACY_KEY}\nCRM.k1={V1_KEY}\n"),
+    )
+    .unwrap();
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
     Env { dir, keys }
 }
@@ -62,15 +66,27 @@ fn issue(e: &Env, extra: &[&str], password: &str) -> Output {
 
 fn verify_json(keys: &Path, token: &str, extra: &[&str]) -> (i32, Value) {
     let mut cmd = siptoken();
-    cmd.args(["verify", "--json", "--keys"]).arg(keys).args(extra);
+    cmd.args(["verify", "--json", "--keys"])
+        .arg(keys)
+        .args(extra);
     let out = run(&mut cmd, token);
     (out.code, serde_json::from_str(&out.stdout).unwrap())
 }
 
 fn assert_no_secret(texts: &[&str]) {
     for text in texts {
-        for secret in [PASSWORD, "hunter2", V1_KEY, &V1_KEY[..32], &V1_KEY[32..], LEGACY_KEY] {
-            assert!(!text.contains(secret), "secret {secret:?} appears in {text:?}");
+        for secret in [
+            PASSWORD,
+            "hunter2",
+            V1_KEY,
+            &V1_KEY[..32],
+            &V1_KEY[32..],
+            LEGACY_KEY,
+        ] {
+            assert!(
+                !text.contains(secret),
+                "secret {secret:?} appears in {text:?}"
+            );
         }
     }
 }
@@ -78,7 +94,20 @@ fn assert_no_secret(texts: &[&str]) {
 #[test]
 fn issue_then_verify_round_trips_every_character() {
     let e = env();
-    let out = issue(&e, &["--visible-name", "Оператор №7", "--port", "5080", "--transport", "tcp", "--claim", "x-crm-user=42"], &format!("{PASSWORD}\n"));
+    let out = issue(
+        &e,
+        &[
+            "--visible-name",
+            "Оператор №7",
+            "--port",
+            "5080",
+            "--transport",
+            "tcp",
+            "--claim",
+            "x-crm-user=42",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let token = out.stdout.trim();
     assert!(token.starts_with("CRM:v1.k1."), "{token}");
@@ -91,7 +120,10 @@ fn issue_then_verify_round_trips_every_character() {
     assert_eq!(report["app"], "CRM");
     assert_eq!(report["kid"], "k1");
     let claims = &report["claims"];
-    assert_eq!(claims["password"], PASSWORD, "one trailing newline stripped, nothing else");
+    assert_eq!(
+        claims["password"], PASSWORD,
+        "one trailing newline stripped, nothing else"
+    );
     assert_eq!(claims["login"], "crm1");
     assert_eq!(claims["visibleName"], "Оператор №7");
     assert_eq!(claims["port"], "5080");
@@ -108,7 +140,9 @@ fn issue_then_verify_round_trips_every_character() {
     let mut cmd = siptoken();
     let text = run(cmd.args(["verify", "--keys"]).arg(&e.keys).arg(token), "");
     assert_eq!(text.code, 0);
-    assert!(text.stdout.contains("valid v1 token for application CRM (key k1)"));
+    assert!(text
+        .stdout
+        .contains("valid v1 token for application CRM (key k1)"));
     assert!(text.stdout.contains("Оператор №7"));
     assert_no_secret(&[&text.stdout, &text.stderr, &redacted.to_string()]);
 }
@@ -119,27 +153,65 @@ fn password_sources_file_and_env() {
     let file = e.dir.path().join("pw");
     std::fs::write(&file, "from-file\r\n").unwrap();
     let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"]).arg(&e.keys).args(["--app", "CRM", "--login", "a", "--domain", "d", "--password-file"]).arg(&file);
+    cmd.args(["issue", "--keys"])
+        .arg(&e.keys)
+        .args([
+            "--app",
+            "CRM",
+            "--login",
+            "a",
+            "--domain",
+            "d",
+            "--password-file",
+        ])
+        .arg(&file);
     let out = run(&mut cmd, "");
     assert_eq!(out.code, 0, "{}", out.stderr);
     let (_, r) = verify_json(&e.keys, out.stdout.trim(), &["--show-password"]);
     assert_eq!(r["claims"]["password"], "from-file");
 
     let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"]).arg(&e.keys).args(["--app", "CRM", "--login", "a", "--domain", "d", "--password-env", "SIP_PW"]).env("SIP_PW", "from-env");
+    cmd.args(["issue", "--keys"])
+        .arg(&e.keys)
+        .args([
+            "--app",
+            "CRM",
+            "--login",
+            "a",
+            "--domain",
+            "d",
+            "--password-env",
+            "SIP_PW",
+        ])
+        .env("SIP_PW", "from-env");
     let out = run(&mut cmd, "");
     assert_eq!(out.code, 0, "{}", out.stderr);
     let (_, r) = verify_json(&e.keys, out.stdout.trim(), &["--show-password"]);
     assert_eq!(r["claims"]["password"], "from-env");
 
     let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"]).arg(&e.keys).args(["--app", "CRM", "--login", "a", "--domain", "d", "--password-env", "NOT_SET_ANYWHERE"]);
+    cmd.args(["issue", "--keys"]).arg(&e.keys).args([
+        "--app",
+        "CRM",
+        "--login",
+        "a",
+        "--domain",
+        "d",
+        "--password-env",
+        "NOT_SET_ANYWHERE",
+    ]);
     let out = run(&mut cmd, "");
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("NOT_SET_ANYWHERE") && out.stderr.contains("not set"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("NOT_SET_ANYWHERE") && out.stderr.contains("not set"),
+        "{}",
+        out.stderr
+    );
 
     let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"]).arg(&e.keys).args(["--app", "CRM", "--login", "a", "--domain", "d"]);
+    cmd.args(["issue", "--keys"])
+        .arg(&e.keys)
+        .args(["--app", "CRM", "--login", "a", "--domain", "d"]);
     let out = run(&mut cmd, "");
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("--password-stdin"), "{}", out.stderr);
@@ -150,7 +222,16 @@ fn password_sources_file_and_env() {
 
     // There is no way to pass a password in argv.
     let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"]).arg(&e.keys).args(["--app", "CRM", "--login", "a", "--domain", "d", "--password", "hunter2"]);
+    cmd.args(["issue", "--keys"]).arg(&e.keys).args([
+        "--app",
+        "CRM",
+        "--login",
+        "a",
+        "--domain",
+        "d",
+        "--password",
+        "hunter2",
+    ]);
     let out = run(&mut cmd, "");
     assert_eq!(out.code, 2);
 }
@@ -166,15 +247,28 @@ fn batch_answers_line_for_line_and_reports_bad_lines() {
         "not json",
     );
     let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"]).arg(&e.keys).args(["--app", "CRM", "--batch", "-"]);
+    cmd.args(["issue", "--keys"])
+        .arg(&e.keys)
+        .args(["--app", "CRM", "--batch", "-"]);
     let out = run(&mut cmd, &input);
     assert_eq!(out.code, 1, "a failed line makes the exit status 1");
     let lines: Vec<&str> = out.stdout.split('\n').collect();
     assert_eq!(lines.len(), 6, "{:?}", out.stdout); // five answers and the final newline
-    assert!(lines[1].is_empty() && lines[3].is_empty() && lines[4].is_empty() && lines[5].is_empty());
-    assert!(out.stderr.contains("line 2: required field \"password\" is missing"), "{}", out.stderr);
+    assert!(
+        lines[1].is_empty() && lines[3].is_empty() && lines[4].is_empty() && lines[5].is_empty()
+    );
+    assert!(
+        out.stderr
+            .contains("line 2: required field \"password\" is missing"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("line 4: empty line"), "{}", out.stderr);
-    assert!(out.stderr.contains("line 5: invalid JSON"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("line 5: invalid JSON"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("3 of 5 lines failed"), "{}", out.stderr);
     assert_no_secret(&[&out.stderr]);
 
@@ -186,8 +280,16 @@ fn batch_answers_line_for_line_and_reports_bad_lines() {
     assert_eq!(code, 0);
     assert_eq!(r3["claims"]["x-extra"], "kept");
     let life = |r: &Value| {
-        r["claims"]["expires"].as_str().unwrap().parse::<i64>().unwrap()
-            - r["claims"]["issued"].as_str().unwrap().parse::<i64>().unwrap()
+        r["claims"]["expires"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            - r["claims"]["issued"]
+                .as_str()
+                .unwrap()
+                .parse::<i64>()
+                .unwrap()
     };
     assert_eq!(life(&r1), 300);
     assert_eq!(life(&r3), 60);
@@ -203,7 +305,10 @@ fn batch_from_a_file_all_good_exits_zero() {
     }
     drop(f);
     let mut cmd = siptoken();
-    cmd.args(["issue", "--legacy", "--keys"]).arg(&e.keys).args(["--app", "CRM", "--batch"]).arg(&path);
+    cmd.args(["issue", "--legacy", "--keys"])
+        .arg(&e.keys)
+        .args(["--app", "CRM", "--batch"])
+        .arg(&path);
     let out = run(&mut cmd, "");
     assert_eq!(out.code, 0, "{}", out.stderr);
     let tokens: Vec<&str> = out.stdout.lines().collect();
@@ -222,9 +327,17 @@ fn rejections_exit_one_with_a_specific_message() {
     let token = out.stdout.trim().to_owned();
 
     let mut cmd = siptoken();
-    let out = run(cmd.args(["verify", "--now", "1764120100", "--keys"]).arg(&e.keys).arg(&token), "");
+    let out = run(
+        cmd.args(["verify", "--now", "1764120100", "--keys"])
+            .arg(&e.keys)
+            .arg(&token),
+        "",
+    );
     assert_eq!(out.code, 1);
-    assert_eq!(out.stderr, "siptoken: token expired at 2025-11-26T01:21:00Z (now 2025-11-26T01:21:40Z)\n");
+    assert_eq!(
+        out.stderr,
+        "siptoken: token expired at 2025-11-26T01:21:00Z (now 2025-11-26T01:21:40Z)\n"
+    );
 
     let (code, r) = verify_json(&e.keys, &token, &["--now", "1764120100"]);
     assert_eq!(code, 1);
@@ -234,9 +347,17 @@ fn rejections_exit_one_with_a_specific_message() {
     assert_eq!(r.as_object().unwrap().len(), 3);
 
     let (code, r) = verify_json(&e.keys, &token, &["--now", "1764120100", "--leeway", "1m"]);
-    assert_eq!((code, r["valid"].as_bool()), (0, Some(true)), "leeway 1m covers 40 s");
+    assert_eq!(
+        (code, r["valid"].as_bool()),
+        (0, Some(true)),
+        "leeway 1m covers 40 s"
+    );
 
-    let tampered = format!("{}{}", &token[..token.len() - 1], if token.ends_with('0') { '1' } else { '0' });
+    let tampered = format!(
+        "{}{}",
+        &token[..token.len() - 1],
+        if token.ends_with('0') { '1' } else { '0' }
+    );
     let (code, r) = verify_json(&e.keys, &tampered, &["--now", "1764120000"]);
     assert_eq!((code, r["error"].as_str()), (1, Some("bad_signature")));
 
@@ -247,9 +368,18 @@ fn rejections_exit_one_with_a_specific_message() {
     assert_eq!((code, r["format"].as_str()), (0, Some("legacy")));
 
     let mut cmd = siptoken();
-    let out = run(cmd.args(["verify", "--keys"]).arg(&e.keys).arg("NOPE:v1.k1.00"), "");
+    let out = run(
+        cmd.args(["verify", "--keys"])
+            .arg(&e.keys)
+            .arg("NOPE:v1.k1.00"),
+        "",
+    );
     assert_eq!(out.code, 1);
-    assert!(out.stderr.starts_with("siptoken: malformed token:"), "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("siptoken: malformed token:"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -261,13 +391,26 @@ fn configuration_errors_exit_two_without_key_material() {
     let mut cmd = siptoken();
     let out = run(cmd.args(["verify", "--keys"]).arg(&bad).arg("CRM:00"), "");
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("line 2: a v1 key must be exactly 32 bytes (got 20 bytes)"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("line 2: a v1 key must be exactly 32 bytes (got 20 bytes)"),
+        "{}",
+        out.stderr
+    );
     assert_no_secret(&[&out.stderr]);
 
     let mut cmd = siptoken();
-    let out = run(cmd.args(["verify", "--keys", "/nonexistent/keys.conf", "CRM:00"]), "");
+    let out = run(
+        cmd.args(["verify", "--keys", "/nonexistent/keys.conf", "CRM:00"]),
+        "",
+    );
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("/nonexistent/keys.conf: No such file or directory"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("/nonexistent/keys.conf: No such file or directory"),
+        "{}",
+        out.stderr
+    );
 
     let mut cmd = siptoken();
     let out = run(cmd.args(["issue", "--app", "CRM"]), "");
@@ -282,15 +425,32 @@ fn configuration_errors_exit_two_without_key_material() {
 fn keys_from_environment_and_permission_warning() {
     let e = env();
     let mut cmd = siptoken();
-    cmd.env("SIPTOKEN_KEYS", &e.keys).args(["issue", "--app", "CRM", "--login", "a", "--domain", "d", "--password-stdin"]);
+    cmd.env("SIPTOKEN_KEYS", &e.keys).args([
+        "issue",
+        "--app",
+        "CRM",
+        "--login",
+        "a",
+        "--domain",
+        "d",
+        "--password-stdin",
+    ]);
     let out = run(&mut cmd, "hunter2");
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stderr.is_empty(), "mode 600 gives no warning: {}", out.stderr);
+    assert!(
+        out.stderr.is_empty(),
+        "mode 600 gives no warning: {}",
+        out.stderr
+    );
 
     std::fs::set_permissions(&e.keys, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = issue(&e, &[], "hunter2");
     assert_eq!(out.code, 0);
-    assert!(out.stderr.contains("warning: key ring") && out.stderr.contains("readable by others"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: key ring") && out.stderr.contains("readable by others"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -306,7 +466,11 @@ fn inspect_needs_no_key() {
     assert_eq!(info["token_len"], token.len());
     let mut cmd = siptoken();
     let out = run(cmd.args(["inspect", "-"]), &format!("{token}\n"));
-    assert!(out.stdout.contains("nonce 16") && out.stdout.contains("kid     k1"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("nonce 16") && out.stdout.contains("kid     k1"),
+        "{}",
+        out.stdout
+    );
     let mut cmd = siptoken();
     let out = run(cmd.args(["inspect", "CRM:xyzw"]), "");
     assert_eq!(out.code, 1);
@@ -317,7 +481,11 @@ fn inspect_needs_no_key() {
 fn keygen_lines_form_a_working_ring() {
     let e = env();
     let mut ring = String::new();
-    for args in [&["--app", "NEW", "--kid", "a"][..], &["--app", "NEW", "--kid", "b"], &["--app", "NEW", "--legacy"]] {
+    for args in [
+        &["--app", "NEW", "--kid", "a"][..],
+        &["--app", "NEW", "--kid", "b"],
+        &["--app", "NEW", "--legacy"],
+    ] {
         let mut cmd = siptoken();
         let out = run(cmd.arg("keygen").args(args), "");
         assert_eq!(out.code, 0);
@@ -331,9 +499,21 @@ fn keygen_lines_form_a_working_ring() {
     std::fs::write(&keys, &ring).unwrap();
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"]).arg(&keys).args(["--app", "NEW", "--login", "a", "--domain", "d", "--password-stdin"]);
+    cmd.args(["issue", "--keys"]).arg(&keys).args([
+        "--app",
+        "NEW",
+        "--login",
+        "a",
+        "--domain",
+        "d",
+        "--password-stdin",
+    ]);
     let out = run(&mut cmd, "pw");
-    assert!(out.stdout.starts_with("NEW:v1.b."), "the last key listed issues: {}", out.stdout);
+    assert!(
+        out.stdout.starts_with("NEW:v1.b."),
+        "the last key listed issues: {}",
+        out.stdout
+    );
     let (code, _) = verify_json(&keys, out.stdout.trim(), &[]);
     assert_eq!(code, 0);
 
@@ -348,7 +528,10 @@ fn completions_are_generated() {
         let mut cmd = siptoken();
         let out = run(cmd.args(["completions", shell]), "");
         assert_eq!(out.code, 0);
-        assert!(out.stdout.contains("verify") && out.stdout.contains("password-stdin"), "{shell}");
+        assert!(
+            out.stdout.contains("verify") && out.stdout.contains("password-stdin"),
+            "{shell}"
+        );
     }
 }
 
@@ -359,7 +542,10 @@ fn committed_man_pages_are_current() {
     let out = run(cmd.args(["manpages", "--dir"]).arg(dir.path()), "");
     assert_eq!(out.code, 0, "{}", out.stderr);
     let man = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
-    let mut generated: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut generated: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     generated.sort();
     assert!(generated.len() >= 5, "{generated:?}");
     for name in generated {

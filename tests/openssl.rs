@@ -11,7 +11,15 @@ const KEY: &str = "8263D535FFFFFFFF7B0F60";
 
 fn openssl(xml: &[u8], key: &str, decrypt: bool) -> Vec<u8> {
     let mut cmd = Command::new("openssl");
-    cmd.args(["enc", "-aes-128-ctr", "-nosalt", "-K", key, "-iv", "00000000000000000000000000000000"]);
+    cmd.args([
+        "enc",
+        "-aes-128-ctr",
+        "-nosalt",
+        "-K",
+        key,
+        "-iv",
+        "00000000000000000000000000000000",
+    ]);
     if decrypt {
         cmd.arg("-d");
     }
@@ -37,7 +45,12 @@ fn siptoken(args: &[&str], stdin: &str) -> (i32, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap(),
@@ -58,15 +71,26 @@ fn accounts() -> Vec<(&'static str, String, &'static str, &'static str)> {
     let long = "L0ng!pass-".repeat(40);
     vec![
         ("crm1", "s3cret".into(), "sipnet.ru", "Operator 1"),
-        ("helpdesk7", "p<a&s\"s'w>rd ü€".into(), "pbx.example.com", "Оператор №7"),
+        (
+            "helpdesk7",
+            "p<a&s\"s'w>rd ü€".into(),
+            "pbx.example.com",
+            "Оператор №7",
+        ),
         ("x", "tab\there\nnew line\r".into(), "d.example", "𝄞 music"),
         ("long", long, "sip.example.org", ""),
     ]
 }
 
 fn escaped(v: &str) -> String {
-    v.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-        .replace('\'', "&apos;").replace('\t', "&#9;").replace('\n', "&#10;").replace('\r', "&#13;")
+    v.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+        .replace('\t', "&#9;")
+        .replace('\n', "&#10;")
+        .replace('\r', "&#13;")
 }
 
 #[test]
@@ -75,15 +99,33 @@ fn siptoken_issue_legacy_equals_the_openssl_pipeline() {
         let dir = tempfile::tempdir().unwrap();
         let keys = keys_file(&dir, key);
         for (login, password, domain, name) in accounts() {
-            let mut args = vec!["issue", "--legacy", "--keys", &keys, "--app", "CRM", "--login", login,
-                "--domain", domain, "--expires", "1764120300", "--password-stdin"];
+            let mut args = vec![
+                "issue",
+                "--legacy",
+                "--keys",
+                &keys,
+                "--app",
+                "CRM",
+                "--login",
+                login,
+                "--domain",
+                domain,
+                "--expires",
+                "1764120300",
+                "--password-stdin",
+            ];
             if !name.is_empty() {
                 args.extend(["--visible-name", name]);
             }
             let (code, out, err) = siptoken(&args, &password);
             assert_eq!(code, 0, "{err}");
             // The XML an integrator would write by hand for the same account, in canonical order.
-            let mut xml = format!("<root login=\"{}\" password=\"{}\" domain=\"{}\"", escaped(login), escaped(&password), escaped(domain));
+            let mut xml = format!(
+                "<root login=\"{}\" password=\"{}\" domain=\"{}\"",
+                escaped(login),
+                escaped(&password),
+                escaped(domain)
+            );
             if !name.is_empty() {
                 xml.push_str(&format!(" visibleName=\"{}\"", escaped(name)));
             }
@@ -110,7 +152,17 @@ fn tokens_made_by_openssl_verify_with_siptoken() {
         );
         let token = format!("CRM:{}", hex::encode(openssl(xml.as_bytes(), KEY, false)));
         let (code, out, err) = siptoken(
-            &["verify", "--json", "--show-password", "--allow-legacy", "--now", "1764120000", "--keys", &keys, &token],
+            &[
+                "verify",
+                "--json",
+                "--show-password",
+                "--allow-legacy",
+                "--now",
+                "1764120000",
+                "--keys",
+                &keys,
+                &token,
+            ],
             "",
         );
         assert_eq!(code, 0, "{err} {out}");
@@ -124,8 +176,22 @@ fn tokens_made_by_openssl_verify_with_siptoken() {
         assert_eq!(claims["port"], "5060");
 
         // xxd -p writes 60 hex digits a line; the upper-case spelling is accepted too.
-        let upper = format!("CRM:{}", hex::encode_upper(openssl(xml.as_bytes(), KEY, false)));
-        let (code, _, err) = siptoken(&["verify", "--allow-legacy", "--now", "1764120000", "--keys", &keys, &upper], "");
+        let upper = format!(
+            "CRM:{}",
+            hex::encode_upper(openssl(xml.as_bytes(), KEY, false))
+        );
+        let (code, _, err) = siptoken(
+            &[
+                "verify",
+                "--allow-legacy",
+                "--now",
+                "1764120000",
+                "--keys",
+                &keys,
+                &upper,
+            ],
+            "",
+        );
         assert_eq!(code, 0, "{err}");
     }
 }

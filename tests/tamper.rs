@@ -37,7 +37,11 @@ fn every_single_bit_flip_of_a_v1_token_is_rejected() {
                 match verifier.verify(flipped) {
                     Ok(_) => {
                         let trimmed = flipped.trim_ascii();
-                        assert_eq!(trimmed, token.trim_ascii(), "flip at byte {i} bit {bit} accepted");
+                        assert_eq!(
+                            trimmed,
+                            token.trim_ascii(),
+                            "flip at byte {i} bit {bit} accepted"
+                        );
                         assert!(i == 0 || i == bytes.len() - 1);
                     }
                     Err(e) => assert_ne!(e.code(), ErrorCode::TooLarge),
@@ -60,7 +64,9 @@ fn every_single_bit_flip_of_the_decoded_body_fails_the_tag() {
     for i in 0..raw.len() {
         for bit in 0..8 {
             raw[i] ^= 1 << bit;
-            let err = verifier.verify(&format!("{prefix}{}", hex::encode(&raw))).unwrap_err();
+            let err = verifier
+                .verify(&format!("{prefix}{}", hex::encode(&raw)))
+                .unwrap_err();
             assert_eq!(err.code(), ErrorCode::BadSignature, "byte {i} bit {bit}");
             raw[i] ^= 1 << bit;
         }
@@ -69,15 +75,28 @@ fn every_single_bit_flip_of_the_decoded_body_fails_the_tag() {
 
 #[test]
 fn relabelling_the_key_id_or_app_fails_the_tag() {
-    let ring: KeyRing = format!("{RING}OTHER.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2\n")
-        .parse()
-        .unwrap();
+    let ring: KeyRing = format!(
+        "{RING}OTHER.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2\n"
+    )
+    .parse()
+    .unwrap();
     let claims = Claims::builder("u", "p", "d").build().unwrap();
-    let token = Issuer::new(&ring).kid("k1").at(NOW).issue("CRM", &claims).unwrap();
+    let token = Issuer::new(&ring)
+        .kid("k1")
+        .at(NOW)
+        .issue("CRM", &claims)
+        .unwrap();
     let v = Verifier::new(&ring).at(NOW);
     assert!(v.verify(&token).is_ok());
-    for forged in [token.replacen("CRM:", "OTHER:", 1), token.replacen(".k1.", ".k2.", 1)] {
-        assert_eq!(v.verify(&forged).unwrap_err().code(), ErrorCode::BadSignature, "{forged}");
+    for forged in [
+        token.replacen("CRM:", "OTHER:", 1),
+        token.replacen(".k1.", ".k2.", 1),
+    ] {
+        assert_eq!(
+            v.verify(&forged).unwrap_err().code(),
+            ErrorCode::BadSignature,
+            "{forged}"
+        );
     }
 }
 
@@ -87,7 +106,12 @@ fn every_error_code_is_produced() {
     let good = token(&ring);
     let v = Verifier::new(&ring).allow_legacy(true).at(NOW);
     let legacy = |xml: &str| {
-        siptoken::format::seal_legacy("CRM", &siptoken::LegacyKey::from_bytes(&hex::decode("8263D535FFFFFFFF7B0F60").unwrap()).unwrap(), xml.as_bytes())
+        siptoken::format::seal_legacy(
+            "CRM",
+            &siptoken::LegacyKey::from_bytes(&hex::decode("8263D535FFFFFFFF7B0F60").unwrap())
+                .unwrap(),
+            xml.as_bytes(),
+        )
     };
     let code = |r: Result<siptoken::Verified, siptoken::Error>| r.unwrap_err().code();
     let mut seen = std::collections::BTreeSet::new();
@@ -96,8 +120,14 @@ fn every_error_code_is_produced() {
         seen.insert(want.as_str());
     };
     check(code(v.verify("CRM")), ErrorCode::Malformed);
-    check(code(v.verify(&good.replacen("CRM", "NOPE", 1))), ErrorCode::UnknownApp);
-    check(code(v.verify(&good.replacen(".k1.", ".k7.", 1).replacen(".k2.", ".k7.", 1))), ErrorCode::UnknownKey);
+    check(
+        code(v.verify(&good.replacen("CRM", "NOPE", 1))),
+        ErrorCode::UnknownApp,
+    );
+    check(
+        code(v.verify(&good.replacen(".k1.", ".k7.", 1).replacen(".k2.", ".k7.", 1))),
+        ErrorCode::UnknownKey,
+    );
     let mut bad = good.clone();
     bad.pop();
     bad.push('0');
@@ -106,22 +136,60 @@ fn every_error_code_is_produced() {
         bad.push('1');
     }
     check(code(v.verify(&bad)), ErrorCode::BadSignature);
-    check(code(Verifier::new(&ring).verify("CRM:00")), ErrorCode::LegacyDisabled);
+    check(
+        code(Verifier::new(&ring).verify("CRM:00")),
+        ErrorCode::LegacyDisabled,
+    );
     check(code(v.verify(&legacy("<root"))), ErrorCode::InvalidXml);
-    check(code(v.verify(&legacy(r#"<root login="u" password="p"/>"#))), ErrorCode::MissingField);
-    check(code(v.verify(&legacy(r#"<root login="u" password="p" domain="d" port="0"/>"#))), ErrorCode::InvalidField);
-    check(code(Verifier::new(&ring).at(NOW + 301 + 30).verify(&good)), ErrorCode::Expired);
-    check(code(Verifier::new(&ring).at(NOW - 31).verify(&good)), ErrorCode::NotYetValid);
-    let long = Claims::builder("u", "p", "d").expires(NOW + 86_401).build().unwrap();
+    check(
+        code(v.verify(&legacy(r#"<root login="u" password="p"/>"#))),
+        ErrorCode::MissingField,
+    );
+    check(
+        code(v.verify(&legacy(
+            r#"<root login="u" password="p" domain="d" port="0"/>"#,
+        ))),
+        ErrorCode::InvalidField,
+    );
+    check(
+        code(Verifier::new(&ring).at(NOW + 301 + 30).verify(&good)),
+        ErrorCode::Expired,
+    );
+    check(
+        code(Verifier::new(&ring).at(NOW - 31).verify(&good)),
+        ErrorCode::NotYetValid,
+    );
+    let long = Claims::builder("u", "p", "d")
+        .expires(NOW + 86_401)
+        .build()
+        .unwrap();
     let long = Issuer::new(&ring).at(NOW).issue("CRM", &long).unwrap();
-    check(code(Verifier::new(&ring).at(NOW).verify(&long)), ErrorCode::LifetimeTooLong);
+    check(
+        code(Verifier::new(&ring).at(NOW).verify(&long)),
+        ErrorCode::LifetimeTooLong,
+    );
     check(code(v.verify(&"0".repeat(8193))), ErrorCode::TooLarge);
     let huge = Claims::builder("u", "x".repeat(5000), "d").build().unwrap();
-    check(Issuer::new(&ring).issue("CRM", &huge).unwrap_err().code(), ErrorCode::TooLarge);
-    check("CRM=zz".parse::<KeyRing>().unwrap_err().code(), ErrorCode::InvalidKeyring);
-    check(ClaimsRequest::from_json("{").unwrap_err().code(), ErrorCode::InvalidJson);
-    check(options_from_json(r#"{"leeway": 5}"#).unwrap_err().code(), ErrorCode::InvalidJson);
-    check(KeyRing::open("/nonexistent/keys.conf").unwrap_err().code(), ErrorCode::Io);
+    check(
+        Issuer::new(&ring).issue("CRM", &huge).unwrap_err().code(),
+        ErrorCode::TooLarge,
+    );
+    check(
+        "CRM=zz".parse::<KeyRing>().unwrap_err().code(),
+        ErrorCode::InvalidKeyring,
+    );
+    check(
+        ClaimsRequest::from_json("{").unwrap_err().code(),
+        ErrorCode::InvalidJson,
+    );
+    check(
+        options_from_json(r#"{"leeway": 5}"#).unwrap_err().code(),
+        ErrorCode::InvalidJson,
+    );
+    check(
+        KeyRing::open("/nonexistent/keys.conf").unwrap_err().code(),
+        ErrorCode::Io,
+    );
     for c in ErrorCode::ALL {
         assert!(seen.contains(c.as_str()), "{c} not produced");
         assert_eq!(ErrorCode::from_name(c.as_str()), Some(c));
@@ -132,10 +200,17 @@ fn every_error_code_is_produced() {
 fn legacy_single_use_key_ignores_hex_case() {
     let ring = ring();
     let claims = Claims::builder("u", "p", "d").build().unwrap();
-    let t = Issuer::new(&ring).legacy().at(NOW).issue("CRM", &claims).unwrap();
+    let t = Issuer::new(&ring)
+        .legacy()
+        .at(NOW)
+        .issue("CRM", &claims)
+        .unwrap();
     let upper = format!("CRM:{}", t[4..].to_ascii_uppercase());
     let v = Verifier::new(&ring).allow_legacy(true).at(NOW);
-    assert_eq!(v.verify(&t).unwrap().replay_key(), v.verify(&upper).unwrap().replay_key());
+    assert_eq!(
+        v.verify(&t).unwrap().replay_key(),
+        v.verify(&upper).unwrap().replay_key()
+    );
     let v1 = Issuer::new(&ring).at(NOW).issue("CRM", &claims).unwrap();
     let verified = v.verify(&v1).unwrap();
     assert_eq!(Some(verified.replay_key()), verified.claims().id());

@@ -48,13 +48,16 @@ fn vector_files() -> Vec<(String, VectorFile)> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 2, "expected the independent and our own vector files");
+    assert!(
+        files.len() >= 2,
+        "expected the independent and our own vector files"
+    );
     files
         .into_iter()
         .map(|p| {
             let text = std::fs::read_to_string(&p).unwrap();
-            let parsed = serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let parsed =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             (p.display().to_string(), parsed)
         })
         .collect()
@@ -90,17 +93,34 @@ fn valid_vectors_verify_and_reseal() {
 
             let key = hex::decode(&v.key).unwrap();
             let resealed = match v.format.as_str() {
-                "legacy" => seal_legacy(&v.app, &LegacyKey::from_bytes(&key).unwrap(), v.xml.as_bytes()),
+                "legacy" => seal_legacy(
+                    &v.app,
+                    &LegacyKey::from_bytes(&key).unwrap(),
+                    v.xml.as_bytes(),
+                ),
                 "v1" => {
-                    let nonce: [u8; 16] = hex::decode(v.nonce.as_ref().unwrap()).unwrap().try_into().unwrap();
+                    let nonce: [u8; 16] = hex::decode(v.nonce.as_ref().unwrap())
+                        .unwrap()
+                        .try_into()
+                        .unwrap();
                     let kid = v.kid.as_deref().unwrap();
-                    seal_v1(&v.app, kid, &V1Key::from_bytes(&key).unwrap(), &nonce, v.xml.as_bytes())
+                    seal_v1(
+                        &v.app,
+                        kid,
+                        &V1Key::from_bytes(&key).unwrap(),
+                        &nonce,
+                        v.xml.as_bytes(),
+                    )
                 }
                 other => panic!("{what}: unknown format {other}"),
             };
             // Legacy input hex may be upper case; what we write is always lower case.
             let (app, body) = v.token.split_once(':').unwrap();
-            assert_eq!(resealed, format!("{app}:{}", body.to_ascii_lowercase()), "{what}");
+            assert_eq!(
+                resealed,
+                format!("{app}:{}", body.to_ascii_lowercase()),
+                "{what}"
+            );
             count += 1;
         }
     }
@@ -122,6 +142,9 @@ fn invalid_vectors_fail_with_their_code() {
         }
     }
     for code in siptoken::ErrorCode::ALL.iter().filter(|c| c.is_rejection()) {
-        assert!(codes.contains(code.as_str()), "no invalid vector for {code}");
+        assert!(
+            codes.contains(code.as_str()),
+            "no invalid vector for {code}"
+        );
     }
 }

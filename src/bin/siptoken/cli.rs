@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Issue a token for a SIP account (one, or one per line with --batch)
-    Issue(IssueArgs),
+    Issue(Box<IssueArgs>),
     /// Verify a token and print its claims
     Verify(VerifyArgs),
     /// Show a token's format, application, key id and sizes, without any key
@@ -78,11 +78,21 @@ pub struct IssueArgs {
     pub app: String,
 
     /// SIP user name
-    #[arg(long, value_name = "LOGIN", required_unless_present = "batch", conflicts_with = "batch")]
+    #[arg(
+        long,
+        value_name = "LOGIN",
+        required_unless_present = "batch",
+        conflicts_with = "batch"
+    )]
     pub login: Option<String>,
 
     /// SIP domain (also the registrar when there is no outbound proxy)
-    #[arg(long, value_name = "DOMAIN", required_unless_present = "batch", conflicts_with = "batch")]
+    #[arg(
+        long,
+        value_name = "DOMAIN",
+        required_unless_present = "batch",
+        conflicts_with = "batch"
+    )]
     pub domain: Option<String>,
 
     #[command(flatten)]

@@ -20,7 +20,7 @@ pub const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Issue(args) => issue::run(args),
+        Command::Issue(args) => issue::run(*args),
         Command::Verify(args) => verify::run(args),
         Command::Inspect(args) => verify::inspect(args),
         Command::Keygen(args) => keygen::run(args),

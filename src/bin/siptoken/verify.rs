@@ -22,7 +22,10 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     let outcome = Verifier::with_options(&ring, options).verify(&token);
     let valid = outcome.is_ok();
     if args.json {
-        println!("{}", VerifyReport::new(outcome, args.show_password).to_json());
+        println!(
+            "{}",
+            VerifyReport::new(outcome, args.show_password).to_json()
+        );
     } else {
         match &outcome {
             Ok(verified) => print_claims(verified, args.show_password, args.now),
@@ -38,7 +41,11 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
 
 fn print_claims(v: &Verified, show_password: bool, now: Option<i64>) {
     match v.kid() {
-        Some(kid) => println!("valid {} token for application {} (key {kid})", v.format(), v.app()),
+        Some(kid) => println!(
+            "valid {} token for application {} (key {kid})",
+            v.format(),
+            v.app()
+        ),
         None => println!("valid {} token for application {}", v.format(), v.app()),
     }
     let now = now.unwrap_or_else(siptoken::verify::system_now);
@@ -61,7 +68,10 @@ fn describe_time(text: &str, now: i64) -> String {
     };
     let when = time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default();
     let delta = t - now;
     let human = humantime::format_duration(std::time::Duration::from_secs(delta.unsigned_abs()));

@@ -71,6 +71,7 @@ fn kill_group(child: &mut Child) {
     let pid = child.id() as i32;
     let _ = Command::new("kill")
         .args(["-TERM", "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
         .status();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -81,6 +82,7 @@ fn kill_group(child: &mut Child) {
     }
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
         .status();
     let _ = child.wait();
 }
@@ -334,14 +336,42 @@ impl Drop for Gateway {
 pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("connection"))
+    {
+        req.push_str("Connection: close\r\n");
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+        }
+        // Stop after the head for a 101 (the connection stays open), after Content-Length bytes
+        // of body otherwise (the server may keep the connection alive).
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            if head.starts_with("http/1.1 101") {
+                break;
+            }
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if len.is_some_and(|n| raw.len() >= end + 4 + n) {
+                break;
+            }
+        }
+    }
+    let resp = String::from_utf8_lossy(&raw).into_owned();
     let status = resp
         .split(' ')
         .nth(1)

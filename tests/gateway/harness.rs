@@ -528,6 +528,23 @@ impl Sipp {
         Sipp { dir, port, child }
     }
 
+    /// Waits (bounded) for sipp to finish its one call and checks that it succeeded.
+    pub fn wait_success(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "sipp failed ({status}):\n{}", self.log());
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sipp did not finish:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Everything sipp logged (messages and errors).
     pub fn log(&self) -> String {
         let mut out = String::new();

@@ -1,0 +1,107 @@
+//! The gateway against faulty registrars played by sipp (Debian `sip-tester`): 403 after the
+//! challenge, 423 with Min-Expires, 503 with Retry-After, a SHA-256 challenge beside an MD5 one,
+//! and a 407 followed by `stale=true`. (A registrar that never answers is a plain UDP socket in
+//! tests/gateway_tokens.rs.) Each produces the documented event and leaves the gateway healthy.
+#![cfg(feature = "gateway")]
+
+#[path = "gateway/harness.rs"]
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use harness::*;
+use serde_json::json;
+use siptoken::Transport;
+
+async fn logout(ws: &mut Ws) {
+    ws.send(json!({"type": "logout"})).await;
+    ws.expect("unregistered").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_after_the_challenge_is_sip_auth_failed() {
+    if !peers_enabled("forbidden_after_the_challenge_is_sip_auth_failed") {
+        return;
+    }
+    let mut sipp = Sipp::start(&scenario("403-after-challenge.xml"));
+    let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
+    let mut ws = gw.ws().await;
+    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    let v = ws.expect_error("sip_auth_failed").await;
+    assert_eq!(v["sipStatus"], 403, "{v}");
+    sipp.wait_success(Duration::from_secs(5));
+    ws.ping().await;
+    assert_eq!(gw.get("/healthz").0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_too_brief_is_retried_with_min_expires() {
+    if !peers_enabled("interval_too_brief_is_retried_with_min_expires") {
+        return;
+    }
+    let mut sipp = Sipp::start(&scenario("423-min-expires.xml"));
+    let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
+    let mut ws = gw.ws().await;
+    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    let v = ws.expect("registered").await;
+    assert_eq!(v["expires"], 1200, "{v}");
+    logout(&mut ws).await;
+    sipp.wait_success(Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_unavailable_with_retry_after_backs_off_and_retries() {
+    if !peers_enabled("service_unavailable_with_retry_after_backs_off_and_retries") {
+        return;
+    }
+    let mut sipp = Sipp::start(&scenario("503-retry-after.xml"));
+    let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
+    let mut ws = gw.ws().await;
+    let t0 = Instant::now();
+    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "did not wait for Retry-After"
+    );
+    logout(&mut ws).await;
+    sipp.wait_success(Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_the_sha256_challenge_when_offered_beside_md5() {
+    if !peers_enabled("answers_the_sha256_challenge_when_offered_beside_md5") {
+        return;
+    }
+    let mut sipp = Sipp::start(&scenario("sha256-challenge.xml"));
+    let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
+    let mut ws = gw.ws().await;
+    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    logout(&mut ws).await;
+    sipp.wait_success(Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_challenge_then_stale_nonce_still_registers() {
+    if !peers_enabled("proxy_challenge_then_stale_nonce_still_registers") {
+        return;
+    }
+    let mut sipp = Sipp::start(&scenario("407-then-stale.xml"));
+    let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
+    let mut ws = gw.ws().await;
+    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    logout(&mut ws).await;
+    sipp.wait_success(Duration::from_secs(5));
+}

@@ -11,7 +11,7 @@
 use std::fmt;
 
 use aes::cipher::{KeyIvInit, StreamCipher};
-use hmac::{KeyInit, Mac};
+use hmac::Mac;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::keys::{is_valid_name, LegacyKey, V1Key};
 
 type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+pub(crate) type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// Tokens longer than this many bytes are refused before any other work.
 pub const MAX_TOKEN_LEN: usize = 8192;
@@ -140,7 +140,7 @@ impl<'t> Envelope<'t> {
         let body = &mut self.body;
         let len = body.len();
         let (nonce_and_ct, tag) = body.split_at(len - TAG_LEN);
-        let mut mac = HmacSha256::new_from_slice(key.sign_key()).expect("any key length");
+        let mut mac = key.mac();
         mac.update(self.prefix.as_bytes());
         mac.update(nonce_and_ct);
         mac.verify_slice(tag).map_err(|_| Error::BadSignature)?;
@@ -195,7 +195,7 @@ pub fn seal_v1(app: &str, kid: &str, key: &V1Key, nonce: &[u8; NONCE_LEN], xml: 
     token.push_str(":v1.");
     token.push_str(kid);
     token.push('.');
-    let mut mac = HmacSha256::new_from_slice(key.sign_key()).expect("any key length");
+    let mut mac = key.mac();
     mac.update(token.as_bytes());
     mac.update(&body);
     body.extend_from_slice(&mac.finalize().into_bytes());

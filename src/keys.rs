@@ -71,8 +71,14 @@ impl fmt::Debug for LegacyKey {
 }
 
 /// A v1 key: `sign_key = key[0..16]` for HMAC-SHA256, `enc_key = key[16..32]` for AES-128-CTR.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct V1Key([u8; V1_KEY_LEN]);
+///
+/// Holds the HMAC state already keyed with `sign_key`, so that each token costs only the hash of
+/// its own bytes. Key bytes and the keyed state are zeroized on drop.
+#[derive(Clone)]
+pub struct V1Key {
+    key: Zeroizing<[u8; V1_KEY_LEN]>,
+    mac: crate::format::HmacSha256,
+}
 
 impl V1Key {
     /// Makes a key from exactly 32 bytes.
@@ -84,25 +90,32 @@ impl V1Key {
                 bytes.len()
             ),
         })?;
-        Ok(V1Key(key))
+        Ok(V1Key::new(Zeroizing::new(key)))
+    }
+
+    fn new(key: Zeroizing<[u8; V1_KEY_LEN]>) -> V1Key {
+        use hmac::KeyInit;
+        let mac = crate::format::HmacSha256::new_from_slice(&key[..16]).expect("any key length");
+        V1Key { key, mac }
     }
 
     /// A fresh key from the operating system's random generator.
     pub fn random() -> V1Key {
-        V1Key(crate::random::bytes())
+        V1Key::new(Zeroizing::new(crate::random::bytes()))
     }
 
-    pub(crate) fn sign_key(&self) -> &[u8; 16] {
-        self.0[..16].try_into().expect("16 bytes")
+    /// A copy of the HMAC state keyed with `sign_key`.
+    pub(crate) fn mac(&self) -> crate::format::HmacSha256 {
+        self.mac.clone()
     }
 
     pub(crate) fn enc_key(&self) -> &[u8; 16] {
-        self.0[16..].try_into().expect("16 bytes")
+        self.key[16..].try_into().expect("16 bytes")
     }
 
     /// The key as 64 lowercase hex digits, for writing a key ring line.
     pub fn to_hex(&self) -> Zeroizing<String> {
-        Zeroizing::new(hex::encode(self.0))
+        Zeroizing::new(hex::encode(*self.key))
     }
 }
 

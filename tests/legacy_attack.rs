@@ -1,0 +1,107 @@
+//! Why the legacy format must go: its attacks, run against the real verifier.
+//!
+//! Every legacy token of one key is XORed with the same keystream (AES-CTR, zero IV), and nothing
+//! checks integrity. So:
+//!
+//! 1. Whoever knows the plaintext of one token (its layout is public; an operator knows their own
+//!    account) recovers the keystream and can make tokens for any other account, host or expiry.
+//! 2. Even without knowing the password, flipping ciphertext bits at known positions rewrites the
+//!    known parts (expiry, host) — the token stays "valid" forever, or sends the credentials to
+//!    another server.
+//!
+//! The same attempts against v1 fail with `bad_signature`. docs/security.md explains.
+
+use siptoken::format::seal_legacy;
+use siptoken::{Claims, ErrorCode, Issuer, KeyRing, LegacyKey, Verifier};
+
+const RING: &str = "CRM=8263D535FFFFFFFF7B0F60\nCRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2\n";
+const NOW: i64 = 1_764_120_000;
+
+fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+}
+
+fn body(token: &str) -> Vec<u8> {
+    hex::decode(&token[token.rfind([':', '.']).unwrap() + 1..]).unwrap()
+}
+
+/// The operator's own token, as the page receives it: the operator knows every field.
+fn own_claims() -> Claims {
+    Claims::builder("operator7", "my-own-sip-pass", "sip.example.org")
+        .visible_name("Operator Seven, Sales Department")
+        .expires(NOW + 300)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn legacy_keystream_recovery_forges_a_token_for_another_account() {
+    let ring: KeyRing = RING.parse().unwrap();
+    let token = Issuer::new(&ring).legacy().issue("CRM", &own_claims()).unwrap();
+    let known_xml = own_claims().to_xml();
+    let keystream = xor(&body(&token), known_xml.as_bytes());
+
+    // A token for the director's account, registered through the attacker's host, valid for a
+    // year — made without the key.
+    let forged_xml = r#"<root login="director" password="guess" domain="evil.example" expires="1795656000"/>"#;
+    assert!(forged_xml.len() <= keystream.len());
+    let forged = format!("CRM:{}", hex::encode(xor(forged_xml.as_bytes(), &keystream)));
+
+    let legacy = Verifier::new(&ring).allow_legacy(true).at(NOW);
+    let accepted = legacy.verify(&forged).expect("the legacy verifier cannot tell");
+    assert_eq!(accepted.claims().login(), "director");
+    assert_eq!(accepted.claims().domain(), "evil.example");
+    assert_eq!(accepted.claims().expires(), Some(1_795_656_000));
+
+    // The keystream is the same for every token of the key: it also matches the key itself.
+    let key = LegacyKey::from_bytes(&hex::decode("8263D535FFFFFFFF7B0F60").unwrap()).unwrap();
+    assert_eq!(seal_legacy("CRM", &key, forged_xml.as_bytes()), forged);
+
+    // v1: the same recovery gives a keystream for that one nonce only, and any change breaks
+    // the tag.
+    let v1 = Issuer::new(&ring).at(NOW).issue("CRM", &own_claims()).unwrap();
+    let raw = body(&v1);
+    let (nonce, rest) = raw.split_at(16);
+    let ct = &rest[..rest.len() - 32];
+    let v1_xml = Verifier::new(&ring).at(NOW).verify(&v1).unwrap().claims().to_xml();
+    let ks = xor(ct, v1_xml.as_bytes());
+    let mut forged_body = nonce.to_vec();
+    forged_body.extend(xor(forged_xml.as_bytes(), &ks));
+    forged_body.extend(&rest[rest.len() - 32..]);
+    let forged_v1 = format!("CRM:v1.k1.{}", hex::encode(forged_body));
+    let err = Verifier::new(&ring).at(NOW).verify(&forged_v1).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadSignature);
+}
+
+#[test]
+fn legacy_bit_flips_extend_the_expiry_without_knowing_the_password() {
+    let ring: KeyRing = RING.parse().unwrap();
+    let token = Issuer::new(&ring).legacy().issue("CRM", &own_claims()).unwrap();
+    let mut ct = body(&token);
+    // The attacker knows where `expires="…"` is and what it says, not the password.
+    let xml = own_claims().to_xml();
+    let at = xml.find("expires=\"").unwrap() + "expires=\"".len();
+    let old = (NOW + 300).to_string();
+    let new = "2000000000"; // 2033
+    assert_eq!(old.len(), new.len());
+    for (i, (o, n)) in old.bytes().zip(new.bytes()).enumerate() {
+        ct[at + i] ^= o ^ n;
+    }
+    let forged = format!("CRM:{}", hex::encode(&ct));
+    let later = Verifier::new(&ring).allow_legacy(true).at(1_900_000_000);
+    let accepted = later.verify(&forged).expect("a legacy token cannot detect the flip");
+    assert_eq!(accepted.claims().expires(), Some(2_000_000_000));
+    assert_eq!(accepted.claims().password().expose(), "my-own-sip-pass");
+
+    // v1 with the same flips: bad_signature.
+    let v1 = Issuer::new(&ring).at(NOW).issue("CRM", &own_claims()).unwrap();
+    let mut raw = body(&v1);
+    let v1_xml = Verifier::new(&ring).at(NOW).verify(&v1).unwrap().claims().to_xml();
+    let at = 16 + v1_xml.find("expires=\"").unwrap() + "expires=\"".len();
+    for (i, (o, n)) in old.bytes().zip(new.bytes()).enumerate() {
+        raw[at + i] ^= o ^ n;
+    }
+    let forged = format!("CRM:v1.k1.{}", hex::encode(&raw));
+    let err = Verifier::new(&ring).at(1_900_000_000).verify(&forged).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BadSignature);
+}

@@ -37,13 +37,13 @@
 pub mod claims;
 mod error;
 pub mod format;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 pub mod issue;
 pub mod json;
 pub mod keys;
 mod random;
 pub mod verify;
-#[cfg(feature = "gateway")]
-pub mod gateway;
 mod xml;
 
 pub use claims::{Claims, ClaimsBuilder, Password, TokenId, Transport};

@@ -1,6 +1,6 @@
 //! The gateway against faulty registrars played by sipp (Debian `sip-tester`): 403 after the
 //! challenge, 423 with Min-Expires, 503 with Retry-After, a SHA-256 challenge beside an MD5 one,
-//! and a 407 followed by `stale=true`. (A registrar that never answers is a plain UDP socket in
+//! and a 407, a 401 and a `stale=true` 401 in a row. (A registrar that never answers is a plain UDP socket in
 //! tests/gateway_tokens.rs.) Each produces the documented event and leaves the gateway healthy.
 #![cfg(feature = "gateway")]
 
@@ -91,11 +91,11 @@ async fn answers_the_sha256_challenge_when_offered_beside_md5() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn proxy_challenge_then_stale_nonce_still_registers() {
-    if !peers_enabled("proxy_challenge_then_stale_nonce_still_registers") {
+async fn proxy_and_registrar_challenges_then_a_stale_nonce_still_register() {
+    if !peers_enabled("proxy_and_registrar_challenges_then_a_stale_nonce_still_register") {
         return;
     }
-    let mut sipp = Sipp::start(&scenario("407-then-stale.xml"));
+    let mut sipp = Sipp::start(&scenario("407-401-stale.xml"));
     let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
     let mut ws = gw.ws().await;
     ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))

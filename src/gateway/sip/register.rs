@@ -207,10 +207,16 @@ pub struct Client {
     from_tag: String,
     cseq: u32,
     contact_user: String,
-    /// Last challenge answered and whether it came in a 407.
-    challenge: Option<(Challenge, bool)>,
-    nc: u32,
+    /// The last challenges answered: [0] from a 401 (registrar), [1] from a 407 (proxy). Both
+    /// are answered in every later request, each with its own nonce count.
+    challenges: [Option<Answered>; 2],
+}
+
+/// A challenge being answered: the challenge, our cnonce and the last nonce count used.
+struct Answered {
+    challenge: Challenge,
     cnonce: String,
+    nc: u32,
 }
 
 enum Wait {
@@ -249,9 +255,7 @@ impl Client {
             from_tag: random_hex(8),
             cseq: 0,
             contact_user: format!("st-{}", random_hex(8)),
-            challenge: None,
-            nc: 0,
-            cnonce: random_hex(8),
+            challenges: [None, None],
         })
     }
 
@@ -298,20 +302,21 @@ impl Client {
             self.contact(),
             self.settings.user_agent,
         );
-        if let Some((ch, proxy)) = &self.challenge {
-            self.nc += 1;
+        for (i, slot) in self.challenges.iter_mut().enumerate() {
+            let Some(ans) = slot else { continue };
+            ans.nc += 1;
             let value = digest::authorization(
-                ch,
+                &ans.challenge,
                 &digest::Answer {
                     username: &a.auth_name,
                     password: &a.password,
                     method: "REGISTER",
                     uri: &uri,
-                    cnonce: &self.cnonce,
-                    nc: self.nc,
+                    cnonce: &ans.cnonce,
+                    nc: ans.nc,
                 },
             );
-            let h = if *proxy {
+            let h = if i == 1 {
                 "Proxy-Authorization"
             } else {
                 "Authorization"
@@ -326,7 +331,8 @@ impl Client {
     /// challenges, `stale`, 423 and 5xx with Retry-After. Returns the granted expiry.
     pub async fn register(&mut self, expires: u32) -> Result<u32, SipError> {
         let mut expires = expires;
-        let mut answered_fresh = false;
+        // Whether a challenge of this kind (401, 407) received in this call was answered.
+        let mut answered_fresh = [false, false];
         let (mut stale_retries, mut interval_retries, mut busy_retries) = (0, 0, 0);
         for _attempt in 0..10 {
             self.cseq += 1;
@@ -354,13 +360,15 @@ impl Client {
                         if stale_retries > 2 {
                             return Err(SipError::AuthFailed { status });
                         }
-                    } else if answered_fresh {
+                    } else if answered_fresh[proxy as usize] {
                         return Err(SipError::AuthFailed { status });
                     }
-                    answered_fresh = true;
-                    self.challenge = Some((ch, proxy));
-                    self.nc = 0;
-                    self.cnonce = random_hex(8);
+                    answered_fresh[proxy as usize] = true;
+                    self.challenges[proxy as usize] = Some(Answered {
+                        challenge: ch,
+                        cnonce: random_hex(8),
+                        nc: 0,
+                    });
                 }
                 403 => return Err(SipError::AuthFailed { status }),
                 423 => {

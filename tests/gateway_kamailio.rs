@@ -238,3 +238,49 @@ async fn registration_lost_when_the_registrar_goes_away() {
     ws.send(json!({"type": "logout"})).await;
     ws.expect_error("not_logged_in").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_sessions_register_and_all_go_away() {
+    if !peers_enabled("fifty_concurrent_sessions_register_and_all_go_away") {
+        return;
+    }
+    const N: usize = 50;
+    let kam = Kamailio::start("MD5", USERS);
+    let gw = Gateway::start("login_burst = 100");
+    let mut handles = Vec::new();
+    for _ in 0..N {
+        let tok = token("bob", "b0b", kam.port, Transport::Udp);
+        let addr = gw.addr;
+        handles.push(tokio::spawn(async move {
+            let mut ws = Ws::connect(addr, None).await;
+            let t0 = Instant::now();
+            ws.login(&tok).await;
+            ws.expect("registering").await;
+            ws.expect("registered").await;
+            (ws, t0.elapsed())
+        }));
+    }
+    let mut sockets = Vec::new();
+    let mut latencies = Vec::new();
+    for h in handles {
+        let (ws, d) = h.await.unwrap();
+        sockets.push(ws);
+        latencies.push(d);
+    }
+    latencies.sort();
+    eprintln!(
+        "{N} concurrent logins: p50 {:?}, p95 {:?}, max {:?}",
+        latencies[N / 2],
+        latencies[N * 95 / 100],
+        latencies[N - 1]
+    );
+    kam.wait_bindings("bob", N, Duration::from_secs(5));
+    assert_eq!(gw.metric("siptoken_gateway_registered_accounts"), N as f64);
+    drop(sockets);
+    kam.wait_bindings("bob", 0, Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.metric("siptoken_gateway_sessions") != 0.0 {
+        assert!(Instant::now() < deadline, "sessions not closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

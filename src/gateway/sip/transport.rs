@@ -103,6 +103,7 @@ pub struct SipSocket {
     kind: Kind,
     local: SocketAddr,
     peer: SocketAddr,
+    /// UDP: the datagram buffer; TCP: bytes received but not yet parsed.
     buf: Vec<u8>,
 }
 
@@ -193,8 +194,9 @@ impl SipSocket {
         loop {
             match &mut self.inner {
                 Inner::Udp(s) => {
-                    let mut dgram = vec![0u8; message::MAX_MESSAGE_LEN];
-                    let n = s.recv(&mut dgram).await.map_err(classify)?;
+                    let dgram = &mut self.buf;
+                    dgram.resize(message::MAX_MESSAGE_LEN, 0);
+                    let n = s.recv(dgram).await.map_err(classify)?;
                     match message::parse(&dgram[..n], false) {
                         Ok((m, _)) => return Ok(m),
                         Err(e) => {

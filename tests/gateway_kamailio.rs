@@ -19,7 +19,9 @@ async fn registers_refreshes_and_unregisters_on_logout_udp() {
     if !peers_enabled("registers_refreshes_and_unregisters_on_logout_udp") {
         return;
     }
-    let kam = Kamailio::start("MD5", USERS);
+    // Nonces expire after 1 s, so the refresh (which reuses the last challenge) meets a stale
+    // nonce and must answer the new challenge.
+    let kam = Kamailio::start_with("MD5", USERS, 1);
     let gw = Gateway::start("register_expires = 3");
     let mut ws = gw.ws().await;
     let t0 = Instant::now();
@@ -40,6 +42,11 @@ async fn registers_refreshes_and_unregisters_on_logout_udp() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(kam.bindings("alice"), b, "same contact, refreshed");
     assert!(gw.metric("siptoken_gateway_refreshes_total") >= 1.0);
+    assert!(
+        kam.log().contains("auth failed for alice: -4"),
+        "the refresh did not meet a stale nonce:\n{}",
+        kam.log()
+    );
     assert_eq!(gw.metric("siptoken_gateway_registered_accounts"), 1.0);
     assert_eq!(
         gw.metric("siptoken_gateway_logins_total{outcome=\"registered\",code=\"\"}"),
@@ -283,4 +290,26 @@ async fn fifty_concurrent_sessions_register_and_all_go_away() {
         assert!(Instant::now() < deadline, "sessions not closed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrar_host_name_is_resolved() {
+    if !peers_enabled("registrar_host_name_is_resolved") {
+        return;
+    }
+    let kam = Kamailio::start("MD5", USERS);
+    let gw = Gateway::start("");
+    let claims = siptoken::Claims::builder("bob", "b0b", DOMAIN)
+        .outbound_proxy("localhost")
+        .port(kam.port)
+        .build()
+        .unwrap();
+    let tok = siptoken::Issuer::new(&ring())
+        .issue("CRM", &claims)
+        .unwrap();
+    let mut ws = gw.ws().await;
+    ws.login(&tok).await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    kam.wait_bindings("bob", 1, Duration::from_secs(2));
 }

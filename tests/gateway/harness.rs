@@ -97,6 +97,11 @@ pub struct Kamailio {
 impl Kamailio {
     /// Starts Kamailio with digest `algorithm` (MD5 or SHA-256) and these users.
     pub fn start(algorithm: &str, users: &[(&str, &str)]) -> Kamailio {
+        Kamailio::start_with(algorithm, users, 300)
+    }
+
+    /// [`Kamailio::start`] with nonces that expire after `nonce_expire` seconds.
+    pub fn start_with(algorithm: &str, users: &[(&str, &str)], nonce_expire: u32) -> Kamailio {
         let dir = tempfile::tempdir().unwrap();
         let users: String = users
             .iter()
@@ -112,6 +117,7 @@ impl Kamailio {
                 .replace("@DIR@", dir.path().to_str().unwrap())
                 .replace("@DOMAIN@", DOMAIN)
                 .replace("@MIN_EXPIRES@", "1")
+                .replace("@NONCE_EXPIRE@", &nonce_expire.to_string())
                 .replace("@ALGORITHM@", algorithm)
                 .replace("@PING_INTERVAL@", "1")
                 .replace("@USERS@", &users);

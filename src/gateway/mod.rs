@@ -78,6 +78,13 @@ pub async fn serve(
     let app = http::router(state.clone());
     let grace = state.sip.transaction_timeout + Duration::from_secs(3);
     drop(state);
+    // Small JSON events go out back to back ("registering", then "registered"): without
+    // TCP_NODELAY, Nagle's algorithm holds the second one until the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

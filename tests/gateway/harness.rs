@@ -255,7 +255,10 @@ impl Gateway {
         let config_path = dir.path().join("gateway.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_siptoken-gateway"))
+        // SIPTOKEN_GATEWAY_BIN runs another build (e.g. target/release) under the same tests.
+        let bin = std::env::var("SIPTOKEN_GATEWAY_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_siptoken-gateway").to_owned());
+        let mut child = Command::new(bin)
             .arg("--config")
             .arg(&config_path)
             .args(args)

@@ -266,3 +266,62 @@ async fn http_endpoints() {
     assert!(metrics.contains("# TYPE siptoken_gateway_login_latency_seconds histogram"));
     assert_eq!(gw.get("/nope").0, 404);
 }
+
+#[test]
+fn configuration_errors_are_clear_and_exit_2() {
+    let bin = env!("CARGO_BIN_EXE_siptoken-gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.conf");
+    std::fs::write(&keys, KEYS).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let k = keys.to_str().unwrap();
+    let (code, stdout, _) = run(&["--keys", k, "--check"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("configuration ok: 2 application(s)"),
+        "{stdout}"
+    );
+
+    let (code, _, stderr) = run(&["--check"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--keys"), "{stderr}");
+
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "keys = \"keys.conf\"\nregister_expire = 60\n").unwrap();
+    let (code, _, stderr) = run(&["--config", cfg.to_str().unwrap(), "--check"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("register_expire"), "{stderr}");
+
+    std::fs::write(&cfg, "keys = \"keys.conf\"\n").unwrap();
+    let (code, stdout, _) = run(&["--config", cfg.to_str().unwrap(), "--check"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "a relative key path is relative to the config file"
+    );
+    assert!(stdout.contains("keys.conf"));
+
+    let bad_keys = dir.path().join("bad.keys");
+    std::fs::write(&bad_keys, "CRM=nothex\n").unwrap();
+    let (code, _, stderr) = run(&["--keys", bad_keys.to_str().unwrap(), "--check"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("line 1"), "{stderr}");
+    assert!(!stderr.contains("nothex"), "key material echoed: {stderr}");
+
+    let (code, _, stderr) = run(&[
+        "--keys",
+        k,
+        "--allowed-origin",
+        "crm.example.org",
+        "--check",
+    ]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("http://"), "{stderr}");
+}

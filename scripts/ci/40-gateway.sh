@@ -18,7 +18,7 @@ fi
 export SIPTOKEN_NODE_MODULES="$PWD/$node_dir/node_modules"
 export SIPTOKEN_GATEWAY_PEERS=1
 
-gateway_tests=(--test gateway_tokens --test gateway_kamailio --test gateway_sipp --test gateway_browser --test gateway_man)
+gateway_tests=(--test gateway_parsers --test gateway_tokens --test gateway_kamailio --test gateway_sipp --test gateway_browser --test gateway_man)
 
 no_async_stack_without_the_feature() {
   # The bindings build the core with default-features = false: no tokio, axum or hyper then.

@@ -209,6 +209,9 @@ async fn unreachable_registrars() {
         .unwrap();
     ws.login(&tls).await;
     ws.expect_error("sip_unreachable").await;
+    // The TLS token was refused before it was spent.
+    ws.login(&tls).await;
+    ws.expect_error("sip_unreachable").await;
     ws.ping().await;
 }
 

@@ -286,13 +286,25 @@ impl Session {
             .expires()
             .unwrap_or(now.saturating_add(st.config.max_lifetime_seconds as i64))
             .saturating_add(st.config.leeway_seconds as i64);
+        // Checked before the token is spent, so the CRM can retry it elsewhere.
+        let transport = match c.transport() {
+            None | Some(Transport::Udp) => Kind::Udp,
+            Some(Transport::Tcp) => Kind::Tcp,
+            Some(Transport::Tls) if c.should_register() => {
+                return fail(
+                    "sip_unreachable",
+                    "SIP over TLS is not supported by this gateway yet".into(),
+                );
+            }
+            Some(Transport::Tls) => Kind::Tcp,
+        };
         let account = Account {
             login: c.login().to_owned(),
             domain: c.domain().to_owned(),
             auth_name: c.auth_name().to_owned(),
             password: zeroize::Zeroizing::new(c.password().expose().to_owned()),
             display_name: c.visible_name().map(str::to_owned),
-            transport: Kind::Udp,
+            transport,
             host: c.outbound_proxy().unwrap_or(c.domain()).to_owned(),
             port: c.port().unwrap_or(5060),
         };
@@ -338,20 +350,6 @@ impl Session {
             );
             return vec![json!({"type": "authenticated", "aor": aor})];
         }
-        let transport = match c.transport() {
-            None | Some(Transport::Udp) => Kind::Udp,
-            Some(Transport::Tcp) => Kind::Tcp,
-            Some(Transport::Tls) => {
-                return fail(
-                    "sip_unreachable",
-                    "SIP over TLS is not supported by this gateway yet".into(),
-                )
-            }
-        };
-        let account = Account {
-            transport,
-            ..account
-        };
         let commands = register::spawn(
             id,
             account,

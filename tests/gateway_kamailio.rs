@@ -313,3 +313,31 @@ async fn registrar_host_name_is_resolved() {
     ws.expect("registered").await;
     kam.wait_bindings("bob", 1, Duration::from_secs(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_socket_two_accounts_logout_unregisters_both() {
+    if !peers_enabled("one_socket_two_accounts_logout_unregisters_both") {
+        return;
+    }
+    let kam = Kamailio::start("MD5", USERS);
+    let gw = Gateway::start("");
+    let mut ws = gw.ws().await;
+    ws.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    ws.login(&token("bob", "b0b", kam.port, Transport::Tcp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    kam.wait_bindings("alice", 1, Duration::from_secs(2));
+    kam.wait_bindings("bob", 1, Duration::from_secs(2));
+    ws.send(json!({"type": "logout"})).await;
+    let mut aors = vec![
+        ws.expect("unregistered").await["aor"].to_string(),
+        ws.expect("unregistered").await["aor"].to_string(),
+    ];
+    aors.sort();
+    assert_eq!(aors, ["\"sip:alice@sip.test\"", "\"sip:bob@sip.test\""]);
+    assert!(kam.bindings("alice").is_empty() && kam.bindings("bob").is_empty());
+}

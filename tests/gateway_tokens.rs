@@ -328,3 +328,22 @@ fn configuration_errors_are_clear_and_exit_2() {
     assert_eq!(code, Some(2));
     assert!(stderr.contains("http://"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_register_in_flight_to_a_silent_registrar_exits_in_bounded_time() {
+    let silent = Silent::new();
+    let mut gw = Gateway::start("sip_t1_ms = 100\nsip_transaction_timeout_ms = 1500");
+    let mut ws = gw.ws().await;
+    ws.login(&token("crm1", "pw", silent.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    let t0 = std::time::Instant::now();
+    let status = gw.terminate(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    // Bounded by the transaction timeout plus the shutdown grace of 3 s.
+    assert!(
+        t0.elapsed() < Duration::from_millis(4500),
+        "{:?}",
+        t0.elapsed()
+    );
+}

@@ -452,3 +452,50 @@ fn a_key_ring_file_opens() {
     assert!(!out.is_null());
     unsafe { siptoken_keyring_free(out) };
 }
+
+#[test]
+fn no_secret_in_error_messages() {
+    let ring = ring();
+    let bad_claims = [
+        r#"{"login":"a","password":"SECRETPW","domain":"d","port":"99999"}"#,
+        r#"{"login":"a","password":"SECRETPW","domain":"d","transport":"SECRETPW"}"#,
+        r#"{"login":"a","password":"SECRETPW","domain":"d","expires":1,"issued":2}"#,
+        r#"{"login":"a","password":"SECRETPW","domain":"d","ttl_seconds":"SECRETPW"}"#,
+        r#"{"login":"a","password":"SECRETPW" "domain":"d"}"#,
+        r#"{"login":"a","password":["SECRETPW"],"domain":"d"}"#,
+        r#"{"login":"a","password":"SECRETPW","password":"SECRETPW","domain":"d"}"#,
+    ];
+    for claims in bad_claims {
+        for legacy in [0, 1] {
+            let (rc, msg) = call(|err| unsafe {
+                siptoken_issue(
+                    ring,
+                    c("CRM").as_ptr(),
+                    c(claims).as_ptr(),
+                    legacy,
+                    &mut null_mut(),
+                    err,
+                )
+            });
+            let msg = msg.unwrap();
+            assert_ne!(rc, 0, "{claims}");
+            assert!(!msg.contains("SECRETPW"), "{claims}: {msg}");
+        }
+    }
+    let key = "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75e";
+    for text in [
+        format!("CRM.k1={key}"),
+        format!("CRM={key}"),
+        format!("CRM.k1={key}zz"),
+        format!("CR M={key}"),
+        key.to_owned(),
+    ] {
+        let (rc, msg) = call(|err| unsafe {
+            siptoken_keyring_from_str(c(&text).as_ptr(), &mut null_mut(), err)
+        });
+        assert_eq!(rc, SIPTOKEN_ERR_INVALID_KEYRING, "{text}");
+        let msg = msg.unwrap();
+        assert!(!msg.contains("5ec2e7"), "key material in: {msg}");
+    }
+    unsafe { siptoken_keyring_free(ring) };
+}

@@ -222,28 +222,31 @@ async fn registration_lost_when_the_registrar_goes_away() {
     if !peers_enabled("registration_lost_when_the_registrar_goes_away") {
         return;
     }
-    let kam = Kamailio::start("MD5", USERS);
-    let gw =
-        Gateway::start("register_expires = 2\nsip_t1_ms = 100\nsip_transaction_timeout_ms = 1500");
-    let mut ws = gw.ws().await;
-    ws.login(&token("bob", "b0b", kam.port, Transport::Udp))
-        .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
-    drop(kam);
-    // The next refresh (within 2 s) fails: ICMP port unreachable on loopback.
-    let v = loop {
-        let v = ws.recv_within(Duration::from_secs(6)).await;
-        if v["type"] != "registered" {
-            break v;
-        }
-    };
-    assert_eq!(v["type"], "registrationLost", "{v}");
-    assert_eq!(v["aor"], "sip:bob@sip.test");
-    assert_eq!(v["code"], "sip_unreachable", "{v}");
-    assert_eq!(gw.metric("siptoken_gateway_registered_accounts"), 0.0);
-    ws.send(json!({"type": "logout"})).await;
-    ws.expect_error("not_logged_in").await;
+    // UDP: the next refresh (within 2 s) meets ICMP port unreachable. TCP: the connection
+    // closes, the gateway reconnects at once and is refused.
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let kam = Kamailio::start("MD5", USERS);
+        let gw = Gateway::start(
+            "register_expires = 2\nsip_t1_ms = 100\nsip_transaction_timeout_ms = 1500",
+        );
+        let mut ws = gw.ws().await;
+        ws.login(&token("bob", "b0b", kam.port, transport)).await;
+        ws.expect("registering").await;
+        ws.expect("registered").await;
+        drop(kam);
+        let v = loop {
+            let v = ws.recv_within(Duration::from_secs(6)).await;
+            if v["type"] != "registered" {
+                break v;
+            }
+        };
+        assert_eq!(v["type"], "registrationLost", "{transport:?}: {v}");
+        assert_eq!(v["aor"], "sip:bob@sip.test");
+        assert_eq!(v["code"], "sip_unreachable", "{transport:?}: {v}");
+        assert_eq!(gw.metric("siptoken_gateway_registered_accounts"), 0.0);
+        ws.send(json!({"type": "logout"})).await;
+        ws.expect_error("not_logged_in").await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! The gateway against faulty registrars played by sipp (Debian `sip-tester`): 403 after the
 //! challenge, 423 with Min-Expires, 503 with Retry-After, a SHA-256 challenge beside an MD5 one,
-//! and a 407, a 401 and a `stale=true` 401 in a row. (A registrar that never answers is a plain UDP socket in
-//! tests/gateway_tokens.rs.) Each produces the documented event and leaves the gateway healthy.
+//! a 407, a 401 and a `stale=true` 401 in a row, and no answer at all. Each produces the
+//! documented event and leaves the gateway healthy.
 #![cfg(feature = "gateway")]
 
 #[path = "gateway/harness.rs"]
@@ -104,4 +104,27 @@ async fn proxy_and_registrar_challenges_then_a_stale_nonce_still_register() {
     ws.expect("registered").await;
     logout(&mut ws).await;
     sipp.wait_success(Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_answer_is_sip_timeout_after_retransmissions() {
+    if !peers_enabled("no_answer_is_sip_timeout_after_retransmissions") {
+        return;
+    }
+    let mut sipp = Sipp::start(&scenario("no-answer.xml"));
+    let gw = Gateway::start("sip_t1_ms = 100\nsip_transaction_timeout_ms = 1500");
+    let mut ws = gw.ws().await;
+    let t0 = Instant::now();
+    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect_error("sip_timeout").await;
+    let waited = t0.elapsed();
+    assert!(
+        (Duration::from_millis(1400)..Duration::from_millis(3000)).contains(&waited),
+        "{waited:?}"
+    );
+    assert!(gw.metric("siptoken_gateway_sip_retransmissions_total") >= 3.0);
+    sipp.wait_success(Duration::from_secs(5));
+    ws.ping().await;
 }

@@ -109,6 +109,96 @@ pub(crate) fn parse_attributes(
             e.valid_up_to()
         ))
     })?;
+    match parse_canonical(text) {
+        Some(attributes) => {
+            for (name, value) in attributes {
+                visit(name, value)?;
+            }
+            Ok(())
+        }
+        None => parse_general(text, visit),
+    }
+}
+
+/// The most attributes the fast path takes; more go through the general parser.
+const FAST_PATH_MAX_ATTRIBUTES: usize = 24;
+
+/// Fast path for the shape issuers write: `<root` then ` name="value"` pairs, then `/>`, with
+/// nothing but whitespace around. Returns the decoded attributes only when the text has exactly
+/// that shape and every value is acceptable; for anything else (comments, a declaration, an end
+/// tag, single quotes, literal tab/CR/LF in a value, bad references, forbidden characters) it
+/// returns `None` and [`parse_general`] decides — so the result is always the one the general
+/// parser would give (a property test checks this on generated documents).
+fn parse_canonical(text: &str) -> Option<Vec<(&str, Cow<'_, str>)>> {
+    // One pass over the bytes. Every position cut at is an ASCII delimiter, so the slices of
+    // `text` fall on character boundaries.
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let bytes = text.as_bytes();
+    let (mut i, mut end) = (0, bytes.len());
+    while i < end && is_space(bytes[i]) {
+        i += 1;
+    }
+    while end > i && is_space(bytes[end - 1]) {
+        end -= 1;
+    }
+    let element = &bytes[i..end];
+    if element.len() < 7 || !element.starts_with(b"<root") || !element.ends_with(b"/>") {
+        return None;
+    }
+    i += 5;
+    end -= 2;
+    let mut out = Vec::with_capacity(14);
+    loop {
+        let space_start = i;
+        while i < end && is_space(bytes[i]) {
+            i += 1;
+        }
+        if i == end {
+            return Some(out);
+        }
+        if i == space_start || out.len() == FAST_PATH_MAX_ATTRIBUTES {
+            return None; // no whitespace before the attribute, or very many attributes
+        }
+        let name_len = memchr::memchr(b'=', &bytes[i..end])?;
+        let name = &text[i..i + name_len];
+        i += name_len;
+        if i + 1 >= end || bytes[i + 1] != b'"' || !is_attribute_name(name) {
+            return None;
+        }
+        i += 2;
+        let value_len = memchr::memchr2(b'"', b'<', &bytes[i..end])?;
+        let raw = &text[i..i + value_len];
+        i += value_len;
+        if bytes[i] != b'"' {
+            return None; // a raw '<': the general parser reports it
+        }
+        i += 1;
+        // Control characters (tab, CR, LF need normalising; the rest are forbidden) go to the
+        // general parser; a possible U+FFFE/U+FFFF (lead byte EF) gets the exact check below.
+        let (control, maybe_nonchar) = raw.bytes().fold((false, false), |(c, n), b| {
+            (c | (b < 0x20), n | (b == 0xEF))
+        });
+        if control {
+            return None;
+        }
+        let has_reference = memchr::memchr(b'&', raw.as_bytes()).is_some();
+        let value = if has_reference {
+            quick_xml::escape::unescape(raw).ok()?
+        } else {
+            Cow::Borrowed(raw)
+        };
+        if (has_reference || maybe_nonchar) && !is_xml_text(&value) {
+            return None;
+        }
+        out.push((name, value));
+    }
+}
+
+/// The general parser: quick-xml, held to the profile described at the top of this module.
+fn parse_general(
+    text: &str,
+    mut visit: impl FnMut(&str, Cow<'_, str>) -> Result<()>,
+) -> Result<()> {
     let mut reader = Reader::from_str(text);
     let mut seen_root = false;
     let mut inside_root = false;
@@ -238,6 +328,93 @@ mod tests {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    fn parse_slow(xml: &str) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        parse_general(xml, |n, v| {
+            out.push((n.to_owned(), v.into_owned()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn fast_path_takes_the_canonical_shape_and_agrees_with_the_general_parser() {
+        for xml in [
+            r#"<root login="u" password="a&amp;b&#9;c&#x1D11E;" domain="d"/>"#,
+            r#"  <root a="1"   b=""	/>
+"#,
+            r#"<root/>"#,
+        ] {
+            let fast: Vec<(String, String)> = parse_canonical(xml)
+                .unwrap_or_else(|| panic!("fast path refused {xml:?}"))
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(fast, parse_slow(xml).unwrap(), "{xml}");
+        }
+        for xml in [
+            r#"<root a="1"b="2"/>"#,
+            r#"<root a='1'/>"#,
+            r#"<root a="&nbsp;"/>"#,
+            r#"<root a="x	y"/>"#,
+            r#"<root a="&#1;"/>"#,
+            r#"<root a="1"></root>"#,
+            r#"<!-- c --><root a="1"/>"#,
+            r#"<root a = "1"/>"#,
+        ] {
+            assert!(parse_canonical(xml).is_none(), "fast path took {xml:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 4096, ..Default::default() })]
+
+        /// Whenever the fast path answers, the general parser gives the same attributes.
+        #[test]
+        fn fast_path_agrees_with_the_general_parser(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                " ", "\t", "\n", "a", "b", "login", "x-1", "1a", "a:b", "=", "\"", "'", "&amp;",
+                "&lt;", "&quot;", "&#9;", "&#10;", "&#x41;", "&#1;", "&#xFFFE;", "&nbsp;", "&",
+                "<", ">", "/", "ü", "𝄞", "\u{1}", "</root>", "<!--c-->", "<root", "/>",
+            ]), 0..14),
+            wrap in proptest::bool::ANY,
+        ) {
+            let body: String = pieces.concat();
+            let xml = if wrap { format!("<root {body}/>") } else { body };
+            if let Some(fast) = parse_canonical(&xml) {
+                let fast: Vec<(String, String)> =
+                    fast.into_iter().map(|(n, v)| (n.to_owned(), v.into_owned())).collect();
+                proptest::prop_assert_eq!(Ok(fast), parse_slow(&xml), "{:?}", xml);
+            }
+        }
+
+        /// The same on documents of the canonical shape with awkward values, where the fast
+        /// path answers most of the time.
+        #[test]
+        fn fast_path_agrees_on_attribute_lists(
+            attrs in proptest::collection::vec((
+                proptest::sample::select(vec!["login", "password", "x-1", "a.b", "1a", "a:b"]),
+                proptest::collection::vec(proptest::sample::select(vec![
+                    "v", " ", "\t", "&amp;", "&lt;", "&gt;", "&apos;", "&quot;", "&#9;", "&#13;",
+                    "&#x1D11E;", "&#1;", "&#0;", "&#xD800;", "&#xFFFF;", "&bogus;", "&", "&#;",
+                    "'", ">", "ü", "\u{7f}", "\u{1}",
+                ]), 0..6),
+                proptest::sample::select(vec![" ", "  ", "\n", "\t", ""]),
+            ), 0..6),
+        ) {
+            let mut xml = String::from("<root");
+            for (name, value, sep) in &attrs {
+                xml.push_str(&format!("{sep} {name}=\"{}\"", value.concat()));
+            }
+            xml.push_str("/>");
+            if let Some(fast) = parse_canonical(&xml) {
+                let fast: Vec<(String, String)> =
+                    fast.into_iter().map(|(n, v)| (n.to_owned(), v.into_owned())).collect();
+                proptest::prop_assert_eq!(Ok(fast), parse_slow(&xml), "{:?}", xml);
+            }
+        }
     }
 
     #[test]

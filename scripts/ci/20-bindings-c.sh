@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 root=$PWD
 
-need_apt php8.2-cli valgrind libjansson-dev make openssl
+need_apt php8.2-cli valgrind libjansson-dev make openssl g++
 
 lib=$root/target/release/libsiptoken.so
 work=$(mktemp -d)
@@ -21,6 +21,12 @@ step "build the siptoken CLI (for comparisons)" cargo build --bin siptoken
 ls -l "$lib" "$root/target/release/libsiptoken.a"
 step "Rust unit tests of the ABI (header up to date, codes, NULL, UTF-8, panics)" cargo test -p siptoken-ffi
 
+header_compiles() {
+  printf '#include "siptoken.h"\nint siptoken_header_check;\n' > "$work/h.c"
+  gcc -std=c99 -pedantic -Wall -Wextra -Werror -I bindings/c/include -c "$work/h.c" -o "$work/h.o"
+  g++ -std=c++11 -x c++ -Wall -Wextra -Werror -I bindings/c/include -c "$work/h.c" -o "$work/hpp.o"
+}
+step "the header compiles as C99 (pedantic) and as C++11" header_compiles
 step "build the C tests" cc -std=c11 -O1 -g -Wall -Wextra -Werror -I bindings/c/include \
   bindings/c/tests/abi_test.c -L target/release -lsiptoken -ljansson -lpthread \
   -Wl,-rpath,"$root/target/release" -o "$work/abi_test"

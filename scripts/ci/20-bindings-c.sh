@@ -32,6 +32,8 @@ step "build the C tests" cc -std=c11 -O1 -g -Wall -Wextra -Werror -I bindings/c/
   -Wl,-rpath,"$root/target/release" -o "$work/abi_test"
 step "C tests under valgrind (vectors, NULL/UTF-8, key ring files, 8 pthreads)" \
   "${vg[@]}" "$work/abi_test" tests/vectors 50
+step "C tests under helgrind (no data races between the 8 threads)" \
+  valgrind -q --tool=helgrind --error-exitcode=1 "$work/abi_test" tests/vectors 20
 step "C tests natively, more rounds" "$work/abi_test" tests/vectors 2000
 
 step "build the C example (shared and static)" make -s -C examples/c

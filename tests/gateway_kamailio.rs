@@ -344,3 +344,39 @@ async fn one_socket_two_accounts_logout_unregisters_both() {
     assert_eq!(aors, ["\"sip:alice@sip.test\"", "\"sip:bob@sip.test\""]);
     assert!(kam.bindings("alice").is_empty() && kam.bindings("bob").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrar_located_by_dns_srv() {
+    if !peers_enabled("registrar_located_by_dns_srv") {
+        return;
+    }
+    let kam = Kamailio::start("MD5", USERS);
+    let dns = Dnsmasq::start(&[
+        ("_sip._udp.sip.test", "localhost", kam.port),
+        ("_sip._tcp.sip.test", "localhost", kam.port),
+    ]);
+    let gw = Gateway::start(&format!("dns_servers = [\"127.0.0.1:{}\"]", dns.port));
+    let mut ws = gw.ws().await;
+    for (user, password, transport) in [
+        ("alice", "s3cr<t \"x\"", Transport::Udp),
+        ("bob", "b0b", Transport::Tcp),
+    ] {
+        // No outboundProxy and no port: the domain's SRV records say where the registrar is.
+        let claims = siptoken::Claims::builder(user, password, DOMAIN)
+            .transport(transport)
+            .build()
+            .unwrap();
+        let tok = siptoken::Issuer::new(&ring())
+            .issue("CRM", &claims)
+            .unwrap();
+        ws.login(&tok).await;
+        ws.expect("registering").await;
+        ws.expect("registered").await;
+        let b = kam.wait_bindings(user, 1, Duration::from_secs(2));
+        assert_eq!(
+            b[0].contains("transport=tcp"),
+            transport == Transport::Tcp,
+            "{b:?}"
+        );
+    }
+}

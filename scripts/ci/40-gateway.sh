@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Gateway (issue 5): lints, unit tests, and the siptoken-gateway binary against real peers it
-# starts itself on loopback — Kamailio (registrar), sipp (faulty registrars), headless Chromium
-# (the demo page). The peer tests run only with SIPTOKEN_GATEWAY_PEERS=1, which this stage sets.
+# starts itself on loopback — Kamailio (registrar), sipp (faulty registrars), dnsmasq (SRV
+# records), headless Chromium (the demo page). The peer tests run only with SIPTOKEN_GATEWAY_PEERS=1, which this stage sets.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 
-need_apt kamailio sip-tester chromium
+need_apt kamailio sip-tester chromium dnsmasq-base
 command -v node >/dev/null && command -v npm >/dev/null || need_apt nodejs npm
 # playwright-core drives Debian's /usr/bin/chromium; installed test-locally, never a browser download.
 node_dir=target/gateway-node

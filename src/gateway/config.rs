@@ -49,6 +49,11 @@ pub struct Config {
     pub max_retry_after_seconds: u64,
     /// Replay store: `memory` (a shared store comes later).
     pub replay_store: String,
+    /// Look up `_sip._udp` / `_sip._tcp` SRV records when a token names a host without a port.
+    /// Default `true`.
+    pub srv_lookup: bool,
+    /// Name servers (`IP:PORT`) for SRV lookups; empty: those in /etc/resolv.conf.
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 impl Default for Config {
@@ -70,6 +75,8 @@ impl Default for Config {
             sip_transaction_timeout_ms: 32_000,
             max_retry_after_seconds: 30,
             replay_store: "memory".into(),
+            srv_lookup: true,
+            dns_servers: Vec::new(),
         }
     }
 }
@@ -160,6 +167,8 @@ impl Config {
             t2: (t1 * 8).max(Duration::from_millis(1)),
             transaction_timeout: Duration::from_millis(self.sip_transaction_timeout_ms),
             max_retry_after: Duration::from_secs(self.max_retry_after_seconds),
+            srv_lookup: self.srv_lookup,
+            dns_servers: self.dns_servers.clone(),
             ..SipSettings::default()
         }
     }

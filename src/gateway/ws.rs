@@ -306,7 +306,7 @@ impl Session {
             display_name: c.visible_name().map(str::to_owned),
             transport,
             host: c.outbound_proxy().unwrap_or(c.domain()).to_owned(),
-            port: c.port().unwrap_or(5060),
+            port: c.port(),
         };
         let aor = account.aor();
         match st.replay.first_use(verified.replay_key(), until, now).await {

@@ -576,3 +576,59 @@ pub fn scenario(name: &str) -> PathBuf {
         .join("tests/gateway/sipp")
         .join(name)
 }
+
+/// dnsmasq serving SRV records on 127.0.0.1:`port` (UDP), nothing else.
+pub struct Dnsmasq {
+    pub port: u16,
+    child: Child,
+}
+
+impl Dnsmasq {
+    /// Starts dnsmasq with `--srv-host` records `(name, target, port)`.
+    pub fn start(records: &[(&str, &str, u16)]) -> Dnsmasq {
+        let port = free_port();
+        let mut cmd = Command::new("dnsmasq");
+        cmd.args([
+            "--no-daemon",
+            "--conf-file=/dev/null",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--no-resolv",
+            "--no-hosts",
+            "--pid-file=",
+            "--user=root",
+        ])
+        .arg(format!("--port={port}"));
+        for (name, target, p) in records {
+            cmd.arg(format!("--srv-host={name},{target},{p},0,0"));
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("dnsmasq is installed (Debian package dnsmasq-base)");
+        // Wait until it answers on UDP.
+        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let query = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x04test\x00\x00\x01\x00\x01";
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut buf = [0u8; 512];
+        loop {
+            let _ = probe.send_to(query, ("127.0.0.1", port));
+            if probe.recv(&mut buf).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "dnsmasq did not start");
+        }
+        Dnsmasq { port, child }
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}

@@ -13,6 +13,7 @@ use tokio::time::{sleep_until, Instant};
 use zeroize::Zeroizing;
 
 use super::digest::{self, Challenge};
+use super::dns;
 use super::message::{self, Message};
 use super::transport::{self, Kind, SipSocket, TransportError};
 use crate::gateway::metrics::Metrics;
@@ -33,8 +34,8 @@ pub struct Account {
     pub transport: Kind,
     /// Where to send: the outbound proxy or the domain.
     pub host: String,
-    /// Port at `host`.
-    pub port: u16,
+    /// Port at `host`; `None`: look up DNS SRV for a host name, else 5060 (RFC 3263).
+    pub port: Option<u16>,
 }
 
 impl Account {
@@ -88,6 +89,10 @@ pub struct SipSettings {
     pub max_retry_after: Duration,
     /// User-Agent header value.
     pub user_agent: String,
+    /// Look up DNS SRV records when a token names a host without a port.
+    pub srv_lookup: bool,
+    /// Name servers for SRV lookups; empty: those in /etc/resolv.conf.
+    pub dns_servers: Vec<std::net::SocketAddr>,
 }
 
 impl Default for SipSettings {
@@ -100,6 +105,8 @@ impl Default for SipSettings {
             transaction_timeout: Duration::from_secs(32),
             max_retry_after: Duration::from_secs(30),
             user_agent: format!("siptoken-gateway/{}", crate::VERSION),
+            srv_lookup: true,
+            dns_servers: Vec::new(),
         }
     }
 }
@@ -197,6 +204,46 @@ pub fn refresh_delay(granted: u32) -> Duration {
     Duration::from_secs_f64((granted as f64 * frac).max(1.0))
 }
 
+/// Where to send, in order (RFC 3263 §4): the token's host and port when a port is given or the
+/// host is an IP address; else the targets of `_sip._udp.HOST` / `_sip._tcp.HOST` SRV records;
+/// else HOST:5060.
+async fn targets(account: &Account, settings: &SipSettings) -> Vec<(String, u16)> {
+    let host = account.host.clone();
+    let is_ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok();
+    if let Some(port) = account.port {
+        return vec![(host, port)];
+    }
+    if is_ip || !settings.srv_lookup {
+        return vec![(host, 5060)];
+    }
+    let proto = match account.transport {
+        Kind::Udp => "udp",
+        Kind::Tcp => "tcp",
+    };
+    let name = format!("_sip._{proto}.{host}");
+    let servers = if settings.dns_servers.is_empty() {
+        dns::system_nameservers()
+    } else {
+        settings.dns_servers.clone()
+    };
+    let timeout = settings.transaction_timeout.min(Duration::from_secs(2));
+    match dns::lookup_srv(&servers, &name, timeout).await {
+        Ok(records) if !records.is_empty() => {
+            tracing::debug!(%name, ?records, "SRV");
+            records.into_iter().map(|r| (r.target, r.port)).collect()
+        }
+        Ok(_) => vec![(host, 5060)],
+        Err(e) => {
+            tracing::debug!(%name, "SRV lookup failed ({e}); using A/AAAA");
+            vec![(host, 5060)]
+        }
+    }
+}
+
 /// One registration's SIP dialog-less state: Call-ID, CSeq, tags, the last challenge.
 pub struct Client {
     sock: SipSocket,
@@ -232,20 +279,39 @@ impl Client {
         settings: SipSettings,
         metrics: Arc<Metrics>,
     ) -> Result<Client, SipError> {
-        let peer = transport::resolve(
-            &account.host,
-            account.port,
-            settings.bind,
-            settings.transaction_timeout,
-        )
-        .await?;
-        let sock = SipSocket::connect(
-            account.transport,
-            settings.bind,
-            peer,
-            settings.transaction_timeout,
-        )
-        .await?;
+        let mut last = None;
+        let mut sock = None;
+        for (host, port) in targets(&account, &settings).await {
+            let peer =
+                match transport::resolve(&host, port, settings.bind, settings.transaction_timeout)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        last = Some(e);
+                        continue;
+                    }
+                };
+            match SipSocket::connect(
+                account.transport,
+                settings.bind,
+                peer,
+                settings.transaction_timeout,
+            )
+            .await
+            {
+                Ok(s) => {
+                    sock = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some(sock) = sock else {
+            return Err(last
+                .map(SipError::from)
+                .unwrap_or_else(|| SipError::Unreachable("no address to try".into())));
+        };
         Ok(Client {
             sock,
             account,

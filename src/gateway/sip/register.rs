@@ -257,6 +257,8 @@ pub struct Client {
     /// The last challenges answered: [0] from a 401 (registrar), [1] from a 407 (proxy). Both
     /// are answered in every later request, each with its own nonce count.
     challenges: [Option<Answered>; 2],
+    /// The registrar's last `Min-Expires` (423), honoured by later refreshes too.
+    min_expires: u32,
 }
 
 /// A challenge being answered: the challenge, our cnonce and the last nonce count used.
@@ -322,6 +324,7 @@ impl Client {
             cseq: 0,
             contact_user: format!("st-{}", random_hex(8)),
             challenges: [None, None],
+            min_expires: 0,
         })
     }
 
@@ -396,7 +399,11 @@ impl Client {
     /// Registers with `expires` seconds (0 unregisters this Contact), handling digest
     /// challenges, `stale`, 423 and 5xx with Retry-After. Returns the granted expiry.
     pub async fn register(&mut self, expires: u32) -> Result<u32, SipError> {
-        let mut expires = expires;
+        let mut expires = if expires == 0 {
+            0
+        } else {
+            expires.max(self.min_expires)
+        };
         // Whether a challenge of this kind (401, 407) received in this call was answered.
         let mut answered_fresh = [false, false];
         let (mut stale_retries, mut interval_retries, mut busy_retries) = (0, 0, 0);
@@ -446,6 +453,7 @@ impl Client {
                             interval_retries += 1;
                             tracing::info!(aor = %self.aor(), min_expires = m, "423 Interval Too Brief: retrying");
                             expires = m;
+                            self.min_expires = m;
                         }
                         _ => return Err(rejected(&resp)),
                     }

@@ -414,7 +414,16 @@ impl Client {
             let resp = self.transaction(&req, &branch).await?;
             let status = resp.code().unwrap_or(0);
             match status {
-                200..=299 => return Ok(self.granted(&resp, expires)),
+                200..=299 => {
+                    let granted = self.granted(&resp, expires);
+                    if expires > 0 && granted == 0 {
+                        return Err(SipError::Rejected {
+                            status,
+                            reason: "the registrar kept no binding (expires=0)".into(),
+                        });
+                    }
+                    return Ok(granted);
+                }
                 401 | 407 => {
                     let proxy = status == 407;
                     let name = if proxy {

@@ -39,10 +39,14 @@ wasm_cargo() {
 bindgen_version=$(awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)
 [ -n "$bindgen_version" ] || { echo "build.sh: no wasm-bindgen in Cargo.lock" >&2; exit 2; }
 if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen_version" ]; then
-  echo "installing wasm-bindgen-cli $bindgen_version (once; about 2 minutes)"
+  echo "installing wasm-bindgen-cli $bindgen_version (once; 2 to 5 minutes)"
   # A host tool: built with the rustup toolchain. Not --locked: its lockfile pins a crate version
-  # that the registry here does not serve.
-  env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP cargo install --quiet wasm-bindgen-cli --version "$bindgen_version"
+  # that the registry here does not serve. It runs for a second per build, so it is compiled for
+  # compile time (opt-level 1, no LTO, parallel codegen) rather than for its own speed.
+  env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP \
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_PROFILE_RELEASE_DEBUG=false \
+    cargo install --quiet wasm-bindgen-cli --version "$bindgen_version"
 fi
 
 # --- the .wasm -----------------------------------------------------------------------------------

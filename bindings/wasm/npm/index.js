@@ -23,6 +23,7 @@ class SipTokenError extends Error {
 raw.__setErrorClass(SipTokenError);
 
 const { KeyRing } = raw;
+const MAX_TOKEN_LEN = raw.maxTokenLen();
 
 function checkRing(ring, fn) {
   if (!(ring instanceof KeyRing)) {
@@ -66,7 +67,13 @@ function issue(ring, app, claims, options) {
 function verify(ring, token, options) {
   checkRing(ring, 'verify');
   if (typeof token !== 'string') throw new TypeError('verify: the token must be a string');
-  return JSON.parse(raw.verifyToken(ring, token, optionsJson(options, 'verify')));
+  const opts = optionsJson(options, 'verify');
+  if (token.length > MAX_TOKEN_LEN) {
+    // Over the limit whatever its encoding (UTF-8 has at least one byte per UTF-16 unit): the
+    // core's too_large report, without copying a possibly huge string into WebAssembly memory.
+    return JSON.parse(raw.oversizeReport(opts, Buffer.byteLength(token, 'utf8')));
+  }
+  return JSON.parse(raw.verifyToken(ring, token, opts));
 }
 
 /** The version of the siptoken core library inside this package. */

@@ -160,6 +160,31 @@ pub fn verify_token(ring: &KeyRing, token: &str, options_json: &str) -> Result<S
     Ok(VerifyReport::new(verifier.verify(token), true).to_json())
 }
 
+/// The report for a token longer than [`siptoken::MAX_TOKEN_LEN`] bytes (`len` of them), without
+/// copying it into WebAssembly memory: `index.js` answers over-long tokens with this, so that a
+/// huge token from a request cannot grow the instance's memory (which never shrinks). The
+/// options are checked as [`verify_token`] checks them.
+#[wasm_bindgen(js_name = "oversizeReport")]
+pub fn oversize_report(options_json: &str, len: f64) -> Result<String, JsValue> {
+    options_from_json(options_json).map_err(|e| sip_error(&e))?;
+    // `as` saturates; `len` is a byte count from JavaScript, above the limit.
+    let len = (len as usize).max(siptoken::MAX_TOKEN_LEN + 1);
+    Ok(VerifyReport::new(Err(siptoken::Error::TooLarge { len }), true).to_json())
+}
+
+/// The size of the instance's linear memory in bytes (for tests; not part of the public API).
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen(js_name = "__memoryBytes")]
+pub fn memory_bytes() -> f64 {
+    (core::arch::wasm32::memory_size::<0>() as f64) * 65536.0
+}
+
+/// The largest token accepted, in bytes.
+#[wasm_bindgen(js_name = "maxTokenLen")]
+pub fn max_token_len() -> usize {
+    siptoken::MAX_TOKEN_LEN
+}
+
 /// The version of the siptoken core library compiled into this package.
 #[wasm_bindgen(js_name = "coreVersion")]
 pub fn core_version() -> String {

@@ -214,6 +214,26 @@ test('rejected tokens are results, not exceptions', () => {
   }
 });
 
+test('over-long tokens are refused without growing WebAssembly memory', () => {
+  // The raw wasm-bindgen module beside index.js (the same instance the package uses).
+  const raw = require(path.join(path.dirname(require.resolve('siptoken')), 'siptoken_wasm.js'));
+  const before = raw.__memoryBytes();
+  assert.ok(before > 0);
+  const huge = 'CRM:' + 'ab'.repeat(8 * 1024 * 1024); // 16 MiB
+  const r = verify(ring, huge);
+  assert.deepEqual(Object.keys(r), ['valid', 'error', 'message']);
+  assert.equal(r.error, 'too_large');
+  assert.match(r.message, new RegExp(`${huge.length} bytes`));
+  assert.equal(raw.__memoryBytes(), before, 'the 16 MiB token was not copied into WebAssembly memory');
+  // Multi-byte characters count as their UTF-8 bytes, as in the core.
+  assert.match(verify(ring, 'CRM:' + '€'.repeat(5000)).message, /15004 bytes/);
+  // Right at the limit the core itself decides; just over it, the same answer as the core.
+  assert.equal(verify(ring, 'CRM:' + '0'.repeat(8188)).error, 'legacy_disabled');
+  assert.equal(verify(ring, 'CRM:' + '0'.repeat(8189)).error, 'too_large');
+  assert.equal(raw.verifyToken(ring, 'CRM:' + '0'.repeat(8189), '{}'), JSON.stringify(verify(ring, 'CRM:' + '0'.repeat(8189))));
+  assert.throws(() => verify(ring, huge, { alow_legacy: true }), sipError('invalid_json'));
+});
+
 test('arbitrary input never crashes the WebAssembly instance', () => {
   // A Rust panic would abort the instance and every later call would fail; this runs a few
   // thousand mutated tokens and arbitrary strings, then checks the instance still works.

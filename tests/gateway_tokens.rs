@@ -337,9 +337,19 @@ async fn sigterm_with_a_register_in_flight_to_a_silent_registrar_exits_in_bounde
     ws.login(&token("crm1", "pw", silent.port, Transport::Udp))
         .await;
     ws.expect("registering").await;
+    let mut other = gw.ws().await;
+    let authenticated = Issuer::new(&ring())
+        .issue(
+            "CRM",
+            &claims(silent.port).registered(false).build().unwrap(),
+        )
+        .unwrap();
+    other.login(&authenticated).await;
+    other.expect("authenticated").await;
     let t0 = std::time::Instant::now();
     let status = gw.terminate(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
+    other.expect("unregistered").await;
     // Bounded by the transaction timeout plus the shutdown grace of 3 s.
     assert!(
         t0.elapsed() < Duration::from_millis(4500),

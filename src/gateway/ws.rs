@@ -88,11 +88,16 @@ enum Step {
     Shutdown,
 }
 
+/// How long one message may take to go out before the client counts as gone (a client that
+/// stops reading must not hold its session forever).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn send(socket: &mut WebSocket, v: Value) -> bool {
-    socket
-        .send(WsMessage::Text(v.to_string().into()))
-        .await
-        .is_ok()
+    let frame = WsMessage::Text(v.to_string().into());
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Runs one WebSocket session until the client closes it or the gateway shuts down; every
@@ -117,7 +122,8 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
             ),
         )
         .await;
-        let _ = socket.send(close_frame(1013, "session limit")).await;
+        let close = socket.send(close_frame(1013, "session limit"));
+        let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
         return;
     }
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -143,30 +149,35 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
             Step::Shutdown => break true,
             Step::Ws(None | Some(Err(_)) | Some(Ok(WsMessage::Close(_)))) => break false,
             Step::Ws(Some(Ok(WsMessage::Text(t)))) => {
+                let mut gone = false;
                 for v in s.handle(t.as_str()).await {
-                    if !send(&mut socket, v).await {
-                        break;
-                    }
+                    gone = gone || !send(&mut socket, v).await;
+                }
+                if gone {
+                    break false;
                 }
             }
             Step::Ws(Some(Ok(WsMessage::Binary(_)))) => {
-                let _ = send(
-                    &mut socket,
-                    error("bad_request", "binary frames are not supported"),
-                )
-                .await;
+                let e = error("bad_request", "binary frames are not supported");
+                if !send(&mut socket, e).await {
+                    break false;
+                }
             }
             Step::Ws(Some(Ok(_))) => {}
             Step::Event(e) => {
                 if let Some(v) = s.event(e) {
-                    let _ = send(&mut socket, v).await;
+                    if !send(&mut socket, v).await {
+                        break false;
+                    }
                 }
             }
         }
     };
     if shutting_down {
         // Unregister while the client can still be told, then close.
-        s.logout_all();
+        for v in s.logout_all() {
+            let _ = send(&mut socket, v).await;
+        }
         let deadline =
             tokio::time::Instant::now() + state.sip.transaction_timeout + Duration::from_secs(1);
         while s.accounts.values().any(|a| a.sip) {
@@ -179,9 +190,8 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
                 _ => break,
             }
         }
-        let _ = socket
-            .send(close_frame(1001, "gateway shutting down"))
-            .await;
+        let close = socket.send(close_frame(1001, "gateway shutting down"));
+        let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
     }
     // Dropping the command senders makes every remaining registration task unregister.
     for a in s.accounts.values() {

@@ -26,7 +26,9 @@ need_apt() {
 
 # need_pip MODULE PACKAGE: installs PACKAGE from PyPI when python3 cannot import MODULE.
 need_pip() {
-  python3 -c "import $1" 2>/dev/null || python3 -m pip install --quiet "$2"
+  python3 -c "import $1" 2>/dev/null && return 0
+  python3 -m pip install --quiet "$2" 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages "$2"
 }
 
 # step NAME CMD...: runs a command with a heading and its duration.

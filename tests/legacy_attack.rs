@@ -37,18 +37,27 @@ fn own_claims() -> Claims {
 #[test]
 fn legacy_keystream_recovery_forges_a_token_for_another_account() {
     let ring: KeyRing = RING.parse().unwrap();
-    let token = Issuer::new(&ring).legacy().issue("CRM", &own_claims()).unwrap();
+    let token = Issuer::new(&ring)
+        .legacy()
+        .issue("CRM", &own_claims())
+        .unwrap();
     let known_xml = own_claims().to_xml();
     let keystream = xor(&body(&token), known_xml.as_bytes());
 
     // A token for the director's account, registered through the attacker's host, valid for a
     // year — made without the key.
-    let forged_xml = r#"<root login="director" password="guess" domain="evil.example" expires="1795656000"/>"#;
+    let forged_xml =
+        r#"<root login="director" password="guess" domain="evil.example" expires="1795656000"/>"#;
     assert!(forged_xml.len() <= keystream.len());
-    let forged = format!("CRM:{}", hex::encode(xor(forged_xml.as_bytes(), &keystream)));
+    let forged = format!(
+        "CRM:{}",
+        hex::encode(xor(forged_xml.as_bytes(), &keystream))
+    );
 
     let legacy = Verifier::new(&ring).allow_legacy(true).at(NOW);
-    let accepted = legacy.verify(&forged).expect("the legacy verifier cannot tell");
+    let accepted = legacy
+        .verify(&forged)
+        .expect("the legacy verifier cannot tell");
     assert_eq!(accepted.claims().login(), "director");
     assert_eq!(accepted.claims().domain(), "evil.example");
     assert_eq!(accepted.claims().expires(), Some(1_795_656_000));
@@ -59,11 +68,19 @@ fn legacy_keystream_recovery_forges_a_token_for_another_account() {
 
     // v1: the same recovery gives a keystream for that one nonce only, and any change breaks
     // the tag.
-    let v1 = Issuer::new(&ring).at(NOW).issue("CRM", &own_claims()).unwrap();
+    let v1 = Issuer::new(&ring)
+        .at(NOW)
+        .issue("CRM", &own_claims())
+        .unwrap();
     let raw = body(&v1);
     let (nonce, rest) = raw.split_at(16);
     let ct = &rest[..rest.len() - 32];
-    let v1_xml = Verifier::new(&ring).at(NOW).verify(&v1).unwrap().claims().to_xml();
+    let v1_xml = Verifier::new(&ring)
+        .at(NOW)
+        .verify(&v1)
+        .unwrap()
+        .claims()
+        .to_xml();
     let ks = xor(ct, v1_xml.as_bytes());
     let mut forged_body = nonce.to_vec();
     forged_body.extend(xor(forged_xml.as_bytes(), &ks));
@@ -76,7 +93,10 @@ fn legacy_keystream_recovery_forges_a_token_for_another_account() {
 #[test]
 fn legacy_bit_flips_extend_the_expiry_without_knowing_the_password() {
     let ring: KeyRing = RING.parse().unwrap();
-    let token = Issuer::new(&ring).legacy().issue("CRM", &own_claims()).unwrap();
+    let token = Issuer::new(&ring)
+        .legacy()
+        .issue("CRM", &own_claims())
+        .unwrap();
     let mut ct = body(&token);
     // The attacker knows where `expires="…"` is and what it says, not the password.
     let xml = own_claims().to_xml();
@@ -89,19 +109,32 @@ fn legacy_bit_flips_extend_the_expiry_without_knowing_the_password() {
     }
     let forged = format!("CRM:{}", hex::encode(&ct));
     let later = Verifier::new(&ring).allow_legacy(true).at(1_900_000_000);
-    let accepted = later.verify(&forged).expect("a legacy token cannot detect the flip");
+    let accepted = later
+        .verify(&forged)
+        .expect("a legacy token cannot detect the flip");
     assert_eq!(accepted.claims().expires(), Some(2_000_000_000));
     assert_eq!(accepted.claims().password().expose(), "my-own-sip-pass");
 
     // v1 with the same flips: bad_signature.
-    let v1 = Issuer::new(&ring).at(NOW).issue("CRM", &own_claims()).unwrap();
+    let v1 = Issuer::new(&ring)
+        .at(NOW)
+        .issue("CRM", &own_claims())
+        .unwrap();
     let mut raw = body(&v1);
-    let v1_xml = Verifier::new(&ring).at(NOW).verify(&v1).unwrap().claims().to_xml();
+    let v1_xml = Verifier::new(&ring)
+        .at(NOW)
+        .verify(&v1)
+        .unwrap()
+        .claims()
+        .to_xml();
     let at = 16 + v1_xml.find("expires=\"").unwrap() + "expires=\"".len();
     for (i, (o, n)) in old.bytes().zip(new.bytes()).enumerate() {
         raw[at + i] ^= o ^ n;
     }
     let forged = format!("CRM:v1.k1.{}", hex::encode(&raw));
-    let err = Verifier::new(&ring).at(1_900_000_000).verify(&forged).unwrap_err();
+    let err = Verifier::new(&ring)
+        .at(1_900_000_000)
+        .verify(&forged)
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadSignature);
 }

@@ -520,11 +520,7 @@ impl Client {
         loop {
             tokio::select! {
                 _ = sleep_until(until) => return Ok(()),
-                m = self.sock.recv() => {
-                    if let Ok(m) = m {
-                        self.answer(&m).await;
-                    }
-                }
+                m = self.sock.recv() => self.answer(&m?).await,
             }
         }
     }

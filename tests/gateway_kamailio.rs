@@ -21,7 +21,14 @@ async fn registers_refreshes_and_unregisters_on_logout_udp() {
     }
     // Nonces expire after 1 s, so the refresh (which reuses the last challenge) meets a stale
     // nonce and must answer the new challenge.
-    let kam = Kamailio::start_with("MD5", USERS, 1);
+    let kam = Kamailio::start_with(
+        "MD5",
+        USERS,
+        KamailioOptions {
+            nonce_expire: 1,
+            ..Default::default()
+        },
+    );
     let gw = Gateway::start("register_expires = 3");
     let mut ws = gw.ws().await;
     let t0 = Instant::now();
@@ -379,4 +386,54 @@ async fn registrar_located_by_dns_srv() {
             "{b:?}"
         );
     }
+}
+
+/// Kamailio closes TCP connections idle for 2 s (its timer notices after about 11 s).
+fn short_tcp_lifetime() -> KamailioOptions {
+    KamailioOptions {
+        tcp_lifetime: 2,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crlf_keepalives_keep_an_idle_tcp_connection_open() {
+    if !peers_enabled("crlf_keepalives_keep_an_idle_tcp_connection_open") {
+        return;
+    }
+    let kam = Kamailio::start_with("MD5", USERS, short_tcp_lifetime());
+    let gw = Gateway::start("tcp_keepalive_seconds = 1");
+    let mut ws = gw.ws().await;
+    ws.login(&token("bob", "b0b", kam.port, Transport::Tcp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    let before = kam.wait_bindings("bob", 1, Duration::from_secs(2));
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert_eq!(kam.bindings("bob"), before, "the connection was replaced");
+    ws.ping().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_idle_tcp_connection_is_replaced_without_a_stale_binding() {
+    if !peers_enabled("a_closed_idle_tcp_connection_is_replaced_without_a_stale_binding") {
+        return;
+    }
+    // No keep-alives: Kamailio closes the connection; the gateway reconnects, registers the new
+    // Contact and removes the old one in the same REGISTER.
+    let kam = Kamailio::start_with("MD5", USERS, short_tcp_lifetime());
+    let gw = Gateway::start("tcp_keepalive_seconds = 0");
+    let mut ws = gw.ws().await;
+    ws.login(&token("bob", "b0b", kam.port, Transport::Tcp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    let before = kam.wait_bindings("bob", 1, Duration::from_secs(2));
+    let v = ws.recv_within(Duration::from_secs(20)).await;
+    assert_eq!(v["type"], "registered", "{v}");
+    let after = kam.wait_bindings("bob", 1, Duration::from_secs(2));
+    assert_ne!(after, before, "a new connection has a new Contact");
+    ws.send(json!({"type": "logout"})).await;
+    ws.expect("unregistered").await;
+    kam.wait_bindings("bob", 0, Duration::from_secs(2));
 }

@@ -54,6 +54,8 @@ pub struct Config {
     pub srv_lookup: bool,
     /// Name servers (`IP:PORT`) for SRV lookups; empty: those in /etc/resolv.conf.
     pub dns_servers: Vec<SocketAddr>,
+    /// Seconds between CRLF keep-alives on idle SIP TCP connections (0: none). Default 30.
+    pub tcp_keepalive_seconds: u64,
 }
 
 impl Default for Config {
@@ -77,6 +79,7 @@ impl Default for Config {
             replay_store: "memory".into(),
             srv_lookup: true,
             dns_servers: Vec::new(),
+            tcp_keepalive_seconds: 30,
         }
     }
 }
@@ -169,6 +172,7 @@ impl Config {
             max_retry_after: Duration::from_secs(self.max_retry_after_seconds),
             srv_lookup: self.srv_lookup,
             dns_servers: self.dns_servers.clone(),
+            tcp_keepalive: Duration::from_secs(self.tcp_keepalive_seconds),
             ..SipSettings::default()
         }
     }

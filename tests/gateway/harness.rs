@@ -87,6 +87,23 @@ fn kill_group(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// Lifetimes for a test Kamailio.
+pub struct KamailioOptions {
+    /// Seconds a digest nonce stays valid (`auth` `nonce_expire`).
+    pub nonce_expire: u32,
+    /// Seconds an idle TCP connection stays open (`tcp_connection_lifetime`).
+    pub tcp_lifetime: u32,
+}
+
+impl Default for KamailioOptions {
+    fn default() -> KamailioOptions {
+        KamailioOptions {
+            nonce_expire: 300,
+            tcp_lifetime: 120,
+        }
+    }
+}
+
 /// A Kamailio registrar on 127.0.0.1:`port` (UDP and TCP).
 pub struct Kamailio {
     pub dir: tempfile::TempDir,
@@ -97,11 +114,15 @@ pub struct Kamailio {
 impl Kamailio {
     /// Starts Kamailio with digest `algorithm` (MD5 or SHA-256) and these users.
     pub fn start(algorithm: &str, users: &[(&str, &str)]) -> Kamailio {
-        Kamailio::start_with(algorithm, users, 300)
+        Kamailio::start_with(algorithm, users, KamailioOptions::default())
     }
 
-    /// [`Kamailio::start`] with nonces that expire after `nonce_expire` seconds.
-    pub fn start_with(algorithm: &str, users: &[(&str, &str)], nonce_expire: u32) -> Kamailio {
+    /// [`Kamailio::start`] with other nonce and TCP lifetimes.
+    pub fn start_with(
+        algorithm: &str,
+        users: &[(&str, &str)],
+        options: KamailioOptions,
+    ) -> Kamailio {
         let dir = tempfile::tempdir().unwrap();
         let users: String = users
             .iter()
@@ -117,7 +138,8 @@ impl Kamailio {
                 .replace("@DIR@", dir.path().to_str().unwrap())
                 .replace("@DOMAIN@", DOMAIN)
                 .replace("@MIN_EXPIRES@", "1")
-                .replace("@NONCE_EXPIRE@", &nonce_expire.to_string())
+                .replace("@NONCE_EXPIRE@", &options.nonce_expire.to_string())
+                .replace("@TCP_LIFETIME@", &options.tcp_lifetime.to_string())
                 .replace("@ALGORITHM@", algorithm)
                 .replace("@PING_INTERVAL@", "1")
                 .replace("@USERS@", &users);

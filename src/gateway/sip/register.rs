@@ -93,6 +93,8 @@ pub struct SipSettings {
     pub srv_lookup: bool,
     /// Name servers for SRV lookups; empty: those in /etc/resolv.conf.
     pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Interval of CRLF keep-alives on idle TCP connections; zero: none.
+    pub tcp_keepalive: Duration,
 }
 
 impl Default for SipSettings {
@@ -107,6 +109,7 @@ impl Default for SipSettings {
             user_agent: format!("siptoken-gateway/{}", crate::VERSION),
             srv_lookup: true,
             dns_servers: Vec::new(),
+            tcp_keepalive: Duration::from_secs(30),
         }
     }
 }
@@ -259,6 +262,9 @@ pub struct Client {
     challenges: [Option<Answered>; 2],
     /// The registrar's last `Min-Expires` (423), honoured by later refreshes too.
     min_expires: u32,
+    /// The Contact of a TCP connection that was replaced: removed (`expires=0`) by the next
+    /// successful REGISTER, so a reconnect does not leave a stale binding behind.
+    replaced_contact: Option<String>,
 }
 
 /// A challenge being answered: the challenge, our cnonce and the last nonce count used.
@@ -325,7 +331,30 @@ impl Client {
             contact_user: format!("st-{}", random_hex(8)),
             challenges: [None, None],
             min_expires: 0,
+            replaced_contact: None,
         })
+    }
+
+    /// Replaces a TCP connection that closed with a new one (a new local port, so a new
+    /// Contact); the next REGISTER also removes the old Contact.
+    pub async fn reconnect(&mut self) -> Result<(), TransportError> {
+        let sock = SipSocket::connect(
+            self.sock.kind(),
+            self.settings.bind,
+            self.sock.peer_addr(),
+            self.settings.transaction_timeout,
+        )
+        .await?;
+        let old = self.contact();
+        self.sock = sock;
+        self.replaced_contact = Some(old);
+        Ok(())
+    }
+
+    /// Sends a CRLF keep-alive (RFC 5626 §3.5.1) on a TCP connection, so the registrar does not
+    /// close it as idle.
+    pub async fn keepalive(&mut self) -> Result<(), TransportError> {
+        self.sock.send(b"\r\n\r\n").await
     }
 
     /// This registration's Contact URI.
@@ -371,6 +400,9 @@ impl Client {
             self.contact(),
             self.settings.user_agent,
         );
+        if let Some(old) = &self.replaced_contact {
+            r.push_str(&format!("Contact: <{old}>;expires=0\r\n"));
+        }
         for (i, slot) in self.challenges.iter_mut().enumerate() {
             let Some(ans) = slot else { continue };
             ans.nc += 1;
@@ -415,6 +447,7 @@ impl Client {
             let status = resp.code().unwrap_or(0);
             match status {
                 200..=299 => {
+                    self.replaced_contact = None;
                     let granted = self.granted(&resp, expires);
                     if expires > 0 && granted == 0 {
                         return Err(SipError::Rejected {
@@ -499,8 +532,13 @@ impl Client {
 
     /// The expiry granted in a 2xx: our Contact's `expires`, else `Expires`, else requested.
     fn granted(&self, resp: &Message, requested: u32) -> u32 {
+        let ours = format!("sip:{}@{}", self.contact_user, self.sock.local_addr());
         for c in resp.list("contact") {
-            if message::uri_user(message::addr_uri(c)) == Some(self.contact_user.as_str()) {
+            let uri = message::addr_uri(c);
+            let same = uri
+                .strip_prefix(ours.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(';'));
+            if same {
                 if let Some(e) = message::params(c)
                     .find(|(k, _)| k.eq_ignore_ascii_case("expires"))
                     .and_then(|(_, v)| v?.trim_matches('"').parse().ok())
@@ -674,16 +712,21 @@ async fn run(
     tracing::info!(%aor, contact = %client.contact(), expires = granted, "registered");
     send(Event::Registered { expires: granted });
     let mut refresh_at = Instant::now() + refresh_delay(granted);
+    let ping_every = client.settings.tcp_keepalive;
+    let keepalive = client.sock.kind() == Kind::Tcp && !ping_every.is_zero();
+    let mut ping_at = Instant::now() + ping_every;
     loop {
         enum Step {
             Stop,
             Refresh,
             Incoming(Result<Message, TransportError>),
+            Ping,
         }
         let step = tokio::select! {
             _ = commands.recv() => Step::Stop,
             _ = sleep_until(refresh_at) => Step::Refresh,
             m = client.sock.recv() => Step::Incoming(m),
+            _ = sleep_until(ping_at), if keepalive => Step::Ping,
         };
         match step {
             Step::Stop => {
@@ -698,20 +741,10 @@ async fn run(
                 if let Step::Incoming(Err(e)) = &step {
                     tracing::info!(%aor, "transport problem while idle ({e}): re-registering");
                     if client.sock.kind() == Kind::Tcp {
-                        match SipSocket::connect(
-                            Kind::Tcp,
-                            client.settings.bind,
-                            client.sock.peer_addr(),
-                            client.settings.transaction_timeout,
-                        )
-                        .await
-                        {
-                            Ok(s) => client.sock = s,
-                            Err(e) => {
-                                tracing::warn!(%aor, "registration lost: {e}");
-                                send(Event::Lost(e.into()));
-                                return;
-                            }
+                        if let Err(e) = client.reconnect().await {
+                            tracing::warn!(%aor, "registration lost: {e}");
+                            send(Event::Lost(e.into()));
+                            return;
                         }
                     }
                 }
@@ -730,6 +763,13 @@ async fn run(
                 }
             }
             Step::Incoming(Ok(m)) => client.answer(&m).await,
+            Step::Ping => {
+                ping_at = Instant::now() + ping_every;
+                if let Err(e) = client.keepalive().await {
+                    // The next receive sees the broken connection and reconnects.
+                    tracing::debug!(%aor, "keep-alive failed: {e}");
+                }
+            }
         }
     }
 }

@@ -730,7 +730,17 @@ async fn run(
         };
         match step {
             Step::Stop => {
-                match client.register(0).await {
+                let mut result = client.register(0).await;
+                if matches!(result, Err(SipError::Unreachable(_)))
+                    && client.sock.kind() == Kind::Tcp
+                {
+                    // The registrar closed the idle connection: a new one removes both Contacts.
+                    result = match client.reconnect().await {
+                        Ok(()) => client.register(0).await,
+                        Err(e) => Err(e.into()),
+                    };
+                }
+                match result {
                     Ok(_) => tracing::info!(%aor, contact = %client.contact(), "unregistered"),
                     Err(e) => tracing::warn!(%aor, "unregistration failed: {e}"),
                 }

@@ -437,3 +437,22 @@ async fn a_closed_idle_tcp_connection_is_replaced_without_a_stale_binding() {
     ws.expect("unregistered").await;
     kam.wait_bindings("bob", 0, Duration::from_secs(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_unregisters_too() {
+    if !peers_enabled("sigint_unregisters_too") {
+        return;
+    }
+    let kam = Kamailio::start("MD5", USERS);
+    let mut gw = Gateway::start("");
+    let mut ws = gw.ws().await;
+    ws.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Tcp))
+        .await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    kam.wait_bindings("alice", 1, Duration::from_secs(2));
+    let status = gw.signal("INT", Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    assert!(kam.bindings("alice").is_empty(), "{}", kam.dump());
+    ws.expect("unregistered").await;
+}

@@ -323,8 +323,13 @@ impl Gateway {
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+        self.signal("TERM", within)
+    }
+
+    /// Sends a signal (`TERM`, `INT`) and waits (bounded) for the exit status.
+    pub fn signal(&mut self, signal: &str, within: Duration) -> std::process::ExitStatus {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status();
         let deadline = Instant::now() + within;
         loop {

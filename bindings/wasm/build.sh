@@ -4,7 +4,8 @@
 # Installs what it needs on a fresh Debian 12 machine, idempotently: Debian's rustc-web (the
 # rustup toolchains here have no wasm32 target; rustc-web rebuilds std from rust-web-src with
 # -Z build-std), lld-22 (wasm-ld), and wasm-bindgen-cli at exactly the wasm-bindgen version of
-# Cargo.lock (built once with the rustup toolchain, then reused from ~/.cargo/bin).
+# Cargo.lock (built once with the rustup toolchain, then reused from ~/.cargo/bin), and binaryen
+# (wasm-opt) to shrink the result.
 #
 # Cached: cargo rebuilds only what changed, and pkg/ is regenerated only when the .wasm or the
 # package template (npm/) changed. Safe to run again at any time.
@@ -21,7 +22,7 @@ force=0
 [ "${1:-}" = "--force" ] && force=1
 
 # --- tools ---------------------------------------------------------------------------------------
-need_apt rustc-web cargo-web rust-web-src lld-22
+need_apt rustc-web cargo-web rust-web-src lld-22 binaryen
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
   echo "build.sh: Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none))" >&2
@@ -64,6 +65,11 @@ else
   rm -rf "$tmp"
   mkdir -p "$tmp"
   wasm-bindgen --target nodejs --no-typescript --out-dir "$tmp" "$wasm"
+  # Size: binaryen's optimiser, with the features rustc 1.96 emits for wasm32 (and simd128).
+  wasm-opt -Os --enable-bulk-memory --enable-multivalue --enable-sign-ext --enable-mutable-globals \
+    --enable-nontrapping-float-to-int --enable-simd \
+    "$tmp/siptoken_wasm_bg.wasm" -o "$tmp/siptoken_wasm_bg.opt.wasm"
+  mv "$tmp/siptoken_wasm_bg.opt.wasm" "$tmp/siptoken_wasm_bg.wasm"
   cp npm/index.js npm/index.mjs npm/index.d.ts npm/index.d.mts npm/README.md "$tmp/"
   sed "s/@VERSION@/$version/" npm/package.json > "$tmp/package.json"
   echo "$stamp" > "$tmp/.stamp"
@@ -77,5 +83,5 @@ fi
 mkdir -p node_modules
 ln -sfn ../pkg node_modules/siptoken
 
-printf '.wasm size: %s bytes raw (cargo), %s bytes after wasm-bindgen\n' \
+printf '.wasm size: %s bytes raw (cargo), %s bytes after wasm-bindgen and wasm-opt\n' \
   "$(stat -c %s "$wasm")" "$(stat -c %s pkg/siptoken_wasm_bg.wasm)"

@@ -8,6 +8,9 @@ cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 root=$PWD
 
+step "cargo fmt (bindings/wasm)" cargo fmt --manifest-path bindings/wasm/Cargo.toml -- --check
+# On the host target: the binding's Rust is plain code over the core and js-sys.
+step "cargo clippy (bindings/wasm)" cargo clippy --manifest-path bindings/wasm/Cargo.toml --all-targets -- -D warnings
 step "build the npm package (bindings/wasm/build.sh)" bindings/wasm/build.sh
 
 step "node --test: API and test vectors, through require and import" \

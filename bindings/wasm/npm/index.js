@@ -23,6 +23,11 @@ class SipTokenError extends Error {
 raw.__setErrorClass(SipTokenError);
 
 const { KeyRing } = raw;
+// free() twice is harmless (the generated one would throw on the second call).
+const rawFree = KeyRing.prototype.free;
+KeyRing.prototype.free = function free() {
+  if (this.__wbg_ptr) rawFree.call(this);
+};
 const MAX_TOKEN_LEN = raw.maxTokenLen();
 
 function checkRing(ring, fn) {
@@ -30,7 +35,7 @@ function checkRing(ring, fn) {
     throw new TypeError(`${fn}: the key ring must be a KeyRing (from KeyRing.parse)`);
   }
   if (!ring.__wbg_ptr) {
-    throw new TypeError(`${fn}: this KeyRing has been freed`);
+    throw new TypeError(`${fn}: this KeyRing has been freed`); // free() sets the pointer to 0
   }
 }
 

@@ -84,6 +84,12 @@ pub struct KeyRing {
 
 #[wasm_bindgen]
 impl KeyRing {
+    /// `new KeyRing()` is a mistake: key rings come from `KeyRing.parse(text)`.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Result<KeyRing, JsValue> {
+        Err(type_error("use KeyRing.parse(text) to make a KeyRing"))
+    }
+
     /// Parses key ring text. Throws `SipTokenError` with code `invalid_keyring` (naming the line,
     /// never the key) on bad text, `TypeError` when `text` is not a string.
     pub fn parse(text: JsValue) -> Result<KeyRing, JsValue> {
@@ -128,9 +134,8 @@ pub fn issue_token(
 ) -> Result<String, JsValue> {
     // The claims hold the SIP password: wipe this copy when done.
     let claims_json = Zeroizing::new(claims_json);
-    let options: IssueOptions = serde_json::from_str(options_json).map_err(|e| {
-        sip_error(&siptoken::Error::InvalidJson(format!("issue options: {e}")))
-    })?;
+    let options: IssueOptions = serde_json::from_str(options_json)
+        .map_err(|e| sip_error(&siptoken::Error::InvalidJson(format!("issue options: {e}"))))?;
     let request = ClaimsRequest::from_json(&claims_json).map_err(|e| sip_error(&e))?;
     let mut issuer = Issuer::new(&ring.inner)
         .ttl(request.ttl.unwrap_or(DEFAULT_TTL))

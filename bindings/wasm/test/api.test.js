@@ -188,8 +188,10 @@ test('misuse throws TypeError', () => {
   assert.throws(() => verify(ring, 'CRM:00', { alow_legacy: true }), sipError('invalid_json'));
   assert.throws(() => verify(ring, 'CRM:00', { leeway_seconds: -1 }), sipError('invalid_json'));
 
+  assert.throws(() => new KeyRing(), (e) => e instanceof TypeError && /KeyRing\.parse/.test(e.message));
   const freed = KeyRing.parse(RING_TEXT);
   freed.free();
+  freed.free(); // harmless
   assert.throws(() => issue(freed, 'CRM', CLAIMS), TypeError);
   assert.throws(() => verify(freed, 'CRM:00'), TypeError);
 });

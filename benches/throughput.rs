@@ -1,0 +1,113 @@
+//! Tokens per second per core, measured in thread CPU time.
+//!
+//! `cargo bench --bench throughput`. Criterion (`--bench tokens`) measures wall time, which on a
+//! shared machine counts the time other processes hold the core; this counts only the CPU time
+//! this thread used, so the figures hold up while the machine is busy (caches and the sibling
+//! hyperthread are still shared: treat a loaded machine's figures as a lower bound).
+//! Prints each operation against the targets of the core issue; it does not fail.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use cpu_time::ThreadTime;
+use siptoken::{Claims, Issuer, KeyRing, Transport, Verifier};
+
+const RING: &str = "CRM=8263D535FFFFFFFF7B0F60\nCRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2\n";
+const NOW: i64 = 1_764_120_000;
+
+/// Runs `f` in batches until it has used `budget` of CPU time; returns CPU ns per call, the
+/// median of the batches.
+fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
+    const BATCH: u32 = 20_000;
+    for _ in 0..BATCH / 4 {
+        f(); // warm-up
+    }
+    let mut samples = Vec::new();
+    let start = ThreadTime::now();
+    while start.elapsed() < budget || samples.len() < 5 {
+        let t = ThreadTime::now();
+        for _ in 0..BATCH {
+            f();
+        }
+        samples.push(t.elapsed().as_nanos() as f64 / f64::from(BATCH));
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and test harness probes
+    }
+    let ring: KeyRing = RING.parse().unwrap();
+    let claims = Claims::builder(
+        "operator0042",
+        "Xk8#p<q&Lz2!9wRt",
+        "sip.example-telecom.org",
+    )
+    .auth_name("operator0042")
+    .outbound_proxy("proxy1.example-telecom.org")
+    .port(5060)
+    .visible_name("Operator 42 (Sales)")
+    .transport(Transport::Udp)
+    .registered(true)
+    .build()
+    .unwrap();
+    let v1_issuer = Issuer::new(&ring).at(NOW);
+    let legacy_issuer = Issuer::new(&ring).legacy().at(NOW);
+    let v1 = v1_issuer.issue("CRM", &claims).unwrap();
+    let legacy = legacy_issuer.issue("CRM", &claims).unwrap();
+    let verifier = Verifier::new(&ring).allow_legacy(true).at(NOW);
+    let budget = Duration::from_secs(2);
+    println!(
+        "claims XML {} bytes, v1 token {} bytes, legacy token {} bytes; CPU time per call (median of 20k-call batches)",
+        siptoken::inspect(&v1).unwrap().claims_len,
+        v1.len(),
+        legacy.len()
+    );
+    let rows: [(&str, f64, Box<dyn FnMut()>); 4] = [
+        (
+            "verify legacy",
+            1_000_000.0,
+            Box::new(|| drop(black_box(verifier.verify(black_box(&legacy)).unwrap()))),
+        ),
+        (
+            "verify v1",
+            500_000.0,
+            Box::new(|| drop(black_box(verifier.verify(black_box(&v1)).unwrap()))),
+        ),
+        (
+            "issue v1",
+            500_000.0,
+            Box::new(|| {
+                drop(black_box(
+                    v1_issuer.issue("CRM", black_box(&claims)).unwrap(),
+                ))
+            }),
+        ),
+        (
+            "issue legacy",
+            0.0,
+            Box::new(|| {
+                drop(black_box(
+                    legacy_issuer.issue("CRM", black_box(&claims)).unwrap(),
+                ))
+            }),
+        ),
+    ];
+    for (name, target, mut f) in rows {
+        let ns = measure(budget, &mut f);
+        let rate = 1e9 / ns;
+        let verdict = if target == 0.0 {
+            String::new()
+        } else if rate >= target {
+            format!("target {:.0}k/s: met", target / 1000.0)
+        } else {
+            format!("target {:.0}k/s: NOT met", target / 1000.0)
+        };
+        println!(
+            "{name:<14} {ns:8.0} ns  {:>10.0} /s per core   {verdict}",
+            rate
+        );
+    }
+}

@@ -35,6 +35,9 @@ fn measure(budget: Duration, mut f: impl FnMut()) -> f64 {
     samples[samples.len() / 2]
 }
 
+/// An operation to measure: its name, its target in calls per second (0: none), the call.
+type Row<'a> = (&'static str, f64, Box<dyn FnMut() + 'a>);
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and test harness probes
@@ -65,7 +68,7 @@ fn main() {
         v1.len(),
         legacy.len()
     );
-    let rows: [(&str, f64, Box<dyn FnMut()>); 4] = [
+    let rows: [Row<'_>; 4] = [
         (
             "verify legacy",
             1_000_000.0,

@@ -32,8 +32,8 @@ async fn registers_refreshes_and_unregisters_on_logout_udp() {
     let gw = Gateway::start("register_expires = 3");
     let mut ws = gw.ws().await;
     let t0 = Instant::now();
-    ws.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
-        .await;
+    let tok = token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp);
+    ws.login(&tok).await;
     let v = ws.expect("registering").await;
     assert_eq!(v["aor"], "sip:alice@sip.test");
     let v = ws.expect("registered").await;
@@ -74,9 +74,15 @@ async fn registers_refreshes_and_unregisters_on_logout_udp() {
     ws.expect_error("not_logged_in").await;
     assert_eq!(gw.metric("siptoken_gateway_registered_accounts"), 0.0);
 
-    // Nothing secret in the gateway's debug log.
+    // Nothing secret in the gateway's log at the most verbose level (trace).
     let log = gw.log();
+    assert!(log.contains("DEBUG"), "the gateway did not log verbosely");
     assert!(!log.contains("s3cr<t"), "password in the log");
+    assert!(!log.contains(&tok), "whole token in the log");
+    assert!(
+        !log.contains(&tok[tok.len() - 64..]),
+        "token body in the log"
+    );
     assert!(log.contains("sip:alice@sip.test"));
 }
 

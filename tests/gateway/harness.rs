@@ -284,7 +284,10 @@ impl Gateway {
             .arg("--config")
             .arg(&config_path)
             .args(args)
-            .env("SIPTOKEN_GATEWAY_LOG", "debug")
+            .env(
+                "SIPTOKEN_GATEWAY_LOG",
+                std::env::var("SIPTOKEN_TEST_GATEWAY_LOG").unwrap_or_else(|_| "trace".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .process_group(0)

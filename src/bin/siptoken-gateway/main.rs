@@ -9,7 +9,11 @@ use siptoken::KeyRing;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match tracing_subscriber::EnvFilter::try_new(&cli.log) {
-        Ok(f) => f,
+        // The WebSocket library logs whole message payloads (tokens) at trace level: never let
+        // it, whatever the filter asks for.
+        Ok(f) => f
+            .add_directive("tungstenite=debug".parse().expect("valid directive"))
+            .add_directive("tokio_tungstenite=debug".parse().expect("valid directive")),
         Err(e) => {
             eprintln!("siptoken-gateway: bad --log filter {:?}: {e}", cli.log);
             return ExitCode::from(2);

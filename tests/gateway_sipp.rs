@@ -54,6 +54,49 @@ async fn interval_too_brief_is_retried_with_min_expires() {
     assert_eq!(v["type"], "registered", "{v}");
     logout(&mut ws).await;
     sipp.wait_success(Duration::from_secs(5));
+    // Every REGISTER of the registration (423 retry, refresh, unregister) keeps the Call-ID and
+    // From tag and increases the CSeq; each transaction has a fresh branch.
+    let log = sipp.log();
+    let registers: Vec<&str> = log
+        .split("REGISTER sip:sip.test SIP/2.0")
+        .skip(1)
+        .map(|m| m.split("\r\n\r\n").next().unwrap_or(m))
+        .collect();
+    assert_eq!(registers.len(), 4, "{log}");
+    let header = |m: &str, name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {m}"))
+            .trim()
+            .to_owned()
+    };
+    let call_ids: Vec<_> = registers.iter().map(|m| header(m, "Call-ID:")).collect();
+    assert!(call_ids.iter().all(|c| *c == call_ids[0]), "{call_ids:?}");
+    let cseqs: Vec<u32> = registers
+        .iter()
+        .map(|m| {
+            header(m, "CSeq:")
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert!(cseqs.windows(2).all(|w| w[1] > w[0]), "{cseqs:?}");
+    let branches: std::collections::HashSet<_> = registers
+        .iter()
+        .map(|m| {
+            header(m, "Via:")
+                .split("branch=")
+                .nth(1)
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(branches.len(), 4, "{branches:?}");
+    let expires: Vec<_> = registers.iter().map(|m| header(m, "Expires:")).collect();
+    assert_eq!(expires, ["1", "2", "2", "0"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

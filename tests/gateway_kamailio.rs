@@ -462,3 +462,41 @@ async fn sigint_unregisters_too() {
     assert!(kam.bindings("alice").is_empty(), "{}", kam.dump());
     ws.expect("unregistered").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_over_ipv6() {
+    if !peers_enabled("registers_over_ipv6") {
+        return;
+    }
+    if !ipv6_loopback() {
+        eprintln!("registers_over_ipv6: skipped (no IPv6 loopback on this machine)");
+        return;
+    }
+    let kam = Kamailio::start("MD5", USERS);
+    let gw = Gateway::start_with_args("", &["--sip-bind", "::1"]);
+    let mut ws = gw.ws().await;
+    for (user, password, transport) in [
+        ("alice", "s3cr<t \"x\"", Transport::Udp),
+        ("bob", "b0b", Transport::Tcp),
+    ] {
+        let claims = siptoken::Claims::builder(user, password, DOMAIN)
+            .outbound_proxy("[::1]")
+            .port(kam.port)
+            .transport(transport)
+            .build()
+            .unwrap();
+        let tok = siptoken::Issuer::new(&ring())
+            .issue("CRM", &claims)
+            .unwrap();
+        ws.login(&tok).await;
+        ws.expect("registering").await;
+        ws.expect("registered").await;
+        let b = kam.wait_bindings(user, 1, Duration::from_secs(2));
+        assert!(b[0].contains("@[::1]:"), "{b:?}");
+    }
+    ws.send(json!({"type": "logout"})).await;
+    ws.expect("unregistered").await;
+    ws.expect("unregistered").await;
+    kam.wait_bindings("alice", 0, Duration::from_secs(2));
+    kam.wait_bindings("bob", 0, Duration::from_secs(2));
+}

@@ -55,6 +55,11 @@ pub fn token(login: &str, password: &str, port: u16, transport: Transport) -> St
     Issuer::new(&ring()).issue("CRM", &claims).unwrap()
 }
 
+/// Whether this machine has an IPv6 loopback address.
+pub fn ipv6_loopback() -> bool {
+    UdpSocket::bind("[::1]:0").is_ok()
+}
+
 /// A port free on loopback for both TCP and UDP (at the moment of asking).
 pub fn free_port() -> u16 {
     for _ in 0..100 {
@@ -143,6 +148,15 @@ impl Kamailio {
                 .replace("@ALGORITHM@", algorithm)
                 .replace("@PING_INTERVAL@", "1")
                 .replace("@USERS@", &users);
+            // Some containers have no IPv6 loopback: listen on IPv4 only there.
+            let cfg = if ipv6_loopback() {
+                cfg
+            } else {
+                cfg.lines()
+                    .filter(|l| !l.contains("[::1]"))
+                    .map(|l| format!("{l}\n"))
+                    .collect()
+            };
             let cfg_path = dir.path().join("kamailio.cfg");
             std::fs::write(&cfg_path, cfg).unwrap();
             let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();

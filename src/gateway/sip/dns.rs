@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 pub struct Srv {
     /// Lower is tried first.
     pub priority: u16,
-    /// Among equal priorities, higher is preferred (RFC 2782 weighting, simplified).
+    /// Among equal priorities, the share of first choices (RFC 2782 weighting).
     pub weight: u16,
     /// Port at the target.
     pub port: u16,
@@ -134,7 +134,7 @@ fn read_name(b: &[u8], mut pos: usize) -> Result<(String, usize), DnsError> {
 }
 
 /// Parses the answer to an SRV query with this `id`: the SRV records (empty for NXDOMAIN or no
-/// data), sorted by priority, then weight (higher first).
+/// data), in the order to try them (see [`order`]).
 pub fn parse_srv_answer(id: u16, b: &[u8]) -> Result<Vec<Srv>, DnsError> {
     if b.len() < 12 {
         return Err(DnsError::BadAnswer("shorter than a header"));
@@ -180,8 +180,38 @@ pub fn parse_srv_answer(id: u16, b: &[u8]) -> Result<Vec<Srv>, DnsError> {
         }
         pos = rdata + rdlen;
     }
-    out.sort_by(|a, b| a.priority.cmp(&b.priority).then(b.weight.cmp(&a.weight)));
-    Ok(out)
+    Ok(order(out, rand::random))
+}
+
+/// Orders SRV records for trying (RFC 2782): by priority, and within one priority by repeated
+/// weighted random choice (`random` gives uniform `u32`s; zero weights come first in the pool
+/// and are picked only when the running sum allows it, as the RFC describes).
+pub fn order(mut records: Vec<Srv>, mut random: impl FnMut() -> u32) -> Vec<Srv> {
+    records.sort_by_key(|r| (r.priority, r.weight != 0));
+    let mut out = Vec::with_capacity(records.len());
+    while !records.is_empty() {
+        let prio = records[0].priority;
+        let end = records.iter().take_while(|r| r.priority == prio).count();
+        let mut group: Vec<Srv> = records.drain(..end).collect();
+        while !group.is_empty() {
+            let sum: u64 = group.iter().map(|r| r.weight as u64).sum();
+            let pick = if sum == 0 {
+                0
+            } else {
+                let target = random() as u64 % (sum + 1);
+                let mut running = 0;
+                group
+                    .iter()
+                    .position(|r| {
+                        running += r.weight as u64;
+                        running >= target
+                    })
+                    .unwrap_or(group.len() - 1)
+            };
+            out.push(group.remove(pick));
+        }
+    }
+    out
 }
 
 /// Looks up SRV records for `name`, asking each server in turn (one query each, `timeout`
@@ -274,19 +304,45 @@ mod tests {
             ],
         );
         let r = parse_srv_answer(7, &b).unwrap();
-        let targets: Vec<_> = r.iter().map(|s| (s.target.as_str(), s.port)).collect();
-        assert_eq!(
-            targets,
-            [
-                ("c.example.org", 5062),
-                ("a.example.org", 5060),
-                ("b.example.org", 5070)
-            ]
-        );
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[2].target, "b.example.org", "priority 20 comes last");
+        assert!(r[..2].iter().all(|s| s.priority == 10));
         assert_eq!(
             parse_srv_answer(8, &b),
             Err(DnsError::BadAnswer("id mismatch"))
         );
+    }
+
+    #[test]
+    fn weights_share_out_the_first_choice() {
+        let rec = |t: &str, prio, weight| Srv {
+            priority: prio,
+            weight,
+            port: 5060,
+            target: t.into(),
+        };
+        let records = vec![
+            rec("a", 10, 90),
+            rec("b", 10, 10),
+            rec("z", 5, 0),
+            rec("y", 20, 1),
+        ];
+        let mut seed = 0x2545_f491u32;
+        let mut rng = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let mut first_a = 0;
+        for _ in 0..2000 {
+            let o = order(records.clone(), &mut rng);
+            let names: Vec<_> = o.iter().map(|r| r.target.as_str()).collect();
+            assert_eq!(names[0], "z");
+            assert_eq!(names[3], "y");
+            first_a += (names[1] == "a") as u32;
+        }
+        assert!((1650..=1950).contains(&first_a), "{first_a} of 2000");
     }
 
     #[test]

@@ -56,6 +56,35 @@ async fn token_faults_are_reported_and_send_no_sip() {
         .legacy()
         .issue("OLD", &claims(silent.port).build().unwrap())
         .unwrap();
+    // Valid tokens whose claims would inject header lines into the REGISTER.
+    let injected_domain = Issuer::new(&ring)
+        .issue(
+            "CRM",
+            &siptoken::Claims::builder("crm1", "pw-never-logged", "sip.test\r\nVia: x")
+                .outbound_proxy("127.0.0.1")
+                .port(silent.port)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let injected_proxy = Issuer::new(&ring)
+        .issue(
+            "CRM",
+            &claims(silent.port)
+                .outbound_proxy("127.0.0.1>;x\r\nRoute: <sip:evil")
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let injected_auth = Issuer::new(&ring)
+        .issue(
+            "CRM",
+            &claims(silent.port)
+                .auth_name("crm1\r\nX: y")
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
 
     for (token, detail) in [
         (expired.as_str(), "expired"),
@@ -63,6 +92,9 @@ async fn token_faults_are_reported_and_send_no_sip() {
         (unknown_app.as_str(), "unknown_app"),
         (legacy.as_str(), "legacy_disabled"),
         ("CRM:zz", "malformed"),
+        (injected_domain.as_str(), "invalid_field"),
+        (injected_proxy.as_str(), "invalid_field"),
+        (injected_auth.as_str(), "invalid_field"),
     ] {
         ws.login(token).await;
         let v = ws.expect_error("token_rejected").await;
@@ -93,7 +125,7 @@ async fn token_faults_are_reported_and_send_no_sip() {
     assert_eq!(gw.metric("siptoken_gateway_sip_transactions_total"), 0.0);
     assert_eq!(
         gw.metric("siptoken_gateway_logins_total{outcome=\"error\",code=\"token_rejected\"}"),
-        5.0
+        8.0
     );
     let log = gw.log();
     assert!(!log.contains("pw-never-logged"), "password in the log");

@@ -318,6 +318,13 @@ impl Session {
             host: c.outbound_proxy().unwrap_or(c.domain()).to_owned(),
             port: c.port(),
         };
+        if let Err(why) = account.check() {
+            tracing::info!(ip = %self.ip, app = verified.app(), "token claims unusable for SIP");
+            st.metrics.login("error", "token_rejected");
+            let mut v = error("token_rejected", why);
+            v["detail"] = json!(crate::ErrorCode::InvalidField.as_str());
+            return vec![v];
+        }
         let aor = account.aor();
         match st.replay.first_use(verified.replay_key(), until, now).await {
             Ok(true) => {}

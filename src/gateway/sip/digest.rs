@@ -137,6 +137,11 @@ impl fmt::Display for ChallengeError {
 
 impl std::error::Error for ChallengeError {}
 
+/// Whether `c` is a control character (RFC 5234 CTL), tab included.
+fn is_ctl(c: u8) -> bool {
+    c < 0x20 || c == 0x7f
+}
+
 /// Parses `auth-param` pairs: `name=token` or `name="quoted \" string"`, separated by commas
 /// with optional whitespace. Names are returned lower-case, quoted values unescaped.
 pub fn parse_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
@@ -196,6 +201,13 @@ pub fn parse_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
                     }
                 }
             }
+            // Values are echoed into the Authorization header: a control character (CR and LF
+            // above all) would let the registrar inject header lines (RFC 3261 qdtext has none).
+            if v.iter().any(|&c| is_ctl(c)) {
+                return Err(ChallengeError::Syntax(
+                    "control character in a quoted string",
+                ));
+            }
             String::from_utf8(v).map_err(|_| ChallengeError::Syntax("quoted string not UTF-8"))?
         } else {
             let vs = i;
@@ -204,6 +216,11 @@ pub fn parse_params(s: &str) -> Result<Vec<(String, String)>, ChallengeError> {
             }
             if vs == i {
                 return Err(ChallengeError::Syntax("empty parameter value"));
+            }
+            if b[vs..i].iter().any(|&c| is_ctl(c)) {
+                return Err(ChallengeError::Syntax(
+                    "control character in a parameter value",
+                ));
             }
             s[vs..i].to_owned()
         };
@@ -383,6 +400,24 @@ mod tests {
             uri: "/dir/index.html",
             cnonce: "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
             nc: 1,
+        }
+    }
+
+    #[test]
+    fn control_characters_in_challenges_are_refused() {
+        // Found by the digest_challenge fuzz target: a realm with CR/LF came back in the
+        // Authorization header, letting the registrar inject header lines.
+        for bad in [
+            "Digest realm=\"a\r\nVia: x\", nonce=\"n\"",
+            "Digest realm=\"a\\\nb\", nonce=\"n\"",
+            "Digest realm=\"r\", nonce=\"n\u{1}\"",
+            "Digest realm=\"r\", nonce=n\u{0}x",
+            "Digest realm=\"r\", nonce=\"n\", opaque=\"\u{7f}\"",
+        ] {
+            assert!(
+                matches!(Challenge::parse(bad), Err(ChallengeError::Syntax(_))),
+                "{bad:?}"
+            );
         }
     }
 

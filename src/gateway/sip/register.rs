@@ -38,7 +38,34 @@ pub struct Account {
     pub port: Option<u16>,
 }
 
+/// Whether `host` can stand in a SIP URI as written: a host name, an IPv4 address, or an IPv6
+/// address (bare or in brackets). Everything a token names as a host goes through this before
+/// it reaches a SIP message, so no claim can inject characters into one.
+pub fn is_sip_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'[' | b']')
+        })
+}
+
 impl Account {
+    /// Checks the claims that go into SIP messages as they are (the login is escaped and the
+    /// display name quoted where they are written): hosts must be hosts, and the digest user
+    /// name must have no control characters. The error names the claim.
+    pub fn check(&self) -> Result<(), String> {
+        if !is_sip_host(&self.domain) {
+            return Err("field \"domain\" is not a host name or IP address".into());
+        }
+        if !is_sip_host(&self.host) {
+            return Err("field \"outboundProxy\" is not a host name or IP address".into());
+        }
+        if self.auth_name.chars().any(char::is_control) {
+            return Err("field \"authenticationName\" contains a control character".into());
+        }
+        Ok(())
+    }
+
     /// The address of record, `sip:login@domain`.
     pub fn aor(&self) -> String {
         format!("sip:{}@{}", escape_user(&self.login), self.domain)
@@ -790,6 +817,8 @@ mod tests {
 
     #[test]
     fn escapes_user_parts() {
+        assert!(is_sip_host("sip.example.org") && is_sip_host("10.0.0.5") && is_sip_host("[::1]"));
+        assert!(!is_sip_host("a.org\r\nVia: x") && !is_sip_host("a b") && !is_sip_host(""));
         assert_eq!(escape_user("crm1"), "crm1");
         assert_eq!(escape_user("a b@c"), "a%20b%40c");
         assert_eq!(escape_user("é"), "%C3%A9");

@@ -136,6 +136,12 @@ pub fn issue_token(
     let claims_json = Zeroizing::new(claims_json);
     let options: IssueOptions = serde_json::from_str(options_json)
         .map_err(|e| sip_error(&siptoken::Error::InvalidJson(format!("issue options: {e}"))))?;
+    if options.legacy && options.kid.is_some() {
+        // As the CLI's --kid/--legacy conflict: a legacy token has no key id to choose.
+        return Err(sip_error(&siptoken::Error::InvalidJson(
+            "issue options: kid applies to v1 tokens only, not with legacy".to_owned(),
+        )));
+    }
     let request = ClaimsRequest::from_json(&claims_json).map_err(|e| sip_error(&e))?;
     let mut issuer = Issuer::new(&ring.inner)
         .ttl(request.ttl.unwrap_or(DEFAULT_TTL))

@@ -169,6 +169,7 @@ test('issue: the core refuses bad claims and options with SipTokenError codes', 
   assert.throws(() => issue(ring, 'CRM', CLAIMS, { kid: 'k9' }), sipError('unknown_key'));
   assert.throws(() => issue(ring, 'CRM', CLAIMS, { legasy: true }), (e) => sipError('invalid_json')(e) && /legasy/.test(e.message));
   assert.throws(() => issue(ring, 'CRM', CLAIMS, { now: 'noon' }), sipError('invalid_json'));
+  assert.throws(() => issue(ring, 'CRM', CLAIMS, { legacy: true, kid: 'k1' }), (e) => sipError('invalid_json')(e) && /kid/.test(e.message));
   assert.throws(() => issue(ring, 'CRM', { ...CLAIMS, visibleName: 'x'.repeat(9000) }), sipError('too_large'));
   assert.throws(() => issue(ring, 'CRM', { ...CLAIMS, expires: -5 }), sipError('invalid_field'));
 });

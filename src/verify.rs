@@ -56,7 +56,12 @@ impl Default for VerifyOptions {
 /// A source of the current time in Unix seconds.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
-/// The current Unix time from the system clock.
+/// The current Unix time from the system clock: the default clock of [`Verifier`] and
+/// [`Issuer`](crate::Issuer).
+///
+/// On `wasm32-unknown-unknown` there is no system clock (the standard library panics): there,
+/// always give a clock ([`Verifier::clock`], [`Verifier::at`]), as the WASM package does with
+/// JavaScript's `Date.now()`.
 pub fn system_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -46,10 +46,17 @@ proptest! {
     }
 
     #[test]
-    fn challenge_params_with_arbitrary_quoted_values(realm in "[^\"\\\\]{0,40}", nonce in "[A-Za-z0-9+/=]{1,40}") {
+    fn challenge_params_with_arbitrary_quoted_values(realm in "[^\"\\\\\\x00-\\x1f\\x7f]{0,40}", nonce in "[A-Za-z0-9+/=]{1,40}") {
         let c = Challenge::parse(&format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", qop=\"auth\"")).unwrap();
         prop_assert_eq!(c.realm, realm);
         prop_assert_eq!(c.nonce, nonce);
+    }
+
+    // Values are echoed into the Authorization header: a control character in one is refused.
+    #[test]
+    fn control_characters_in_quoted_values_are_refused(pre in "[a-z]{0,5}", ctl in "[\\x00-\\x1f\\x7f]", post in "[a-z]{0,5}") {
+        let header = format!("Digest realm=\"{pre}{ctl}{post}\", nonce=\"n\"");
+        prop_assert!(Challenge::parse(&header).is_err());
     }
 
     #[test]

@@ -47,8 +47,15 @@ pub struct Config {
     pub sip_transaction_timeout_ms: u64,
     /// Longest `Retry-After` honoured on 5xx, seconds; longer fails the login. Default 30.
     pub max_retry_after_seconds: u64,
-    /// Replay store: `memory` (a shared store comes later).
+    /// Replay store: `memory` (this process only) or `redis://[[user]:password@]host[:port][/db]`
+    /// (shared by every gateway instance using the same Redis). Default `memory`.
     pub replay_store: String,
+    /// What a login does when the shared replay store cannot be reached: `closed` (refuse it
+    /// with `store_unavailable`, the default) or `open` (accept it without the single-use check).
+    pub replay_store_failure: StoreFailure,
+    /// Longest time one replay-store call (connect, authenticate, `SET NX`) may take,
+    /// milliseconds; longer counts as a store failure. Default 500.
+    pub replay_store_timeout_ms: u64,
     /// Look up `_sip._udp` / `_sip._tcp` SRV records when a token names a host without a port.
     /// Default `true`.
     pub srv_lookup: bool,
@@ -77,11 +84,23 @@ impl Default for Config {
             sip_transaction_timeout_ms: 32_000,
             max_retry_after_seconds: 30,
             replay_store: "memory".into(),
+            replay_store_failure: StoreFailure::Closed,
+            replay_store_timeout_ms: 500,
             srv_lookup: true,
             dns_servers: Vec::new(),
             tcp_keepalive_seconds: 30,
         }
     }
+}
+
+/// What to do with a login when the shared replay store fails (`replay_store_failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreFailure {
+    /// Refuse the login with `store_unavailable` (a token can never be used twice).
+    Closed,
+    /// Accept the login without the single-use check (availability over single use).
+    Open,
 }
 
 /// A configuration problem.
@@ -134,11 +153,15 @@ impl Config {
         if self.login_rate_per_minute == 0 || self.login_burst == 0 {
             return bad("login_rate_per_minute and login_burst must be positive");
         }
+        // The URL may hold a Redis password: errors name the problem, never quote the value.
         if self.replay_store != "memory" {
-            return Err(ConfigError(format!(
-                "replay_store {:?} is not supported (only \"memory\")",
-                self.replay_store
-            )));
+            if !self.replay_store.starts_with("redis://") {
+                return bad("replay_store must be \"memory\" or a redis:// URL");
+            }
+            self.redis_url()?;
+        }
+        if self.replay_store_timeout_ms == 0 {
+            return bad("replay_store_timeout_ms must be positive");
         }
         for o in &self.allowed_origins {
             if !(o.starts_with("http://") || o.starts_with("https://")) {
@@ -148,6 +171,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The Redis address when `replay_store` is a `redis://` URL.
+    pub fn redis_url(&self) -> Result<Option<super::redis::RedisUrl>, ConfigError> {
+        if !self.replay_store.starts_with("redis://") {
+            return Ok(None);
+        }
+        super::redis::RedisUrl::parse(&self.replay_store)
+            .map(Some)
+            .map_err(|e| ConfigError(format!("replay_store: {e}")))
     }
 
     /// The verifier options.
@@ -196,8 +229,18 @@ mod tests {
         assert!(c.validate().unwrap_err().0.contains("--keys"));
         let e = Config::parse("lisen = \"1.2.3.4:5\"").unwrap_err();
         assert!(e.0.contains("lisen"), "{e}");
-        let mut c = Config::parse("keys = \"k\"\nreplay_store = \"redis://x\"").unwrap();
-        assert!(c.validate().unwrap_err().0.contains("redis"));
+        let mut c = Config::parse("keys = \"k\"\nreplay_store = \"redis://x:6380/1\"").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.replay_store_failure, StoreFailure::Closed);
+        assert_eq!(c.redis_url().unwrap().unwrap().port, 6380);
+        for bad in ["rediss://:pw@x", "redis://:pw@x:99999", "memcached://:pw@x"] {
+            c.replay_store = bad.into();
+            let e = c.validate().unwrap_err().0;
+            assert!(e.contains("replay_store") && !e.contains("pw"), "{e}");
+        }
+        assert!(Config::parse("replay_store_failure = \"maybe\"").is_err());
+        let o = Config::parse("replay_store_failure = \"open\"").unwrap();
+        assert_eq!(o.replay_store_failure, StoreFailure::Open);
         c.replay_store = "memory".into();
         c.allowed_origins = vec!["crm.example.org".into()];
         assert!(c.validate().is_err());

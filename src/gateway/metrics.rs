@@ -26,6 +26,8 @@ pub struct Metrics {
     pub sip_requests_answered: AtomicU64,
     /// Refreshes that succeeded.
     pub refreshes: AtomicU64,
+    /// Calls to the shared single-use store that failed (down, timed out, refused).
+    pub replay_store_errors: AtomicU64,
     logins: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     latency: Mutex<Histogram>,
 }
@@ -105,6 +107,12 @@ impl Metrics {
             "siptoken_gateway_refreshes_total",
             "Successful registration refreshes.",
             self.refreshes.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "siptoken_gateway_replay_store_errors_total",
+            "Single-use store calls that failed (store down, timed out or refusing).",
+            self.replay_store_errors.load(Ordering::Relaxed),
         );
         let _ = writeln!(
             out,

@@ -2,7 +2,7 @@
 //! token over a WebSocket, the gateway verifies it and registers the SIP account itself.
 //!
 //! Module map: [`config`] and [`cli`] (configuration), [`http`] (routes, origin check, demo
-//! page), [`ws`] (the WebSocket session protocol), [`replay`] (single use), [`metrics`],
+//! page), [`ws`] (the WebSocket session protocol), [`replay`] and [`redis`] (single use), [`metrics`],
 //! [`ratelimit`], and [`sip`] (message parser, digest, transports, the REGISTER client).
 //! The protocol is specified in `docs/gateway-protocol.md`.
 
@@ -11,6 +11,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
+pub mod redis;
 pub mod replay;
 pub mod sip;
 pub mod ws;
@@ -64,13 +65,22 @@ pub async fn serve(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let sip = config.sip_settings();
     let tasks = Arc::new(());
+    let replay: Arc<dyn ReplayStore> = match config.redis_url() {
+        Ok(Some(url)) => {
+            tracing::info!(store = %url, "single-use store on Redis");
+            let timeout = Duration::from_millis(config.replay_store_timeout_ms);
+            Arc::new(redis::RedisStore::new(url, timeout))
+        }
+        Ok(None) => Arc::new(replay::MemoryStore::new()),
+        Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
+    };
     let state = Arc::new(State {
         verify_options: config.verify_options(),
         limiter: RateLimiter::new(config.login_rate_per_minute, config.login_burst),
         sip,
         config,
         ring,
-        replay: Arc::new(replay::MemoryStore::new()),
+        replay,
         metrics: Arc::new(Metrics::default()),
         shutdown: shutdown_rx,
         tasks: Arc::downgrade(&tasks),

@@ -1,7 +1,7 @@
 //! Single use: remembers the replay key of every accepted token until the token expires.
 //!
-//! [`ReplayStore`] is a trait so that several gateway instances can later share one store (a
-//! Redis-backed implementation is planned); [`MemoryStore`] is the in-process one.
+//! [`ReplayStore`] is a trait: [`MemoryStore`] is the in-process one, and
+//! [`super::redis::RedisStore`] lets several gateway instances share one store.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -11,7 +11,8 @@ use std::sync::Mutex;
 
 use crate::TokenId;
 
-/// A store failure (a shared store being down); the gateway refuses the login (fail closed).
+/// A store failure (a shared store being down or slow); the gateway refuses the login
+/// (`store_unavailable`) unless `replay_store_failure = "open"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayStoreError(pub String);
 

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::config::StoreFailure;
 use super::sip::register::{self, Account, Command, Event, SipError};
 use super::sip::transport::Kind;
 use super::State;
@@ -333,11 +334,21 @@ impl Session {
                 return fail("replayed", "this token has already been used".into());
             }
             Err(e) => {
-                tracing::error!("{e}");
-                return fail(
-                    "internal_error",
-                    "the single-use store is unavailable".into(),
-                );
+                st.metrics
+                    .replay_store_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                match st.config.replay_store_failure {
+                    StoreFailure::Closed => {
+                        tracing::error!(ip = %self.ip, app = verified.app(), token_id, %aor, "{e}: login refused (replay_store_failure = closed)");
+                        return fail(
+                            "store_unavailable",
+                            "the single-use store is unavailable; try again later".into(),
+                        );
+                    }
+                    StoreFailure::Open => {
+                        tracing::warn!(ip = %self.ip, app = verified.app(), token_id, %aor, "{e}: login accepted without the single-use check (replay_store_failure = open)");
+                    }
+                }
             }
         }
         tracing::info!(

@@ -676,3 +676,103 @@ impl Drop for Dnsmasq {
         kill_group(&mut self.child);
     }
 }
+
+/// A `redis-server` (Debian package) on 127.0.0.1:`port`, in memory only (no RDB, no AOF).
+pub struct Redis {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    password: Option<String>,
+    child: Option<Child>,
+}
+
+impl Redis {
+    /// Starts Redis on a free port, requiring `password` (`requirepass`) when given.
+    pub fn start(password: Option<&str>) -> Redis {
+        let mut r = Redis {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            password: password.map(str::to_owned),
+            child: None,
+        };
+        r.restart();
+        r
+    }
+
+    /// The URL a gateway config names.
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// Stops the server (bounded); its data is gone with it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            kill_group(&mut c);
+        }
+    }
+
+    /// Starts the server again on the same port (after [`Redis::stop`]).
+    pub fn restart(&mut self) {
+        self.stop();
+        // The config goes in a file: a password never appears on a command line.
+        let mut cfg = format!(
+            "port {}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndaemonize no\ndir {}\n\
+             logfile \"\"\nprotected-mode no\n",
+            self.port,
+            self.dir.path().display()
+        );
+        if let Some(p) = &self.password {
+            cfg.push_str(&format!("requirepass \"{p}\"\n"));
+        }
+        let cfg_path = self.dir.path().join("redis.conf");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let log = std::fs::File::create(self.dir.path().join("redis.log")).unwrap();
+        let child = Command::new("redis-server")
+            .arg(&cfg_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("redis-server is installed (Debian package redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut buf = [0u8; 64];
+                if s.write_all(b"PING\r\n").is_ok() && s.read(&mut buf).is_ok_and(|n| n > 0) {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start:\n{}",
+                std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Sends one inline command and returns the raw reply.
+    pub fn command(&self, cmd: &str) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if let Some(p) = &self.password {
+            s.write_all(format!("AUTH {p}\r\n").as_bytes()).unwrap();
+            let mut buf = [0u8; 64];
+            let _ = s.read(&mut buf).unwrap();
+        }
+        s.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

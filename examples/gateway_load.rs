@@ -1,0 +1,969 @@
+//! Load test for `siptoken-gateway` against a real Kamailio on loopback (issue 6, "Gateway under
+//! load"). Run through `benches/gateway_load.sh` (full size) or `scripts/ci/70-load.sh` (short).
+//!
+//! One run:
+//! 1. writes N gateway accounts and N sipp accounts into a db_text htable file and starts Kamailio
+//!    (the integration tests' `tests/gateway/kamailio.cfg`, with the users loaded from that file);
+//! 2. sipp registers its N accounts directly (REGISTER, 401, REGISTER with digest, 200) as fast as
+//!    it can: the registrar's own ceiling on this machine;
+//! 3. starts the gateway, opens N WebSocket sessions with a fresh v1 token each, as fast as
+//!    possible with bounded concurrency: logins/s, latency (login sent -> `registered`), and the
+//!    gateway's RSS per registered session (VmRSS after minus before);
+//! 4. holds them with a short `register_expires`, so refreshes happen, then counts the bindings in
+//!    Kamailio's location table (`ul.dump` through jsonrpcs): every session must still be registered;
+//! 5. logs every session out and checks that the table holds none of their bindings;
+//! 6. logs N sessions in again at half the measured maximum rate (latency at half rate), logs
+//!    them out, checks the table again.
+//!
+//! Exits non-zero on any error, lost registration or leftover binding; never on speed.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use siptoken::{Claims, Issuer, KeyRing, Transport};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+
+const KEYS: &str = "CRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2\n";
+const DOMAIN: &str = "sip.test";
+/// Bound on any single wait for a gateway message.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+struct Options {
+    gateway: PathBuf,
+    sessions: usize,
+    concurrency: usize,
+    hold: Duration,
+    register_expires: u32,
+    children: u32,
+    shm_mb: u32,
+    sipp: bool,
+    half_rate: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: gateway_load --gateway PATH [--sessions N] [--concurrency C] [--hold SECS]\n\
+         \x20      [--register-expires SECS] [--kamailio-children K] [--kamailio-shm MB]\n\
+         \x20      [--no-sipp] [--no-half-rate]"
+    );
+    std::process::exit(2);
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        gateway: PathBuf::new(),
+        sessions: 2000,
+        concurrency: 256,
+        hold: Duration::from_secs(30),
+        register_expires: 10,
+        children: 2,
+        shm_mb: 512,
+        sipp: true,
+        half_rate: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--gateway" => o.gateway = value().into(),
+            "--sessions" => o.sessions = value().parse().unwrap_or_else(|_| usage()),
+            "--concurrency" => o.concurrency = value().parse().unwrap_or_else(|_| usage()),
+            "--hold" => o.hold = Duration::from_secs(value().parse().unwrap_or_else(|_| usage())),
+            "--register-expires" => {
+                o.register_expires = value().parse().unwrap_or_else(|_| usage())
+            }
+            "--kamailio-children" => o.children = value().parse().unwrap_or_else(|_| usage()),
+            "--kamailio-shm" => o.shm_mb = value().parse().unwrap_or_else(|_| usage()),
+            "--no-sipp" => o.sipp = false,
+            "--no-half-rate" => o.half_rate = false,
+            _ => usage(),
+        }
+    }
+    if o.gateway.as_os_str().is_empty() || o.sessions == 0 || o.concurrency == 0 {
+        usage();
+    }
+    o
+}
+
+/// A port free on loopback for both TCP and UDP (at the moment of asking).
+fn free_port() -> u16 {
+    for _ in 0..100 {
+        let t = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+/// A child in its own process group; the whole group is killed on drop.
+struct Proc(Child);
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn gw_user(i: usize) -> String {
+    format!("gw{i:06}")
+}
+
+fn sipp_user(i: usize) -> String {
+    format!("sp{i:06}")
+}
+
+fn password(i: usize) -> String {
+    format!("pw{:016x}", (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
+struct Kamailio {
+    dir: PathBuf,
+    port: u16,
+    /// Kept for its drop (kills Kamailio).
+    _proc: Proc,
+}
+
+impl Kamailio {
+    /// Starts Kamailio with the test config, its users loaded from a db_text htable file.
+    fn start(dir: &Path, o: &Options) -> Kamailio {
+        let db = dir.join("db");
+        std::fs::create_dir_all(&db).unwrap();
+        let mut users = String::from(
+            "key_name(string) key_type(int) value_type(int) key_value(string) expires(int)\n",
+        );
+        for i in 0..o.sessions {
+            users.push_str(&format!("{}:0:0:{}:0\n", gw_user(i), password(i)));
+            users.push_str(&format!("{}:0:0:{}:0\n", sipp_user(i), password(i)));
+        }
+        std::fs::write(db.join("users"), users).unwrap();
+        std::fs::write(
+            db.join("version"),
+            "table_name(string) table_version(int)\nusers:2\n",
+        )
+        .unwrap();
+        let base = include_str!("../tests/gateway/kamailio.cfg");
+        for (from, _) in [
+            ("children=2\n", ()),
+            ("loadmodule \"ctl.so\"\n", ()),
+            ("loadmodule \"htable.so\"\n", ()),
+            ("modparam(\"htable\", \"htable\", \"users=>size=4;\")\n", ()),
+        ] {
+            assert!(base.contains(from), "kamailio.cfg changed: no {from:?}");
+        }
+        for _attempt in 0..5 {
+            let port = free_port();
+            let cfg = base
+                .replace("children=2\n", &format!("children={}\n", o.children))
+                .replace(
+                    "loadmodule \"htable.so\"\n",
+                    "loadmodule \"db_text.so\"\nloadmodule \"htable.so\"\n",
+                )
+                .replace(
+                    "modparam(\"htable\", \"htable\", \"users=>size=4;\")\n",
+                    &format!(
+                        "modparam(\"htable\", \"db_url\", \"text://{}\")\n\
+                         modparam(\"htable\", \"htable\", \"users=>size=16;dbtable=users;\")\n",
+                        db.display()
+                    ),
+                )
+                // The bindings are read through jsonrpcs over a FIFO: kamcmd refuses replies
+                // over 64 KiB, a dump of N bindings is about N * 900 bytes.
+                .replace(
+                    "loadmodule \"ctl.so\"\n",
+                    &format!(
+                        "loadmodule \"ctl.so\"\nloadmodule \"jsonrpcs.so\"\n\
+                         modparam(\"jsonrpcs\", \"transport\", 2)\n\
+                         modparam(\"jsonrpcs\", \"fifo_name\", \"{0}/rpc.fifo\")\n\
+                         modparam(\"jsonrpcs\", \"fifo_reply_dir\", \"{0}/\")\n",
+                        dir.display()
+                    ),
+                )
+                .replace("@PORT@", &port.to_string())
+                .replace("@DIR@", dir.to_str().unwrap())
+                .replace("@DOMAIN@", DOMAIN)
+                .replace("@MIN_EXPIRES@", "1")
+                .replace("@NONCE_EXPIRE@", "300")
+                .replace("@TCP_LIFETIME@", "120")
+                .replace("@ALGORITHM@", "MD5")
+                .replace("@PING_INTERVAL@", "15")
+                .replace(
+                    "@USERS@",
+                    "\txlog(\"L_INFO\", \"users come from the db_text table\\n\");",
+                );
+            let cfg: String = cfg
+                .lines()
+                .filter(|l| !l.contains("[::1]"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let cfg_path = dir.join("kamailio.cfg");
+            std::fs::write(&cfg_path, cfg).unwrap();
+            let log = std::fs::File::create(dir.join("kamailio.log")).unwrap();
+            let child = Command::new("kamailio")
+                .arg("-f")
+                .arg(&cfg_path)
+                .arg("-w")
+                .arg(dir)
+                .arg("-Y")
+                .arg(dir)
+                .arg("-P")
+                .arg(dir.join("kamailio.pid"))
+                .args(["-m", &o.shm_mb.to_string(), "-M", "160", "-E", "-DD"])
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .expect("kamailio is installed (Debian package kamailio)");
+            let mut proc = Proc(child);
+            let k = Kamailio {
+                dir: dir.to_owned(),
+                port,
+                _proc: Proc(Command::new("true").spawn().unwrap()),
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = proc.0.try_wait() {
+                    break;
+                }
+                if k.kamcmd(&["core.version"]).is_some() {
+                    return Kamailio { _proc: proc, ..k };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            drop(proc);
+            eprintln!(
+                "kamailio did not start on port {port}:\n{}",
+                std::fs::read_to_string(dir.join("kamailio.log")).unwrap_or_default()
+            );
+        }
+        panic!("kamailio did not start");
+    }
+
+    fn kamcmd(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("kamcmd")
+            .arg("-s")
+            .arg(format!("unix:{}/ctl.sock", self.dir.display()))
+            .args(args)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// A JSON-RPC command through the jsonrpcs FIFO (bounded by a timeout).
+    fn rpc(&self, method: &str) -> Result<Value, String> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let name = format!("reply{}", SEQ.fetch_add(1, Ordering::Relaxed));
+        let reply = self.dir.join(&name);
+        let made = Command::new("mkfifo").arg(&reply).status();
+        if !made.is_ok_and(|s| s.success()) {
+            return Err("mkfifo failed".into());
+        }
+        let request = json!({"jsonrpc": "2.0", "method": method, "reply_name": name, "id": 1});
+        let fifo = self.dir.join("rpc.fifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reply_path = reply.clone();
+        std::thread::spawn(move || {
+            let result = (|| -> std::io::Result<String> {
+                let mut w = std::fs::OpenOptions::new().write(true).open(&fifo)?;
+                writeln!(w, "{request}")?;
+                drop(w);
+                std::fs::read_to_string(&reply_path)
+            })();
+            let _ = tx.send(result);
+        });
+        let out = rx.recv_timeout(Duration::from_secs(60));
+        let _ = std::fs::remove_file(&reply);
+        let text = out
+            .map_err(|_| format!("{method}: no answer within 60 s"))?
+            .map_err(|e| format!("{method}: {e}"))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{method}: {e}"))?;
+        if v.get("error").is_some() {
+            return Err(format!("{method}: {}", v["error"]));
+        }
+        Ok(v["result"].clone())
+    }
+
+    /// AoRs (user parts) with at least one unexpired binding, whose user starts with `prefix`
+    /// (`ul.dump`; expired bindings stay in it until usrloc's timer removes them).
+    fn registered(&self, prefix: &str) -> HashSet<String> {
+        fn walk(v: &Value, prefix: &str, aor: Option<&str>, out: &mut HashSet<String>) {
+            match v {
+                Value::Object(m) => {
+                    let here = m.get("AoR").and_then(Value::as_str);
+                    let aor = here.map(|a| a.split('@').next().unwrap_or("")).or(aor);
+                    if let (Some(a), Some(e)) = (aor, m.get("Expires")) {
+                        let live = e.as_i64().is_some_and(|s| s > 0) || e == "permanent";
+                        if live && a.starts_with(prefix) {
+                            out.insert(a.to_owned());
+                        }
+                    }
+                    for x in m.values() {
+                        walk(x, prefix, aor, out);
+                    }
+                }
+                Value::Array(a) => {
+                    for x in a {
+                        walk(x, prefix, aor, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let dump = self.rpc("ul.dump").expect("ul.dump through jsonrpcs");
+        let mut out = HashSet::new();
+        walk(&dump, prefix, None, &mut out);
+        out
+    }
+
+    /// Waits (bounded) until exactly `n` of the `prefix` accounts are registered.
+    fn wait_registered(&self, prefix: &str, n: usize, within: Duration) -> HashSet<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.registered(prefix);
+            if r.len() == n || Instant::now() > deadline {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+/// sipp registers `n` accounts directly with Kamailio as fast as it can; returns (successful
+/// registrations, seconds).
+fn sipp_ceiling(dir: &Path, k: &Kamailio, n: usize) -> (usize, f64) {
+    let scenario = dir.join("register.xml");
+    std::fs::write(&scenario, SIPP_REGISTER).unwrap();
+    let mut csv = String::from("SEQUENTIAL\n");
+    for i in 0..n {
+        csv.push_str(&format!("{};{}\n", sipp_user(i), password(i)));
+    }
+    std::fs::write(dir.join("users.csv"), csv).unwrap();
+    let sipp_dir = dir.join("sipp");
+    std::fs::create_dir_all(&sipp_dir).unwrap();
+    let log = std::fs::File::create(sipp_dir.join("sipp.out")).unwrap();
+    let t0 = Instant::now();
+    let child = Command::new("sipp")
+        .arg(format!("127.0.0.1:{}", k.port))
+        .arg("-sf")
+        .arg(&scenario)
+        .arg("-inf")
+        .arg(dir.join("users.csv"))
+        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
+        .args([
+            "-m",
+            &n.to_string(),
+            "-r",
+            "100000",
+            "-rp",
+            "1000",
+            "-l",
+            "1000",
+        ])
+        .args(["-buff_size", "4194304", "-nostdin", "-timeout", "120s"])
+        .args(["-trace_err", "-trace_stat", "-fd", "1"])
+        .current_dir(&sipp_dir)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("sipp is installed (Debian package sip-tester)");
+    let mut proc = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let status = loop {
+        if let Some(s) = proc.0.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let secs = t0.elapsed().as_secs_f64();
+    drop(proc);
+    let registered = k.registered("sp").len();
+    match status {
+        Some(s) if s.success() => {}
+        other => eprintln!(
+            "sipp: exit {other:?}, {registered} of {n} registered (logs in {})",
+            sipp_dir.display()
+        ),
+    }
+    (registered, secs)
+}
+
+const SIPP_REGISTER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register with digest">
+  <send retrans="500">
+    <![CDATA[
+
+      REGISTER sip:sip.test SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@sip.test>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[field0]@sip.test>
+      Call-ID: [call_id]
+      CSeq: 1 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Expires: 60
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" auth="true"/>
+  <send retrans="500">
+    <![CDATA[
+
+      REGISTER sip:sip.test SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@sip.test>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[field0]@sip.test>
+      Call-ID: [call_id]
+      CSeq: 2 REGISTER
+      Contact: <sip:[field0]@[local_ip]:[local_port]>
+      [authentication username="[field0]" password="[field1]"]
+      Max-Forwards: 70
+      Expires: 60
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"#;
+
+struct Gateway {
+    addr: String,
+    proc: Proc,
+    dir: PathBuf,
+}
+
+impl Gateway {
+    fn start(dir: &Path, o: &Options) -> Gateway {
+        let keys = dir.join("keys.conf");
+        std::fs::write(&keys, KEYS).unwrap();
+        std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\nkeys = \"keys.conf\"\nsip_bind = \"127.0.0.1\"\n\
+             register_expires = {}\nmax_sessions = {}\nlogin_rate_per_minute = 1000000000\n\
+             login_burst = 1000000000\nsrv_lookup = false\n",
+            o.register_expires,
+            o.sessions + 100
+        );
+        let config_path = dir.join("gateway.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
+        let mut child = Command::new(&o.gateway)
+            .arg("--config")
+            .arg(&config_path)
+            .env(
+                "SIPTOKEN_GATEWAY_LOG",
+                std::env::var("SIPTOKEN_LOAD_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("the gateway binary runs");
+        let stdout = child.stdout.take().unwrap();
+        let proc = Proc(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining stdout so the gateway never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+        let addr = line
+            .trim()
+            .strip_prefix("siptoken-gateway listening on http://")
+            .unwrap_or_else(|| {
+                panic!(
+                    "gateway did not start: {line:?}\n{}",
+                    std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default()
+                )
+            })
+            .to_owned();
+        Gateway {
+            addr,
+            proc,
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// VmRSS in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.proc.pid()))
+            .expect("the gateway is running");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// One metric series from `/metrics` (0 when absent).
+    fn metric(&self, series: &str) -> f64 {
+        use std::io::Read;
+        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
+            return 0.0;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+/// A v1 token for gateway account `i` at Kamailio's port.
+fn token(issuer: &Issuer<'_>, i: usize, port: u16) -> String {
+    let claims = Claims::builder(gw_user(i), password(i), DOMAIN)
+        .outbound_proxy("127.0.0.1")
+        .port(port)
+        .transport(Transport::Udp)
+        .build()
+        .unwrap();
+    issuer.issue("CRM", &claims).unwrap()
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+/// What one session saw.
+#[derive(Default)]
+struct SessionReport {
+    /// Login sent -> `registered`, when the login succeeded.
+    latency: Option<Duration>,
+    /// The first failure, if any.
+    error: Option<String>,
+    /// `registered` messages after the first (refreshes).
+    refreshes: u64,
+    /// `unregistered` after `logout`.
+    unregistered: bool,
+}
+
+async fn next_json(ws: &mut Ws, within: Duration) -> Result<Value, String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let m = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return Err("timed out waiting for the gateway".into()),
+            Ok(None) => return Err("socket closed".into()),
+            Ok(Some(Err(e))) => return Err(format!("WebSocket error: {e}")),
+            Ok(Some(Ok(m))) => m,
+        };
+        match m {
+            Message::Text(t) => {
+                return serde_json::from_str(t.as_str()).map_err(|e| format!("bad JSON: {e}"))
+            }
+            Message::Close(c) => return Err(format!("closed by the gateway: {c:?}")),
+            _ => continue,
+        }
+    }
+}
+
+/// Connects and logs in; returns the socket and the latency (login sent -> `registered`).
+async fn login(addr: &str, token: &str) -> Result<(Ws, Duration), String> {
+    let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr))
+        .await
+        .map_err(|_| "TCP connect timed out".to_string())?
+        .map_err(|e| format!("TCP connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio_tungstenite::client_async(format!("ws://{addr}/ws"), tcp),
+    )
+    .await
+    .map_err(|_| "WebSocket handshake timed out".to_string())?
+    .map_err(|e| format!("WebSocket handshake: {e}"))?;
+    let t0 = Instant::now();
+    ws.send(Message::Text(
+        json!({"type": "login", "token": token}).to_string().into(),
+    ))
+    .await
+    .map_err(|e| format!("send: {e}"))?;
+    let m = next_json(&mut ws, MESSAGE_TIMEOUT).await?;
+    if m["type"] != "registering" {
+        return Err(format!("expected registering, got {m}"));
+    }
+    let m = next_json(&mut ws, MESSAGE_TIMEOUT).await?;
+    if m["type"] != "registered" {
+        return Err(format!("expected registered, got {m}"));
+    }
+    Ok((ws, t0.elapsed()))
+}
+
+/// Holds a logged-in session until `stop` turns true, counting refreshes, then logs out.
+async fn hold(mut ws: Ws, mut stop: watch::Receiver<bool>, report: &mut SessionReport) {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            m = ws.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
+                    if v["type"] == "registered" {
+                        report.refreshes += 1;
+                    } else if report.error.is_none() {
+                        report.error = Some(format!("during hold: {v}"));
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => {
+                    report.error.get_or_insert(format!("during hold: socket ended: {other:?}"));
+                    return;
+                }
+            }
+        }
+    }
+    if let Err(e) = ws
+        .send(Message::Text(json!({"type": "logout"}).to_string().into()))
+        .await
+    {
+        report.error.get_or_insert(format!("logout send: {e}"));
+        return;
+    }
+    loop {
+        match next_json(&mut ws, MESSAGE_TIMEOUT).await {
+            Ok(v) if v["type"] == "unregistered" => {
+                report.unregistered = true;
+                break;
+            }
+            Ok(v) if v["type"] == "registered" => report.refreshes += 1,
+            Ok(v) => {
+                report.error.get_or_insert(format!("after logout: {v}"));
+                break;
+            }
+            Err(e) => {
+                report.error.get_or_insert(format!("after logout: {e}"));
+                break;
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), ws.close(None)).await;
+}
+
+struct Phase {
+    reports: Vec<SessionReport>,
+    /// First login started -> last login answered.
+    login_secs: f64,
+}
+
+/// Logs in `tokens.len()` sessions (bounded concurrency, or paced at `rate` per second), waits
+/// for all logins, calls `held` (the sessions stay registered meanwhile), then logs all out.
+async fn phase(
+    addr: &str,
+    tokens: Vec<String>,
+    concurrency: usize,
+    rate: Option<f64>,
+    held: impl AsyncFnOnce(),
+) -> Phase {
+    let n = tokens.len();
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(n.max(1));
+    let last_login = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for (i, token) in tokens.into_iter().enumerate() {
+        if let Some(rate) = rate {
+            tokio::time::sleep_until((t0 + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+        }
+        let permit = permits.clone().acquire_owned().await.unwrap();
+        let addr = addr.to_owned();
+        let stop = stop_rx.clone();
+        let done = done_tx.clone();
+        let last_login = last_login.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut report = SessionReport::default();
+            let result = login(&addr, &token).await;
+            drop(permit);
+            last_login.fetch_max(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let _ = done.send(()).await;
+            match result {
+                Ok((ws, latency)) => {
+                    report.latency = Some(latency);
+                    hold(ws, stop, &mut report).await;
+                }
+                Err(e) => report.error = Some(format!("login: {e}")),
+            }
+            report
+        }));
+    }
+    drop(done_tx);
+    for _ in 0..n {
+        if done_rx.recv().await.is_none() {
+            break;
+        }
+    }
+    let login_secs = last_login.load(Ordering::Relaxed) as f64 / 1e9;
+    held().await;
+    let _ = stop_tx.send(true);
+    let mut reports = Vec::with_capacity(n);
+    for t in tasks {
+        reports.push(t.await.unwrap_or_else(|e| SessionReport {
+            error: Some(format!("task: {e}")),
+            ..Default::default()
+        }));
+    }
+    Phase {
+        reports,
+        login_secs,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+/// Prints a phase's summary; returns (logins/s, number of failed sessions).
+fn summarize(name: &str, p: &Phase) -> (f64, usize) {
+    let mut lat: Vec<Duration> = p.reports.iter().filter_map(|r| r.latency).collect();
+    lat.sort();
+    let errors: Vec<&String> = p.reports.iter().filter_map(|r| r.error.as_ref()).collect();
+    let not_unregistered = p
+        .reports
+        .iter()
+        .filter(|r| r.latency.is_some() && !r.unregistered)
+        .count();
+    let rate = lat.len() as f64 / p.login_secs.max(1e-9);
+    println!(
+        "{name}: {} of {} logged in in {:.2} s = {rate:.0} logins/s; latency p50 {:.1} ms, \
+         p99 {:.1} ms, max {:.1} ms",
+        lat.len(),
+        p.reports.len(),
+        p.login_secs,
+        percentile(&lat, 0.50),
+        percentile(&lat, 0.99),
+        percentile(&lat, 1.0),
+    );
+    if !errors.is_empty() {
+        println!(
+            "{name}: {} sessions failed, e.g. {}",
+            errors.len(),
+            errors[0]
+        );
+    }
+    if not_unregistered > 0 {
+        println!("{name}: {not_unregistered} sessions got no `unregistered` after logout");
+    }
+    (rate, errors.len().max(not_unregistered))
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn main() {
+    let o = options();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // On SIGTERM/SIGINT the run is dropped, which kills Kamailio and the gateway (Proc).
+    let ok = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).unwrap();
+        let mut int = signal(SignalKind::interrupt()).unwrap();
+        tokio::select! {
+            ok = run(&o) => ok,
+            _ = term.recv() => { eprintln!("gateway_load: terminated"); false }
+            _ = int.recv() => { eprintln!("gateway_load: interrupted"); false }
+        }
+    });
+    std::process::exit(if ok { 0 } else { 1 });
+}
+
+async fn run(o: &Options) -> bool {
+    let mut ok = true;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let n = o.sessions;
+    println!(
+        "gateway_load: {n} sessions, concurrency {}, hold {} s, register_expires {} s, \
+         Kamailio children {}, load average {}",
+        o.concurrency,
+        o.hold.as_secs(),
+        o.register_expires,
+        o.children,
+        loadavg()
+    );
+    let kam = Kamailio::start(dir, o);
+
+    let mut sipp_rate = None;
+    if o.sipp {
+        let (registered, secs) = sipp_ceiling(dir, &kam, n);
+        let rate = registered as f64 / secs;
+        println!(
+            "sipp: {registered} of {n} registered directly in {secs:.2} s = {rate:.0} \
+             registrations/s"
+        );
+        if registered != n {
+            println!("FAIL: sipp registered {registered} of {n}");
+            ok = false;
+        }
+        sipp_rate = Some(rate);
+    }
+
+    let gw = Gateway::start(dir, o);
+    let ring: KeyRing = KEYS.parse().unwrap();
+    let issuer = Issuer::new(&ring).ttl(Duration::from_secs(3600));
+    let port = kam.port;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss0 = gw.rss_kib();
+
+    // Maximum rate, then hold.
+    let tokens: Vec<String> = (0..n).map(|i| token(&issuer, i, port)).collect();
+    let mut rss1 = 0;
+    let mut held_ok = true;
+    let mut refreshes_metric = 0.0;
+    let max = phase(&gw.addr, tokens, o.concurrency, None, async || {
+        rss1 = gw.rss_kib();
+        println!(
+            "gateway RSS: {rss0} KiB idle, {rss1} KiB with {n} sessions = {:.2} KiB per session; \
+             load average {}",
+            (rss1 as f64 - rss0 as f64) / n as f64,
+            loadavg()
+        );
+        let before = gw.metric("siptoken_gateway_refreshes_total");
+        let hold_start = Instant::now();
+        while hold_start.elapsed() < o.hold {
+            tokio::time::sleep(Duration::from_secs(1).min(o.hold - hold_start.elapsed())).await;
+        }
+        refreshes_metric = gw.metric("siptoken_gateway_refreshes_total") - before;
+        let registered = kam.registered("gw");
+        let rss2 = gw.rss_kib();
+        println!(
+            "hold: {} s, {refreshes_metric} refreshes by the gateway, {} of {n} gateway accounts \
+             in Kamailio's location table, RSS {rss2} KiB; load average {}",
+            o.hold.as_secs(),
+            registered.len(),
+            loadavg()
+        );
+        if registered.len() != n {
+            held_ok = false;
+            let missing: Vec<String> = (0..n)
+                .map(gw_user)
+                .filter(|u| !registered.contains(u))
+                .take(5)
+                .collect();
+            println!(
+                "FAIL: {} registrations lost, e.g. {missing:?}",
+                n - registered.len()
+            );
+        }
+    })
+    .await;
+    let (max_rate, failed) = summarize("gateway, max rate", &max);
+    let refreshes: u64 = max.reports.iter().map(|r| r.refreshes).sum();
+    println!("refreshes seen by the clients: {refreshes}");
+    if failed > 0 || !held_ok {
+        ok = false;
+    }
+    if o.hold.as_secs() >= o.register_expires as u64 && (refreshes as usize) < n {
+        println!("FAIL: fewer refreshes ({refreshes}) than sessions ({n}) during the hold");
+        ok = false;
+    }
+    let left = kam.wait_registered("gw", 0, Duration::from_secs(15));
+    if !left.is_empty() {
+        println!("FAIL: {} gateway bindings left after logout", left.len());
+        ok = false;
+    }
+    if let Some(s) = sipp_rate {
+        println!(
+            "ratio gateway logins/s / sipp registrations/s = {max_rate:.0} / {s:.0} = {:.2}",
+            max_rate / s
+        );
+    }
+
+    // Half the maximum rate: latency.
+    if o.half_rate {
+        let rate = (max_rate / 2.0).max(1.0);
+        let tokens: Vec<String> = (0..n).map(|i| token(&issuer, i, port)).collect();
+        let half = phase(&gw.addr, tokens, n, Some(rate), async || {}).await;
+        let (_, failed) = summarize(&format!("gateway, paced at {rate:.0}/s"), &half);
+        if failed > 0 {
+            ok = false;
+        }
+        let left = kam.wait_registered("gw", 0, Duration::from_secs(15));
+        if !left.is_empty() {
+            println!("FAIL: {} gateway bindings left after logout", left.len());
+            ok = false;
+        }
+    }
+
+    let errors = gw.metric("siptoken_gateway_logins_total{outcome=\"error\",code=\"sip_timeout\"}");
+    if errors > 0.0 {
+        println!("gateway sip_timeout logins: {errors}");
+    }
+    if !ok {
+        println!("gateway log (tail):\n{}", gw.log_tail());
+        println!("load directory kept: {}", tmp.keep().display());
+    }
+    println!(
+        "gateway_load: {} (load average {})",
+        if ok { "ok" } else { "FAILED" },
+        loadavg()
+    );
+    drop(gw);
+    drop(kam);
+    ok
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Gateway under load (issue 6), short version: 2,000 WebSocket sessions logged in through
+# siptoken-gateway to a real Kamailio (sipp registering as many accounts directly beside them),
+# held 30 s with a 10 s register expiry (so every session refreshes at least once), then logged
+# out. Fails on any error, lost registration or leftover binding; never on speed (the figures are
+# printed only). Uses the debug build the gateway stage already made; full size and release
+# figures: benches/gateway_load.sh and docs/performance.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/lib.sh
+
+need_apt kamailio sip-tester
+
+ulimit -n "$(ulimit -Hn)"
+pid=
+# The load tool kills Kamailio and the gateway when it ends or gets SIGTERM/SIGINT.
+cleanup() {
+  local rc=$?
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    wait "$pid" || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+run_load() {
+  timeout --signal=TERM --kill-after=20 240 target/debug/examples/gateway_load \
+    --gateway target/debug/siptoken-gateway --sessions 2000 --concurrency 128 \
+    --hold 30 --register-expires 10 &
+  pid=$!
+  wait "$pid"
+}
+
+step "load: rustfmt" rustfmt --edition 2021 --check examples/gateway_load.rs
+step "load: clippy" cargo clippy --features gateway --example gateway_load -- -D warnings
+step "load: build (debug, shared with the gateway stage)" \
+  cargo build --features gateway --bin siptoken-gateway --example gateway_load
+step "load: 2,000 sessions through the gateway, 30 s hold, sipp beside" run_load

@@ -33,6 +33,16 @@ pub struct Config {
     pub register_expires: u32,
     /// WebSocket origins allowed besides the gateway's own, e.g. `https://crm.example.org`.
     pub allowed_origins: Vec<String>,
+    /// Time a client has from connecting to finishing its HTTP request (the WebSocket upgrade
+    /// included), seconds; slower connections are closed. Default 10.
+    pub handshake_timeout_seconds: u64,
+    /// A WebSocket from which nothing (no message, no pong) arrives for this long is closed
+    /// (code 4408) and its accounts unregistered, seconds. The gateway sends a WebSocket ping
+    /// every third of it, which browsers answer by themselves. Default 90.
+    pub ws_idle_timeout_seconds: u64,
+    /// Largest WebSocket message (and frame) accepted, bytes; larger closes the socket with code
+    /// 1009. Between 1024 and 1048576. Default 16384 (tokens are at most 8 KiB).
+    pub ws_max_message_bytes: usize,
     /// Most concurrent WebSocket sessions. Default 10000.
     pub max_sessions: usize,
     /// Most accounts one WebSocket session may log in at once. Default 4.
@@ -76,6 +86,9 @@ impl Default for Config {
             sip_bind: IpAddr::from([0u8; 4]),
             register_expires: 600,
             allowed_origins: Vec::new(),
+            handshake_timeout_seconds: 10,
+            ws_idle_timeout_seconds: 90,
+            ws_max_message_bytes: 16 * 1024,
             max_sessions: 10_000,
             max_accounts_per_session: 4,
             login_rate_per_minute: 60,
@@ -146,6 +159,12 @@ impl Config {
         }
         if self.sip_t1_ms == 0 || self.sip_transaction_timeout_ms == 0 {
             return bad("sip_t1_ms and sip_transaction_timeout_ms must be positive");
+        }
+        if self.handshake_timeout_seconds == 0 || self.ws_idle_timeout_seconds == 0 {
+            return bad("handshake_timeout_seconds and ws_idle_timeout_seconds must be positive");
+        }
+        if !(1024..=1 << 20).contains(&self.ws_max_message_bytes) {
+            return bad("ws_max_message_bytes must be between 1024 and 1048576");
         }
         if self.max_sessions == 0 || self.max_accounts_per_session == 0 {
             return bad("max_sessions and max_accounts_per_session must be positive");
@@ -239,6 +258,15 @@ mod tests {
             assert!(e.contains("replay_store") && !e.contains("pw"), "{e}");
         }
         assert!(Config::parse("replay_store_failure = \"maybe\"").is_err());
+        for (bad, key) in [
+            ("handshake_timeout_seconds = 0", "handshake_timeout_seconds"),
+            ("ws_idle_timeout_seconds = 0", "ws_idle_timeout_seconds"),
+            ("ws_max_message_bytes = 100", "ws_max_message_bytes"),
+            ("ws_max_message_bytes = 2000000", "ws_max_message_bytes"),
+        ] {
+            let c = Config::parse(&format!("keys = \"k\"\n{bad}")).unwrap();
+            assert!(c.validate().unwrap_err().0.contains(key), "{bad}");
+        }
         let o = Config::parse("replay_store_failure = \"open\"").unwrap();
         assert_eq!(o.replay_store_failure, StoreFailure::Open);
         c.replay_store = "memory".into();

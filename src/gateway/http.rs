@@ -15,9 +15,6 @@ use super::State;
 /// The demo page, embedded in the binary.
 pub const DEMO_PAGE: &str = include_str!("demo.html");
 
-/// Largest WebSocket message accepted, bytes (tokens are at most 8 KiB).
-pub const MAX_WS_MESSAGE: usize = 16 * 1024;
-
 /// The gateway's routes.
 pub fn router(state: Arc<State>) -> Router {
     Router::new()
@@ -73,8 +70,13 @@ async fn websocket(
         tracing::warn!(%peer, origin = origin.unwrap_or(""), "WebSocket upgrade refused: origin not allowed");
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
-    ws.max_message_size(MAX_WS_MESSAGE)
-        .max_frame_size(MAX_WS_MESSAGE)
+    let max = state.config.ws_max_message_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        // tungstenite zero-fills its read buffer to capacity (128 KiB by default) to read, so
+        // each open socket would keep that much resident; messages larger than this still
+        // arrive (the buffer grows), up to the limit above.
+        .read_buffer_size(4 * 1024)
         .on_upgrade(move |socket| super::ws::session(socket, state, peer.ip()))
 }
 

@@ -56,6 +56,11 @@ pub struct State {
 
 /// Serves HTTP and WebSockets on `listener` until `signal` completes, then unregisters every
 /// account (waiting at most the SIP transaction timeout plus a few seconds) and returns.
+///
+/// Each connection is served by hyper's HTTP/1 server with a header-read timeout
+/// (`handshake_timeout_seconds`): a client that connects and does not finish its request (the
+/// WebSocket upgrade included) in time is disconnected, so idle or slow-loris connections cannot
+/// pile up.
 pub async fn serve(
     config: Config,
     ring: KeyRing,
@@ -63,6 +68,7 @@ pub async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shutdown = shutdown_rx.clone();
     let sip = config.sip_settings();
     let tasks = Arc::new(());
     let replay: Arc<dyn ReplayStore> = match config.redis_url() {
@@ -82,29 +88,37 @@ pub async fn serve(
         ring,
         replay,
         metrics: Arc::new(Metrics::default()),
-        shutdown: shutdown_rx,
+        shutdown,
         tasks: Arc::downgrade(&tasks),
     });
     let app = http::router(state.clone());
     let grace = state.sip.transaction_timeout + Duration::from_secs(3);
+    let handshake = Duration::from_secs(state.config.handshake_timeout_seconds);
     drop(state);
-    // Small JSON events go out back to back ("registering", then "registered"): without
-    // TCP_NODELAY, Nagle's algorithm holds the second one until the client's delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        signal.await;
-        tracing::info!("shutting down: unregistering every account");
-        let _ = shutdown_tx.send(true);
-    })
-    .await?;
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut signal => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(connection(
+            tcp,
+            peer,
+            app.clone(),
+            handshake,
+            shutdown_rx.clone(),
+        ));
+    }
+    tracing::info!("shutting down: unregistering every account");
+    let _ = shutdown_tx.send(true);
     let deadline = Instant::now() + grace;
     while Arc::strong_count(&tasks) > 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -119,4 +133,55 @@ pub async fn serve(
         tracing::info!("all sessions closed");
     }
     Ok(())
+}
+
+/// Serves one HTTP/1 connection (and hands WebSocket upgrades to their sessions); on shutdown
+/// it finishes the request in progress, if any, and closes.
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: axum::Router,
+    handshake: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Small JSON events go out back to back ("registering", then "registered"): without
+    // TCP_NODELAY, Nagle's algorithm holds the second one until the client's delayed ACK.
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("cannot set TCP_NODELAY: {e}");
+    }
+    let app = hyper_util::service::TowerToHyperService::new(app);
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        hyper::service::Service::call(&app, req)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(handshake);
+    let conn = builder
+        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let done = tokio::select! {
+        r = conn.as_mut() => Some(r),
+        _ = shutdown.changed() => None,
+    };
+    let result = match done {
+        Some(r) => r,
+        None => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(Duration::from_secs(5), conn).await {
+                Ok(r) => r,
+                Err(_) => return,
+            }
+        }
+    };
+    if let Err(e) = result {
+        if e.is_timeout() {
+            tracing::info!(%peer, "HTTP request not completed within the handshake timeout: connection closed");
+        } else {
+            tracing::debug!(%peer, "HTTP connection ended: {e}");
+        }
+    }
 }

@@ -87,6 +87,14 @@ enum Step {
     Ws(Option<Result<WsMessage, axum::Error>>),
     Event((u64, Event)),
     Shutdown,
+    Heartbeat,
+}
+
+/// Whether a read error is a message or frame above `ws_max_message_bytes`.
+fn too_big(e: axum::Error) -> bool {
+    e.into_inner()
+        .downcast_ref::<tungstenite::Error>()
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
 /// How long one message may take to go out before the client counts as gone (a client that
@@ -137,6 +145,10 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
         guard,
     };
     let mut shutdown = state.shutdown.clone();
+    let idle = Duration::from_secs(state.config.ws_idle_timeout_seconds);
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + idle / 3, idle / 3);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
     let shutting_down = loop {
         if *shutdown.borrow() {
             break true;
@@ -145,10 +157,41 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
             m = socket.recv() => Step::Ws(m),
             Some(e) = events.recv() => Step::Event(e),
             _ = shutdown.changed() => Step::Shutdown,
+            _ = heartbeat.tick() => Step::Heartbeat,
         };
+        if matches!(step, Step::Ws(Some(Ok(_)))) {
+            last_heard = Instant::now();
+        }
         match step {
             Step::Shutdown => break true,
-            Step::Ws(None | Some(Err(_)) | Some(Ok(WsMessage::Close(_)))) => break false,
+            Step::Heartbeat if last_heard.elapsed() >= idle => {
+                // Nothing from the client, not even a pong to our pings: a dead peer (closed
+                // laptop, dropped network) must not hold its registrations for ever.
+                tracing::info!(ip = %s.ip, "WebSocket idle timeout: closing");
+                let _ = send(
+                    &mut socket,
+                    error("idle_timeout", "nothing received from the client in time"),
+                )
+                .await;
+                let close = socket.send(close_frame(4408, "idle timeout"));
+                let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
+                break false;
+            }
+            Step::Heartbeat => {
+                let ping = socket.send(WsMessage::Ping(Default::default()));
+                if !matches!(tokio::time::timeout(SEND_TIMEOUT, ping).await, Ok(Ok(()))) {
+                    break false;
+                }
+            }
+            Step::Ws(Some(Err(e))) => {
+                if too_big(e) {
+                    tracing::info!(ip = %s.ip, "WebSocket message too big: closing");
+                    let close = socket.send(close_frame(1009, "message too big"));
+                    let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
+                }
+                break false;
+            }
+            Step::Ws(None | Some(Ok(WsMessage::Close(_)))) => break false,
             Step::Ws(Some(Ok(WsMessage::Text(t)))) => {
                 let mut gone = false;
                 for v in s.handle(t.as_str()).await {

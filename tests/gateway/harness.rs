@@ -322,16 +322,22 @@ impl Gateway {
             })
             .parse()
             .unwrap();
-        // Keep draining stdout so the gateway never blocks on a full pipe.
+        // Keep draining stdout (into stdout.log) so the gateway never blocks on a full pipe.
+        let mut out = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+        let _ = out.write_all(line.as_bytes());
         std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = reader.read_to_end(&mut sink);
+            let _ = std::io::copy(&mut reader, &mut out);
         });
         Gateway { dir, addr, child }
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// Everything the gateway wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {

@@ -97,13 +97,19 @@ enum Inner {
     Tcp(TcpStream),
 }
 
+thread_local! {
+    /// The receive buffer for UDP datagrams, one per thread, shared by every registration.
+    static DATAGRAM: std::cell::RefCell<Vec<u8>> =
+        std::cell::RefCell::new(vec![0; message::MAX_MESSAGE_LEN]);
+}
+
 /// A socket connected to one registrar (or outbound proxy).
 pub struct SipSocket {
     inner: Inner,
     kind: Kind,
     local: SocketAddr,
     peer: SocketAddr,
-    /// UDP: the datagram buffer; TCP: bytes received but not yet parsed.
+    /// TCP: bytes received but not yet parsed (UDP datagrams go through [`DATAGRAM`]).
     buf: Vec<u8>,
 }
 
@@ -194,15 +200,24 @@ impl SipSocket {
         loop {
             match &mut self.inner {
                 Inner::Udp(s) => {
-                    let dgram = &mut self.buf;
-                    dgram.resize(message::MAX_MESSAGE_LEN, 0);
-                    let n = s.recv(dgram).await.map_err(classify)?;
-                    match message::parse(&dgram[..n], false) {
-                        Ok((m, _)) => return Ok(m),
-                        Err(e) => {
-                            if dgram[..n].iter().any(|b| !b"\r\n".contains(b)) {
-                                tracing::debug!(peer = %self.peer, "ignoring datagram: {e}");
-                            }
+                    // Wait for a datagram, then take it into this thread's buffer without an
+                    // await in between: a 64 KiB buffer per registration would be most of the
+                    // gateway's memory per session.
+                    s.readable().await.map_err(classify)?;
+                    let parsed = DATAGRAM.with_borrow_mut(|dgram| match s.try_recv(dgram) {
+                        Ok(n) => Ok(Some(message::parse(&dgram[..n], false).map_err(|e| {
+                            let blank = dgram[..n].iter().all(|b| b"\r\n".contains(b));
+                            (!blank).then(|| e.to_string())
+                        }))),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                        Err(e) => Err(classify(e)),
+                    })?;
+                    match parsed {
+                        None => {}
+                        Some(Ok((m, _))) => return Ok(m),
+                        Some(Err(None)) => {}
+                        Some(Err(Some(e))) => {
+                            tracing::debug!(peer = %self.peer, "ignoring datagram: {e}");
                         }
                     }
                 }

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 
-need_apt kamailio sip-tester chromium dnsmasq-base
+need_apt kamailio sip-tester chromium dnsmasq-base openssl
 command -v node >/dev/null && command -v npm >/dev/null || need_apt nodejs npm
 # playwright-core drives Debian's /usr/bin/chromium; installed test-locally, never a browser download.
 node_dir=target/gateway-node

@@ -20,6 +20,14 @@ pub struct Config {
     /// Key ring file (`APP=HEX` / `APP.KID=HEX` lines). Required. Relative paths in a config
     /// file are relative to the file's directory.
     pub keys: Option<PathBuf>,
+    /// PEM certificate chain (leaf first) for serving `https://` and `wss://`; with
+    /// `tls_key_file`. Unset (default): plain `http://` and `ws://`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM bundle of the CAs trusted for SIP over TLS (`transport="tls"` tokens). Default
+    /// `/etc/ssl/certs/ca-certificates.crt` (Debian's ca-certificates).
+    pub sip_tls_ca_file: Option<PathBuf>,
     /// Accept legacy (unauthenticated) tokens. Default `false`.
     pub allow_legacy: bool,
     /// Clock leeway for `expires` / `issued`, seconds. Default 30.
@@ -80,6 +88,9 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8088)),
             keys: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            sip_tls_ca_file: None,
             allow_legacy: false,
             leeway_seconds: 30,
             max_lifetime_seconds: 86_400,
@@ -134,15 +145,23 @@ impl Config {
         toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_owned()))
     }
 
-    /// Reads a TOML file; a relative `keys` path is taken relative to the file's directory.
+    /// Reads a TOML file; relative file paths (`keys`, `tls_*_file`, `sip_tls_ca_file`) are taken
+    /// relative to the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
         let mut c =
             Config::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-        if let (Some(k), Some(dir)) = (&c.keys, path.parent()) {
-            if k.is_relative() {
-                c.keys = Some(dir.join(k));
+        if let Some(dir) = path.parent() {
+            for p in [
+                &mut c.keys,
+                &mut c.tls_cert_file,
+                &mut c.tls_key_file,
+                &mut c.sip_tls_ca_file,
+            ] {
+                if let Some(k) = p.as_ref().filter(|k| k.is_relative()) {
+                    *p = Some(dir.join(k));
+                }
             }
         }
         Ok(c)
@@ -153,6 +172,9 @@ impl Config {
         let bad = |m: &str| Err(ConfigError(m.to_owned()));
         if self.keys.is_none() {
             return bad("no key ring: set `keys` in the config file or pass --keys FILE");
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return bad("tls_cert_file and tls_key_file go together: set both or neither");
         }
         if self.register_expires == 0 || self.register_expires > 0x7fff_ffff {
             return bad("register_expires must be between 1 and 2147483647 seconds");

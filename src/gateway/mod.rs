@@ -3,7 +3,7 @@
 //!
 //! Module map: [`config`] and [`cli`] (configuration), [`http`] (routes, origin check, demo
 //! page), [`ws`] (the WebSocket session protocol), [`replay`] and [`redis`] (single use), [`metrics`],
-//! [`ratelimit`], and [`sip`] (message parser, digest, transports, the REGISTER client).
+//! [`ratelimit`], [`tls`] (rustls for `wss://` and SIP over TLS), and [`sip`] (message parser, digest, transports, the REGISTER client).
 //! The protocol is specified in `docs/gateway-protocol.md`.
 
 pub mod cli;
@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod redis;
 pub mod replay;
 pub mod sip;
+pub mod tls;
 pub mod ws;
 
 use std::future::Future;
@@ -69,7 +70,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shutdown = shutdown_rx.clone();
-    let sip = config.sip_settings();
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    let mut sip = config.sip_settings();
+    sip.tls = sip_tls(&config).map_err(invalid)?;
+    let acceptor = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
+            tls::server_config(cert, key).map_err(invalid)?,
+        )),
+        _ => None,
+    };
     let tasks = Arc::new(());
     let replay: Arc<dyn ReplayStore> = match config.redis_url() {
         Ok(Some(url)) => {
@@ -100,7 +109,15 @@ pub async fn serve(
         let (tcp, peer) = tokio::select! {
             _ = &mut signal => break,
             r = listener.accept() => match r {
-                Ok(c) => c,
+                Ok(c) => {
+                    // Small JSON events go out back to back ("registering", then
+                    // "registered"): without TCP_NODELAY, Nagle's algorithm holds the second
+                    // one until the client's delayed ACK.
+                    if let Err(e) = c.0.set_nodelay(true) {
+                        tracing::debug!("cannot set TCP_NODELAY: {e}");
+                    }
+                    c
+                }
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning.
                     tracing::warn!("accept failed: {e}");
@@ -109,13 +126,29 @@ pub async fn serve(
                 }
             },
         };
-        tokio::spawn(connection(
-            tcp,
-            peer,
-            app.clone(),
-            handshake,
-            shutdown_rx.clone(),
-        ));
+        let (app, shutdown) = (app.clone(), shutdown_rx.clone());
+        match acceptor.clone() {
+            None => {
+                tokio::spawn(connection(tcp, peer, app, handshake, shutdown));
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    // The TLS handshake counts against the handshake timeout too.
+                    let start = tokio::time::Instant::now();
+                    match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            let left = handshake.saturating_sub(start.elapsed());
+                            let left = left.max(Duration::from_millis(1));
+                            connection(tls, peer, app, left, shutdown).await
+                        }
+                        Ok(Err(e)) => tracing::info!(%peer, "TLS handshake failed: {e}"),
+                        Err(_) => {
+                            tracing::info!(%peer, "TLS handshake not completed within the handshake timeout")
+                        }
+                    }
+                });
+            }
+        }
     }
     tracing::info!("shutting down: unregistering every account");
     let _ = shutdown_tx.send(true);
@@ -137,18 +170,15 @@ pub async fn serve(
 
 /// Serves one HTTP/1 connection (and hands WebSocket upgrades to their sessions); on shutdown
 /// it finishes the request in progress, if any, and closes.
-async fn connection(
-    tcp: tokio::net::TcpStream,
+async fn connection<I>(
+    io: I,
     peer: SocketAddr,
     app: axum::Router,
     handshake: Duration,
     mut shutdown: watch::Receiver<bool>,
-) {
-    // Small JSON events go out back to back ("registering", then "registered"): without
-    // TCP_NODELAY, Nagle's algorithm holds the second one until the client's delayed ACK.
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!("cannot set TCP_NODELAY: {e}");
-    }
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let app = hyper_util::service::TowerToHyperService::new(app);
     let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
         req.extensions_mut()
@@ -160,7 +190,7 @@ async fn connection(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(handshake);
     let conn = builder
-        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
     let done = tokio::select! {
@@ -184,4 +214,33 @@ async fn connection(
             tracing::debug!(%peer, "HTTP connection ended: {e}");
         }
     }
+}
+
+/// The rustls client configuration for SIP over TLS: from `sip_tls_ca_file` (an error if it is
+/// unusable), else from the system CA bundle when there is one (else `None`: `transport="tls"`
+/// tokens are then refused with `sip_unreachable`).
+pub fn sip_tls(config: &Config) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+    match &config.sip_tls_ca_file {
+        Some(ca) => tls::client_config(ca)
+            .map(Some)
+            .map_err(|e| format!("sip_tls_ca_file: {e}")),
+        None => match tls::client_config(std::path::Path::new(tls::SYSTEM_CA_BUNDLE)) {
+            Ok(c) => Ok(Some(c)),
+            Err(e) => {
+                tracing::warn!("SIP over TLS disabled: {e}");
+                Ok(None)
+            }
+        },
+    }
+}
+
+/// Loads every TLS file the configuration names (for `--check` and start-up errors).
+pub fn check_tls(config: &Config) -> Result<(), String> {
+    if let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) {
+        tls::server_config(cert, key)?;
+    }
+    if config.sip_tls_ca_file.is_some() {
+        sip_tls(config)?;
+    }
+    Ok(())
 }

@@ -344,13 +344,13 @@ impl Session {
         let transport = match c.transport() {
             None | Some(Transport::Udp) => Kind::Udp,
             Some(Transport::Tcp) => Kind::Tcp,
-            Some(Transport::Tls) if c.should_register() => {
+            Some(Transport::Tls) if c.should_register() && st.sip.tls.is_none() => {
                 return fail(
                     "sip_unreachable",
-                    "SIP over TLS is not supported by this gateway yet".into(),
+                    "SIP over TLS is not configured on this gateway (no CA bundle)".into(),
                 );
             }
-            Some(Transport::Tls) => Kind::Tcp,
+            Some(Transport::Tls) => Kind::Tls,
         };
         let account = Account {
             login: c.login().to_owned(),

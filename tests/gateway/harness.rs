@@ -98,6 +98,9 @@ pub struct KamailioOptions {
     pub nonce_expire: u32,
     /// Seconds an idle TCP connection stays open (`tcp_connection_lifetime`).
     pub tcp_lifetime: u32,
+    /// Also listen for SIP over TLS (module `tls`, package kamailio-tls-modules) with a
+    /// certificate for `sip.test` and 127.0.0.1 made by [`Certs::make`] in the Kamailio dir.
+    pub tls: bool,
 }
 
 impl Default for KamailioOptions {
@@ -105,6 +108,7 @@ impl Default for KamailioOptions {
         KamailioOptions {
             nonce_expire: 300,
             tcp_lifetime: 120,
+            tls: false,
         }
     }
 }
@@ -113,6 +117,10 @@ impl Default for KamailioOptions {
 pub struct Kamailio {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// The TLS port (0 without `KamailioOptions::tls`).
+    pub tls_port: u16,
+    /// The certificates Kamailio serves TLS with (`KamailioOptions::tls`).
+    pub certs: Option<Certs>,
     child: Child,
 }
 
@@ -136,8 +144,10 @@ impl Kamailio {
                 format!("\t$sht(users=>{u}) = \"{p}\";\n")
             })
             .collect();
+        let certs = options.tls.then(|| Certs::make(dir.path(), "sip.test"));
         for _attempt in 0..5 {
             let port = free_port();
+            let tls_port = if options.tls { free_port() } else { 0 };
             let cfg = include_str!("kamailio.cfg")
                 .replace("@PORT@", &port.to_string())
                 .replace("@DIR@", dir.path().to_str().unwrap())
@@ -156,6 +166,36 @@ impl Kamailio {
                     .filter(|l| !l.contains("[::1]"))
                     .map(|l| format!("{l}\n"))
                     .collect()
+            };
+            let cfg = match &certs {
+                None => cfg,
+                Some(c) => {
+                    let tls_cfg = dir.path().join("tls.cfg");
+                    std::fs::write(
+                        &tls_cfg,
+                        format!(
+                            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+                             require_certificate = no\nprivate_key = {}\ncertificate = {}\n",
+                            c.key.display(),
+                            c.cert.display()
+                        ),
+                    )
+                    .unwrap();
+                    let tcp = format!("listen=tcp:127.0.0.1:{port}\n");
+                    assert!(cfg.contains(&tcp) && cfg.contains("loadmodule \"ctl.so\"\n"));
+                    cfg.replace(
+                        &tcp,
+                        &format!("{tcp}enable_tls=yes\nlisten=tls:127.0.0.1:{tls_port}\n"),
+                    )
+                    .replace(
+                        "loadmodule \"ctl.so\"\n",
+                        &format!(
+                            "loadmodule \"ctl.so\"\nloadmodule \"tls.so\"\n\
+                             modparam(\"tls\", \"config\", \"{}\")\n",
+                            tls_cfg.display()
+                        ),
+                    )
+                }
             };
             let cfg_path = dir.path().join("kamailio.cfg");
             std::fs::write(&cfg_path, cfg).unwrap();
@@ -194,7 +234,13 @@ impl Kamailio {
                 std::thread::sleep(Duration::from_millis(50));
             }
             if k.is_some() {
-                return Kamailio { dir, port, child };
+                return Kamailio {
+                    dir,
+                    port,
+                    tls_port,
+                    certs,
+                    child,
+                };
             }
             kill_group(&mut child);
             eprintln!(
@@ -314,6 +360,10 @@ impl Gateway {
         let addr = line
             .trim()
             .strip_prefix("siptoken-gateway listening on http://")
+            .or_else(|| {
+                line.trim()
+                    .strip_prefix("siptoken-gateway listening on https://")
+            })
             .unwrap_or_else(|| {
                 panic!(
                     "gateway did not start: {line:?}\n{}",
@@ -780,5 +830,82 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A test CA and a server certificate it signed (PEM files), made with the openssl CLI.
+#[derive(Clone)]
+pub struct Certs {
+    /// The CA certificate (what clients trust).
+    pub ca: PathBuf,
+    /// The server certificate, for DNS `name` and IP 127.0.0.1.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+}
+
+impl Certs {
+    /// Makes a CA and a server certificate for `name` and 127.0.0.1 in `dir`, valid for 2 days.
+    pub fn make(dir: &Path, name: &str) -> Certs {
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("openssl is installed");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut a = vec!["req", "-x509"];
+        a.extend(ec);
+        a.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"]);
+        a.extend(["-subj", "/CN=siptoken test CA"]);
+        run(&a);
+        let mut a = vec!["req"];
+        a.extend(ec);
+        a.extend(["-keyout", "server.key", "-out", "server.csr"]);
+        let subj = format!("/CN={name}");
+        a.extend(["-subj", &subj]);
+        run(&a);
+        std::fs::write(
+            dir.join("server.ext"),
+            format!(
+                "subjectAltName=DNS:{name},IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+                 keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+            ),
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        Certs {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        }
     }
 }

@@ -31,6 +31,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = siptoken::gateway::check_tls(&config) {
+        eprintln!("siptoken-gateway: {e}");
+        return ExitCode::from(2);
+    }
     let keys = config.keys.clone().expect("validated");
     if let Some(w) = siptoken::permission_warning(&keys) {
         eprintln!("siptoken-gateway: warning: {w}");
@@ -73,7 +77,12 @@ fn main() -> ExitCode {
             .map(|a| a.to_string())
             .unwrap_or_default();
         // Tests and scripts read this line to learn the port when listening on port 0.
-        println!("siptoken-gateway listening on http://{addr}");
+        let scheme = if config.tls_cert_file.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        println!("siptoken-gateway listening on {scheme}://{addr}");
         tracing::info!(%addr, apps = ?ring.apps(), legacy = config.allow_legacy, "listening");
         match siptoken::gateway::serve(config, ring, listener, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use super::digest::{self, Challenge};
 use super::dns;
 use super::message::{self, Message};
-use super::transport::{self, Kind, SipSocket, TransportError};
+use super::transport::{self, Kind, SipSocket, TlsTarget, TransportError};
 use crate::gateway::metrics::Metrics;
 
 /// The SIP account a token describes.
@@ -122,6 +122,8 @@ pub struct SipSettings {
     pub dns_servers: Vec<std::net::SocketAddr>,
     /// Interval of CRLF keep-alives on idle TCP connections; zero: none.
     pub tcp_keepalive: Duration,
+    /// rustls client configuration for SIP over TLS (trusted CAs); `None`: TLS unavailable.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for SipSettings {
@@ -137,6 +139,7 @@ impl Default for SipSettings {
             srv_lookup: true,
             dns_servers: Vec::new(),
             tcp_keepalive: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -250,11 +253,13 @@ async fn targets(account: &Account, settings: &SipSettings) -> Vec<(String, u16)
     if is_ip || !settings.srv_lookup {
         return vec![(host, 5060)];
     }
-    let proto = match account.transport {
-        Kind::Udp => "udp",
-        Kind::Tcp => "tcp",
+    // RFC 3263 §4.2: TLS is `_sips._tcp`.
+    let service = match account.transport {
+        Kind::Udp => "_sip._udp",
+        Kind::Tcp => "_sip._tcp",
+        Kind::Tls => "_sips._tcp",
     };
-    let name = format!("_sip._{proto}.{host}");
+    let name = format!("{service}.{host}");
     let servers = if settings.dns_servers.is_empty() {
         dns::system_nameservers()
     } else {
@@ -272,6 +277,22 @@ async fn targets(account: &Account, settings: &SipSettings) -> Vec<(String, u16)
             vec![(host, 5060)]
         }
     }
+}
+
+/// The TLS configuration and the name the registrar's certificate must carry: the host the
+/// token names (`outboundProxy`, else `domain`), a DNS name or an IP address.
+fn tls_target(
+    account: &Account,
+    settings: &SipSettings,
+) -> Result<Option<TlsTarget>, TransportError> {
+    let config = settings.tls.clone().ok_or_else(|| {
+        TransportError::Unreachable("SIP over TLS is not configured (no CA bundle)".into())
+    })?;
+    let host = account.host.trim_start_matches('[').trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|_| {
+        TransportError::Unreachable(format!("{host} is not a name a certificate can carry"))
+    })?;
+    Ok(Some(TlsTarget { config, name }))
 }
 
 /// One registration's SIP dialog-less state: Call-ID, CSeq, tags, the last challenge.
@@ -327,11 +348,23 @@ impl Client {
                         continue;
                     }
                 };
+            let tls = match account.transport {
+                Kind::Tls => tls_target(&account, &settings),
+                _ => Ok(None),
+            };
+            let tls = match tls {
+                Ok(t) => t,
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            };
             match SipSocket::connect(
                 account.transport,
                 settings.bind,
                 peer,
                 settings.transaction_timeout,
+                tls,
             )
             .await
             {
@@ -370,6 +403,7 @@ impl Client {
             self.settings.bind,
             self.sock.peer_addr(),
             self.settings.transaction_timeout,
+            self.sock.tls_target(),
         )
         .await?;
         let old = self.contact();
@@ -389,6 +423,7 @@ impl Client {
         let t = match self.sock.kind() {
             Kind::Udp => "",
             Kind::Tcp => ";transport=tcp",
+            Kind::Tls => ";transport=tls",
         };
         format!("sip:{}@{}{t}", self.contact_user, self.sock.local_addr())
     }
@@ -740,7 +775,7 @@ async fn run(
     send(Event::Registered { expires: granted });
     let mut refresh_at = Instant::now() + refresh_delay(granted);
     let ping_every = client.settings.tcp_keepalive;
-    let keepalive = client.sock.kind() == Kind::Tcp && !ping_every.is_zero();
+    let keepalive = client.sock.kind().is_stream() && !ping_every.is_zero();
     let mut ping_at = Instant::now() + ping_every;
     loop {
         enum Step {
@@ -758,8 +793,7 @@ async fn run(
         match step {
             Step::Stop => {
                 let mut result = client.register(0).await;
-                if matches!(result, Err(SipError::Unreachable(_)))
-                    && client.sock.kind() == Kind::Tcp
+                if matches!(result, Err(SipError::Unreachable(_))) && client.sock.kind().is_stream()
                 {
                     // The registrar closed the idle connection: a new one removes both Contacts.
                     result = match client.reconnect().await {
@@ -777,7 +811,7 @@ async fn run(
             Step::Refresh | Step::Incoming(Err(_)) => {
                 if let Step::Incoming(Err(e)) = &step {
                     tracing::info!(%aor, "transport problem while idle ({e}): re-registering");
-                    if client.sock.kind() == Kind::Tcp {
+                    if client.sock.kind().is_stream() {
                         if let Err(e) = client.reconnect().await {
                             tracing::warn!(%aor, "registration lost: {e}");
                             send(Event::Lost(e.into()));

@@ -1,5 +1,6 @@
-//! SIP transports for one registration: a connected UDP socket or a TCP connection, each on
-//! its own ephemeral local port, so the Contact is unique per session and responses and
+//! SIP transports for one registration: a connected UDP socket, a TCP connection or a TLS
+//! connection (rustls, the server certificate verified against the configured CAs and the
+//! host name the token names), each on its own ephemeral local port, so the Contact is unique per session and responses and
 //! keep-alives for this registration arrive on this socket only.
 //!
 //! A connected UDP socket turns ICMP port-unreachable into `ConnectionRefused` on receive,
@@ -22,15 +23,23 @@ pub enum Kind {
     Udp,
     /// TCP (reliable; Content-Length framing).
     Tcp,
+    /// TLS over TCP (as TCP, encrypted and the registrar authenticated).
+    Tls,
 }
 
 impl Kind {
-    /// `UDP` / `TCP` as written in Via.
+    /// `UDP` / `TCP` / `TLS` as written in Via.
     pub fn via_name(self) -> &'static str {
         match self {
             Kind::Udp => "UDP",
             Kind::Tcp => "TCP",
+            Kind::Tls => "TLS",
         }
+    }
+
+    /// Whether this is a connection (TCP or TLS) rather than datagrams.
+    pub fn is_stream(self) -> bool {
+        self != Kind::Udp
     }
 }
 
@@ -95,6 +104,17 @@ pub async fn resolve(
 enum Inner {
     Udp(UdpSocket),
     Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// What a TLS connection needs: the client configuration (trusted CAs) and the name the
+/// registrar's certificate must carry.
+#[derive(Clone)]
+pub struct TlsTarget {
+    /// rustls client configuration.
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    /// Host name or IP address to verify the certificate against (and to send as SNI).
+    pub name: rustls::pki_types::ServerName<'static>,
 }
 
 thread_local! {
@@ -111,15 +131,20 @@ pub struct SipSocket {
     peer: SocketAddr,
     /// TCP: bytes received but not yet parsed (UDP datagrams go through [`DATAGRAM`]).
     buf: Vec<u8>,
+    /// TLS: how to connect again.
+    tls: Option<TlsTarget>,
 }
 
 impl SipSocket {
-    /// Opens a socket on `bind` (port 0: a fresh ephemeral port) connected to `peer`.
+    /// Opens a socket on `bind` (port 0: a fresh ephemeral port) connected to `peer`; `tls` is
+    /// required for [`Kind::Tls`] (its absence is [`TransportError::Unreachable`]). `timeout`
+    /// bounds the TCP connect and the TLS handshake each.
     pub async fn connect(
         kind: Kind,
         bind: IpAddr,
         peer: SocketAddr,
         timeout: Duration,
+        tls: Option<TlsTarget>,
     ) -> Result<SipSocket, TransportError> {
         let bind = if bind.is_ipv4() != peer.is_ipv4() && bind.is_unspecified() {
             if peer.is_ipv4() {
@@ -138,7 +163,7 @@ impl SipSocket {
                 s.connect(peer).await.map_err(classify)?;
                 Inner::Udp(s)
             }
-            Kind::Tcp => {
+            Kind::Tcp | Kind::Tls => {
                 let s = if peer.is_ipv4() {
                     TcpSocket::new_v4()
                 } else {
@@ -154,12 +179,36 @@ impl SipSocket {
                     })?
                     .map_err(classify)?;
                 stream.set_nodelay(true).map_err(TransportError::Io)?;
-                Inner::Tcp(stream)
+                if kind == Kind::Tcp {
+                    Inner::Tcp(stream)
+                } else {
+                    let t = tls.as_ref().ok_or_else(|| {
+                        TransportError::Unreachable(
+                            "SIP over TLS is not configured (no CA bundle)".into(),
+                        )
+                    })?;
+                    let connector = tokio_rustls::TlsConnector::from(t.config.clone());
+                    let name = t.name.clone();
+                    let s = tokio::time::timeout(timeout, connector.connect(name, stream))
+                        .await
+                        .map_err(|_| {
+                            TransportError::Unreachable(format!(
+                                "TLS handshake with {peer} timed out"
+                            ))
+                        })?
+                        .map_err(|e| {
+                            TransportError::Unreachable(format!(
+                                "TLS handshake with {peer} failed: {e}"
+                            ))
+                        })?;
+                    Inner::Tls(Box::new(s))
+                }
             }
         };
         let local = match &inner {
             Inner::Udp(s) => s.local_addr(),
             Inner::Tcp(s) => s.local_addr(),
+            Inner::Tls(s) => s.get_ref().0.local_addr(),
         }
         .map_err(TransportError::Io)?;
         Ok(SipSocket {
@@ -168,7 +217,13 @@ impl SipSocket {
             local,
             peer,
             buf: Vec::new(),
+            tls,
         })
+    }
+
+    /// The TLS target this socket was opened with (to reconnect).
+    pub fn tls_target(&self) -> Option<TlsTarget> {
+        self.tls.clone()
     }
 
     /// The transport kind.
@@ -191,6 +246,10 @@ impl SipSocket {
         match &mut self.inner {
             Inner::Udp(s) => s.send(data).await.map(|_| ()).map_err(classify),
             Inner::Tcp(s) => s.write_all(data).await.map_err(classify),
+            Inner::Tls(s) => {
+                s.write_all(data).await.map_err(classify)?;
+                s.flush().await.map_err(classify)
+            }
         }
     }
 
@@ -221,7 +280,7 @@ impl SipSocket {
                         }
                     }
                 }
-                Inner::Tcp(s) => {
+                Inner::Tcp(_) | Inner::Tls(_) => {
                     match message::parse(&self.buf, true) {
                         Ok((m, used)) => {
                             self.buf.drain(..used);
@@ -238,9 +297,19 @@ impl SipSocket {
                             return Err(TransportError::Closed);
                         }
                     }
-                    let n = s.read_buf(&mut self.buf).await.map_err(classify)?;
-                    if n == 0 {
-                        return Err(TransportError::Closed);
+                    let n = match &mut self.inner {
+                        Inner::Tcp(s) => s.read_buf(&mut self.buf).await,
+                        Inner::Tls(s) => s.read_buf(&mut self.buf).await,
+                        Inner::Udp(_) => Ok(0),
+                    };
+                    match n {
+                        Ok(0) => return Err(TransportError::Closed),
+                        Ok(_) => {}
+                        // A TLS peer that closes without close_notify.
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            return Err(TransportError::Closed)
+                        }
+                        Err(e) => return Err(classify(e)),
                     }
                 }
             }

@@ -10,10 +10,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use cpu_time::ThreadTime;
-use siptoken::{Claims, Issuer, KeyRing, Transport, Verifier};
+mod common;
 
-const RING: &str = "CRM=8263D535FFFFFFFF7B0F60\nCRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2\n";
-const NOW: i64 = 1_764_120_000;
+use common::{claims, NOW, RING};
+use siptoken::{Issuer, KeyRing, Verifier};
 
 /// Runs `f` in batches until it has used `budget` of CPU time; returns CPU ns per call, the
 /// median of the batches.
@@ -43,19 +43,7 @@ fn main() {
         return; // `cargo bench -- --list` and test harness probes
     }
     let ring: KeyRing = RING.parse().unwrap();
-    let claims = Claims::builder(
-        "operator0042",
-        "Xk8#p<q&Lz2!9wRt",
-        "sip.example-telecom.org",
-    )
-    .auth_name("operator0042")
-    .outbound_proxy("proxy1.example-telecom.org")
-    .port(5060)
-    .visible_name("Operator 42 (Sales)")
-    .transport(Transport::Udp)
-    .registered(true)
-    .build()
-    .unwrap();
+    let claims = claims();
     let v1_issuer = Issuer::new(&ring).at(NOW);
     let legacy_issuer = Issuer::new(&ring).legacy().at(NOW);
     let v1 = v1_issuer.issue("CRM", &claims).unwrap();

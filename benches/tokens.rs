@@ -7,27 +7,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use siptoken::{Claims, Issuer, KeyRing, Transport, Verifier};
+mod common;
 
-const RING: &str = "CRM=8263D535FFFFFFFF7B0F60\nCRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2\n";
-const NOW: i64 = 1_764_120_000;
-
-/// A realistic account: every common attribute, a 16-character password with escapes.
-fn claims() -> Claims {
-    Claims::builder(
-        "operator0042",
-        "Xk8#p<q&Lz2!9wRt",
-        "sip.example-telecom.org",
-    )
-    .auth_name("operator0042")
-    .outbound_proxy("proxy1.example-telecom.org")
-    .port(5060)
-    .visible_name("Operator 42 (Sales)")
-    .transport(Transport::Udp)
-    .registered(true)
-    .build()
-    .unwrap()
-}
+use common::{claims, NOW, RING};
+use siptoken::{Issuer, KeyRing, Verifier};
 
 fn bench(c: &mut Criterion) {
     let ring: KeyRing = RING.parse().unwrap();

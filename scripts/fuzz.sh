@@ -1,39 +1,52 @@
 #!/usr/bin/env bash
-# Runs the cargo-fuzz targets in fuzz/ (libFuzzer, nightly toolchain).
+# Runs the fuzz targets in fuzz/ with libFuzzer.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]      default: 60 s each, every target
-#   FUZZ_GROW=1 scripts/fuzz.sh 600            let new inputs land in fuzz/corpus/ (then
-#                                              `cargo +nightly fuzz cmin TARGET` and commit)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 60 s each, every target
+#   FUZZ_SANITIZER=none scripts/fuzz.sh 15    without AddressSanitizer (faster to build; the CI
+#                                             smoke uses this: the fuzzed code forbids unsafe)
+#   FUZZ_GROW=1 scripts/fuzz.sh 600           let new inputs land in fuzz/corpus/ (then minimise
+#                                             with `-merge=1` or `cargo +nightly fuzz cmin`)
 #
-# Without FUZZ_GROW the committed corpus is only read: new inputs go to a temporary directory.
-# Exits non-zero on the first crash, leaving the reproducer in fuzz/artifacts/TARGET/.
+# fuzz/ is an ordinary cargo-fuzz project (`cargo +nightly fuzz run TARGET` works); this script
+# builds the targets itself with the flags cargo-fuzz passes to rustc, so it needs only the
+# nightly toolchain and a C++ compiler (libfuzzer-sys builds libFuzzer) — no cargo-fuzz install.
+# Without FUZZ_GROW the committed corpus is only read. Exits non-zero on the first failure,
+# leaving the reproducer in fuzz/artifacts/TARGET/.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../fuzz"
 export PATH="$HOME/.cargo/bin:$PATH"
 SECONDS_EACH=${1:-60}
 shift || true
-FUZZ_VERSION=0.13.2
 
 if ! rustup toolchain list | grep -q '^nightly'; then
   echo "scripts/fuzz.sh: needs the nightly toolchain (rustup toolchain install nightly)" >&2
   exit 2
 fi
-if ! cargo fuzz --version 2>/dev/null | grep -q "$FUZZ_VERSION"; then
-  echo "installing cargo-fuzz $FUZZ_VERSION"
-  cargo install --quiet cargo-fuzz --version "$FUZZ_VERSION"
-fi
+host=$(rustc +nightly -vV | sed -n 's/^host: //p')
+flags="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4"
+flags+=" -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table"
+flags+=" -Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth"
+flags+=" -Cllvm-args=-simplifycfg-branch-fold-threshold=0 --cfg fuzzing -Cdebug-assertions"
+case "${FUZZ_SANITIZER:-address}" in
+  address) flags+=" -Zsanitizer=address" ;;
+  none) ;;
+  *) echo "scripts/fuzz.sh: FUZZ_SANITIZER must be address or none" >&2; exit 2 ;;
+esac
+target_dir="target/libfuzzer-${FUZZ_SANITIZER:-address}"
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  mapfile -t targets < <(cd fuzz && cargo fuzz list)
+  mapfile -t targets < <(sed -n 's/^path = "fuzz_targets\/\(.*\)\.rs"$/\1/p' Cargo.toml)
 fi
+
+echo "building ${#targets[@]} fuzz targets (sanitizer: ${FUZZ_SANITIZER:-address})"
+RUSTFLAGS="$flags" cargo +nightly build --quiet --release --target "$host" --target-dir "$target_dir" \
+  "${targets[@]/#/--bin=}"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-cd fuzz
-cargo +nightly fuzz build --release
 for t in "${targets[@]}"; do
-  mkdir -p "corpus/$t"
+  mkdir -p "corpus/$t" "artifacts/$t"
   if [ -n "${FUZZ_GROW:-}" ]; then
     dirs=("corpus/$t")
   else
@@ -42,10 +55,10 @@ for t in "${targets[@]}"; do
   fi
   echo "--- fuzz $t for ${SECONDS_EACH}s"
   status=0
-  cargo +nightly fuzz run --release "$t" "${dirs[@]}" -- \
+  "$target_dir/$host/release/$t" "${dirs[@]}" -artifact_prefix="artifacts/$t/" \
     -max_total_time="$SECONDS_EACH" -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     > "$scratch/$t.log" 2>&1 || status=$?
-  grep -E "^#[0-9]+ +DONE|stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)" "$scratch/$t.log" || true
+  grep -E "^#[0-9]+[[:space:]]+DONE|stat::(number_of_executed_units|new_units_added|peak_rss_mb)" "$scratch/$t.log" || true
   if [ "$status" -ne 0 ]; then
     tail -40 "$scratch/$t.log" >&2
     echo "fuzz target $t failed (exit $status); reproducer in fuzz/artifacts/$t/" >&2

@@ -9,6 +9,8 @@ mod harness;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -363,4 +365,85 @@ async fn a_silent_registrar_releases_every_resource() {
     assert_eq!(gw.metric("siptoken_gateway_sessions"), 1.0);
     assert_eq!(gw.metric("siptoken_gateway_registered_accounts"), 0.0);
     ws.ping().await;
+}
+
+/// Answers every UDP request with `100 Trying` and never with a final response.
+fn trying_forever(stop: Arc<AtomicBool>) -> (u16, std::thread::JoinHandle<usize>) {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let h = std::thread::spawn(move || {
+        let mut answered = 0;
+        let mut buf = [0u8; 65536];
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((n, from)) = s.recv_from(&mut buf) else {
+                continue;
+            };
+            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let mut resp = "SIP/2.0 100 Trying\r\n".to_owned();
+            for l in req.lines() {
+                let name = l.split(':').next().unwrap_or("").to_ascii_lowercase();
+                if ["via", "from", "to", "call-id", "cseq"].contains(&name.as_str()) {
+                    resp.push_str(l);
+                    resp.push_str("\r\n");
+                }
+            }
+            resp.push_str("Content-Length: 0\r\n\r\n");
+            let _ = s.send_to(resp.as_bytes(), from);
+            answered += 1;
+        }
+        answered
+    });
+    (port, h)
+}
+
+/// Accepts TCP connections and trickles a response that never ends, a byte every 100 ms.
+fn trickling_tcp() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = l.accept() {
+            let _ = s.write_all(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bK");
+            let until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < until && s.write_all(b"x").is_ok() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_registrars_are_bounded_by_the_transaction_timeout() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (trying, answers) = trying_forever(stop.clone());
+    let trickle = trickling_tcp();
+    let gw = Gateway::start("sip_t1_ms = 100\nsip_transaction_timeout_ms = 1500");
+    let pid = gw.pid();
+    let mut ws = gw.ws().await;
+    ws.ping().await;
+    let baseline = fds(pid);
+    for (port, transport, what) in [
+        (trying, Transport::Udp, "100 Trying, then nothing"),
+        (trickle, Transport::Tcp, "a response trickled byte by byte"),
+    ] {
+        let t = Instant::now();
+        ws.login(&token("crm1", "pw", port, transport)).await;
+        ws.expect("registering").await;
+        ws.expect_error("sip_timeout").await;
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(1400) && took < Duration::from_secs(4),
+            "{what}: {took:?}"
+        );
+        wait_fds(pid, baseline, Duration::from_secs(2));
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        answers.join().unwrap() >= 1,
+        "the UDP registrar answered 100 Trying"
+    );
+    ws.ping().await;
+    assert_eq!(gw.get("/healthz").0, 200);
 }

@@ -51,6 +51,34 @@ fn assert_clean(what: &str, text: &str, tokens: &[String]) {
     }
 }
 
+type TlsStream = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A `wss://` connection to the gateway, trusting the test CA.
+async fn wss(gw: &Gateway, certs: &Certs) -> Ws<TlsStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&certs.ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("sip.test").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (stream, _) = tokio_tungstenite::client_async("wss://sip.test/ws", tls)
+        .await
+        .unwrap();
+    Ws { stream }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
     if !peers_enabled("secrets in the gateway's output") {
@@ -62,16 +90,27 @@ async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
         &users,
         KamailioOptions {
             nonce_expire: 1,
+            tls: true,
             ..Default::default()
         },
     );
+    let certs = kam.certs.clone().unwrap();
     let redis = Redis::start(Some(REDIS_PW));
+    // The gateway serves wss:// with the same certificate (its key must not leak either).
     let mut gw = Gateway::start_with_args(
-        &format!("register_expires = 3\nreplay_store = \"{}\"", redis.url()),
+        &format!(
+            "register_expires = 3\nreplay_store = \"{}\"\nsip_tls_ca_file = \"{}\"\n\
+             tls_cert_file = \"{}\"\ntls_key_file = \"{}\"",
+            redis.url(),
+            certs.ca.display(),
+            certs.cert.display(),
+            certs.key.display()
+        ),
         &["--log", "trace", "--allow-legacy"],
     );
+    let key_pem = std::fs::read_to_string(&certs.key).unwrap();
     let mut tokens = Vec::new();
-    let mut ws = gw.ws().await;
+    let mut ws = wss(&gw, &certs).await;
 
     // UDP: register, refresh (meeting a stale nonce), logout.
     let alice = token("alice", ALICE_PW, kam.port, Transport::Udp);
@@ -153,7 +192,7 @@ async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
     // TCP: register, then the socket closes abruptly (unregistered in the background).
     let bob = token("bob", BOB_PW, kam.port, Transport::Tcp);
     tokens.push(bob.clone());
-    let mut ws2 = gw.ws().await;
+    let mut ws2 = wss(&gw, &certs).await;
     ws2.login(&bob).await;
     ws2.expect("registering").await;
     ws2.expect("registered").await;
@@ -161,7 +200,7 @@ async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
     kam.wait_bindings("bob", 0, Duration::from_secs(5));
 
     // An oversized message made of a token: closed with 1009, nothing of it logged.
-    let mut ws3 = gw.ws().await;
+    let mut ws3 = wss(&gw, &certs).await;
     let huge = fresh.repeat(16 * 1024 / fresh.len() + 1);
     let _ = ws3.stream.send(Message::Text(huge.into())).await;
     loop {
@@ -173,6 +212,25 @@ async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
             Ok(Some(Ok(_))) => {}
             other => panic!("expected close 1009, got {other:?}"),
         }
+    }
+
+    // SIP over TLS to Kamailio: register and log out.
+    let tls_token = token("alice", ALICE_PW, kam.tls_port, Transport::Tls);
+    tokens.push(tls_token.clone());
+    ws.login(&tls_token).await;
+    ws.expect("registering").await;
+    ws.expect("registered").await;
+    // Logout also ends the legacy account (carol, unregistered at once).
+    ws.send(json!({"type": "logout"})).await;
+    loop {
+        let v = ws.recv().await;
+        if v["type"] == "unregistered" && v["aor"] == "sip:alice@sip.test" {
+            break;
+        }
+        assert!(
+            ["registered", "unregistered"].contains(&v["type"].as_str().unwrap()),
+            "{v}"
+        );
     }
 
     // SIGTERM with an account registered: the shutdown path logs too.
@@ -195,6 +253,12 @@ async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
         eprintln!("{log}");
     }
     assert_clean("log", &log, &tokens);
+    for line in key_pem.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(
+            !log.contains(line),
+            "the TLS private key appears in the log"
+        );
+    }
     assert_clean("stdout", &gw.stdout(), &tokens);
     eprintln!(
         "checked {} bytes of trace log and {} secrets",

@@ -493,12 +493,11 @@ pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16,
     (status, body)
 }
 
-type WsStream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type PlainStream = tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>;
 
 /// A WebSocket client speaking the gateway protocol.
-pub struct Ws {
-    pub stream: WsStream,
+pub struct Ws<S = PlainStream> {
+    pub stream: tokio_tungstenite::WebSocketStream<S>,
 }
 
 impl Ws {
@@ -517,7 +516,12 @@ impl Ws {
         .expect("WebSocket connect failed");
         Ws { stream }
     }
+}
 
+impl<S> Ws<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     pub async fn send(&mut self, v: Value) {
         self.stream
             .send(Message::Text(v.to_string().into()))

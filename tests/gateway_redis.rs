@@ -8,6 +8,7 @@
 #[path = "gateway/harness.rs"]
 mod harness;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::*;
@@ -59,13 +60,23 @@ async fn the_same_token_at_two_gateways_at_once_is_accepted_exactly_once() {
     for trial in 0..n {
         let token = fresh_token();
         let msg = json!({"type": "login", "token": token});
-        // Alternate who sends first, so neither gateway is favoured by the order of sends.
-        if trial % 2 == 0 {
-            tokio::join!(wa.send(msg.clone()), wb.send(msg));
-        } else {
-            tokio::join!(wb.send(msg.clone()), wa.send(msg));
-        }
-        let (ra, rb) = tokio::join!(wa.recv(), wb.recv());
+        // Each socket sends from its own task, released together by a barrier: on the 2 worker
+        // threads the two logins leave at the same moment.
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let go = |mut ws: Ws, barrier: Arc<tokio::sync::Barrier>, msg: serde_json::Value| {
+            tokio::spawn(async move {
+                barrier.wait().await;
+                ws.send(msg).await;
+                let r = ws.recv().await;
+                (ws, r)
+            })
+        };
+        let ta = go(wa, barrier.clone(), msg.clone());
+        let tb = go(wb, barrier, msg);
+        let (a_done, b_done) = (ta.await.unwrap(), tb.await.unwrap());
+        let (ra, rb);
+        (wa, ra) = a_done;
+        (wb, rb) = b_done;
         let accepted = [&ra, &rb]
             .iter()
             .filter(|v| v["type"] == "authenticated")

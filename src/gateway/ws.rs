@@ -51,12 +51,21 @@ impl std::fmt::Debug for ClientMessage {
 /// Parses a text frame; the error is a message for `bad_request`.
 pub fn parse_client_message(text: &str) -> Result<ClientMessage, String> {
     serde_json::from_str(text).map_err(|e| {
-        let mut m = e.to_string();
-        // serde_json quotes the offending input in some messages; a token must not be echoed.
-        if m.len() > 160 {
-            m.truncate(160);
-        }
-        format!("not a valid client message: {m}")
+        // serde_json's own messages can quote the input (a token, say): describe the error by
+        // its category and position instead. (Truncating its message panicked on a multi-byte
+        // character; the ws_message fuzz target found it.)
+        use serde_json::error::Category;
+        let what = match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => "not JSON",
+            Category::Data => {
+                "expected {\"type\":\"login\",\"token\":\"…\"}, {\"type\":\"logout\"} or {\"type\":\"ping\"}"
+            }
+        };
+        format!(
+            "not a valid client message: {what} (line {}, column {})",
+            e.line(),
+            e.column()
+        )
     })
 }
 
@@ -168,6 +177,7 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
                 // Nothing from the client, not even a pong to our pings: a dead peer (closed
                 // laptop, dropped network) must not hold its registrations for ever.
                 tracing::info!(ip = %s.ip, "WebSocket idle timeout: closing");
+                state.metrics.closed("idle_timeout");
                 let _ = send(
                     &mut socket,
                     error("idle_timeout", "nothing received from the client in time"),
@@ -186,6 +196,7 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
             Step::Ws(Some(Err(e))) => {
                 if too_big(e) {
                     tracing::info!(ip = %s.ip, "WebSocket message too big: closing");
+                    state.metrics.closed("message_too_big");
                     let close = socket.send(close_frame(1009, "message too big"));
                     let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
                 }
@@ -539,5 +550,22 @@ mod tests {
         }
         let ok = parse_client_message(&format!(r#"{{"type":"login","token":"{token}"}}"#));
         assert!(!format!("{ok:?}").contains("abababab"));
+    }
+
+    #[test]
+    fn errors_never_quote_the_input_and_never_panic() {
+        // The ws_message fuzz target's reproducer: a long error message cut inside a character.
+        let crash = format!("\"{}ü\"", "\\r".repeat(80));
+        let err = parse_client_message(&crash).unwrap_err();
+        assert!(err.starts_with("not a valid client message: "), "{err}");
+        let token = "CRM:v1.k1.".to_owned() + &"ab".repeat(200);
+        for text in [
+            format!(r#"{{"type":"login","token":5,"t":{token:?}}}"#),
+            format!(r#"{{"type":{token:?}}}"#),
+            format!(r#"{{"type":"login","token":"{token}"#),
+        ] {
+            let err = parse_client_message(&text).unwrap_err();
+            assert!(!err.contains("abab"), "{err}");
+        }
     }
 }

@@ -44,6 +44,22 @@ async fn tls_stream(
     connector(&certs.ca).connect(name, tcp).await
 }
 
+/// GET `path` over HTTPS, verifying the certificate for `name`; the whole response.
+async fn https_get_as(gw: &Gateway, certs: &Certs, name: &str, path: &str) -> String {
+    let mut s = tls_stream(gw, certs, name).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut resp))
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&resp).into_owned()
+}
+
+async fn https_get(gw: &Gateway, certs: &Certs, path: &str) -> String {
+    https_get_as(gw, certs, "gw.test", path).await
+}
+
 fn tls_config(certs: &Certs, extra: &str) -> String {
     format!(
         "tls_cert_file = \"{}\"\ntls_key_file = \"{}\"\nhandshake_timeout_seconds = 1\n{extra}",
@@ -61,15 +77,7 @@ async fn wss_and_https_with_the_configured_certificate() {
 
     // HTTPS: /healthz through the TLS stream, the certificate verified by name and by IP.
     for name in ["gw.test", "127.0.0.1"] {
-        let mut s = tls_stream(&gw, &certs, name).await.unwrap();
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut resp = String::new();
-        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut resp))
-            .await
-            .unwrap()
-            .unwrap_or_default();
+        let resp = https_get_as(&gw, &certs, name, "/healthz").await;
         assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
         assert!(resp.ends_with("ok\n"), "{resp}");
     }
@@ -128,6 +136,17 @@ async fn wss_and_https_with_the_configured_certificate() {
         .unwrap();
     assert!(m.to_text().unwrap().contains("pong"));
     assert!(gw.log().contains("TLS handshake"));
+    let metrics = https_get(&gw, &certs, "/metrics").await;
+    let closed = |reason: &str| {
+        let series = format!("siptoken_gateway_connections_closed_total{{reason=\"{reason}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // The plain HTTP request, and the client refusing the certificate's name.
+    assert_eq!(closed("tls_handshake_failed"), 2.0, "{metrics}");
+    assert_eq!(closed("handshake_timeout"), 1.0, "{metrics}");
 }
 
 #[test]

@@ -29,6 +29,7 @@ pub struct Metrics {
     /// Calls to the shared single-use store that failed (down, timed out, refused).
     pub replay_store_errors: AtomicU64,
     logins: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    closed: Mutex<BTreeMap<&'static str, u64>>,
     latency: Mutex<Histogram>,
 }
 
@@ -45,6 +46,13 @@ impl Metrics {
     pub fn login(&self, outcome: &'static str, code: &'static str) {
         let mut m = self.logins.lock().unwrap_or_else(|p| p.into_inner());
         *m.entry((outcome, code)).or_default() += 1;
+    }
+
+    /// Counts a connection the gateway closed because a limit was hit (`handshake_timeout`,
+    /// `tls_handshake_failed`, `idle_timeout`, `message_too_big`).
+    pub fn closed(&self, reason: &'static str) {
+        let mut m = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(reason).or_default() += 1;
     }
 
     /// Records the time from a login message to `registered` / `authenticated`.
@@ -125,6 +133,17 @@ impl Metrics {
                 "siptoken_gateway_logins_total{{outcome=\"{outcome}\",code=\"{code}\"}} {n}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP siptoken_gateway_connections_closed_total Connections closed by a limit, by reason.\n\
+             # TYPE siptoken_gateway_connections_closed_total counter"
+        );
+        for (reason, n) in self.closed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "siptoken_gateway_connections_closed_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
         let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
         let name = "siptoken_gateway_login_latency_seconds";
         let _ = writeln!(
@@ -150,11 +169,15 @@ mod tests {
         let m = Metrics::default();
         m.login("error", "replayed");
         m.login("error", "replayed");
+        m.closed("idle_timeout");
         m.observe_login_latency(Duration::from_millis(7));
         m.observe_login_latency(Duration::from_millis(300));
         let text = m.render();
         assert!(
             text.contains("siptoken_gateway_logins_total{outcome=\"error\",code=\"replayed\"} 2")
+        );
+        assert!(
+            text.contains("siptoken_gateway_connections_closed_total{reason=\"idle_timeout\"} 1")
         );
         assert!(text.contains("siptoken_gateway_login_latency_seconds_bucket{le=\"0.01\"} 1"));
         assert!(text.contains("siptoken_gateway_login_latency_seconds_bucket{le=\"0.5\"} 2"));

@@ -103,6 +103,7 @@ pub async fn serve(
     let app = http::router(state.clone());
     let grace = state.sip.transaction_timeout + Duration::from_secs(3);
     let handshake = Duration::from_secs(state.config.handshake_timeout_seconds);
+    let metrics = state.metrics.clone();
     drop(state);
     let mut signal = std::pin::pin!(signal);
     loop {
@@ -126,10 +127,10 @@ pub async fn serve(
                 }
             },
         };
-        let (app, shutdown) = (app.clone(), shutdown_rx.clone());
+        let (app, shutdown, metrics) = (app.clone(), shutdown_rx.clone(), metrics.clone());
         match acceptor.clone() {
             None => {
-                tokio::spawn(connection(tcp, peer, app, handshake, shutdown));
+                tokio::spawn(connection(tcp, peer, app, handshake, shutdown, metrics));
             }
             Some(acceptor) => {
                 tokio::spawn(async move {
@@ -139,10 +140,14 @@ pub async fn serve(
                         Ok(Ok(tls)) => {
                             let left = handshake.saturating_sub(start.elapsed());
                             let left = left.max(Duration::from_millis(1));
-                            connection(tls, peer, app, left, shutdown).await
+                            connection(tls, peer, app, left, shutdown, metrics).await
                         }
-                        Ok(Err(e)) => tracing::info!(%peer, "TLS handshake failed: {e}"),
+                        Ok(Err(e)) => {
+                            metrics.closed("tls_handshake_failed");
+                            tracing::info!(%peer, "TLS handshake failed: {e}")
+                        }
                         Err(_) => {
+                            metrics.closed("handshake_timeout");
                             tracing::info!(%peer, "TLS handshake not completed within the handshake timeout")
                         }
                     }
@@ -176,6 +181,7 @@ async fn connection<I>(
     app: axum::Router,
     handshake: Duration,
     mut shutdown: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -209,6 +215,7 @@ async fn connection<I>(
     };
     if let Err(e) = result {
         if e.is_timeout() {
+            metrics.closed("handshake_timeout");
             tracing::info!(%peer, "HTTP request not completed within the handshake timeout: connection closed");
         } else {
             tracing::debug!(%peer, "HTTP connection ended: {e}");

@@ -143,8 +143,11 @@ step "installed siptoken: keygen, issue, verify" cli
 
 gateway() {
   runuser -u siptoken -- siptoken-gateway --config /etc/siptoken/gateway.toml --check
-  # As the unit runs it: its own user, the example config, the key ring next to it.
-  setpriv --reuid=siptoken --regid=siptoken --init-groups -- siptoken-gateway --config /etc/siptoken/gateway.toml > "$work/gw.out" 2> "$work/gw.err" &
+  # As the unit runs it: its own user, the example config, the key ring next to it, no new
+  # privileges and an empty capability bounding set (the rest of the unit's sandbox needs
+  # systemd, which does not run here).
+  setpriv --reuid=siptoken --regid=siptoken --init-groups --no-new-privs --bounding-set=-all --inh-caps=-all \
+    -- siptoken-gateway --config /etc/siptoken/gateway.toml > "$work/gw.out" 2> "$work/gw.err" &
   gateway_pid=$!
   local i
   for i in $(seq 100); do

@@ -147,60 +147,39 @@ fn issue_then_verify_round_trips_every_character() {
     assert_no_secret(&[&text.stdout, &text.stderr, &redacted.to_string()]);
 }
 
+/// `siptoken issue` for login `a` at domain `d`, with `source` giving the password (or not).
+fn issue_with_source(e: &Env, source: &[&str], env: Option<(&str, &str)>) -> Output {
+    let mut cmd = siptoken();
+    cmd.args(["issue", "--keys"])
+        .arg(&e.keys)
+        .args(["--app", "CRM", "--login", "a", "--domain", "d"])
+        .args(source);
+    if let Some((name, value)) = env {
+        cmd.env(name, value);
+    }
+    run(&mut cmd, "")
+}
+
 #[test]
 fn password_sources_file_and_env() {
     let e = env();
     let file = e.dir.path().join("pw");
     std::fs::write(&file, "from-file\r\n").unwrap();
-    let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"])
-        .arg(&e.keys)
-        .args([
-            "--app",
-            "CRM",
-            "--login",
-            "a",
-            "--domain",
-            "d",
-            "--password-file",
-        ])
-        .arg(&file);
-    let out = run(&mut cmd, "");
+    let out = issue_with_source(&e, &["--password-file", file.to_str().unwrap()], None);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let (_, r) = verify_json(&e.keys, out.stdout.trim(), &["--show-password"]);
     assert_eq!(r["claims"]["password"], "from-file");
 
-    let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"])
-        .arg(&e.keys)
-        .args([
-            "--app",
-            "CRM",
-            "--login",
-            "a",
-            "--domain",
-            "d",
-            "--password-env",
-            "SIP_PW",
-        ])
-        .env("SIP_PW", "from-env");
-    let out = run(&mut cmd, "");
+    let out = issue_with_source(
+        &e,
+        &["--password-env", "SIP_PW"],
+        Some(("SIP_PW", "from-env")),
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let (_, r) = verify_json(&e.keys, out.stdout.trim(), &["--show-password"]);
     assert_eq!(r["claims"]["password"], "from-env");
 
-    let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"]).arg(&e.keys).args([
-        "--app",
-        "CRM",
-        "--login",
-        "a",
-        "--domain",
-        "d",
-        "--password-env",
-        "NOT_SET_ANYWHERE",
-    ]);
-    let out = run(&mut cmd, "");
+    let out = issue_with_source(&e, &["--password-env", "NOT_SET_ANYWHERE"], None);
     assert_eq!(out.code, 2);
     assert!(
         out.stderr.contains("NOT_SET_ANYWHERE") && out.stderr.contains("not set"),
@@ -208,11 +187,7 @@ fn password_sources_file_and_env() {
         out.stderr
     );
 
-    let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"])
-        .arg(&e.keys)
-        .args(["--app", "CRM", "--login", "a", "--domain", "d"]);
-    let out = run(&mut cmd, "");
+    let out = issue_with_source(&e, &[], None);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("--password-stdin"), "{}", out.stderr);
 
@@ -221,19 +196,13 @@ fn password_sources_file_and_env() {
     assert!(out.stderr.contains("password is empty"), "{}", out.stderr);
 
     // There is no way to pass a password in argv.
-    let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"]).arg(&e.keys).args([
-        "--app",
-        "CRM",
-        "--login",
-        "a",
-        "--domain",
-        "d",
-        "--password",
-        "hunter2",
-    ]);
-    let out = run(&mut cmd, "");
+    let out = issue_with_source(&e, &["--password", "hunter2"], None);
     assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("unexpected argument '--password'"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

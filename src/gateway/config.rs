@@ -11,6 +11,40 @@ use serde::Deserialize;
 use super::sip::register::SipSettings;
 use crate::VerifyOptions;
 
+/// A `replay_store` value. `Debug` hides the password of a `redis://` URL, so printing a
+/// [`Config`] never shows it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(pub String);
+
+impl std::ops::Deref for StoreUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for StoreUrl {
+    fn from(s: &str) -> StoreUrl {
+        StoreUrl(s.to_owned())
+    }
+}
+
+impl PartialEq<&str> for StoreUrl {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0.split_once("://"), self.0.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => write!(f, "\"{scheme}://***@{host}\""),
+            _ => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -67,7 +101,7 @@ pub struct Config {
     pub max_retry_after_seconds: u64,
     /// Replay store: `memory` (this process only) or `redis://[[user]:password@]host[:port][/db]`
     /// (shared by every gateway instance using the same Redis). Default `memory`.
-    pub replay_store: String,
+    pub replay_store: StoreUrl,
     /// What a login does when the shared replay store cannot be reached: `closed` (refuse it
     /// with `store_unavailable`, the default) or `open` (accept it without the single-use check).
     pub replay_store_failure: StoreFailure,
@@ -294,5 +328,16 @@ mod tests {
         c.replay_store = "memory".into();
         c.allowed_origins = vec!["crm.example.org".into()];
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_store_password() {
+        let c =
+            Config::parse("keys = \"k\"\nreplay_store = \"redis://user:s3cr@t@h:6380/1\"").unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("redis://***@h:6380/1") && !shown.contains("s3cr"),
+            "{shown}"
+        );
     }
 }

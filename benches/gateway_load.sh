@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Gateway under load (issue 6), full size: builds siptoken-gateway and the load tool in release
+# mode and runs examples/gateway_load.rs against a real Kamailio and sipp on loopback.
+#
+#   benches/gateway_load.sh [gateway_load options]
+#   e.g. benches/gateway_load.sh --sessions 9500 --hold 600 --register-expires 30
+#
+# Each session holds two descriptors in the gateway (its WebSocket and its own SIP socket), so
+# the open-files limit caps the sessions one gateway can hold at about half of `ulimit -Hn`.
+# The tool starts and stops Kamailio and the gateway itself (each in its own process group,
+# killed on exit, also on failure); the trap below covers an interrupted build or run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ulimit -n "$(ulimit -Hn)"
+echo "open files limit: $(ulimit -n); $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+cargo build --release --features gateway --bin siptoken-gateway --example gateway_load
+
+pid=
+# The load tool kills Kamailio and the gateway when it ends or gets SIGTERM/SIGINT.
+cleanup() {
+  local rc=$?
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    wait "$pid" || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+args=("$@")
+[ ${#args[@]} -gt 0 ] || args=(--sessions 9500 --hold 600 --register-expires 60)
+target/release/examples/gateway_load --gateway target/release/siptoken-gateway "${args[@]}" &
+pid=$!
+wait "$pid"

@@ -492,6 +492,47 @@ fn keygen_lines_form_a_working_ring() {
 }
 
 #[test]
+fn a_closed_pipe_ends_the_process_quietly() {
+    // `siptoken verify … | grep -q …`: the reader is gone before the output is written. The
+    // token goes in on stdin only after the read end of stdout is closed, so the write must
+    // meet a broken pipe.
+    use std::io::Write;
+    use std::os::unix::process::ExitStatusExt;
+    let e = env();
+    let token = issue(&e, &[], "hunter2").stdout;
+    let keys = e.keys.to_str().unwrap();
+    for args in [
+        &["verify", "--keys", keys, "-"][..],
+        &["verify", "--json", "--keys", keys, "-"],
+        &["inspect", "-"],
+    ] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("siptoken"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(token.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(
+            out.status.signal(),
+            Some(13),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+    }
+}
+
+#[test]
 fn completions_are_generated() {
     for shell in ["bash", "zsh", "fish"] {
         let mut cmd = siptoken();

@@ -17,7 +17,20 @@ pub const EXIT_REJECTED: u8 = 1;
 /// Exit status for usage, input and configuration errors.
 pub const EXIT_USAGE: u8 = 2;
 
+/// Restores the default action of SIGPIPE, which the Rust runtime sets to "ignore": when the
+/// reader of our output goes away (`siptoken verify … | grep -q valid`), the process ends quietly
+/// like any Unix filter, instead of `println!` panicking on the broken pipe.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Issue(args) => issue::run(*args),

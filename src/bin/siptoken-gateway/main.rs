@@ -10,10 +10,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = match tracing_subscriber::EnvFilter::try_new(&cli.log) {
         // The WebSocket library logs whole message payloads (tokens) at trace level: never let
-        // it, whatever the filter asks for.
-        Ok(f) => f
+        // it, whatever the filter asks for. Only a filter that enables trace somewhere needs the
+        // cap (added to an `info` or `warn` filter it would raise the library to debug).
+        Ok(f) if f.max_level_hint() == Some(tracing_subscriber::filter::LevelFilter::TRACE) => f
             .add_directive("tungstenite=debug".parse().expect("valid directive"))
             .add_directive("tokio_tungstenite=debug".parse().expect("valid directive")),
+        Ok(f) => f,
         Err(e) => {
             eprintln!("siptoken-gateway: bad --log filter {:?}: {e}", cli.log);
             return ExitCode::from(2);

@@ -560,6 +560,16 @@ impl Gateway {
             .unwrap_or(0.0)
     }
 
+    /// (lines in the gateway's log, lines of them at DEBUG or TRACE).
+    fn log_lines(&self) -> (usize, usize) {
+        let log = std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default();
+        let verbose = log
+            .lines()
+            .filter(|l| l.contains(" DEBUG ") || l.contains(" TRACE "))
+            .count();
+        (log.lines().count(), verbose)
+    }
+
     fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
@@ -954,6 +964,8 @@ async fn run(o: &Options) -> bool {
     if errors > 0.0 {
         println!("gateway sip_timeout logins: {errors}");
     }
+    let (lines, verbose) = gw.log_lines();
+    println!("gateway log: {lines} lines, {verbose} of them at DEBUG or TRACE");
     if !ok {
         println!("gateway log (tail):\n{}", gw.log_tail());
         println!("load directory kept: {}", tmp.keep().display());

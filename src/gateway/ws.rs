@@ -298,14 +298,7 @@ impl Session {
             }
         }
         for id in gone {
-            if let Some(a) = self.accounts.remove(&id) {
-                if a.registered {
-                    self.state
-                        .metrics
-                        .registered
-                        .fetch_sub(1, Ordering::Relaxed);
-                }
-            }
+            self.remove(id);
         }
         out
     }
@@ -316,6 +309,12 @@ impl Session {
         let fail = |code: &'static str, msg: String| {
             st.metrics.login("error", code);
             vec![error(code, msg)]
+        };
+        let reject = |detail: &str, msg: String| {
+            st.metrics.login("error", "token_rejected");
+            let mut v = error("token_rejected", msg);
+            v["detail"] = json!(detail);
+            vec![v]
         };
         if !st.limiter.allow(self.ip) {
             return fail(
@@ -338,10 +337,7 @@ impl Session {
                 Err(e) => {
                     let detail = e.code().as_str();
                     tracing::info!(ip = %self.ip, detail, "token rejected");
-                    st.metrics.login("error", "token_rejected");
-                    let mut v = error("token_rejected", e.to_string());
-                    v["detail"] = json!(detail);
-                    return vec![v];
+                    return reject(detail, e.to_string());
                 }
             };
         let c = verified.claims();
@@ -375,10 +371,7 @@ impl Session {
         };
         if let Err(why) = account.check() {
             tracing::info!(ip = %self.ip, app = verified.app(), "token claims unusable for SIP");
-            st.metrics.login("error", "token_rejected");
-            let mut v = error("token_rejected", why);
-            v["detail"] = json!(crate::ErrorCode::InvalidField.as_str());
-            return vec![v];
+            return reject(crate::ErrorCode::InvalidField.as_str(), why);
         }
         let aor = account.aor();
         match st.replay.first_use(verified.replay_key(), until, now).await {

@@ -4,6 +4,10 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 60 s each, every target
 #   FUZZ_SANITIZER=none scripts/fuzz.sh 15    without AddressSanitizer (faster to build; the CI
 #                                             smoke uses this: the fuzzed code forbids unsafe)
+#   FUZZ_SEED=1 FUZZ_RUNS=300000 scripts/fuzz.sh
+#                                             a fixed seed and a fixed number of inputs per target
+#                                             (instead of a time): exactly the same inputs on every
+#                                             run and every machine, as CI does
 #   FUZZ_GROW=1 scripts/fuzz.sh 600           let new inputs land in fuzz/corpus/ (then minimise
 #                                             with `-merge=1` or `cargo +nightly fuzz cmin`)
 #
@@ -53,10 +57,18 @@ for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t"
     dirs=("$scratch/$t" "corpus/$t")
   fi
-  echo "--- fuzz $t for ${SECONDS_EACH}s"
+  if [ -n "${FUZZ_RUNS:-}" ]; then
+    echo "--- fuzz $t: $FUZZ_RUNS inputs"
+  else
+    echo "--- fuzz $t for ${SECONDS_EACH}s"
+  fi
   status=0
-  "$target_dir/$host/release/$t" "${dirs[@]}" -artifact_prefix="artifacts/$t/" \
-    -max_total_time="$SECONDS_EACH" -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  seed=()
+  [ -z "${FUZZ_SEED:-}" ] || seed=(-seed="$FUZZ_SEED")
+  limit=(-max_total_time="$SECONDS_EACH")
+  [ -z "${FUZZ_RUNS:-}" ] || limit=(-runs="$FUZZ_RUNS")
+  "$target_dir/$host/release/$t" "${dirs[@]}" "${seed[@]}" "${limit[@]}" -artifact_prefix="artifacts/$t/" \
+    -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     > "$scratch/$t.log" 2>&1 || status=$?
   grep -E "^#[0-9]+[[:space:]]+DONE|stat::(number_of_executed_units|new_units_added|peak_rss_mb)" "$scratch/$t.log" || true
   if [ "$status" -ne 0 ]; then

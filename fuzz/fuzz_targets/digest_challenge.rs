@@ -20,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
         };
         let header = digest::authorization(&challenge, &answer);
         assert!(!header.contains(['\r', '\n']), "header injection: {header:?}");
-        assert!(!header.contains("s3cr<t"), "password in the header");
+        // (Unless the challenge itself carries that text: a realm is echoed as it came.)
+        if !value.contains("s3cr<t") {
+            assert!(!header.contains("s3cr<t"), "password in the header");
+        }
     }
 });

@@ -194,18 +194,7 @@ pub unsafe extern "C" fn siptoken_keyring_open(
     err: *mut *mut c_char,
 ) -> c_int {
     // SAFETY: the caller's contract, forwarded.
-    unsafe {
-        clear(out);
-        guard(err, || {
-            let path = str_arg(path, "path")?;
-            if out.is_null() {
-                return Err(null_argument("out"));
-            }
-            let ring = KeyRing::open(path)?;
-            out.write(Box::into_raw(Box::new(siptoken_keyring { ring })));
-            Ok(())
-        })
-    }
+    unsafe { new_keyring(path, "path", out, err, |path| KeyRing::open(path)) }
 }
 
 /// Parses key ring text (the content of a key ring file) into `*out`.
@@ -222,14 +211,30 @@ pub unsafe extern "C" fn siptoken_keyring_from_str(
     err: *mut *mut c_char,
 ) -> c_int {
     // SAFETY: the caller's contract, forwarded.
+    unsafe { new_keyring(text, "text", out, err, str::parse) }
+}
+
+/// The body of both key ring constructors: checks `arg` (named `name` in errors) and `out`,
+/// makes the ring from the string with `make`, and hands it to the caller through `out`.
+///
+/// # Safety
+/// As for [`siptoken_keyring_open`], with `arg` in place of `path`.
+unsafe fn new_keyring(
+    arg: *const c_char,
+    name: &str,
+    out: *mut *mut siptoken_keyring,
+    err: *mut *mut c_char,
+    make: impl FnOnce(&str) -> Result<KeyRing, siptoken_core::Error>,
+) -> c_int {
+    // SAFETY: the caller's contract, forwarded.
     unsafe {
         clear(out);
         guard(err, || {
-            let text = str_arg(text, "text")?;
+            let arg = str_arg(arg, name)?;
             if out.is_null() {
                 return Err(null_argument("out"));
             }
-            let ring: KeyRing = text.parse()?;
+            let ring = make(arg)?;
             out.write(Box::into_raw(Box::new(siptoken_keyring { ring })));
             Ok(())
         })

@@ -149,10 +149,8 @@ async fn wrong_password_is_sip_auth_failed_and_the_socket_stays_usable() {
     assert_eq!(v["sipStatus"], 401, "{v}");
     assert!(kam.bindings("alice").is_empty());
     ws.ping().await;
-    ws.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
+    ws.login_registered(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
         .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
     kam.wait_bindings("alice", 1, Duration::from_secs(2));
     assert_eq!(
         gw.metric("siptoken_gateway_logins_total{outcome=\"error\",code=\"sip_auth_failed\"}"),
@@ -168,10 +166,8 @@ async fn sha256_digest_against_kamailio() {
     let kam = Kamailio::start("SHA-256", USERS);
     let gw = Gateway::start("");
     let mut ws = gw.ws().await;
-    ws.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
+    ws.login_registered(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
         .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
     kam.wait_bindings("alice", 1, Duration::from_secs(2));
     ws.send(json!({"type": "logout"})).await;
     ws.expect("unregistered").await;
@@ -186,10 +182,8 @@ async fn answers_kamailio_options_keepalives() {
     let kam = Kamailio::start("MD5", USERS);
     let gw = Gateway::start("");
     let mut ws = gw.ws().await;
-    ws.login(&token("bob", "b0b", kam.port, Transport::Udp))
+    ws.login_registered(&token("bob", "b0b", kam.port, Transport::Udp))
         .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
     // nathelper pings every binding each second.
     let deadline = Instant::now() + Duration::from_secs(6);
     while gw.metric("siptoken_gateway_sip_requests_answered_total") < 1.0 {
@@ -243,9 +237,8 @@ async fn registration_lost_when_the_registrar_goes_away() {
             "register_expires = 2\nsip_t1_ms = 100\nsip_transaction_timeout_ms = 1500",
         );
         let mut ws = gw.ws().await;
-        ws.login(&token("bob", "b0b", kam.port, transport)).await;
-        ws.expect("registering").await;
-        ws.expect("registered").await;
+        ws.login_registered(&token("bob", "b0b", kam.port, transport))
+            .await;
         drop(kam);
         let v = loop {
             let v = ws.recv_within(Duration::from_secs(6)).await;
@@ -277,9 +270,7 @@ async fn fifty_concurrent_sessions_register_and_all_go_away() {
         handles.push(tokio::spawn(async move {
             let mut ws = Ws::connect(addr, None).await;
             let t0 = Instant::now();
-            ws.login(&tok).await;
-            ws.expect("registering").await;
-            ws.expect("registered").await;
+            ws.login_registered(&tok).await;
             (ws, t0.elapsed())
         }));
     }
@@ -324,9 +315,7 @@ async fn registrar_host_name_is_resolved() {
         .issue("CRM", &claims)
         .unwrap();
     let mut ws = gw.ws().await;
-    ws.login(&tok).await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
+    ws.login_registered(&tok).await;
     kam.wait_bindings("bob", 1, Duration::from_secs(2));
 }
 
@@ -338,14 +327,10 @@ async fn one_socket_two_accounts_logout_unregisters_both() {
     let kam = Kamailio::start("MD5", USERS);
     let gw = Gateway::start("");
     let mut ws = gw.ws().await;
-    ws.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
+    ws.login_registered(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
         .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
-    ws.login(&token("bob", "b0b", kam.port, Transport::Tcp))
+    ws.login_registered(&token("bob", "b0b", kam.port, Transport::Tcp))
         .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
     kam.wait_bindings("alice", 1, Duration::from_secs(2));
     kam.wait_bindings("bob", 1, Duration::from_secs(2));
     ws.send(json!({"type": "logout"})).await;
@@ -382,9 +367,7 @@ async fn registrar_located_by_dns_srv() {
         let tok = siptoken::Issuer::new(&ring())
             .issue("CRM", &claims)
             .unwrap();
-        ws.login(&tok).await;
-        ws.expect("registering").await;
-        ws.expect("registered").await;
+        ws.login_registered(&tok).await;
         let b = kam.wait_bindings(user, 1, Duration::from_secs(2));
         assert_eq!(
             b[0].contains("transport=tcp"),
@@ -410,10 +393,8 @@ async fn crlf_keepalives_keep_an_idle_tcp_connection_open() {
     let kam = Kamailio::start_with("MD5", USERS, short_tcp_lifetime());
     let gw = Gateway::start("tcp_keepalive_seconds = 1");
     let mut ws = gw.ws().await;
-    ws.login(&token("bob", "b0b", kam.port, Transport::Tcp))
+    ws.login_registered(&token("bob", "b0b", kam.port, Transport::Tcp))
         .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
     let before = kam.wait_bindings("bob", 1, Duration::from_secs(2));
     tokio::time::sleep(Duration::from_secs(15)).await;
     assert_eq!(kam.bindings("bob"), before, "the connection was replaced");
@@ -430,10 +411,8 @@ async fn a_closed_idle_tcp_connection_is_replaced_without_a_stale_binding() {
     let kam = Kamailio::start_with("MD5", USERS, short_tcp_lifetime());
     let gw = Gateway::start("tcp_keepalive_seconds = 0");
     let mut ws = gw.ws().await;
-    ws.login(&token("bob", "b0b", kam.port, Transport::Tcp))
+    ws.login_registered(&token("bob", "b0b", kam.port, Transport::Tcp))
         .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
     let before = kam.wait_bindings("bob", 1, Duration::from_secs(2));
     let v = ws.recv_within(Duration::from_secs(20)).await;
     assert_eq!(v["type"], "registered", "{v}");
@@ -452,10 +431,8 @@ async fn sigint_unregisters_too() {
     let kam = Kamailio::start("MD5", USERS);
     let mut gw = Gateway::start("");
     let mut ws = gw.ws().await;
-    ws.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Tcp))
+    ws.login_registered(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Tcp))
         .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
     kam.wait_bindings("alice", 1, Duration::from_secs(2));
     let status = gw.signal("INT", Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
@@ -488,9 +465,7 @@ async fn registers_over_ipv6() {
         let tok = siptoken::Issuer::new(&ring())
             .issue("CRM", &claims)
             .unwrap();
-        ws.login(&tok).await;
-        ws.expect("registering").await;
-        ws.expect("registered").await;
+        ws.login_registered(&tok).await;
         let b = kam.wait_bindings(user, 1, Duration::from_secs(2));
         assert!(b[0].contains("@[::1]:"), "{b:?}");
     }

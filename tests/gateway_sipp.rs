@@ -108,10 +108,8 @@ async fn service_unavailable_with_retry_after_backs_off_and_retries() {
     let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
     let mut ws = gw.ws().await;
     let t0 = Instant::now();
-    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
+    ws.login_registered(&token("crm1", "pw", sipp.port, Transport::Udp))
         .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
     assert!(
         t0.elapsed() >= Duration::from_secs(1),
         "did not wait for Retry-After"
@@ -128,10 +126,8 @@ async fn answers_the_sha256_challenge_when_offered_beside_md5() {
     let mut sipp = Sipp::start(&scenario("sha256-challenge.xml"));
     let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
     let mut ws = gw.ws().await;
-    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
+    ws.login_registered(&token("crm1", "pw", sipp.port, Transport::Udp))
         .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
     logout(&mut ws).await;
     sipp.wait_success(Duration::from_secs(5));
 }
@@ -144,10 +140,8 @@ async fn proxy_and_registrar_challenges_then_a_stale_nonce_still_register() {
     let mut sipp = Sipp::start(&scenario("407-401-stale.xml"));
     let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
     let mut ws = gw.ws().await;
-    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
+    ws.login_registered(&token("crm1", "pw", sipp.port, Transport::Udp))
         .await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
     logout(&mut ws).await;
     sipp.wait_success(Duration::from_secs(5));
 }

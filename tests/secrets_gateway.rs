@@ -115,9 +115,7 @@ async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
     // UDP: register, refresh (meeting a stale nonce), logout.
     let alice = token("alice", ALICE_PW, kam.port, Transport::Udp);
     tokens.push(alice.clone());
-    ws.login(&alice).await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
+    ws.login_registered(&alice).await;
     let v = ws.recv_within(Duration::from_secs(5)).await;
     assert_eq!(v["type"], "registered", "refresh: {v}");
     ws.send(json!({"type": "logout"})).await;
@@ -193,9 +191,7 @@ async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
     let bob = token("bob", BOB_PW, kam.port, Transport::Tcp);
     tokens.push(bob.clone());
     let mut ws2 = wss(&gw, &certs).await;
-    ws2.login(&bob).await;
-    ws2.expect("registering").await;
-    ws2.expect("registered").await;
+    ws2.login_registered(&bob).await;
     drop(ws2);
     kam.wait_bindings("bob", 0, Duration::from_secs(5));
 
@@ -217,9 +213,7 @@ async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
     // SIP over TLS to Kamailio: register and log out.
     let tls_token = token("alice", ALICE_PW, kam.tls_port, Transport::Tls);
     tokens.push(tls_token.clone());
-    ws.login(&tls_token).await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
+    ws.login_registered(&tls_token).await;
     // Logout also ends the legacy account (carol, unregistered at once).
     ws.send(json!({"type": "logout"})).await;
     loop {
@@ -236,9 +230,7 @@ async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
     // SIGTERM with an account registered: the shutdown path logs too.
     let last = token("alice", ALICE_PW, kam.port, Transport::Udp);
     tokens.push(last.clone());
-    ws.login(&last).await;
-    ws.expect("registering").await;
-    ws.expect("registered").await;
+    ws.login_registered(&last).await;
     assert!(gw.terminate(Duration::from_secs(10)).success());
     kam.wait_bindings("alice", 0, Duration::from_secs(2));
 

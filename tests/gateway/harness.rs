@@ -533,6 +533,13 @@ where
         self.send(json!({"type": "login", "token": token})).await;
     }
 
+    /// Logs in with `token` and expects `registering`, then `registered` (returned).
+    pub async fn login_registered(&mut self, token: &str) -> Value {
+        self.login(token).await;
+        self.expect("registering").await;
+        self.expect("registered").await
+    }
+
     /// The next JSON message, waiting at most `within`; panics on timeout or close.
     pub async fn recv_within(&mut self, within: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + within;

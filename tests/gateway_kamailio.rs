@@ -288,8 +288,32 @@ async fn fifty_concurrent_sessions_register_and_all_go_away() {
         latencies[N * 95 / 100],
         latencies[N - 1]
     );
-    kam.wait_bindings("bob", N, Duration::from_secs(5));
+    let contacts = kam.wait_bindings("bob", N, Duration::from_secs(5));
     assert_eq!(gw.metric("siptoken_gateway_registered_accounts"), N as f64);
+    // Over UDP every registration shares one socket: one local address, N Contact users.
+    let hosts: std::collections::BTreeSet<&str> = contacts
+        .iter()
+        .map(|c| c.split_once('@').expect("user@host").1)
+        .collect();
+    assert_eq!(
+        hosts.len(),
+        1,
+        "one UDP socket for one registrar: {contacts:?}"
+    );
+    let users: std::collections::BTreeSet<&str> = contacts
+        .iter()
+        .map(|c| c.split_once('@').unwrap().0)
+        .collect();
+    assert_eq!(
+        users.len(),
+        N,
+        "a Contact user per registration: {contacts:?}"
+    );
+    // ... so the gateway holds about one descriptor per session (its WebSocket), not two.
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", gw.pid()))
+        .unwrap()
+        .count();
+    assert!(fds < N + 30, "{fds} open descriptors for {N} sessions");
     drop(sockets);
     kam.wait_bindings("bob", 0, Duration::from_secs(10));
     let deadline = Instant::now() + Duration::from_secs(5);

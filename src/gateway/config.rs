@@ -68,7 +68,8 @@ pub struct Config {
     pub leeway_seconds: u64,
     /// Largest accepted `expires - issued`, seconds. Default 86400.
     pub max_lifetime_seconds: u64,
-    /// Local IP address for SIP sockets (each registration gets its own ephemeral port on it).
+    /// Local IP address for SIP sockets (ephemeral ports on it: one UDP socket per registrar,
+    /// one connection per TCP or TLS registration).
     /// Default `0.0.0.0`.
     pub sip_bind: IpAddr,
     /// Requested registration expiry, seconds. Default 600.

@@ -1,4 +1,4 @@
-//! The SIP side: a message parser, digest authentication, DNS SRV, UDP/TCP transports and the REGISTER
+//! The SIP side: a message parser, digest authentication, DNS SRV, UDP (one shared socket per registrar), TCP and TLS transports and the REGISTER
 //! client.
 
 pub mod digest;
@@ -6,3 +6,4 @@ pub mod dns;
 pub mod message;
 pub mod register;
 pub mod transport;
+pub mod udp;

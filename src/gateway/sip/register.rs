@@ -102,7 +102,8 @@ fn quote_display(name: &str) -> String {
 /// SIP timing and identity settings.
 #[derive(Debug, Clone)]
 pub struct SipSettings {
-    /// Local address to bind (port 0 is always used: one ephemeral port per registration).
+    /// Local address to bind (port 0 is always used: an ephemeral port per registrar for UDP,
+    /// per connection for TCP and TLS).
     pub bind: IpAddr,
     /// Requested registration expiry, seconds.
     pub expires: u32,
@@ -335,6 +336,9 @@ impl Client {
         settings: SipSettings,
         metrics: Arc<Metrics>,
     ) -> Result<Client, SipError> {
+        // This registration's route on a shared UDP socket: its Call-ID and Contact user carry
+        // it (see `udp`).
+        let route = random_hex(12);
         let mut last = None;
         let mut sock = None;
         for (host, port) in targets(&account, &settings).await {
@@ -365,6 +369,7 @@ impl Client {
                 peer,
                 settings.transaction_timeout,
                 tls,
+                &route,
             )
             .await
             {
@@ -385,10 +390,10 @@ impl Client {
             account,
             settings,
             metrics,
-            call_id: format!("{}@siptoken", random_hex(12)),
+            call_id: format!("{route}@siptoken"),
             from_tag: random_hex(8),
             cseq: 0,
-            contact_user: format!("st-{}", random_hex(8)),
+            contact_user: format!("st-{route}"),
             challenges: [None, None],
             min_expires: 0,
             replaced_contact: None,
@@ -404,6 +409,7 @@ impl Client {
             self.sock.peer_addr(),
             self.settings.transaction_timeout,
             self.sock.tls_target(),
+            &self.contact_user["st-".len()..],
         )
         .await?;
         let old = self.contact();
@@ -628,6 +634,13 @@ impl Client {
     /// Sends a request and waits for its final response, retransmitting over UDP (T1 doubling
     /// up to T2, at T2 after a provisional response) and answering requests meanwhile.
     async fn transaction(&mut self, req: &str, branch: &str) -> Result<Message, SipError> {
+        self.sock.set_awaiting(true);
+        let result = self.transact(req, branch).await;
+        self.sock.set_awaiting(false);
+        result
+    }
+
+    async fn transact(&mut self, req: &str, branch: &str) -> Result<Message, SipError> {
         self.metrics
             .sip_transactions
             .fetch_add(1, Ordering::Relaxed);

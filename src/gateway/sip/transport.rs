@@ -1,10 +1,11 @@
-//! SIP transports for one registration: a connected UDP socket, a TCP connection or a TLS
-//! connection (rustls, the server certificate verified against the configured CAs and the
-//! host name the token names), each on its own ephemeral local port, so the Contact is unique per session and responses and
-//! keep-alives for this registration arrive on this socket only.
+//! SIP transports for one registration: a place on the UDP socket shared with every other
+//! registration to the same registrar ([`super::udp`]: responses and requests are told apart by
+//! a route the registration carries in its Call-ID and Contact), or a TCP or TLS connection of
+//! its own (rustls, the server certificate verified against the configured CAs and the host
+//! name the token names) on its own ephemeral local port.
 //!
-//! A connected UDP socket turns ICMP port-unreachable into `ConnectionRefused` on receive,
-//! which becomes [`TransportError::Unreachable`].
+//! ICMP port-unreachable on the (connected) UDP socket and a refused or reset connection
+//! become [`TransportError::Unreachable`].
 
 use std::fmt;
 use std::io;
@@ -12,9 +13,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::message::{self, Message, ParseError};
+use super::udp::UdpRoute;
 
 /// Which transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +104,7 @@ pub async fn resolve(
 }
 
 enum Inner {
-    Udp(UdpSocket),
+    Udp(UdpRoute),
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
@@ -117,34 +119,31 @@ pub struct TlsTarget {
     pub name: rustls::pki_types::ServerName<'static>,
 }
 
-thread_local! {
-    /// The receive buffer for UDP datagrams, one per thread, shared by every registration.
-    static DATAGRAM: std::cell::RefCell<Vec<u8>> =
-        std::cell::RefCell::new(vec![0; message::MAX_MESSAGE_LEN]);
-}
-
 /// A socket connected to one registrar (or outbound proxy).
 pub struct SipSocket {
     inner: Inner,
     kind: Kind,
     local: SocketAddr,
     peer: SocketAddr,
-    /// TCP: bytes received but not yet parsed (UDP datagrams go through [`DATAGRAM`]).
+    /// TCP and TLS: bytes received but not yet parsed.
     buf: Vec<u8>,
     /// TLS: how to connect again.
     tls: Option<TlsTarget>,
 }
 
 impl SipSocket {
-    /// Opens a socket on `bind` (port 0: a fresh ephemeral port) connected to `peer`; `tls` is
-    /// required for [`Kind::Tls`] (its absence is [`TransportError::Unreachable`]). `timeout`
-    /// bounds the TCP connect and the TLS handshake each.
+    /// Opens a transport from `bind` to `peer`: for UDP, joins the socket shared with `peer`
+    /// under `route` (unique per registration; see [`super::udp`]); for TCP and TLS, a new
+    /// connection from a fresh ephemeral port. `tls` is required for [`Kind::Tls`] (its absence
+    /// is [`TransportError::Unreachable`]). `timeout` bounds the TCP connect and the TLS
+    /// handshake each.
     pub async fn connect(
         kind: Kind,
         bind: IpAddr,
         peer: SocketAddr,
         timeout: Duration,
         tls: Option<TlsTarget>,
+        route: &str,
     ) -> Result<SipSocket, TransportError> {
         let bind = if bind.is_ipv4() != peer.is_ipv4() && bind.is_unspecified() {
             if peer.is_ipv4() {
@@ -156,13 +155,7 @@ impl SipSocket {
             bind
         };
         let inner = match kind {
-            Kind::Udp => {
-                let s = UdpSocket::bind(SocketAddr::new(bind, 0))
-                    .await
-                    .map_err(TransportError::Io)?;
-                s.connect(peer).await.map_err(classify)?;
-                Inner::Udp(s)
-            }
+            Kind::Udp => Inner::Udp(UdpRoute::join(bind, peer, route)?),
             Kind::Tcp | Kind::Tls => {
                 let s = if peer.is_ipv4() {
                     TcpSocket::new_v4()
@@ -206,7 +199,7 @@ impl SipSocket {
             }
         };
         let local = match &inner {
-            Inner::Udp(s) => s.local_addr(),
+            Inner::Udp(s) => Ok(s.local_addr()),
             Inner::Tcp(s) => s.local_addr(),
             Inner::Tls(s) => s.get_ref().0.local_addr(),
         }
@@ -244,7 +237,7 @@ impl SipSocket {
     /// Sends one message.
     pub async fn send(&mut self, data: &[u8]) -> Result<(), TransportError> {
         match &mut self.inner {
-            Inner::Udp(s) => s.send(data).await.map(|_| ()).map_err(classify),
+            Inner::Udp(s) => s.send(data).await.map_err(classify),
             Inner::Tcp(s) => s.write_all(data).await.map_err(classify),
             Inner::Tls(s) => {
                 s.write_all(data).await.map_err(classify)?;
@@ -253,33 +246,20 @@ impl SipSocket {
         }
     }
 
+    /// Marks whether a response is awaited (UDP reports ICMP errors to a registration only
+    /// then; a connection reports its own errors either way).
+    pub fn set_awaiting(&self, awaiting: bool) {
+        if let Inner::Udp(s) = &self.inner {
+            s.set_awaiting(awaiting);
+        }
+    }
+
     /// Receives the next message. Datagrams or stream bytes that are not valid SIP are logged
     /// and skipped. Cancel-safe: partial stream data stays buffered.
     pub async fn recv(&mut self) -> Result<Message, TransportError> {
         loop {
             match &mut self.inner {
-                Inner::Udp(s) => {
-                    // Wait for a datagram, then take it into this thread's buffer without an
-                    // await in between: a 64 KiB buffer per registration would be most of the
-                    // gateway's memory per session.
-                    s.readable().await.map_err(classify)?;
-                    let parsed = DATAGRAM.with_borrow_mut(|dgram| match s.try_recv(dgram) {
-                        Ok(n) => Ok(Some(message::parse(&dgram[..n], false).map_err(|e| {
-                            let blank = dgram[..n].iter().all(|b| b"\r\n".contains(b));
-                            (!blank).then(|| e.to_string())
-                        }))),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-                        Err(e) => Err(classify(e)),
-                    })?;
-                    match parsed {
-                        None => {}
-                        Some(Ok((m, _))) => return Ok(m),
-                        Some(Err(None)) => {}
-                        Some(Err(Some(e))) => {
-                            tracing::debug!(peer = %self.peer, "ignoring datagram: {e}");
-                        }
-                    }
-                }
+                Inner::Udp(s) => return s.recv().await,
                 Inner::Tcp(_) | Inner::Tls(_) => {
                     match message::parse(&self.buf, true) {
                         Ok((m, used)) => {

@@ -78,6 +78,13 @@ fn main() -> ExitCode {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        let signal = match shutdown_signal() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("siptoken-gateway: cannot watch SIGTERM and SIGINT: {e}");
+                return ExitCode::from(1);
+            }
+        };
         // Tests and scripts read this line to learn the port when listening on port 0.
         let scheme = if config.tls_cert_file.is_some() {
             "https"
@@ -86,7 +93,7 @@ fn main() -> ExitCode {
         };
         println!("siptoken-gateway listening on {scheme}://{addr}");
         tracing::info!(%addr, apps = ?ring.apps(), legacy = config.allow_legacy, "listening");
-        match siptoken::gateway::serve(config, ring, listener, shutdown_signal()).await {
+        match siptoken::gateway::serve(config, ring, listener, signal).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("siptoken-gateway: {e}");
@@ -96,17 +103,16 @@ fn main() -> ExitCode {
     })
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot watch SIGTERM: {e}");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// Watches SIGTERM and SIGINT from now on (the handlers are installed by this call, so a signal
+/// sent right after the start-up line is never the default, fatal one) and completes on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    })
 }

@@ -499,3 +499,59 @@ async fn registers_over_ipv6() {
     kam.wait_bindings("alice", 0, Duration::from_secs(2));
     kam.wait_bindings("bob", 0, Duration::from_secs(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_over_http2_share_one_connection() {
+    if !peers_enabled("websockets_over_http2_share_one_connection") {
+        return;
+    }
+    const N: usize = 20;
+    let kam = Kamailio::start("MD5", USERS);
+    let gw = Gateway::start("login_burst = 100\nhttp2_max_streams = 25");
+    let h2 = H2::connect(gw.addr).await;
+    let mut sessions = Vec::new();
+    for _ in 0..N {
+        let mut ws = h2.open().await;
+        ws.login_registered(&token("bob", "b0b", kam.port, Transport::Udp))
+            .await;
+        sessions.push(ws);
+    }
+    kam.wait_bindings("bob", N, Duration::from_secs(5));
+    assert_eq!(gw.metric("siptoken_gateway_sessions"), N as f64);
+    // One TCP connection and one SIP socket for all of them.
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", gw.pid()))
+        .unwrap()
+        .count();
+    assert!(
+        fds < 30,
+        "{fds} open descriptors for {N} sessions on one connection"
+    );
+
+    // One session logging out leaves the others on the connection registered.
+    let mut first = sessions.remove(0);
+    first.send(json!({"type": "logout"})).await;
+    first.expect("unregistered").await;
+    kam.wait_bindings("bob", N - 1, Duration::from_secs(5));
+    for ws in sessions.iter_mut() {
+        ws.ping().await;
+    }
+
+    // The Origin check holds over HTTP/2 too: the gateway's own origin (its :authority) passes,
+    // another is refused with 403.
+    let (status, ws) = h2.try_open(Some("https://evil.example")).await;
+    assert_eq!((status, ws.is_none()), (403, true));
+    let (status, _ws) = h2.try_open(Some(&format!("http://{}", gw.addr))).await;
+    assert_eq!(status, 200);
+
+    // The connection going away ends every session on it and unregisters every account.
+    drop(sessions);
+    drop(first);
+    drop(_ws);
+    drop(h2);
+    kam.wait_bindings("bob", 0, Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.metric("siptoken_gateway_sessions") != 0.0 {
+        assert!(Instant::now() < deadline, "sessions not closed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -121,6 +121,11 @@ async fn handshake_timeout_closes_silent_and_slow_connections() {
     let mut silent: Vec<TcpStream> = (0..40)
         .map(|_| TcpStream::connect(gw.addr).unwrap())
         .collect();
+    // ... and one that opens an HTTP/2 connection (preface and SETTINGS) but no stream.
+    let mut h2 = TcpStream::connect(gw.addr).unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    silent.push(h2);
     let addr = gw.addr;
     let loris = std::thread::spawn(move || {
         let mut s = TcpStream::connect(addr).unwrap();
@@ -159,7 +164,7 @@ async fn handshake_timeout_closes_silent_and_slow_connections() {
         .contains("HTTP request not completed within the handshake timeout"));
     assert_eq!(
         gw.metric("siptoken_gateway_connections_closed_total{reason=\"handshake_timeout\"}"),
-        41.0
+        42.0
     );
 }
 
@@ -460,4 +465,34 @@ async fn slow_registrars_are_bounded_by_the_transaction_timeout() {
     );
     ws.ping().await;
     assert_eq!(gw.get("/healthz").0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_per_connection_are_bounded() {
+    let gw = Gateway::start("http2_max_streams = 2");
+    let h2 = H2::connect(gw.addr).await;
+    let mut a = h2.open().await;
+    let mut b = h2.open().await;
+    a.ping().await;
+    b.ping().await;
+    // A third session on the connection waits for a free stream ...
+    let third = h2.try_open(None);
+    let mut third = std::pin::pin!(third);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(700), third.as_mut())
+            .await
+            .is_err(),
+        "a third stream opened past http2_max_streams = 2"
+    );
+    // ... while another connection is not affected ...
+    let mut other = H2::connect(gw.addr).await.open().await;
+    other.ping().await;
+    // ... and gets one when a session on the connection ends.
+    drop(a);
+    let (status, ws) = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("the waiting stream opened once a session ended");
+    assert_eq!(status, 200);
+    ws.unwrap().ping().await;
+    b.ping().await;
 }

@@ -88,6 +88,9 @@ pub struct Config {
     pub ws_max_message_bytes: usize,
     /// Most concurrent WebSocket sessions. Default 10000.
     pub max_sessions: usize,
+    /// Most WebSocket sessions carried by one HTTP/2 connection (RFC 8441 streams; HTTP/1.1
+    /// carries one per connection). Default 1000.
+    pub http2_max_streams: u32,
     /// Most accounts one WebSocket session may log in at once. Default 4.
     pub max_accounts_per_session: usize,
     /// Login attempts allowed per client IP per minute (token bucket). Default 60.
@@ -136,6 +139,7 @@ impl Default for Config {
             ws_idle_timeout_seconds: 90,
             ws_max_message_bytes: 16 * 1024,
             max_sessions: 10_000,
+            http2_max_streams: 1000,
             max_accounts_per_session: 4,
             login_rate_per_minute: 60,
             login_burst: 20,
@@ -225,6 +229,9 @@ impl Config {
         }
         if self.max_sessions == 0 || self.max_accounts_per_session == 0 {
             return bad("max_sessions and max_accounts_per_session must be positive");
+        }
+        if self.http2_max_streams == 0 {
+            return bad("http2_max_streams must be positive");
         }
         if self.login_rate_per_minute == 0 || self.login_burst == 0 {
             return bad("login_rate_per_minute and login_burst must be positive");

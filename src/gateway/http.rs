@@ -1,13 +1,14 @@
-//! HTTP routes: `/` (demo page), `/healthz`, `/metrics`, `/ws` (with the Origin check).
+//! HTTP routes: `/` (demo page), `/healthz`, `/metrics`, `/ws` (with the Origin check; a
+//! WebSocket upgrade over HTTP/1.1, or an extended CONNECT over HTTP/2, RFC 8441).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State as AxState};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 
 use super::State;
@@ -21,7 +22,8 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/", get(|| async { Html(DEMO_PAGE) }))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .route("/ws", get(websocket))
+        // GET for HTTP/1.1, CONNECT for HTTP/2: the extractor refuses other methods (405).
+        .route("/ws", any(websocket))
         .with_state(state)
 }
 
@@ -60,13 +62,18 @@ async fn websocket(
     AxState(state): AxState<Arc<State>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let text = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+    // HTTP/2 carries the host in the :authority pseudo-header (the request URI), not in Host.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or(uri.authority().map(|a| a.as_str()));
     let origin = headers
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    if !origin_allowed(origin, text(header::HOST), &state.config.allowed_origins) {
+    if !origin_allowed(origin, host, &state.config.allowed_origins) {
         tracing::warn!(%peer, origin = origin.unwrap_or(""), "WebSocket upgrade refused: origin not allowed");
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }

@@ -58,7 +58,7 @@ pub struct State {
 /// Serves HTTP and WebSockets on `listener` until `signal` completes, then unregisters every
 /// account (waiting at most the SIP transaction timeout plus a few seconds) and returns.
 ///
-/// Each connection is served by hyper's HTTP/1 server with a header-read timeout
+/// Each connection is served by hyper (HTTP/1.1 or HTTP/2) with a handshake timeout
 /// (`handshake_timeout_seconds`): a client that connects and does not finish its request (the
 /// WebSocket upgrade included) in time is disconnected, so idle or slow-loris connections cannot
 /// pile up.
@@ -103,6 +103,7 @@ pub async fn serve(
     let app = http::router(state.clone());
     let grace = state.sip.transaction_timeout + Duration::from_secs(3);
     let handshake = Duration::from_secs(state.config.handshake_timeout_seconds);
+    let max_streams = state.config.http2_max_streams;
     let metrics = state.metrics.clone();
     drop(state);
     let mut signal = std::pin::pin!(signal);
@@ -130,7 +131,15 @@ pub async fn serve(
         let (app, shutdown, metrics) = (app.clone(), shutdown_rx.clone(), metrics.clone());
         match acceptor.clone() {
             None => {
-                tokio::spawn(connection(tcp, peer, app, handshake, shutdown, metrics));
+                tokio::spawn(connection(
+                    tcp,
+                    peer,
+                    app,
+                    handshake,
+                    max_streams,
+                    shutdown,
+                    metrics,
+                ));
             }
             Some(acceptor) => {
                 tokio::spawn(async move {
@@ -140,7 +149,7 @@ pub async fn serve(
                         Ok(Ok(tls)) => {
                             let left = handshake.saturating_sub(start.elapsed());
                             let left = left.max(Duration::from_millis(1));
-                            connection(tls, peer, app, left, shutdown, metrics).await
+                            connection(tls, peer, app, left, max_streams, shutdown, metrics).await
                         }
                         Ok(Err(e)) => {
                             metrics.closed("tls_handshake_failed");
@@ -173,35 +182,63 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one HTTP/1 connection (and hands WebSocket upgrades to their sessions); on shutdown
-/// it finishes the request in progress, if any, and closes.
+/// Serves one connection, HTTP/1.1 or HTTP/2 (told apart by the client's first bytes; over
+/// TLS, by ALPN), and hands WebSocket upgrades to their sessions: one per HTTP/1.1 connection,
+/// up to `http2_max_streams` extended CONNECT streams per HTTP/2 connection (RFC 8441). A
+/// connection that has not completed a request within `handshake` is closed (HTTP/1.1 also
+/// bounds every later request head by it); HTTP/2 connections are pinged, and closed when the
+/// peer stops answering. On shutdown the request in progress, if any, is finished first.
 async fn connection<I>(
     io: I,
     peer: SocketAddr,
     app: axum::Router,
     handshake: Duration,
+    max_streams: u32,
     mut shutdown: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let app = hyper_util::service::TowerToHyperService::new(app);
+    let requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = requested.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+        seen.store(true, std::sync::atomic::Ordering::Relaxed);
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(peer));
         hyper::service::Service::call(&app, req)
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
+    let mut builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
     builder
+        .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(handshake);
-    let conn = builder
-        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-        .with_upgrades();
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .enable_connect_protocol()
+        .max_concurrent_streams(max_streams)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
-    let done = tokio::select! {
-        r = conn.as_mut() => Some(r),
-        _ = shutdown.changed() => None,
+    let first_request_by = tokio::time::sleep(handshake);
+    let mut first_request_by = std::pin::pin!(first_request_by);
+    let mut waiting_first = true;
+    let done = loop {
+        tokio::select! {
+            r = conn.as_mut() => break Some(r),
+            _ = shutdown.changed() => break None,
+            _ = first_request_by.as_mut(), if waiting_first => {
+                if !requested.load(std::sync::atomic::Ordering::Relaxed) {
+                    metrics.closed("handshake_timeout");
+                    tracing::info!(%peer, "HTTP request not completed within the handshake timeout: connection closed");
+                    return;
+                }
+                waiting_first = false;
+            }
+        }
     };
     let result = match done {
         Some(r) => r,
@@ -214,7 +251,9 @@ async fn connection<I>(
         }
     };
     if let Err(e) = result {
-        if e.is_timeout() {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(|e| e.is_timeout())
+        {
             metrics.closed("handshake_timeout");
             tracing::info!(%peer, "HTTP request not completed within the handshake timeout: connection closed");
         } else {

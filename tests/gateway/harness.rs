@@ -518,6 +518,79 @@ impl Ws {
     }
 }
 
+/// The stream under a WebSocket carried by an HTTP/2 stream (RFC 8441).
+pub type H2Stream = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+
+/// One HTTP/2 connection to the gateway, carrying any number of WebSocket sessions.
+pub struct H2 {
+    addr: SocketAddr,
+    send: hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+}
+
+impl H2 {
+    /// Connects with HTTP/2 prior knowledge (h2c).
+    pub async fn connect(addr: SocketAddr) -> H2 {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (send, conn) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .expect("HTTP/2 handshake");
+        tokio::spawn(conn);
+        H2 { addr, send }
+    }
+
+    /// Sends an extended CONNECT for `/ws` (with `origin`, if any): the response status and,
+    /// when it is 200, the WebSocket.
+    pub async fn try_open(&self, origin: Option<&str>) -> (u16, Option<Ws<H2Stream>>) {
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        // The client may send an extended CONNECT only once the server's SETTINGS allowing it
+        // have arrived: retry briefly right after connecting.
+        let mut attempts = 0;
+        let mut resp = loop {
+            let mut req = hyper::Request::builder()
+                .method(hyper::Method::CONNECT)
+                .uri(format!("http://{}/ws", self.addr))
+                .header("sec-websocket-version", "13")
+                .extension(hyper::ext::Protocol::from_static("websocket"));
+            if let Some(o) = origin {
+                req = req.header("origin", o);
+            }
+            let req = req.body(http_body_util::Empty::new()).unwrap();
+            match self.send.clone().send_request(req).await {
+                Ok(r) => break r,
+                Err(e) if attempts < 200 => {
+                    attempts += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("extended CONNECT failed: {e}"),
+            }
+        };
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return (status, None);
+        }
+        let upgraded = hyper::upgrade::on(&mut resp).await.expect("upgrade");
+        let stream = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            hyper_util::rt::TokioIo::new(upgraded),
+            Role::Client,
+            None,
+        )
+        .await;
+        (status, Some(Ws { stream }))
+    }
+
+    /// Opens a WebSocket session on this connection (panics unless the gateway accepts it).
+    pub async fn open(&self) -> Ws<H2Stream> {
+        match tokio::time::timeout(Duration::from_secs(10), self.try_open(None)).await {
+            Ok((200, Some(ws))) => ws,
+            Ok((status, _)) => panic!("extended CONNECT answered {status}"),
+            Err(_) => panic!("extended CONNECT timed out"),
+        }
+    }
+}
+
 impl<S> Ws<S>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,

@@ -49,13 +49,15 @@ struct Options {
     shm_mb: u32,
     sipp: bool,
     half_rate: bool,
+    /// Sessions per HTTP/2 connection (RFC 8441); `None`: one HTTP/1.1 connection per session.
+    http2: Option<usize>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: gateway_load --gateway PATH [--sessions N] [--concurrency C] [--hold SECS]\n\
          \x20      [--register-expires SECS] [--kamailio-children K] [--kamailio-shm MB]\n\
-         \x20      [--no-sipp] [--no-half-rate]"
+         \x20      [--no-sipp] [--no-half-rate] [--http2 SESSIONS_PER_CONNECTION]"
     );
     std::process::exit(2);
 }
@@ -71,6 +73,7 @@ fn options() -> Options {
         shm_mb: 512,
         sipp: true,
         half_rate: true,
+        http2: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -87,10 +90,15 @@ fn options() -> Options {
             "--kamailio-shm" => o.shm_mb = value().parse().unwrap_or_else(|_| usage()),
             "--no-sipp" => o.sipp = false,
             "--no-half-rate" => o.half_rate = false,
+            "--http2" => o.http2 = Some(value().parse().unwrap_or_else(|_| usage())),
             _ => usage(),
         }
     }
-    if o.gateway.as_os_str().is_empty() || o.sessions == 0 || o.concurrency == 0 {
+    if o.gateway.as_os_str().is_empty()
+        || o.sessions == 0
+        || o.concurrency == 0
+        || o.http2 == Some(0)
+    {
         usage();
     }
     o
@@ -482,9 +490,10 @@ impl Gateway {
         let config = format!(
             "listen = \"127.0.0.1:0\"\nkeys = \"keys.conf\"\nsip_bind = \"127.0.0.1\"\n\
              register_expires = {}\nmax_sessions = {}\nlogin_rate_per_minute = 1000000000\n\
-             login_burst = 1000000000\nsrv_lookup = false\n",
+             login_burst = 1000000000\nsrv_lookup = false\nhttp2_max_streams = {}\n",
             o.register_expires,
-            o.sessions + 100
+            o.sessions + 100,
+            o.http2.unwrap_or(1000)
         );
         let config_path = dir.join("gateway.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -528,6 +537,13 @@ impl Gateway {
             proc,
             dir: dir.to_owned(),
         }
+    }
+
+    /// How many file descriptors the gateway has open.
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.proc.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     /// VmRSS in KiB.
@@ -588,7 +604,110 @@ fn token(issuer: &Issuer<'_>, i: usize, port: u16) -> String {
     issuer.issue("CRM", &claims).unwrap()
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+/// What a WebSocket runs over: a TCP connection of its own, or an HTTP/2 stream.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
+
+type H2Sender = hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>;
+
+/// How sessions reach the gateway.
+#[derive(Clone)]
+enum Dialer {
+    /// A new HTTP/1.1 connection and upgrade per session.
+    Http1(String),
+    /// Extended CONNECT streams (RFC 8441), session `i` on connection `i / per_connection`.
+    Http2 {
+        addr: String,
+        connections: Arc<Vec<H2Sender>>,
+        per_connection: usize,
+    },
+}
+
+impl Dialer {
+    /// For `n` sessions: over HTTP/1.1, or over ceil(n / per) HTTP/2 connections opened now.
+    async fn new(addr: &str, n: usize, http2: Option<usize>) -> Result<Dialer, String> {
+        let Some(per) = http2 else {
+            return Ok(Dialer::Http1(addr.to_owned()));
+        };
+        let mut connections = Vec::new();
+        for _ in 0..n.div_ceil(per) {
+            let tcp = TcpStream::connect(addr)
+                .await
+                .map_err(|e| format!("TCP connect: {e}"))?;
+            let _ = tcp.set_nodelay(true);
+            let (send, conn) =
+                hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .handshake(hyper_util::rt::TokioIo::new(tcp))
+                    .await
+                    .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
+            tokio::spawn(conn);
+            connections.push(send);
+        }
+        Ok(Dialer::Http2 {
+            addr: addr.to_owned(),
+            connections: Arc::new(connections),
+            per_connection: per,
+        })
+    }
+
+    /// Opens session `i`'s WebSocket.
+    async fn open(&self, i: usize) -> Result<Ws, String> {
+        match self {
+            Dialer::Http1(addr) => {
+                let tcp = TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| format!("TCP connect: {e}"))?;
+                let _ = tcp.set_nodelay(true);
+                let io: Box<dyn Io> = Box::new(tcp);
+                let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), io)
+                    .await
+                    .map_err(|e| format!("WebSocket handshake: {e}"))?;
+                Ok(ws)
+            }
+            Dialer::Http2 {
+                addr,
+                connections,
+                per_connection,
+            } => {
+                let send = &connections[i / per_connection];
+                // Extended CONNECT needs the server's SETTINGS: retry briefly after connecting.
+                let mut attempts = 0;
+                let mut resp = loop {
+                    let req = hyper::Request::builder()
+                        .method(hyper::Method::CONNECT)
+                        .uri(format!("http://{addr}/ws"))
+                        .header("sec-websocket-version", "13")
+                        .extension(hyper::ext::Protocol::from_static("websocket"))
+                        .body(http_body_util::Empty::new())
+                        .unwrap();
+                    match send.clone().send_request(req).await {
+                        Ok(r) => break r,
+                        Err(_) if attempts < 100 => {
+                            attempts += 1;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        Err(e) => return Err(format!("extended CONNECT: {e}")),
+                    }
+                };
+                if resp.status() != 200 {
+                    return Err(format!("extended CONNECT answered {}", resp.status()));
+                }
+                let upgraded = hyper::upgrade::on(&mut resp)
+                    .await
+                    .map_err(|e| format!("upgrade: {e}"))?;
+                let io: Box<dyn Io> = Box::new(hyper_util::rt::TokioIo::new(upgraded));
+                Ok(tokio_tungstenite::WebSocketStream::from_raw_socket(
+                    io,
+                    tokio_tungstenite::tungstenite::protocol::Role::Client,
+                    None,
+                )
+                .await)
+            }
+        }
+    }
+}
 
 /// What one session saw.
 #[derive(Default)]
@@ -622,20 +741,12 @@ async fn next_json(ws: &mut Ws, within: Duration) -> Result<Value, String> {
     }
 }
 
-/// Connects and logs in; returns the socket and the latency (login sent -> `registered`).
-async fn login(addr: &str, token: &str) -> Result<(Ws, Duration), String> {
-    let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr))
+/// Connects session `i` and logs in; returns the socket and the latency (login sent ->
+/// `registered`).
+async fn login(dialer: &Dialer, i: usize, token: &str) -> Result<(Ws, Duration), String> {
+    let mut ws = tokio::time::timeout(Duration::from_secs(30), dialer.open(i))
         .await
-        .map_err(|_| "TCP connect timed out".to_string())?
-        .map_err(|e| format!("TCP connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let (mut ws, _) = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio_tungstenite::client_async(format!("ws://{addr}/ws"), tcp),
-    )
-    .await
-    .map_err(|_| "WebSocket handshake timed out".to_string())?
-    .map_err(|e| format!("WebSocket handshake: {e}"))?;
+        .map_err(|_| "WebSocket connect timed out".to_string())??;
     let t0 = Instant::now();
     ws.send(Message::Text(
         json!({"type": "login", "token": token}).to_string().into(),
@@ -711,7 +822,7 @@ struct Phase {
 /// Logs in `tokens.len()` sessions (bounded concurrency, or paced at `rate` per second), waits
 /// for all logins, calls `held` (the sessions stay registered meanwhile), then logs all out.
 async fn phase(
-    addr: &str,
+    dialer: &Dialer,
     tokens: Vec<String>,
     concurrency: usize,
     rate: Option<f64>,
@@ -729,13 +840,13 @@ async fn phase(
             tokio::time::sleep_until((t0 + Duration::from_secs_f64(i as f64 / rate)).into()).await;
         }
         let permit = permits.clone().acquire_owned().await.unwrap();
-        let addr = addr.to_owned();
+        let dialer = dialer.clone();
         let stop = stop_rx.clone();
         let done = done_tx.clone();
         let last_login = last_login.clone();
         tasks.push(tokio::spawn(async move {
             let mut report = SessionReport::default();
-            let result = login(&addr, &token).await;
+            let result = login(&dialer, i, &token).await;
             drop(permit);
             last_login.fetch_max(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let _ = done.send(()).await;
@@ -885,12 +996,26 @@ async fn run(o: &Options) -> bool {
     let mut rss1 = 0;
     let mut held_ok = true;
     let mut refreshes_metric = 0.0;
-    let max = phase(&gw.addr, tokens, o.concurrency, None, async || {
+    let dialer = match Dialer::new(&gw.addr, n, o.http2).await {
+        Ok(d) => d,
+        Err(e) => {
+            println!("FAIL: cannot reach the gateway: {e}");
+            return false;
+        }
+    };
+    if let Some(per) = o.http2 {
+        println!(
+            "sessions over HTTP/2 (RFC 8441): {} connections, up to {per} sessions each",
+            n.div_ceil(per)
+        );
+    }
+    let max = phase(&dialer, tokens, o.concurrency, None, async || {
         rss1 = gw.rss_kib();
         println!(
             "gateway RSS: {rss0} KiB idle, {rss1} KiB with {n} sessions = {:.2} KiB per session; \
-             load average {}",
+             {} open descriptors; load average {}",
             (rss1 as f64 - rss0 as f64) / n as f64,
+            gw.open_fds(),
             loadavg()
         );
         let before = gw.metric("siptoken_gateway_refreshes_total");
@@ -948,7 +1073,7 @@ async fn run(o: &Options) -> bool {
     if o.half_rate {
         let rate = (max_rate / 2.0).max(1.0);
         let tokens: Vec<String> = (0..n).map(|i| token(&issuer, i, port)).collect();
-        let half = phase(&gw.addr, tokens, n, Some(rate), async || {}).await;
+        let half = phase(&dialer, tokens, n, Some(rate), async || {}).await;
         let (_, failed) = summarize(&format!("gateway, paced at {rate:.0}/s"), &half);
         if failed > 0 {
             ok = false;

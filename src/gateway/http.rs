@@ -80,10 +80,11 @@ async fn websocket(
     let max = state.config.ws_max_message_bytes;
     ws.max_message_size(max)
         .max_frame_size(max)
-        // tungstenite zero-fills its read buffer to capacity (128 KiB by default) to read, so
-        // each open socket would keep that much resident; messages larger than this still
-        // arrive (the buffer grows), up to the limit above.
-        .read_buffer_size(4 * 1024)
+        // tungstenite allocates its read buffer up front (128 KiB by default) and keeps it for
+        // the life of the socket: most of a session's memory. Client messages are small (a login
+        // is well under 1 KiB); a larger one still arrives whole (the buffer grows for it), up to
+        // the limit above.
+        .read_buffer_size(1024)
         .on_upgrade(move |socket| super::ws::session(socket, state, peer.ip()))
 }
 

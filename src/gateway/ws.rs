@@ -205,7 +205,9 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
             Step::Ws(None | Some(Ok(WsMessage::Close(_)))) => break false,
             Step::Ws(Some(Ok(WsMessage::Text(t)))) => {
                 let mut gone = false;
-                for v in s.handle(t.as_str()).await {
+                // Boxed: a login (token check, replay store, registration start) is a large
+                // future that would otherwise size every idle session's state.
+                for v in Box::pin(s.handle(t.as_str())).await {
                     gone = gone || !send(&mut socket, v).await;
                 }
                 if gone {

@@ -755,6 +755,9 @@ pub fn spawn(
     tx
 }
 
+/// The registration task. Every SIP exchange is boxed while it runs: the task spends almost all
+/// of its life idle between refreshes, and without the boxes its state would be as large as the
+/// largest exchange (several KiB per registration, kept for the whole session).
 async fn run(
     id: u64,
     account: Account,
@@ -768,7 +771,7 @@ async fn run(
     let send = |e: Event| {
         let _ = events.send((id, e));
     };
-    let mut client = match Client::connect(account, settings, metrics.clone()).await {
+    let mut client = match Box::pin(Client::connect(account, settings, metrics.clone())).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(%aor, "registration failed: {e}");
@@ -776,7 +779,7 @@ async fn run(
             return;
         }
     };
-    let granted = match client.register(expires).await {
+    let granted = match Box::pin(client.register(expires)).await {
         Ok(g) => g,
         Err(e) => {
             tracing::warn!(%aor, "registration failed: {e}");
@@ -805,12 +808,12 @@ async fn run(
         };
         match step {
             Step::Stop => {
-                let mut result = client.register(0).await;
+                let mut result = Box::pin(client.register(0)).await;
                 if matches!(result, Err(SipError::Unreachable(_))) && client.sock.kind().is_stream()
                 {
                     // The registrar closed the idle connection: a new one removes both Contacts.
-                    result = match client.reconnect().await {
-                        Ok(()) => client.register(0).await,
+                    result = match Box::pin(client.reconnect()).await {
+                        Ok(()) => Box::pin(client.register(0)).await,
                         Err(e) => Err(e.into()),
                     };
                 }
@@ -825,14 +828,14 @@ async fn run(
                 if let Step::Incoming(Err(e)) = &step {
                     tracing::info!(%aor, "transport problem while idle ({e}): re-registering");
                     if client.sock.kind().is_stream() {
-                        if let Err(e) = client.reconnect().await {
+                        if let Err(e) = Box::pin(client.reconnect()).await {
                             tracing::warn!(%aor, "registration lost: {e}");
                             send(Event::Lost(e.into()));
                             return;
                         }
                     }
                 }
-                match client.register(expires).await {
+                match Box::pin(client.register(expires)).await {
                     Ok(g) => {
                         refresh_at = Instant::now() + refresh_delay(g);
                         metrics.refreshes.fetch_add(1, Ordering::Relaxed);

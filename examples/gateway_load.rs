@@ -104,6 +104,44 @@ fn options() -> Options {
     o
 }
 
+/// Fields of `/proc/PID/stat` after the command name (the first is the state, field 3).
+fn stat_fields(pid: &str) -> Vec<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    rest.split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect()
+}
+
+/// Clock ticks per second in `/proc/PID/stat` (USER_HZ, 100 on Linux).
+const TICKS: f64 = 100.0;
+
+/// CPU seconds (user + system) used so far by process `pid`.
+fn cpu_secs(pid: u32) -> f64 {
+    let f = stat_fields(&pid.to_string());
+    (f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)) as f64 / TICKS
+}
+
+/// CPU seconds used so far by every process in process group `group` (Kamailio forks workers).
+fn group_cpu_secs(group: u32) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        .map(|pid| stat_fields(&pid))
+        .filter(|f| f.get(1).copied() == Some(group as u64))
+        .map(|f| (f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)) as f64 / TICKS)
+        .sum()
+}
+
+/// CPU seconds used by this process's children that have been waited for (sipp).
+fn children_cpu_secs() -> f64 {
+    let f = stat_fields("self");
+    (f.get(12).copied().unwrap_or(0) + f.get(13).copied().unwrap_or(0)) as f64 / TICKS
+}
+
 /// A port free on loopback for both TCP and UDP (at the moment of asking).
 fn free_port() -> u16 {
     for _ in 0..100 {
@@ -163,10 +201,15 @@ struct Kamailio {
     dir: PathBuf,
     port: u16,
     /// Kept for its drop (kills Kamailio).
-    _proc: Proc,
+    proc: Proc,
 }
 
 impl Kamailio {
+    /// Kamailio's main process, leader of its process group.
+    fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
     /// Starts Kamailio with the test config, its users loaded from a db_text htable file.
     fn start(dir: &Path, o: &Options) -> Kamailio {
         let db = dir.join("db");
@@ -260,7 +303,7 @@ impl Kamailio {
             let k = Kamailio {
                 dir: dir.to_owned(),
                 port,
-                _proc: Proc(Command::new("true").spawn().unwrap()),
+                proc: Proc(Command::new("true").spawn().unwrap()),
             };
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
@@ -268,7 +311,7 @@ impl Kamailio {
                     break;
                 }
                 if k.kamcmd(&["core.version"]).is_some() {
-                    return Kamailio { _proc: proc, ..k };
+                    return Kamailio { proc, ..k };
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -385,6 +428,7 @@ fn sipp_ceiling(dir: &Path, k: &Kamailio, n: usize) -> (usize, f64) {
     let sipp_dir = dir.join("sipp");
     std::fs::create_dir_all(&sipp_dir).unwrap();
     let log = std::fs::File::create(sipp_dir.join("sipp.out")).unwrap();
+    let (kam0, sipp0) = (group_cpu_secs(k.pid()), children_cpu_secs());
     let t0 = Instant::now();
     let child = Command::new("sipp")
         .arg(format!("127.0.0.1:{}", k.port))
@@ -424,6 +468,12 @@ fn sipp_ceiling(dir: &Path, k: &Kamailio, n: usize) -> (usize, f64) {
     };
     let secs = t0.elapsed().as_secs_f64();
     drop(proc);
+    let (kam1, sipp1) = (group_cpu_secs(k.pid()), children_cpu_secs());
+    println!(
+        "CPU per direct registration: sipp {:.0} µs, Kamailio {:.0} µs",
+        (sipp1 - sipp0) / n as f64 * 1e6,
+        (kam1 - kam0) / n as f64 * 1e6
+    );
     let registered = k.registered("sp").len();
     match status {
         Some(s) if s.success() => {}
@@ -612,6 +662,13 @@ type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
 
 type H2Sender = hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>;
 
+/// The client side's WebSocket settings: tungstenite's default read buffer (128 KiB, zeroed
+/// when first read into) would make the load tool, which shares the CPUs with the gateway and
+/// Kamailio, spend most of a login clearing memory.
+fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
+}
+
 /// How sessions reach the gateway.
 #[derive(Clone)]
 enum Dialer {
@@ -661,9 +718,13 @@ impl Dialer {
                     .map_err(|e| format!("TCP connect: {e}"))?;
                 let _ = tcp.set_nodelay(true);
                 let io: Box<dyn Io> = Box::new(tcp);
-                let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), io)
-                    .await
-                    .map_err(|e| format!("WebSocket handshake: {e}"))?;
+                let (ws, _) = tokio_tungstenite::client_async_with_config(
+                    format!("ws://{addr}/ws"),
+                    io,
+                    Some(client_config()),
+                )
+                .await
+                .map_err(|e| format!("WebSocket handshake: {e}"))?;
                 Ok(ws)
             }
             Dialer::Http2 {
@@ -701,7 +762,7 @@ impl Dialer {
                 Ok(tokio_tungstenite::WebSocketStream::from_raw_socket(
                     io,
                     tokio_tungstenite::tungstenite::protocol::Role::Client,
-                    None,
+                    Some(client_config()),
                 )
                 .await)
             }
@@ -1009,7 +1070,19 @@ async fn run(o: &Options) -> bool {
             n.div_ceil(per)
         );
     }
+    let me = std::process::id();
+    let cpu0 = (
+        cpu_secs(gw.proc.pid()),
+        group_cpu_secs(kam.pid()),
+        cpu_secs(me),
+    );
     let max = phase(&dialer, tokens, o.concurrency, None, async || {
+        println!(
+            "CPU per login: gateway {:.0} µs, Kamailio {:.0} µs, load tool {:.0} µs",
+            (cpu_secs(gw.proc.pid()) - cpu0.0) / n as f64 * 1e6,
+            (group_cpu_secs(kam.pid()) - cpu0.1) / n as f64 * 1e6,
+            (cpu_secs(me) - cpu0.2) / n as f64 * 1e6,
+        );
         rss1 = gw.rss_kib();
         println!(
             "gateway RSS: {rss0} KiB idle, {rss1} KiB with {n} sessions = {:.2} KiB per session; \

@@ -3,10 +3,11 @@
 # mode and runs examples/gateway_load.rs against a real Kamailio and sipp on loopback.
 #
 #   benches/gateway_load.sh [gateway_load options]
-#   e.g. benches/gateway_load.sh --sessions 9500 --hold 600 --register-expires 30
+#   e.g. benches/gateway_load.sh --sessions 20000 --hold 600 --register-expires 60 --http2 1000
 #
-# Each session holds two descriptors in the gateway (its WebSocket and its own SIP socket), so
-# the open-files limit caps the sessions one gateway can hold at about half of `ulimit -Hn`.
+# Over HTTP/1.1 each session holds one descriptor in the gateway (its WebSocket; the SIP socket
+# is shared), so the open-files limit caps one gateway at a little under `ulimit -Hn` sessions;
+# over HTTP/2 (`--http2 N`: N sessions per connection) a connection carries many.
 # The tool starts and stops Kamailio and the gateway itself (each in its own process group,
 # killed on exit, also on failure); the trap below covers an interrupted build or run.
 set -euo pipefail
@@ -32,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(--sessions 9500 --hold 600 --register-expires 60)
+[ ${#args[@]} -gt 0 ] || args=(--sessions 20000 --hold 600 --register-expires 60 --http2 1000 --kamailio-shm 1024)
 target/release/examples/gateway_load --gateway target/release/siptoken-gateway "${args[@]}" &
 pid=$!
 wait "$pid"

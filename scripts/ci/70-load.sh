@@ -3,7 +3,8 @@
 # siptoken-gateway to a real Kamailio (sipp registering as many accounts directly beside them),
 # held 30 s with a 20 s register expiry (every session refreshes at least once, 3-9 s before its
 # binding would expire, so a slow CI machine does not turn into a lost registration), then logged
-# out. Fails on any error, lost registration or leftover binding; never on speed (the figures are
+# out; then 2,000 more carried by two HTTP/2 connections (RFC 8441), held and logged out the same
+# way. Fails on any error, lost registration or leftover binding; never on speed (the figures are
 # printed only). Uses the debug build the gateway stage already made; full size and release
 # figures: benches/gateway_load.sh and docs/performance.md.
 set -euo pipefail
@@ -29,7 +30,7 @@ trap 'exit 130' INT TERM
 run_load() {
   timeout --signal=TERM --kill-after=20 240 target/debug/examples/gateway_load \
     --gateway target/debug/siptoken-gateway --sessions 2000 --concurrency 128 \
-    --hold 30 --register-expires 20 &
+    --hold 30 --register-expires 20 "$@" &
   pid=$!
   wait "$pid"
 }
@@ -39,3 +40,5 @@ step "load: clippy" cargo clippy --features gateway --example gateway_load -- -D
 step "load: build (debug, shared with the gateway stage)" \
   cargo build --features gateway --bin siptoken-gateway --example gateway_load
 step "load: 2,000 sessions through the gateway, 30 s hold, sipp beside" run_load
+step "load: 2,000 sessions on two HTTP/2 connections, 30 s hold" \
+  run_load --http2 1000 --no-sipp --no-half-rate

@@ -218,10 +218,11 @@ pub enum Event {
         /// The expiry the registrar granted.
         expires: u32,
     },
-    /// The first registration failed; the task has ended.
-    Failed(SipError),
+    /// The first registration failed; the task has ended. (Boxed: events queue in a channel
+    /// per session, whose buffer is sized by the largest event.)
+    Failed(Box<SipError>),
     /// A refresh failed; the task has ended.
-    Lost(SipError),
+    Lost(Box<SipError>),
     /// Unregistered after a request to stop; the task has ended.
     Unregistered,
 }
@@ -775,7 +776,7 @@ async fn run(
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(%aor, "registration failed: {e}");
-            send(Event::Failed(e));
+            send(Event::Failed(Box::new(e)));
             return;
         }
     };
@@ -783,7 +784,7 @@ async fn run(
         Ok(g) => g,
         Err(e) => {
             tracing::warn!(%aor, "registration failed: {e}");
-            send(Event::Failed(e));
+            send(Event::Failed(Box::new(e)));
             return;
         }
     };
@@ -830,7 +831,7 @@ async fn run(
                     if client.sock.kind().is_stream() {
                         if let Err(e) = Box::pin(client.reconnect()).await {
                             tracing::warn!(%aor, "registration lost: {e}");
-                            send(Event::Lost(e.into()));
+                            send(Event::Lost(Box::new(e.into())));
                             return;
                         }
                     }
@@ -844,7 +845,7 @@ async fn run(
                     }
                     Err(e) => {
                         tracing::warn!(%aor, "registration lost: {e}");
-                        send(Event::Lost(e));
+                        send(Event::Lost(Box::new(e)));
                         return;
                     }
                 }

@@ -14,6 +14,23 @@ use siptoken::Transport;
 
 const USERS: &[(&str, &str)] = &[("alice", "s3cr<t \"x\""), ("bob", "b0b")];
 
+/// A token for `user` (one of [`USERS`], with its password) registering at `kam`.
+fn user_token(user: &str, kam: &Kamailio, transport: Transport) -> String {
+    let (_, password) = USERS
+        .iter()
+        .find(|(u, _)| *u == user)
+        .expect("one of USERS");
+    token(user, password, kam.port, transport)
+}
+
+/// Starts Kamailio (MD5 digest, [`USERS`]) and a gateway with `config`, and opens a WebSocket.
+async fn kamailio_gateway_ws(config: &str) -> (Kamailio, Gateway, Ws) {
+    let kam = Kamailio::start("MD5", USERS);
+    let gw = Gateway::start(config);
+    let ws = gw.ws().await;
+    (kam, gw, ws)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_refreshes_and_unregisters_on_logout_udp() {
     if !peers_enabled("registers_refreshes_and_unregisters_on_logout_udp") {
@@ -32,7 +49,7 @@ async fn registers_refreshes_and_unregisters_on_logout_udp() {
     let gw = Gateway::start("register_expires = 3");
     let mut ws = gw.ws().await;
     let t0 = Instant::now();
-    let tok = token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp);
+    let tok = user_token("alice", &kam, Transport::Udp);
     ws.login(&tok).await;
     let v = ws.expect("registering").await;
     assert_eq!(v["aor"], "sip:alice@sip.test");
@@ -60,15 +77,8 @@ async fn registers_refreshes_and_unregisters_on_logout_udp() {
         1.0
     );
 
-    ws.send(json!({"type": "logout"})).await;
-    loop {
-        let v = ws.recv().await;
-        if v["type"] == "unregistered" {
-            assert_eq!(v["aor"], "sip:alice@sip.test");
-            break;
-        }
-        assert_eq!(v["type"], "registered", "{v}");
-    }
+    let v = ws.logout_after_refreshes().await;
+    assert_eq!(v["aor"], "sip:alice@sip.test");
     assert!(kam.bindings("alice").is_empty(), "{}", kam.dump());
     ws.send(json!({"type": "logout"})).await;
     ws.expect_error("not_logged_in").await;
@@ -91,13 +101,11 @@ async fn tcp_binding_is_removed_when_the_socket_closes_abruptly() {
     if !peers_enabled("tcp_binding_is_removed_when_the_socket_closes_abruptly") {
         return;
     }
-    let kam = Kamailio::start("MD5", USERS);
-    let gw = Gateway::start("");
-    let mut ws = gw.ws().await;
-    ws.login(&token("bob", "b0b", kam.port, Transport::Tcp))
+    let (kam, gw, mut ws) = kamailio_gateway_ws("").await;
+    let v = ws
+        .login_registered(&user_token("bob", &kam, Transport::Tcp))
         .await;
-    ws.expect("registering").await;
-    assert_eq!(ws.expect("registered").await["expires"], 600);
+    assert_eq!(v["expires"], 600);
     let b = kam.wait_bindings("bob", 1, Duration::from_secs(2));
     assert!(b[0].contains("transport=tcp"), "{b:?}");
     // Drop the TCP connection without a WebSocket close frame.
@@ -116,21 +124,16 @@ async fn two_sessions_of_one_account_are_two_bindings() {
     let gw = Gateway::start("");
     let mut a = gw.ws().await;
     let mut b = gw.ws().await;
-    a.login(&token("bob", "b0b", kam.port, Transport::Udp))
-        .await;
-    b.login(&token("bob", "b0b", kam.port, Transport::Udp))
-        .await;
+    a.login(&user_token("bob", &kam, Transport::Udp)).await;
+    b.login(&user_token("bob", &kam, Transport::Udp)).await;
     for ws in [&mut a, &mut b] {
-        ws.expect("registering").await;
-        ws.expect("registered").await;
+        ws.expect_registration().await;
     }
     kam.wait_bindings("bob", 2, Duration::from_secs(2));
-    a.send(json!({"type": "logout"})).await;
-    a.expect("unregistered").await;
+    a.logout().await;
     kam.wait_bindings("bob", 1, Duration::from_secs(2));
     b.ping().await;
-    b.send(json!({"type": "logout"})).await;
-    b.expect("unregistered").await;
+    b.logout().await;
     kam.wait_bindings("bob", 0, Duration::from_secs(2));
 }
 
@@ -139,9 +142,7 @@ async fn wrong_password_is_sip_auth_failed_and_the_socket_stays_usable() {
     if !peers_enabled("wrong_password_is_sip_auth_failed_and_the_socket_stays_usable") {
         return;
     }
-    let kam = Kamailio::start("MD5", USERS);
-    let gw = Gateway::start("");
-    let mut ws = gw.ws().await;
+    let (kam, gw, mut ws) = kamailio_gateway_ws("").await;
     ws.login(&token("alice", "wrong", kam.port, Transport::Udp))
         .await;
     ws.expect("registering").await;
@@ -149,7 +150,7 @@ async fn wrong_password_is_sip_auth_failed_and_the_socket_stays_usable() {
     assert_eq!(v["sipStatus"], 401, "{v}");
     assert!(kam.bindings("alice").is_empty());
     ws.ping().await;
-    ws.login_registered(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
+    ws.login_registered(&user_token("alice", &kam, Transport::Udp))
         .await;
     kam.wait_bindings("alice", 1, Duration::from_secs(2));
     assert_eq!(
@@ -166,11 +167,10 @@ async fn sha256_digest_against_kamailio() {
     let kam = Kamailio::start("SHA-256", USERS);
     let gw = Gateway::start("");
     let mut ws = gw.ws().await;
-    ws.login_registered(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
+    ws.login_registered(&user_token("alice", &kam, Transport::Udp))
         .await;
     kam.wait_bindings("alice", 1, Duration::from_secs(2));
-    ws.send(json!({"type": "logout"})).await;
-    ws.expect("unregistered").await;
+    ws.logout().await;
     kam.wait_bindings("alice", 0, Duration::from_secs(2));
 }
 
@@ -179,21 +179,16 @@ async fn answers_kamailio_options_keepalives() {
     if !peers_enabled("answers_kamailio_options_keepalives") {
         return;
     }
-    let kam = Kamailio::start("MD5", USERS);
-    let gw = Gateway::start("");
-    let mut ws = gw.ws().await;
-    ws.login_registered(&token("bob", "b0b", kam.port, Transport::Udp))
+    let (kam, gw, mut ws) = kamailio_gateway_ws("").await;
+    ws.login_registered(&user_token("bob", &kam, Transport::Udp))
         .await;
     // nathelper pings every binding each second.
-    let deadline = Instant::now() + Duration::from_secs(6);
-    while gw.metric("siptoken_gateway_sip_requests_answered_total") < 1.0 {
-        assert!(
-            Instant::now() < deadline,
-            "no OPTIONS answered\n{}",
-            gw.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    gw.wait_metric(
+        "siptoken_gateway_sip_requests_answered_total",
+        Duration::from_secs(6),
+        |answered| answered >= 1.0,
+    )
+    .await;
     ws.ping().await;
 }
 
@@ -206,13 +201,10 @@ async fn sigterm_unregisters_every_account_before_exit() {
     let mut gw = Gateway::start("");
     let mut a = gw.ws().await;
     let mut b = gw.ws().await;
-    a.login(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
-        .await;
-    b.login(&token("bob", "b0b", kam.port, Transport::Tcp))
-        .await;
+    a.login(&user_token("alice", &kam, Transport::Udp)).await;
+    b.login(&user_token("bob", &kam, Transport::Tcp)).await;
     for ws in [&mut a, &mut b] {
-        ws.expect("registering").await;
-        ws.expect("registered").await;
+        ws.expect_registration().await;
     }
     kam.wait_bindings("alice", 1, Duration::from_secs(2));
     kam.wait_bindings("bob", 1, Duration::from_secs(2));
@@ -232,12 +224,11 @@ async fn registration_lost_when_the_registrar_goes_away() {
     // UDP: the next refresh (within 2 s) meets ICMP port unreachable. TCP: the connection
     // closes, the gateway reconnects at once and is refused.
     for transport in [Transport::Udp, Transport::Tcp] {
-        let kam = Kamailio::start("MD5", USERS);
-        let gw = Gateway::start(
+        let (kam, gw, mut ws) = kamailio_gateway_ws(
             "register_expires = 2\nsip_t1_ms = 100\nsip_transaction_timeout_ms = 1500",
-        );
-        let mut ws = gw.ws().await;
-        ws.login_registered(&token("bob", "b0b", kam.port, transport))
+        )
+        .await;
+        ws.login_registered(&user_token("bob", &kam, transport))
             .await;
         drop(kam);
         let v = loop {
@@ -265,7 +256,7 @@ async fn fifty_concurrent_sessions_register_and_all_go_away() {
     let gw = Gateway::start("login_burst = 100");
     let mut handles = Vec::new();
     for _ in 0..N {
-        let tok = token("bob", "b0b", kam.port, Transport::Udp);
+        let tok = user_token("bob", &kam, Transport::Udp);
         let addr = gw.addr;
         handles.push(tokio::spawn(async move {
             let mut ws = Ws::connect(addr, None).await;
@@ -310,17 +301,11 @@ async fn fifty_concurrent_sessions_register_and_all_go_away() {
         "a Contact user per registration: {contacts:?}"
     );
     // ... so the gateway holds about one descriptor per session (its WebSocket), not two.
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", gw.pid()))
-        .unwrap()
-        .count();
+    let fds = gw.open_fds();
     assert!(fds < N + 30, "{fds} open descriptors for {N} sessions");
     drop(sockets);
     kam.wait_bindings("bob", 0, Duration::from_secs(10));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.metric("siptoken_gateway_sessions") != 0.0 {
-        assert!(Instant::now() < deadline, "sessions not closed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gw.wait_no_sessions(Duration::from_secs(5)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,8 +313,7 @@ async fn registrar_host_name_is_resolved() {
     if !peers_enabled("registrar_host_name_is_resolved") {
         return;
     }
-    let kam = Kamailio::start("MD5", USERS);
-    let gw = Gateway::start("");
+    let (kam, _gw, mut ws) = kamailio_gateway_ws("").await;
     let claims = siptoken::Claims::builder("bob", "b0b", DOMAIN)
         .outbound_proxy("localhost")
         .port(kam.port)
@@ -338,7 +322,6 @@ async fn registrar_host_name_is_resolved() {
     let tok = siptoken::Issuer::new(&ring())
         .issue("CRM", &claims)
         .unwrap();
-    let mut ws = gw.ws().await;
     ws.login_registered(&tok).await;
     kam.wait_bindings("bob", 1, Duration::from_secs(2));
 }
@@ -348,12 +331,10 @@ async fn one_socket_two_accounts_logout_unregisters_both() {
     if !peers_enabled("one_socket_two_accounts_logout_unregisters_both") {
         return;
     }
-    let kam = Kamailio::start("MD5", USERS);
-    let gw = Gateway::start("");
-    let mut ws = gw.ws().await;
-    ws.login_registered(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Udp))
+    let (kam, _gw, mut ws) = kamailio_gateway_ws("").await;
+    ws.login_registered(&user_token("alice", &kam, Transport::Udp))
         .await;
-    ws.login_registered(&token("bob", "b0b", kam.port, Transport::Tcp))
+    ws.login_registered(&user_token("bob", &kam, Transport::Tcp))
         .await;
     kam.wait_bindings("alice", 1, Duration::from_secs(2));
     kam.wait_bindings("bob", 1, Duration::from_secs(2));
@@ -417,7 +398,7 @@ async fn crlf_keepalives_keep_an_idle_tcp_connection_open() {
     let kam = Kamailio::start_with("MD5", USERS, short_tcp_lifetime());
     let gw = Gateway::start("tcp_keepalive_seconds = 1");
     let mut ws = gw.ws().await;
-    ws.login_registered(&token("bob", "b0b", kam.port, Transport::Tcp))
+    ws.login_registered(&user_token("bob", &kam, Transport::Tcp))
         .await;
     let before = kam.wait_bindings("bob", 1, Duration::from_secs(2));
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -435,15 +416,14 @@ async fn a_closed_idle_tcp_connection_is_replaced_without_a_stale_binding() {
     let kam = Kamailio::start_with("MD5", USERS, short_tcp_lifetime());
     let gw = Gateway::start("tcp_keepalive_seconds = 0");
     let mut ws = gw.ws().await;
-    ws.login_registered(&token("bob", "b0b", kam.port, Transport::Tcp))
+    ws.login_registered(&user_token("bob", &kam, Transport::Tcp))
         .await;
     let before = kam.wait_bindings("bob", 1, Duration::from_secs(2));
     let v = ws.recv_within(Duration::from_secs(20)).await;
     assert_eq!(v["type"], "registered", "{v}");
     let after = kam.wait_bindings("bob", 1, Duration::from_secs(2));
     assert_ne!(after, before, "a new connection has a new Contact");
-    ws.send(json!({"type": "logout"})).await;
-    ws.expect("unregistered").await;
+    ws.logout().await;
     kam.wait_bindings("bob", 0, Duration::from_secs(2));
 }
 
@@ -455,7 +435,7 @@ async fn sigint_unregisters_too() {
     let kam = Kamailio::start("MD5", USERS);
     let mut gw = Gateway::start("");
     let mut ws = gw.ws().await;
-    ws.login_registered(&token("alice", "s3cr<t \"x\"", kam.port, Transport::Tcp))
+    ws.login_registered(&user_token("alice", &kam, Transport::Tcp))
         .await;
     kam.wait_bindings("alice", 1, Duration::from_secs(2));
     let status = gw.signal("INT", Duration::from_secs(15));
@@ -493,8 +473,7 @@ async fn registers_over_ipv6() {
         let b = kam.wait_bindings(user, 1, Duration::from_secs(2));
         assert!(b[0].contains("@[::1]:"), "{b:?}");
     }
-    ws.send(json!({"type": "logout"})).await;
-    ws.expect("unregistered").await;
+    ws.logout().await;
     ws.expect("unregistered").await;
     kam.wait_bindings("alice", 0, Duration::from_secs(2));
     kam.wait_bindings("bob", 0, Duration::from_secs(2));
@@ -512,16 +491,14 @@ async fn websockets_over_http2_share_one_connection() {
     let mut sessions = Vec::new();
     for _ in 0..N {
         let mut ws = h2.open().await;
-        ws.login_registered(&token("bob", "b0b", kam.port, Transport::Udp))
+        ws.login_registered(&user_token("bob", &kam, Transport::Udp))
             .await;
         sessions.push(ws);
     }
     kam.wait_bindings("bob", N, Duration::from_secs(5));
     assert_eq!(gw.metric("siptoken_gateway_sessions"), N as f64);
     // One TCP connection and one SIP socket for all of them.
-    let fds = std::fs::read_dir(format!("/proc/{}/fd", gw.pid()))
-        .unwrap()
-        .count();
+    let fds = gw.open_fds();
     assert!(
         fds < 30,
         "{fds} open descriptors for {N} sessions on one connection"
@@ -529,8 +506,7 @@ async fn websockets_over_http2_share_one_connection() {
 
     // One session logging out leaves the others on the connection registered.
     let mut first = sessions.remove(0);
-    first.send(json!({"type": "logout"})).await;
-    first.expect("unregistered").await;
+    first.logout().await;
     kam.wait_bindings("bob", N - 1, Duration::from_secs(5));
     for ws in sessions.iter_mut() {
         ws.ping().await;
@@ -549,9 +525,5 @@ async fn websockets_over_http2_share_one_connection() {
     drop(_ws);
     drop(h2);
     kam.wait_bindings("bob", 0, Duration::from_secs(10));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.metric("siptoken_gateway_sessions") != 0.0 {
-        assert!(Instant::now() < deadline, "sessions not closed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gw.wait_no_sessions(Duration::from_secs(5)).await;
 }

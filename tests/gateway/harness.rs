@@ -394,6 +394,11 @@ impl Gateway {
         self.child.id()
     }
 
+    /// Open file descriptors of the gateway process (sockets included).
+    pub fn open_fds(&self) -> usize {
+        open_fds(self.pid())
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
         self.signal("TERM", within)
@@ -430,9 +435,45 @@ impl Gateway {
             .unwrap_or(0.0)
     }
 
+    /// Waits (bounded, polling every 50 ms) until the metric `series` satisfies `done`, and
+    /// returns its value; panics with the last value and the gateway log after `within`.
+    pub async fn wait_metric(
+        &self,
+        series: &str,
+        within: Duration,
+        done: impl Fn(f64) -> bool,
+    ) -> f64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let v = self.metric(series);
+            if done(v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} is still {v} after {within:?}\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits (bounded) until the gateway has no sessions left.
+    pub async fn wait_no_sessions(&self, within: Duration) {
+        self.wait_metric("siptoken_gateway_sessions", within, |v| v == 0.0)
+            .await;
+    }
+
     pub async fn ws(&self) -> Ws {
         Ws::connect(self.addr, None).await
     }
+}
+
+/// Open file descriptors of a process (sockets included), counted in `/proc/PID/fd`.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 impl Drop for Gateway {
@@ -609,8 +650,32 @@ where
     /// Logs in with `token` and expects `registering`, then `registered` (returned).
     pub async fn login_registered(&mut self, token: &str) -> Value {
         self.login(token).await;
+        self.expect_registration().await
+    }
+
+    /// After a login already sent: expects `registering`, then `registered` (returned).
+    pub async fn expect_registration(&mut self) -> Value {
         self.expect("registering").await;
         self.expect("registered").await
+    }
+
+    /// Sends `logout` and expects `unregistered` as the very next message (returned).
+    pub async fn logout(&mut self) -> Value {
+        self.send(json!({"type": "logout"})).await;
+        self.expect("unregistered").await
+    }
+
+    /// Sends `logout` and waits for `unregistered` (returned), allowing only `registered`
+    /// (refreshes already on their way) before it.
+    pub async fn logout_after_refreshes(&mut self) -> Value {
+        self.send(json!({"type": "logout"})).await;
+        loop {
+            let v = self.recv().await;
+            if v["type"] == "unregistered" {
+                return v;
+            }
+            assert_eq!(v["type"], "registered", "{v}");
+        }
     }
 
     /// The next JSON message, waiting at most `within`; panics on timeout or close.

@@ -10,12 +10,30 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use harness::*;
-use serde_json::json;
 use siptoken::Transport;
 
-async fn logout(ws: &mut Ws) {
-    ws.send(json!({"type": "logout"})).await;
-    ws.expect("unregistered").await;
+/// Starts sipp playing `scenario_file` (in tests/gateway/sipp/) and a gateway with `config`, and
+/// opens a WebSocket.
+async fn sipp_gateway_ws(scenario_file: &str, config: &str) -> (Sipp, Gateway, Ws) {
+    let sipp = Sipp::start(&scenario(scenario_file));
+    let gw = Gateway::start(config);
+    let ws = gw.ws().await;
+    (sipp, gw, ws)
+}
+
+/// The one account every scenario expects, at sipp's port over UDP.
+fn crm1_token(sipp: &Sipp) -> String {
+    token("crm1", "pw", sipp.port, Transport::Udp)
+}
+
+/// Registers at the registrar `scenario_file` plays, logs out, and checks that sipp saw its
+/// whole scenario.
+async fn registers_and_unregisters_against(scenario_file: &str) {
+    let (mut sipp, _gw, mut ws) =
+        sipp_gateway_ws(scenario_file, "sip_transaction_timeout_ms = 5000").await;
+    ws.login_registered(&crm1_token(&sipp)).await;
+    ws.logout().await;
+    sipp.wait_success(Duration::from_secs(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,11 +41,12 @@ async fn forbidden_after_the_challenge_is_sip_auth_failed() {
     if !peers_enabled("forbidden_after_the_challenge_is_sip_auth_failed") {
         return;
     }
-    let mut sipp = Sipp::start(&scenario("403-after-challenge.xml"));
-    let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
-    let mut ws = gw.ws().await;
-    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
-        .await;
+    let (mut sipp, gw, mut ws) = sipp_gateway_ws(
+        "403-after-challenge.xml",
+        "sip_transaction_timeout_ms = 5000",
+    )
+    .await;
+    ws.login(&crm1_token(&sipp)).await;
     ws.expect("registering").await;
     let v = ws.expect_error("sip_auth_failed").await;
     assert_eq!(v["sipStatus"], 403, "{v}");
@@ -41,18 +60,19 @@ async fn interval_too_brief_is_retried_with_min_expires() {
     if !peers_enabled("interval_too_brief_is_retried_with_min_expires") {
         return;
     }
-    let mut sipp = Sipp::start(&scenario("423-min-expires.xml"));
-    let gw = Gateway::start("register_expires = 1\nsip_transaction_timeout_ms = 5000");
-    let mut ws = gw.ws().await;
-    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
-        .await;
+    let (mut sipp, _gw, mut ws) = sipp_gateway_ws(
+        "423-min-expires.xml",
+        "register_expires = 1\nsip_transaction_timeout_ms = 5000",
+    )
+    .await;
+    ws.login(&crm1_token(&sipp)).await;
     ws.expect("registering").await;
     let v = ws.expect("registered").await;
     assert_eq!(v["expires"], 2, "{v}");
     // The refresh (after 1.1–1.7 s) asks for Min-Expires again; sipp checks the header.
     let v = ws.recv_within(Duration::from_secs(4)).await;
     assert_eq!(v["type"], "registered", "{v}");
-    logout(&mut ws).await;
+    ws.logout().await;
     sipp.wait_success(Duration::from_secs(5));
     // Every REGISTER of the registration (423 retry, refresh, unregister) keeps the Call-ID and
     // From tag and increases the CSeq; each transaction has a fresh branch.
@@ -104,17 +124,15 @@ async fn service_unavailable_with_retry_after_backs_off_and_retries() {
     if !peers_enabled("service_unavailable_with_retry_after_backs_off_and_retries") {
         return;
     }
-    let mut sipp = Sipp::start(&scenario("503-retry-after.xml"));
-    let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
-    let mut ws = gw.ws().await;
+    let (mut sipp, _gw, mut ws) =
+        sipp_gateway_ws("503-retry-after.xml", "sip_transaction_timeout_ms = 5000").await;
     let t0 = Instant::now();
-    ws.login_registered(&token("crm1", "pw", sipp.port, Transport::Udp))
-        .await;
+    ws.login_registered(&crm1_token(&sipp)).await;
     assert!(
         t0.elapsed() >= Duration::from_secs(1),
         "did not wait for Retry-After"
     );
-    logout(&mut ws).await;
+    ws.logout().await;
     sipp.wait_success(Duration::from_secs(5));
 }
 
@@ -123,13 +141,7 @@ async fn answers_the_sha256_challenge_when_offered_beside_md5() {
     if !peers_enabled("answers_the_sha256_challenge_when_offered_beside_md5") {
         return;
     }
-    let mut sipp = Sipp::start(&scenario("sha256-challenge.xml"));
-    let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
-    let mut ws = gw.ws().await;
-    ws.login_registered(&token("crm1", "pw", sipp.port, Transport::Udp))
-        .await;
-    logout(&mut ws).await;
-    sipp.wait_success(Duration::from_secs(5));
+    registers_and_unregisters_against("sha256-challenge.xml").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,13 +149,7 @@ async fn proxy_and_registrar_challenges_then_a_stale_nonce_still_register() {
     if !peers_enabled("proxy_and_registrar_challenges_then_a_stale_nonce_still_register") {
         return;
     }
-    let mut sipp = Sipp::start(&scenario("407-401-stale.xml"));
-    let gw = Gateway::start("sip_transaction_timeout_ms = 5000");
-    let mut ws = gw.ws().await;
-    ws.login_registered(&token("crm1", "pw", sipp.port, Transport::Udp))
-        .await;
-    logout(&mut ws).await;
-    sipp.wait_success(Duration::from_secs(5));
+    registers_and_unregisters_against("407-401-stale.xml").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,12 +157,13 @@ async fn no_answer_is_sip_timeout_after_retransmissions() {
     if !peers_enabled("no_answer_is_sip_timeout_after_retransmissions") {
         return;
     }
-    let mut sipp = Sipp::start(&scenario("no-answer.xml"));
-    let gw = Gateway::start("sip_t1_ms = 100\nsip_transaction_timeout_ms = 1500");
-    let mut ws = gw.ws().await;
+    let (mut sipp, gw, mut ws) = sipp_gateway_ws(
+        "no-answer.xml",
+        "sip_t1_ms = 100\nsip_transaction_timeout_ms = 1500",
+    )
+    .await;
     let t0 = Instant::now();
-    ws.login(&token("crm1", "pw", sipp.port, Transport::Udp))
-        .await;
+    ws.login(&crm1_token(&sipp)).await;
     ws.expect("registering").await;
     ws.expect_error("sip_timeout").await;
     let waited = t0.elapsed();

@@ -16,25 +16,18 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use harness::*;
 use serde_json::json;
-use siptoken::{Claims, Issuer, Transport};
+use siptoken::Transport;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-
-/// Open file descriptors of a process (sockets included).
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
-}
 
 /// Waits (bounded) until the process has `n` open file descriptors.
 fn wait_fds(pid: u32, n: usize, within: Duration) {
     let deadline = Instant::now() + within;
-    while fds(pid) != n {
+    while open_fds(pid) != n {
         assert!(
             Instant::now() < deadline,
             "gateway holds {} file descriptors, expected {n}",
-            fds(pid)
+            open_fds(pid)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -116,7 +109,7 @@ async fn handshake_timeout_closes_silent_and_slow_connections() {
     let gw = Gateway::start("handshake_timeout_seconds = 1");
     let pid = gw.pid();
     let mut ws = gw.ws().await;
-    let baseline = fds(pid);
+    let baseline = open_fds(pid);
     // 40 connections that never send a byte, and one slow loris that trickles its headers.
     let mut silent: Vec<TcpStream> = (0..40)
         .map(|_| TcpStream::connect(gw.addr).unwrap())
@@ -174,24 +167,18 @@ async fn idle_websockets_are_closed_and_their_accounts_released() {
     // A client that logged in and then went silent: it never reads, so never answers a ping.
     // (A raw socket: a WebSocket library would answer pings whenever it is polled.)
     let mut live = gw.ws().await;
-    let token = Issuer::new(&ring())
-        .issue(
-            "CRM",
-            &Claims::builder("crm1", "pw", DOMAIN)
-                .registered(false)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    let token = token_without_sip();
     let mut dead = raw_websocket(gw.addr);
     let login = json!({"type": "login", "token": token}).to_string();
     dead.write_all(&masked_text_frame(login.as_bytes()))
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.metric("siptoken_gateway_registered_accounts") != 1.0 {
-        assert!(Instant::now() < deadline, "login not accepted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // The login is accepted.
+    gw.wait_metric(
+        "siptoken_gateway_registered_accounts",
+        Duration::from_secs(5),
+        |accounts| accounts == 1.0,
+    )
+    .await;
     assert_eq!(gw.metric("siptoken_gateway_sessions"), 2.0);
     // Meanwhile a client that keeps reading answers the gateway's pings (as browsers do by
     // themselves) and stays, for twice the idle timeout.
@@ -267,23 +254,15 @@ async fn oversized_messages_close_the_socket_with_1009() {
     let mut fresh = gw.ws().await;
     fresh.ping().await;
     let series = "siptoken_gateway_connections_closed_total{reason=\"message_too_big\"}";
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.metric(series) != 2.0 {
-        assert!(Instant::now() < deadline, "{}", gw.metric(series));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gw.wait_metric(series, Duration::from_secs(5), |closed| closed == 2.0)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_rate_is_per_ip_and_session_limit_recovers() {
     let gw = Gateway::start("login_rate_per_minute = 1\nlogin_burst = 3\nmax_sessions = 3");
     let mut a = gw.ws().await;
-    for _ in 0..3 {
-        a.login("CRM:zz").await;
-        a.expect_error("token_rejected").await;
-    }
-    a.login("CRM:zz").await;
-    let v = a.expect_error("rate_limited").await;
+    let v = a.use_up_login_burst(3).await;
     assert!(v["message"].as_str().unwrap().contains("too many"));
     // Another client address (127.0.0.2 is loopback too) has its own bucket.
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -312,11 +291,12 @@ async fn login_rate_is_per_ip_and_session_limit_recovers() {
     a.ping().await;
     // Once sessions close, new ones are accepted again.
     drop((b, c));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while gw.metric("siptoken_gateway_sessions") > 1.0 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gw.wait_metric(
+        "siptoken_gateway_sessions",
+        Duration::from_secs(5),
+        |sessions| sessions <= 1.0,
+    )
+    .await;
     let mut d = gw.ws().await;
     d.ping().await;
     assert_eq!(gw.get("/healthz").0, 200);
@@ -348,7 +328,7 @@ async fn a_silent_registrar_releases_every_resource() {
     let pid = gw.pid();
     let mut ws = gw.ws().await;
     ws.ping().await;
-    let baseline = fds(pid);
+    let baseline = open_fds(pid);
     for (port, transport) in [
         (silent_udp.port, Transport::Udp),
         (tcp_port, Transport::Tcp),
@@ -357,7 +337,7 @@ async fn a_silent_registrar_releases_every_resource() {
         ws.login(&token("crm1", "pw", port, transport)).await;
         ws.expect("registering").await;
         let deadline = Instant::now() + Duration::from_secs(1);
-        while fds(pid) <= baseline {
+        while open_fds(pid) <= baseline {
             assert!(
                 Instant::now() < deadline,
                 "{transport:?}: no SIP socket opened"
@@ -442,7 +422,7 @@ async fn slow_registrars_are_bounded_by_the_transaction_timeout() {
     let pid = gw.pid();
     let mut ws = gw.ws().await;
     ws.ping().await;
-    let baseline = fds(pid);
+    let baseline = open_fds(pid);
     for (port, transport, what) in [
         (trying, Transport::Udp, "100 Trying, then nothing"),
         (trickle, Transport::Tcp, "a response trickled byte by byte"),

@@ -10,12 +10,9 @@ mod harness;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use harness::*;
-use serde_json::{json, Value};
 use siptoken::{Claims, Issuer, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_tungstenite::tungstenite::Message;
 
 /// A rustls client trusting only `ca`.
 fn connector(ca: &std::path::Path) -> tokio_rustls::TlsConnector {
@@ -86,30 +83,12 @@ async fn wss_and_https_with_the_configured_certificate() {
 
     // wss://: the protocol works unchanged.
     let s = tls_stream(&gw, &certs, "gw.test").await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async("wss://gw.test/ws", s)
+    let (stream, _) = tokio_tungstenite::client_async("wss://gw.test/ws", s)
         .await
         .unwrap();
-    let token = Issuer::new(&ring())
-        .issue(
-            "CRM",
-            &Claims::builder("crm1", "pw", DOMAIN)
-                .registered(false)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    ws.send(Message::Text(
-        json!({"type": "login", "token": token}).to_string().into(),
-    ))
-    .await
-    .unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let v: Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
-    assert_eq!(v["type"], "authenticated", "{v}");
+    let mut ws = Ws { stream };
+    ws.login(&token_without_sip()).await;
+    ws.expect("authenticated").await;
 
     // Plain HTTP to the TLS port gets no answer; a client that never starts the TLS handshake
     // is dropped after the handshake timeout. The gateway keeps serving.
@@ -126,15 +105,7 @@ async fn wss_and_https_with_the_configured_certificate() {
         .unwrap_or(0);
     assert_eq!(n, 0);
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
-    ws.send(Message::Text(json!({"type": "ping"}).to_string().into()))
-        .await
-        .unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(5), ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(m.to_text().unwrap().contains("pong"));
+    ws.ping().await;
     assert!(gw.log().contains("TLS handshake"));
     let metrics = https_get(&gw, &certs, "/metrics").await;
     let closed = |reason: &str| {
@@ -251,14 +222,7 @@ async fn sip_over_tls_registers_with_kamailio_and_refuses_untrusted_certificates
     let v = ws.recv_within(Duration::from_secs(5)).await;
     assert_eq!(v["type"], "registered", "{v}");
     assert_eq!(kam.bindings("alice"), b);
-    ws.send(json!({"type": "logout"})).await;
-    loop {
-        let v = ws.recv().await;
-        if v["type"] == "unregistered" {
-            break;
-        }
-        assert_eq!(v["type"], "registered", "{v}");
-    }
+    ws.logout_after_refreshes().await;
     assert!(kam.bindings("alice").is_empty(), "{}", kam.dump());
 
     // A registrar whose certificate the gateway does not trust (another CA), or whose

@@ -115,8 +115,7 @@ async fn token_faults_are_reported_and_send_no_sip() {
     let mut other_socket = gw.ws().await;
     other_socket.login(&once).await;
     other_socket.expect_error("replayed").await;
-    ws.send(json!({"type": "logout"})).await;
-    ws.expect("unregistered").await;
+    ws.logout().await;
 
     assert!(
         silent.received(Duration::from_millis(300)).is_empty(),
@@ -185,12 +184,7 @@ async fn protocol_errors_keep_the_socket_open() {
 async fn login_rate_and_session_limits() {
     let gw = Gateway::start("login_rate_per_minute = 1\nlogin_burst = 2\nmax_sessions = 2");
     let mut ws = gw.ws().await;
-    for _ in 0..2 {
-        ws.login("CRM:zz").await;
-        ws.expect_error("token_rejected").await;
-    }
-    ws.login("CRM:zz").await;
-    ws.expect_error("rate_limited").await;
+    ws.use_up_login_burst(2).await;
     let mut second = gw.ws().await;
     second.ping().await; // its session is counted before the third connects
     let mut third = gw.ws().await;

@@ -118,14 +118,7 @@ async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
     ws.login_registered(&alice).await;
     let v = ws.recv_within(Duration::from_secs(5)).await;
     assert_eq!(v["type"], "registered", "refresh: {v}");
-    ws.send(json!({"type": "logout"})).await;
-    loop {
-        let v = ws.recv().await;
-        if v["type"] == "unregistered" {
-            break;
-        }
-        assert_eq!(v["type"], "registered", "{v}");
-    }
+    ws.logout_after_refreshes().await;
 
     // Refused logins.
     ws.login(&alice).await;

@@ -55,6 +55,16 @@ pub fn token(login: &str, password: &str, port: u16, transport: Transport) -> St
     Issuer::new(&ring()).issue("CRM", &claims).unwrap()
 }
 
+/// A token for `crm1`/`pw` that authenticates without SIP (`registered="false"`): the gateway
+/// answers `authenticated` and sends no REGISTER.
+pub fn token_without_sip() -> String {
+    let claims = Claims::builder("crm1", "pw", DOMAIN)
+        .registered(false)
+        .build()
+        .unwrap();
+    Issuer::new(&ring()).issue("CRM", &claims).unwrap()
+}
+
 /// Whether this machine has an IPv6 loopback address.
 pub fn ipv6_loopback() -> bool {
     UdpSocket::bind("[::1]:0").is_ok()
@@ -712,6 +722,17 @@ where
         assert_eq!(v["type"], "error", "unexpected message {v}");
         assert_eq!(v["code"], code, "unexpected error {v}");
         v
+    }
+
+    /// Spends a login budget of `burst` on malformed tokens (each refused `token_rejected`),
+    /// then expects the next login to be refused `rate_limited` (that error returned).
+    pub async fn use_up_login_burst(&mut self, burst: usize) -> Value {
+        for _ in 0..burst {
+            self.login("CRM:zz").await;
+            self.expect_error("token_rejected").await;
+        }
+        self.login("CRM:zz").await;
+        self.expect_error("rate_limited").await
     }
 
     /// Whether the socket still answers a ping.

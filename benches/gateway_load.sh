@@ -9,7 +9,7 @@
 # is shared), so the open-files limit caps one gateway at a little under `ulimit -Hn` sessions;
 # over HTTP/2 (`--http2 N`: N sessions per connection) a connection carries many.
 # The tool starts and stops Kamailio and the gateway itself (each in its own process group,
-# killed on exit, also on failure); the trap below covers an interrupted build or run.
+# killed on exit, also on failure); the trap set below covers an interrupted build or run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -20,18 +20,8 @@ echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 cargo build --release --features gateway --bin siptoken-gateway --example gateway_load
 
-pid=
 # The load tool kills Kamailio and the gateway when it ends or gets SIGTERM/SIGINT.
-cleanup() {
-  local rc=$?
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    wait "$pid" || true
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+kill_background_on_exit
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(--sessions 20000 --hold 600 --register-expires 60 --http2 1000 --kamailio-shm 1024)
 target/release/examples/gateway_load --gateway target/release/siptoken-gateway "${args[@]}" &

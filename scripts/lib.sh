@@ -40,3 +40,24 @@ step() {
   "$@"
   echo "--- $name: ok ($((SECONDS - t0)) s)"
 }
+
+# kill_background_on_exit: arms traps so that when the script ends (normally, on failure, or on
+# SIGINT/SIGTERM, which exit with 130) the background process whose PID the script keeps in the
+# global $pid, if still running, gets SIGTERM and is waited for; the script's exit status is
+# kept. Sets pid= (empty); assign pid=$! after starting the process. Used by the load scripts:
+# the load tool kills Kamailio and the gateway it started when it gets SIGTERM.
+kill_background_on_exit() {
+  pid=
+  trap _kill_background_now EXIT
+  trap 'exit 130' INT TERM
+}
+
+# The EXIT trap of kill_background_on_exit.
+_kill_background_now() {
+  local rc=$?
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    wait "$pid" || true
+  fi
+  exit "$rc"
+}

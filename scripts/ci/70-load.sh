@@ -14,18 +14,8 @@ source scripts/lib.sh
 need_apt kamailio sip-tester
 
 ulimit -n "$(ulimit -Hn)"
-pid=
 # The load tool kills Kamailio and the gateway when it ends or gets SIGTERM/SIGINT.
-cleanup() {
-  local rc=$?
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    wait "$pid" || true
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+kill_background_on_exit
 
 run_load() {
   timeout --signal=TERM --kill-after=20 240 target/debug/examples/gateway_load \

@@ -34,13 +34,34 @@ fn own_claims() -> Claims {
         .unwrap()
 }
 
+/// The operator's own token in the legacy format, under [`RING`]'s legacy key.
+fn own_legacy_token(ring: &KeyRing) -> String {
+    Issuer::new(ring)
+        .legacy()
+        .issue("CRM", &own_claims())
+        .unwrap()
+}
+
+/// The operator's own v1 token (issued at [`NOW`]) and the claims XML its ciphertext carries,
+/// as the verifier reads it back.
+fn own_v1_token_and_xml(ring: &KeyRing) -> (String, zeroize::Zeroizing<String>) {
+    let v1 = Issuer::new(ring)
+        .at(NOW)
+        .issue("CRM", &own_claims())
+        .unwrap();
+    let xml = Verifier::new(ring)
+        .at(NOW)
+        .verify(&v1)
+        .unwrap()
+        .claims()
+        .to_xml();
+    (v1, xml)
+}
+
 #[test]
 fn legacy_keystream_recovery_forges_a_token_for_another_account() {
     let ring: KeyRing = RING.parse().unwrap();
-    let token = Issuer::new(&ring)
-        .legacy()
-        .issue("CRM", &own_claims())
-        .unwrap();
+    let token = own_legacy_token(&ring);
     let known_xml = own_claims().to_xml();
     let keystream = xor(&body(&token), known_xml.as_bytes());
 
@@ -68,19 +89,10 @@ fn legacy_keystream_recovery_forges_a_token_for_another_account() {
 
     // v1: the same recovery gives a keystream for that one nonce only, and any change breaks
     // the tag.
-    let v1 = Issuer::new(&ring)
-        .at(NOW)
-        .issue("CRM", &own_claims())
-        .unwrap();
+    let (v1, v1_xml) = own_v1_token_and_xml(&ring);
     let raw = body(&v1);
     let (nonce, rest) = raw.split_at(16);
     let ct = &rest[..rest.len() - 32];
-    let v1_xml = Verifier::new(&ring)
-        .at(NOW)
-        .verify(&v1)
-        .unwrap()
-        .claims()
-        .to_xml();
     let ks = xor(ct, v1_xml.as_bytes());
     let mut forged_body = nonce.to_vec();
     forged_body.extend(xor(forged_xml.as_bytes(), &ks));
@@ -93,10 +105,7 @@ fn legacy_keystream_recovery_forges_a_token_for_another_account() {
 #[test]
 fn legacy_bit_flips_extend_the_expiry_without_knowing_the_password() {
     let ring: KeyRing = RING.parse().unwrap();
-    let token = Issuer::new(&ring)
-        .legacy()
-        .issue("CRM", &own_claims())
-        .unwrap();
+    let token = own_legacy_token(&ring);
     let mut ct = body(&token);
     // The attacker knows where `expires="…"` is and what it says, not the password.
     let xml = own_claims().to_xml();
@@ -116,17 +125,8 @@ fn legacy_bit_flips_extend_the_expiry_without_knowing_the_password() {
     assert_eq!(accepted.claims().password().expose(), "my-own-sip-pass");
 
     // v1 with the same flips: bad_signature.
-    let v1 = Issuer::new(&ring)
-        .at(NOW)
-        .issue("CRM", &own_claims())
-        .unwrap();
+    let (v1, v1_xml) = own_v1_token_and_xml(&ring);
     let mut raw = body(&v1);
-    let v1_xml = Verifier::new(&ring)
-        .at(NOW)
-        .verify(&v1)
-        .unwrap()
-        .claims()
-        .to_xml();
     let at = 16 + v1_xml.find("expires=\"").unwrap() + "expires=\"".len();
     for (i, (o, n)) in old.bytes().zip(new.bytes()).enumerate() {
         raw[at + i] ^= o ^ n;

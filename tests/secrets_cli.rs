@@ -51,6 +51,23 @@ fn ring_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
+/// `siptoken issue` arguments for account `x` at domain `d` of `app`, under the key ring file
+/// `keys`, the password read from stdin.
+fn issue_x_args<'a>(keys: &'a str, app: &'a str) -> Vec<&'a str> {
+    vec![
+        "issue",
+        "--keys",
+        keys,
+        "--app",
+        app,
+        "--login",
+        "x",
+        "--domain",
+        "d",
+        "--password-stdin",
+    ]
+}
+
 /// Every secret, spelled every way an output could carry it.
 fn secrets(tokens: &[String]) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -207,18 +224,7 @@ fn no_password_key_or_token_in_any_cli_output() {
     runs.push((
         run(
             "issue, unknown app",
-            &[
-                "issue",
-                "--keys",
-                ring,
-                "--app",
-                "ERP",
-                "--login",
-                "x",
-                "--domain",
-                "d",
-                "--password-stdin",
-            ],
+            &issue_x_args(ring, "ERP"),
             PASSWORDS[0],
             &[],
         ),
@@ -250,18 +256,7 @@ fn no_password_key_or_token_in_any_cli_output() {
         let bad = ring_file(d, "bad.conf", &text);
         let r = run(
             name,
-            &[
-                "issue",
-                "--keys",
-                bad.to_str().unwrap(),
-                "--app",
-                "CRM",
-                "--login",
-                "x",
-                "--domain",
-                "d",
-                "--password-stdin",
-            ],
+            &issue_x_args(bad.to_str().unwrap(), "CRM"),
             PASSWORDS[0],
             &[],
         );
@@ -274,18 +269,7 @@ fn no_password_key_or_token_in_any_cli_output() {
     runs.push((
         run(
             "issue with a world-readable key ring",
-            &[
-                "issue",
-                "--keys",
-                loose.to_str().unwrap(),
-                "--app",
-                "CRM",
-                "--login",
-                "x",
-                "--domain",
-                "d",
-                "--password-stdin",
-            ],
+            &issue_x_args(loose.to_str().unwrap(), "CRM"),
             PASSWORDS[0],
             &[],
         ),

@@ -23,6 +23,19 @@ fn user_token(user: &str, kam: &Kamailio, transport: Transport) -> String {
     token(user, password, kam.port, transport)
 }
 
+/// Logs `user` in on `ws` with `tok` and waits until Kamailio holds its one binding
+/// (returned).
+async fn register_with(ws: &mut Ws, kam: &Kamailio, user: &str, tok: &str) -> Vec<String> {
+    ws.login_registered(tok).await;
+    kam.wait_bindings(user, 1, Duration::from_secs(2))
+}
+
+/// Logs `user` (one of [`USERS`]) in on `ws`, registering at `kam` over `transport`, and waits
+/// until Kamailio holds its one binding (returned).
+async fn register(ws: &mut Ws, kam: &Kamailio, user: &str, transport: Transport) -> Vec<String> {
+    register_with(ws, kam, user, &user_token(user, kam, transport)).await
+}
+
 /// Starts Kamailio (MD5 digest, [`USERS`]) and a gateway with `config`, and opens a WebSocket.
 async fn kamailio_gateway_ws(config: &str) -> (Kamailio, Gateway, Ws) {
     let kam = Kamailio::start("MD5", USERS);
@@ -150,9 +163,7 @@ async fn wrong_password_is_sip_auth_failed_and_the_socket_stays_usable() {
     assert_eq!(v["sipStatus"], 401, "{v}");
     assert!(kam.bindings("alice").is_empty());
     ws.ping().await;
-    ws.login_registered(&user_token("alice", &kam, Transport::Udp))
-        .await;
-    kam.wait_bindings("alice", 1, Duration::from_secs(2));
+    register(&mut ws, &kam, "alice", Transport::Udp).await;
     assert_eq!(
         gw.metric("siptoken_gateway_logins_total{outcome=\"error\",code=\"sip_auth_failed\"}"),
         1.0
@@ -167,9 +178,7 @@ async fn sha256_digest_against_kamailio() {
     let kam = Kamailio::start("SHA-256", USERS);
     let gw = Gateway::start("");
     let mut ws = gw.ws().await;
-    ws.login_registered(&user_token("alice", &kam, Transport::Udp))
-        .await;
-    kam.wait_bindings("alice", 1, Duration::from_secs(2));
+    register(&mut ws, &kam, "alice", Transport::Udp).await;
     ws.logout().await;
     kam.wait_bindings("alice", 0, Duration::from_secs(2));
 }
@@ -322,8 +331,7 @@ async fn registrar_host_name_is_resolved() {
     let tok = siptoken::Issuer::new(&ring())
         .issue("CRM", &claims)
         .unwrap();
-    ws.login_registered(&tok).await;
-    kam.wait_bindings("bob", 1, Duration::from_secs(2));
+    register_with(&mut ws, &kam, "bob", &tok).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,8 +380,7 @@ async fn registrar_located_by_dns_srv() {
         let tok = siptoken::Issuer::new(&ring())
             .issue("CRM", &claims)
             .unwrap();
-        ws.login_registered(&tok).await;
-        let b = kam.wait_bindings(user, 1, Duration::from_secs(2));
+        let b = register_with(&mut ws, &kam, user, &tok).await;
         assert_eq!(
             b[0].contains("transport=tcp"),
             transport == Transport::Tcp,
@@ -398,9 +405,7 @@ async fn crlf_keepalives_keep_an_idle_tcp_connection_open() {
     let kam = Kamailio::start_with("MD5", USERS, short_tcp_lifetime());
     let gw = Gateway::start("tcp_keepalive_seconds = 1");
     let mut ws = gw.ws().await;
-    ws.login_registered(&user_token("bob", &kam, Transport::Tcp))
-        .await;
-    let before = kam.wait_bindings("bob", 1, Duration::from_secs(2));
+    let before = register(&mut ws, &kam, "bob", Transport::Tcp).await;
     tokio::time::sleep(Duration::from_secs(15)).await;
     assert_eq!(kam.bindings("bob"), before, "the connection was replaced");
     ws.ping().await;
@@ -416,9 +421,7 @@ async fn a_closed_idle_tcp_connection_is_replaced_without_a_stale_binding() {
     let kam = Kamailio::start_with("MD5", USERS, short_tcp_lifetime());
     let gw = Gateway::start("tcp_keepalive_seconds = 0");
     let mut ws = gw.ws().await;
-    ws.login_registered(&user_token("bob", &kam, Transport::Tcp))
-        .await;
-    let before = kam.wait_bindings("bob", 1, Duration::from_secs(2));
+    let before = register(&mut ws, &kam, "bob", Transport::Tcp).await;
     let v = ws.recv_within(Duration::from_secs(20)).await;
     assert_eq!(v["type"], "registered", "{v}");
     let after = kam.wait_bindings("bob", 1, Duration::from_secs(2));
@@ -435,9 +438,7 @@ async fn sigint_unregisters_too() {
     let kam = Kamailio::start("MD5", USERS);
     let mut gw = Gateway::start("");
     let mut ws = gw.ws().await;
-    ws.login_registered(&user_token("alice", &kam, Transport::Tcp))
-        .await;
-    kam.wait_bindings("alice", 1, Duration::from_secs(2));
+    register(&mut ws, &kam, "alice", Transport::Tcp).await;
     let status = gw.signal("INT", Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
     assert!(kam.bindings("alice").is_empty(), "{}", kam.dump());
@@ -469,8 +470,7 @@ async fn registers_over_ipv6() {
         let tok = siptoken::Issuer::new(&ring())
             .issue("CRM", &claims)
             .unwrap();
-        ws.login_registered(&tok).await;
-        let b = kam.wait_bindings(user, 1, Duration::from_secs(2));
+        let b = register_with(&mut ws, &kam, user, &tok).await;
         assert!(b[0].contains("@[::1]:"), "{b:?}");
     }
     ws.logout().await;

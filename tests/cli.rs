@@ -64,6 +64,12 @@ fn issue(e: &Env, extra: &[&str], password: &str) -> Output {
     run(&mut cmd, password)
 }
 
+/// Asserts that the run exited with `code` and that its stderr contains `message`.
+fn assert_fails(out: &Output, code: i32, message: &str) {
+    assert_eq!(out.code, code, "{}", out.stderr);
+    assert!(out.stderr.contains(message), "{}", out.stderr);
+}
+
 fn verify_json(keys: &Path, token: &str, extra: &[&str]) -> (i32, Value) {
     let mut cmd = siptoken();
     cmd.args(["verify", "--json", "--keys"])
@@ -188,21 +194,14 @@ fn password_sources_file_and_env() {
     );
 
     let out = issue_with_source(&e, &[], None);
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("--password-stdin"), "{}", out.stderr);
+    assert_fails(&out, 2, "--password-stdin");
 
     let out = issue(&e, &[], "\n");
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("password is empty"), "{}", out.stderr);
+    assert_fails(&out, 2, "password is empty");
 
     // There is no way to pass a password in argv.
     let out = issue_with_source(&e, &["--password", "hunter2"], None);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("unexpected argument '--password'"),
-        "{}",
-        out.stderr
-    );
+    assert_fails(&out, 2, "unexpected argument '--password'");
 }
 
 #[test]
@@ -359,12 +358,10 @@ fn configuration_errors_exit_two_without_key_material() {
     std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut cmd = siptoken();
     let out = run(cmd.args(["verify", "--keys"]).arg(&bad).arg("CRM:00"), "");
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains("line 2: a v1 key must be exactly 32 bytes (got 20 bytes)"),
-        "{}",
-        out.stderr
+    assert_fails(
+        &out,
+        2,
+        "line 2: a v1 key must be exactly 32 bytes (got 20 bytes)",
     );
     assert_no_secret(&[&out.stderr]);
 
@@ -373,21 +370,14 @@ fn configuration_errors_exit_two_without_key_material() {
         cmd.args(["verify", "--keys", "/nonexistent/keys.conf", "CRM:00"]),
         "",
     );
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr
-            .contains("/nonexistent/keys.conf: No such file or directory"),
-        "{}",
-        out.stderr
-    );
+    assert_fails(&out, 2, "/nonexistent/keys.conf: No such file or directory");
 
     let mut cmd = siptoken();
     let out = run(cmd.args(["issue", "--app", "CRM"]), "");
     assert_eq!(out.code, 2, "missing --keys is a usage error");
 
     let out = issue(&e, &["--kid", "k9"], "hunter2");
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("unknown key \"k9\""), "{}", out.stderr);
+    assert_fails(&out, 2, "unknown key \"k9\"");
 }
 
 #[test]
@@ -442,8 +432,7 @@ fn inspect_needs_no_key() {
     );
     let mut cmd = siptoken();
     let out = run(cmd.args(["inspect", "CRM:xyzw"]), "");
-    assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("not hexadecimal"));
+    assert_fails(&out, 1, "not hexadecimal");
 }
 
 #[test]

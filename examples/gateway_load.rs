@@ -669,6 +669,26 @@ fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig 
     tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
 }
 
+/// Connects session `i` to `addr` from one of 62,500 loopback source addresses
+/// (127.1.0.1-127.1.249.250, chosen by `i`), ports picked by the kernel. From one source address,
+/// the kernel's search for a free ephemeral port towards one destination grows with the
+/// connections already open: at 20,000 sessions it took most of the load tool's CPU
+/// (`__inet_hash_connect` in `perf`), starving the gateway it shares the machine with.
+async fn connect_from_spread_source(addr: &str, i: usize) -> Result<TcpStream, String> {
+    let peer: std::net::SocketAddr = addr.parse().map_err(|e| format!("address {addr}: {e}"))?;
+    let tcp = if peer.ip().is_loopback() && peer.is_ipv4() {
+        let source = std::net::Ipv4Addr::new(127, 1, (i / 250 % 250) as u8, (1 + i % 250) as u8);
+        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+        socket
+            .bind((source, 0).into())
+            .map_err(|e| format!("bind {source}: {e}"))?;
+        socket.connect(peer).await
+    } else {
+        TcpStream::connect(peer).await
+    };
+    tcp.map_err(|e| format!("TCP connect: {e}"))
+}
+
 /// How sessions reach the gateway.
 #[derive(Clone)]
 enum Dialer {
@@ -713,9 +733,7 @@ impl Dialer {
     async fn open(&self, i: usize) -> Result<Ws, String> {
         match self {
             Dialer::Http1(addr) => {
-                let tcp = TcpStream::connect(addr)
-                    .await
-                    .map_err(|e| format!("TCP connect: {e}"))?;
+                let tcp = connect_from_spread_source(addr, i).await?;
                 let _ = tcp.set_nodelay(true);
                 let io: Box<dyn Io> = Box::new(tcp);
                 let (ws, _) = tokio_tungstenite::client_async_with_config(

@@ -155,7 +155,7 @@ impl SipSocket {
             bind
         };
         let inner = match kind {
-            Kind::Udp => Inner::Udp(UdpRoute::join(bind, peer, route)?),
+            Kind::Udp => Inner::Udp(UdpRoute::join(bind, peer, route).map_err(classify)?),
             Kind::Tcp | Kind::Tls => {
                 let s = if peer.is_ipv4() {
                     TcpSocket::new_v4()

@@ -124,13 +124,13 @@ pub struct UdpRoute {
 impl UdpRoute {
     /// Joins (or opens) the socket from `bind` to `peer` under `route`, which must be unique
     /// among the registrations with this registrar (a random identifier).
-    pub fn join(bind: IpAddr, peer: SocketAddr, route: &str) -> Result<UdpRoute, TransportError> {
+    pub fn join(bind: IpAddr, peer: SocketAddr, route: &str) -> io::Result<UdpRoute> {
         let mut all = lock(sockets());
         let shared = match all.get(&(bind, peer)) {
             Some(s) => s.clone(),
             None => {
-                let sock = open(bind, peer).map_err(TransportError::Io)?;
-                let local = sock.local_addr().map_err(TransportError::Io)?;
+                let sock = open(bind, peer)?;
+                let local = sock.local_addr()?;
                 let s = Arc::new(Shared {
                     sock,
                     bind,
@@ -147,10 +147,10 @@ impl UdpRoute {
         let inbox = Arc::new(Inbox::default());
         let mut routes = lock(&shared.routes);
         if routes.contains_key(route) {
-            return Err(TransportError::Io(io::Error::new(
+            return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "route already in use on the shared SIP socket",
-            )));
+            ));
         }
         routes.insert(route.into(), inbox.clone());
         drop(routes);

@@ -660,7 +660,9 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
 
-type H2Sender = hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>;
+#[path = "../tests/gateway/h2_client.rs"]
+mod h2_client;
+use h2_client::H2Sender;
 
 /// The client side's WebSocket settings: tungstenite's default read buffer (128 KiB, zeroed
 /// when first read into) would make the load tool, which shares the CPUs with the gateway and
@@ -713,14 +715,7 @@ impl Dialer {
             let tcp = TcpStream::connect(addr)
                 .await
                 .map_err(|e| format!("TCP connect: {e}"))?;
-            let _ = tcp.set_nodelay(true);
-            let (send, conn) =
-                hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .handshake(hyper_util::rt::TokioIo::new(tcp))
-                    .await
-                    .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
-            tokio::spawn(conn);
-            connections.push(send);
+            connections.push(h2_client::handshake(tcp).await?);
         }
         Ok(Dialer::Http2 {
             addr: addr.to_owned(),
@@ -751,32 +746,11 @@ impl Dialer {
                 per_connection,
             } => {
                 let send = &connections[i / per_connection];
-                // Extended CONNECT needs the server's SETTINGS: retry briefly after connecting.
-                let mut attempts = 0;
-                let mut resp = loop {
-                    let req = hyper::Request::builder()
-                        .method(hyper::Method::CONNECT)
-                        .uri(format!("http://{addr}/ws"))
-                        .header("sec-websocket-version", "13")
-                        .extension(hyper::ext::Protocol::from_static("websocket"))
-                        .body(http_body_util::Empty::new())
-                        .unwrap();
-                    match send.clone().send_request(req).await {
-                        Ok(r) => break r,
-                        Err(_) if attempts < 100 => {
-                            attempts += 1;
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                        Err(e) => return Err(format!("extended CONNECT: {e}")),
-                    }
+                let (status, io) = h2_client::extended_connect(send, addr, None).await?;
+                let Some(io) = io else {
+                    return Err(format!("extended CONNECT answered {status}"));
                 };
-                if resp.status() != 200 {
-                    return Err(format!("extended CONNECT answered {}", resp.status()));
-                }
-                let upgraded = hyper::upgrade::on(&mut resp)
-                    .await
-                    .map_err(|e| format!("upgrade: {e}"))?;
-                let io: Box<dyn Io> = Box::new(hyper_util::rt::TokioIo::new(upgraded));
+                let io: Box<dyn Io> = Box::new(io);
                 Ok(tokio_tungstenite::WebSocketStream::from_raw_socket(
                     io,
                     tokio_tungstenite::tungstenite::protocol::Role::Client,

@@ -569,25 +569,21 @@ impl Ws {
     }
 }
 
-/// The stream under a WebSocket carried by an HTTP/2 stream (RFC 8441).
-pub type H2Stream = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+#[path = "h2_client.rs"]
+mod h2_client;
+pub use h2_client::H2Stream;
 
-/// One HTTP/2 connection to the gateway, carrying any number of WebSocket sessions.
+/// One HTTP/2 connection to the gateway, carrying any number of WebSocket sessions (RFC 8441).
 pub struct H2 {
     addr: SocketAddr,
-    send: hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    send: h2_client::H2Sender,
 }
 
 impl H2 {
     /// Connects with HTTP/2 prior knowledge (h2c).
     pub async fn connect(addr: SocketAddr) -> H2 {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (send, conn) =
-            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                .handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .expect("HTTP/2 handshake");
-        tokio::spawn(conn);
+        let send = h2_client::handshake(tcp).await.unwrap();
         H2 { addr, send }
     }
 
@@ -595,40 +591,15 @@ impl H2 {
     /// when it is 200, the WebSocket.
     pub async fn try_open(&self, origin: Option<&str>) -> (u16, Option<Ws<H2Stream>>) {
         use tokio_tungstenite::tungstenite::protocol::Role;
-        // The client may send an extended CONNECT only once the server's SETTINGS allowing it
-        // have arrived: retry briefly right after connecting.
-        let mut attempts = 0;
-        let mut resp = loop {
-            let mut req = hyper::Request::builder()
-                .method(hyper::Method::CONNECT)
-                .uri(format!("http://{}/ws", self.addr))
-                .header("sec-websocket-version", "13")
-                .extension(hyper::ext::Protocol::from_static("websocket"));
-            if let Some(o) = origin {
-                req = req.header("origin", o);
-            }
-            let req = req.body(http_body_util::Empty::new()).unwrap();
-            match self.send.clone().send_request(req).await {
-                Ok(r) => break r,
-                Err(e) if attempts < 200 => {
-                    attempts += 1;
-                    let _ = e;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                Err(e) => panic!("extended CONNECT failed: {e}"),
-            }
-        };
-        let status = resp.status().as_u16();
-        if status != 200 {
+        let authority = self.addr.to_string();
+        let (status, io) = h2_client::extended_connect(&self.send, &authority, origin)
+            .await
+            .unwrap();
+        let Some(io) = io else {
             return (status, None);
-        }
-        let upgraded = hyper::upgrade::on(&mut resp).await.expect("upgrade");
-        let stream = tokio_tungstenite::WebSocketStream::from_raw_socket(
-            hyper_util::rt::TokioIo::new(upgraded),
-            Role::Client,
-            None,
-        )
-        .await;
+        };
+        let stream =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Client, None).await;
         (status, Some(Ws { stream }))
     }
 

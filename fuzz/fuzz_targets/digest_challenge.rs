@@ -20,8 +20,9 @@ fuzz_target!(|data: &[u8]| {
         };
         let header = digest::authorization(&challenge, &answer);
         assert!(!header.contains(['\r', '\n']), "header injection: {header:?}");
-        // (Unless the challenge itself carries that text: a realm is echoed as it came.)
-        if !value.contains("s3cr<t") {
+        // (Unless the challenge itself carries that text: a realm is echoed as it came, its
+        // quoted-pairs unescaped, so `s3cr\<t` in a realm is echoed as `s3cr<t`.)
+        if !value.replace('\\', "").contains("s3cr<t") {
             assert!(!header.contains("s3cr<t"), "password in the header");
         }
     }

@@ -19,7 +19,6 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -117,10 +116,15 @@ fn stat_fields(pid: &str) -> Vec<u64> {
 /// Clock ticks per second in `/proc/PID/stat` (USER_HZ, 100 on Linux).
 const TICKS: f64 = 100.0;
 
+/// Seconds of user plus system time in stat fields `user` and `user + 1` (as read by
+/// [`stat_fields`]: 10 for the process itself, 12 for its waited-for children).
+fn user_plus_system(f: &[u64], user: usize) -> f64 {
+    (f.get(user).copied().unwrap_or(0) + f.get(user + 1).copied().unwrap_or(0)) as f64 / TICKS
+}
+
 /// CPU seconds (user + system) used so far by process `pid`.
 fn cpu_secs(pid: u32) -> f64 {
-    let f = stat_fields(&pid.to_string());
-    (f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)) as f64 / TICKS
+    user_plus_system(&stat_fields(&pid.to_string()), 10)
 }
 
 /// CPU seconds used so far by every process in process group `group` (Kamailio forks workers).
@@ -132,27 +136,18 @@ fn group_cpu_secs(group: u32) -> f64 {
         .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
         .map(|pid| stat_fields(&pid))
         .filter(|f| f.get(1).copied() == Some(group as u64))
-        .map(|f| (f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0)) as f64 / TICKS)
+        .map(|f| user_plus_system(&f, 10))
         .sum()
 }
 
 /// CPU seconds used by this process's children that have been waited for (sipp).
 fn children_cpu_secs() -> f64 {
-    let f = stat_fields("self");
-    (f.get(12).copied().unwrap_or(0) + f.get(13).copied().unwrap_or(0)) as f64 / TICKS
+    user_plus_system(&stat_fields("self"), 12)
 }
 
-/// A port free on loopback for both TCP and UDP (at the moment of asking).
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let t = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
-}
+#[path = "../tests/gateway/loopback.rs"]
+mod loopback;
+use loopback::free_port;
 
 /// A child in its own process group; the whole group is killed on drop.
 struct Proc(Child);

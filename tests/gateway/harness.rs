@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -70,17 +70,9 @@ pub fn ipv6_loopback() -> bool {
     UdpSocket::bind("[::1]:0").is_ok()
 }
 
-/// A port free on loopback for both TCP and UDP (at the moment of asking).
-pub fn free_port() -> u16 {
-    for _ in 0..100 {
-        let t = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
-}
+#[path = "loopback.rs"]
+mod loopback;
+pub use loopback::free_port;
 
 fn kill_group(child: &mut Child) {
     let pid = child.id() as i32;

@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
-cargo build --release -q --no-default-features --features cli --bin siptoken
+cargo build --release -q -p siptoken-cli --bin siptoken
 S=$PWD/target/release/siptoken
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Gateway under load (issue 6), full size: builds siptoken-gateway and the load tool in release
-# mode and runs examples/gateway_load.rs against a real Kamailio and sipp on loopback.
+# mode and runs crates/siptoken-gateway/examples/gateway_load.rs against a real Kamailio and sipp on loopback.
 #
 #   benches/gateway_load.sh [gateway_load options]
 #   e.g. benches/gateway_load.sh --sessions 20000 --hold 600 --register-expires 60 --http2 1000
@@ -18,7 +18,7 @@ ulimit -n "$(ulimit -Hn)"
 echo "open files limit: $(ulimit -n); $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-cargo build --release --features gateway --bin siptoken-gateway --example gateway_load
+cargo build --release -p siptoken-gateway --bin siptoken-gateway --example gateway_load
 
 # The load tool kills Kamailio and the gateway when it ends or gets SIGTERM/SIGINT.
 kill_background_on_exit

@@ -21,19 +21,15 @@ root=$PWD
 CARGO_DEB_VERSION=3.8.0
 out=$root/target/dist
 
-# The [package] version of a Cargo.toml.
-cargo_version() {
-  awk -F'"' '/^\[/ { section = $0 } section == "[package]" && /^version *=/ { print $2; exit }' "$1"
-}
-version=$(cargo_version Cargo.toml)
+version=$(package_field version)
 [ -n "$version" ] || { echo "dist.sh: no version in Cargo.toml" >&2; exit 2; }
 
 check_versions() {
-  local ffi py
-  ffi=$(cargo_version bindings/c/Cargo.toml)
+  local crate py ok=0
+  for crate in siptoken-cli siptoken-gateway siptoken-ffi; do
+    [ "$(package_field version $crate)" = "$version" ] || { echo "dist.sh: $crate does not take the workspace version $version" >&2; ok=1; }
+  done
   py=$(sed -n 's/^version *= *"\(.*\)"/\1/p' bindings/python/pyproject.toml | head -1)
-  local ok=0
-  [ "$ffi" = "$version" ] || { echo "dist.sh: bindings/c/Cargo.toml has version $ffi, Cargo.toml $version" >&2; ok=1; }
   [ "$py" = "$version" ] || { echo "dist.sh: bindings/python/pyproject.toml has version $py, Cargo.toml $version" >&2; ok=1; }
   return $ok
 }
@@ -46,8 +42,7 @@ build_deb() {
   fi
   # What the package ships, built by us (cargo deb --no-build): both binaries (default features)
   # and the C library.
-  cargo build --release -p siptoken --bins
-  cargo build --release -p siptoken-ffi
+  cargo build --release -p siptoken-cli -p siptoken-gateway -p siptoken-ffi
 
   # Generated at build time, never committed: completions from the binary, siptoken.pc.
   local staging=target/deb-staging

@@ -61,3 +61,11 @@ _kill_background_now() {
   fi
   exit "$rc"
 }
+
+# package_field FIELD [PACKAGE]: a field of a workspace package (default: the core, `siptoken`)
+# from `cargo metadata`, e.g. `package_field version`, `package_field rust_version`. The version
+# lives in one place, [workspace.package] of the root Cargo.toml.
+package_field() {
+  cargo metadata --no-deps --format-version 1 --manifest-path "$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)/Cargo.toml" |
+    python3 -c 'import json, sys; f, p = sys.argv[1:]; print(next(x[f] for x in json.load(sys.stdin)["packages"] if x["name"] == p) or "")' "$1" "${2:-siptoken}"
+}

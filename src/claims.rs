@@ -44,8 +44,22 @@ pub const MAX_UNIX_TIME: i64 = 253_402_300_799;
 /// assert_eq!(p.expose(), "s3cret");
 /// assert_eq!(format!("{p:?}"), "Password(<redacted>)");
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Password(String);
+
+impl Zeroize for Password {
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl Drop for Password {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for Password {}
 
 impl Password {
     /// The password itself. Call this only where the password must leave the library (the SIP

@@ -148,7 +148,7 @@ pub enum Error {
         /// The application name from the token.
         app: String,
         /// The token format whose key is missing.
-        format: crate::Format,
+        format: crate::layout::Format,
         /// The key id asked for (v1 only; `None` when the newest v1 key was asked for).
         kid: Option<String>,
     },
@@ -241,13 +241,16 @@ impl Error {
     }
 }
 
-/// Formats Unix seconds as RFC 3339 UTC, or the bare number when out of range.
+/// Formats Unix seconds as RFC 3339 UTC (`2026-12-02T12:00:00Z`), or the bare number outside
+/// 1970-01-01 ..= 9999-12-31 (what an RFC 3339 date can spell).
 pub(crate) fn format_unix(secs: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => t
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_else(|_| secs.to_string()),
-        Err(_) => secs.to_string(),
+    const YEAR_10000: i64 = 253_402_300_800;
+    match u64::try_from(secs) {
+        Ok(s) if secs < YEAR_10000 => {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+            humantime::format_rfc3339_seconds(t).to_string()
+        }
+        _ => secs.to_string(),
     }
 }
 
@@ -298,7 +301,7 @@ impl fmt::Display for Error {
             Error::TooLarge { len } => write!(
                 f,
                 "token is too large: {len} bytes (the limit is {} bytes)",
-                crate::MAX_TOKEN_LEN
+                crate::layout::MAX_TOKEN_LEN
             ),
             Error::InvalidKeyring { line: 0, reason } => write!(f, "invalid key ring: {reason}"),
             Error::InvalidKeyring { line, reason } => {

@@ -39,8 +39,22 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 
 /// A legacy (Web Call Server) AES-128 key, zero-padded to 16 bytes.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone)]
 pub struct LegacyKey([u8; LEGACY_KEY_LEN]);
+
+impl Zeroize for LegacyKey {
+    fn zeroize(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl Drop for LegacyKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for LegacyKey {}
 
 impl LegacyKey {
     /// Makes a key from 1 to 16 bytes, right-padding with zero bytes as `openssl enc -K` does.
@@ -77,7 +91,7 @@ impl fmt::Debug for LegacyKey {
 #[derive(Clone)]
 pub struct V1Key {
     key: Zeroizing<[u8; V1_KEY_LEN]>,
-    mac: crate::format::HmacSha256,
+    mac: crate::layout::HmacSha256,
 }
 
 impl V1Key {
@@ -95,7 +109,7 @@ impl V1Key {
 
     fn new(key: Zeroizing<[u8; V1_KEY_LEN]>) -> V1Key {
         use hmac::KeyInit;
-        let mac = crate::format::HmacSha256::new_from_slice(&key[..16]).expect("any key length");
+        let mac = crate::layout::HmacSha256::new_from_slice(&key[..16]).expect("any key length");
         V1Key { key, mac }
     }
 
@@ -105,7 +119,7 @@ impl V1Key {
     }
 
     /// A copy of the HMAC state keyed with `sign_key`.
-    pub(crate) fn mac(&self) -> crate::format::HmacSha256 {
+    pub(crate) fn mac(&self) -> crate::layout::HmacSha256 {
         self.mac.clone()
     }
 

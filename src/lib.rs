@@ -37,11 +37,10 @@
 pub mod claims;
 mod error;
 pub mod format;
-#[cfg(feature = "gateway")]
-pub mod gateway;
 pub mod issue;
 pub mod json;
 pub mod keys;
+mod layout;
 mod random;
 pub mod verify;
 mod xml;

@@ -1,11 +1,12 @@
 //! Random bytes for nonces, token ids and keys.
 
-use rand::Rng;
-
-/// `N` bytes from the thread-local CSPRNG, which the operating system seeds (and on wasm32,
-/// `crypto.getRandomValues`).
+/// `N` bytes from the operating system's CSPRNG (on wasm32, `crypto.getRandomValues`).
+///
+/// # Panics
+/// When the operating system has no randomness to give (no `getrandom(2)` and no
+/// `/dev/urandom`): a token must never be sealed with a predictable nonce or id.
 pub(crate) fn bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
-    rand::rng().fill_bytes(&mut out);
+    getrandom::fill(&mut out).expect("the operating system's random number generator failed");
     out
 }

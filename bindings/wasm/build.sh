@@ -55,7 +55,7 @@ wasm_cargo build --release --target wasm32-unknown-unknown -Z build-std=std,pani
 wasm=target/wasm32-unknown-unknown/release/siptoken_wasm.wasm
 
 # --- the package ---------------------------------------------------------------------------------
-version=$(awk -F'"' '/^\[/ { section = $0 } section == "[package]" && /^version *=/ { print $2; exit }' "$root/Cargo.toml")
+version=$(source "$root/scripts/lib.sh" && package_field version) # the workspace's, via cargo metadata
 [ -n "$version" ] || { echo "build.sh: no version in $root/Cargo.toml" >&2; exit 2; }
 stamp=$( (sha256sum "$wasm" npm/*; echo "$version $bindgen_version") | sha256sum | cut -c1-64)
 if [ $force -eq 0 ] && [ -f pkg/.stamp ] && [ "$(cat pkg/.stamp)" = "$stamp" ]; then

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use siptoken::gateway::sip::message;
+use siptoken_gateway::fuzzing::message;
 
 fuzz_target!(|data: &[u8]| {
     for stream in [false, true] {

@@ -17,7 +17,7 @@ export SIPTOKEN_LIB=$lib SIPTOKEN_HEADER=$root/bindings/c/include/siptoken.h
 vg=(valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect)
 
 step "build libsiptoken (release)" cargo build --release -p siptoken-ffi
-step "build the siptoken CLI (for comparisons)" cargo build --bin siptoken
+step "build the siptoken CLI (for comparisons)" cargo build -p siptoken-cli --bin siptoken
 ls -l "$lib" "$root/target/release/libsiptoken.a"
 step "Rust unit tests of the ABI (header up to date, codes, NULL, UTF-8, panics)" cargo test -p siptoken-ffi
 

@@ -18,7 +18,7 @@ step "node --test: API and test vectors, through require and import" \
 
 # The debug build: stages 10 and 20 have built it already (same features), and speed does not
 # matter for a few invocations.
-step "siptoken CLI (cargo build)" cargo build --bin siptoken
+step "siptoken CLI (cargo build)" cargo build -p siptoken-cli --bin siptoken
 step "cross-check: WASM tokens verify with the CLI and CLI tokens with WASM" \
   env SIPTOKEN_BIN="$root/target/debug/siptoken" node --test bindings/wasm/test/cli-crosscheck.mjs
 

@@ -3,7 +3,7 @@
 # scripts/dist.sh (the binaries with the MSRV toolchain), installs the .deb with dpkg -i on this
 # machine and uses what it installed — the CLI, the gateway as its own user from the example
 # config, the C library through pkg-config, man pages, completions, the systemd unit — runs every
-# code block of README.md against it (tests/readme/run.py), checks `cargo install --path .`, and
+# code block of README.md against it (tests/readme/run.py), checks `cargo install --path crates/…`, and
 # purges the package at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,8 +21,8 @@ has() {
   grep -q "$@" <<<"$all"
 }
 
-version=$(awk -F'"' '/^\[/ { section = $0 } section == "[package]" && /^version *=/ { print $2; exit }' Cargo.toml)
-msrv=$(awk -F'"' '/^\[/ { section = $0 } section == "[package]" && /^rust-version *=/ { print $2; exit }' Cargo.toml)
+version=$(package_field version)
+msrv=$(package_field rust_version)
 arch=$(dpkg --print-architecture)
 deb=$root/target/dist/siptoken_${version}-1_${arch}.deb
 work=$(mktemp -d)
@@ -44,8 +44,7 @@ msrv_build() {
   local toolchain="$msrv"
   [[ $toolchain == *.*.* ]] || toolchain="$msrv.0"
   rustup toolchain list | has "^$toolchain-" || { echo "toolchain $toolchain (rust-version $msrv) is not installed" >&2; return 1; }
-  cargo "+$toolchain" build --release -p siptoken --bins
-  cargo "+$toolchain" build --release -p siptoken-ffi
+  cargo "+$toolchain" build --release -p siptoken-cli -p siptoken-gateway -p siptoken-ffi
 }
 step "MSRV: release build with Rust $msrv (rust-version)" msrv_build
 
@@ -218,11 +217,12 @@ step "README.md: every code block (tests/readme/run.py)" python3 tests/readme/ru
 
 cargo_install() {
   # Into a scratch root, reusing target/ (the release build above), as a user would from a checkout.
-  CARGO_TARGET_DIR=$root/target cargo install --quiet --path . --root "$work/cargo-root"
+  CARGO_TARGET_DIR=$root/target cargo install --quiet --path crates/siptoken-cli --root "$work/cargo-root"
+  CARGO_TARGET_DIR=$root/target cargo install --quiet --path crates/siptoken-gateway --root "$work/cargo-root"
   "$work/cargo-root/bin/siptoken" --version | has -x "siptoken $version"
   "$work/cargo-root/bin/siptoken-gateway" --version | has -x "siptoken-gateway $version"
 }
-step "cargo install --path . gives both binaries" cargo_install
+step "cargo install --path crates/… gives both binaries" cargo_install
 
 purge() {
   dpkg -r siptoken

@@ -25,10 +25,8 @@ run_load() {
   wait "$pid"
 }
 
-step "load: rustfmt" rustfmt --edition 2021 --check examples/gateway_load.rs
-step "load: clippy" cargo clippy --features gateway --example gateway_load -- -D warnings
 step "load: build (debug, shared with the gateway stage)" \
-  cargo build --features gateway --bin siptoken-gateway --example gateway_load
+  cargo build -p siptoken-gateway --bin siptoken-gateway --example gateway_load
 step "load: 2,000 sessions through the gateway, 30 s hold, sipp beside" run_load
 step "load: 2,000 sessions on two HTTP/2 connections, 30 s hold" \
   run_load --http2 1000 --no-sipp --no-half-rate

@@ -44,13 +44,11 @@ COMMENT_START = "<!-- readme-test"
 
 
 def cargo_version():
-    section = None
-    for line in (ROOT / "Cargo.toml").read_text().splitlines():
-        if line.startswith("["):
-            section = line.strip()
-        elif section == "[package]" and re.match(r"version\s*=", line):
-            return line.split('"')[1]
-    raise SystemExit("no version in Cargo.toml")
+    """The workspace version (root Cargo.toml, [workspace.package]), as cargo reads it."""
+    out = subprocess.run(["cargo", "metadata", "--no-deps", "--format-version", "1",
+                          "--manifest-path", str(ROOT / "Cargo.toml")],
+                         check=True, capture_output=True, text=True).stdout
+    return next(p["version"] for p in json.loads(out)["packages"] if p["name"] == "siptoken")
 
 
 def parse(readme):

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::sip::register::SipSettings;
-use crate::VerifyOptions;
+use siptoken::VerifyOptions;
 
 /// A `replay_store` value. `Debug` hides the password of a `redis://` URL, so printing a
 /// [`Config`] never shows it.
@@ -300,7 +300,7 @@ mod tests {
 
     #[test]
     fn the_example_config_parses_and_validates() {
-        let c = Config::parse(include_str!("../../examples/gateway.toml")).unwrap();
+        let c = Config::parse(include_str!("../../../examples/gateway.toml")).unwrap();
         c.validate().unwrap();
         assert_eq!(c.register_expires, 600);
     }

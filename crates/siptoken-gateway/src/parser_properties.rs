@@ -1,12 +1,11 @@
 //! Property tests for the gateway's parsers of untrusted input: SIP messages, digest
 //! challenges and WebSocket client messages never panic, and valid messages survive being cut
 //! at any point on a stream.
-#![cfg(feature = "gateway")]
 
+use crate::sip::digest::{parse_params, Challenge};
+use crate::sip::message::{self, ParseError};
+use crate::ws::parse_client_message;
 use proptest::prelude::*;
-use siptoken::gateway::sip::digest::{parse_params, Challenge};
-use siptoken::gateway::sip::message::{self, ParseError};
-use siptoken::gateway::ws::parse_client_message;
 
 const OK: &str = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1;rport=5070\r\n\
     From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: x\r\nCSeq: 2 REGISTER\r\n\

@@ -540,7 +540,7 @@ fn committed_man_pages_are_current() {
     let mut cmd = siptoken();
     let out = run(cmd.args(["manpages", "--dir"]).arg(dir.path()), "");
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let man = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let man = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../man");
     let mut generated: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())

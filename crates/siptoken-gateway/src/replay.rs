@@ -9,7 +9,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
-use crate::TokenId;
+use siptoken::TokenId;
 
 /// A store failure (a shared store being down or slow); the gateway refuses the login
 /// (`store_unavailable`) unless `replay_store_failure = "open"`.
@@ -58,17 +58,13 @@ impl MemoryStore {
     }
 
     /// How many keys are remembered.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.inner
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .until
             .len()
-    }
-
-    /// Whether no key is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn insert(&self, key: TokenId, until: i64, now: i64) -> bool {

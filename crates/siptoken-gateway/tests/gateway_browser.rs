@@ -1,7 +1,6 @@
 //! The demo page in a real headless Chromium (Debian `chromium`, driven by npm
 //! `playwright-core` from a test-local directory): paste a token, press Login, see Registered —
 //! checked in Kamailio — then Logout.
-#![cfg(feature = "gateway")]
 
 #[path = "gateway/harness.rs"]
 mod harness;
@@ -16,13 +15,11 @@ use harness::*;
 use siptoken::Transport;
 
 #[test]
+#[ignore = "needs headless Chromium, playwright-core and Kamailio (scripts/ci/40-gateway.sh)"]
 fn demo_page_logs_in_and_out_in_headless_chromium() {
-    if !peers_enabled("demo_page_logs_in_and_out_in_headless_chromium") {
-        return;
-    }
     let modules = std::env::var("SIPTOKEN_NODE_MODULES").unwrap_or_else(|_| {
         format!(
-            "{}/target/gateway-node/node_modules",
+            "{}/../../target/gateway-node/node_modules",
             env!("CARGO_MANIFEST_DIR")
         )
     });

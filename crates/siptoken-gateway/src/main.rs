@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use siptoken::gateway::cli::Cli;
 use siptoken::KeyRing;
+use siptoken_gateway::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = siptoken::gateway::check_tls(&config) {
+    if let Err(e) = siptoken_gateway::check_tls(&config) {
         eprintln!("siptoken-gateway: {e}");
         return ExitCode::from(2);
     }
@@ -93,7 +93,7 @@ fn main() -> ExitCode {
         };
         println!("siptoken-gateway listening on {scheme}://{addr}");
         tracing::info!(%addr, apps = ?ring.apps(), legacy = config.allow_legacy, "listening");
-        match siptoken::gateway::serve(config, ring, listener, signal).await {
+        match siptoken_gateway::serve(config, ring, listener, signal).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("siptoken-gateway: {e}");

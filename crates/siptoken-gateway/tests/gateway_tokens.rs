@@ -1,7 +1,6 @@
 //! The gateway binary's WebSocket protocol without a registrar: token faults (each the
 //! documented error and no SIP traffic sent), protocol errors, limits, the Origin check, and
 //! failures that need only loopback sockets (unreachable, silent registrar).
-#![cfg(feature = "gateway")]
 
 #[path = "gateway/harness.rs"]
 mod harness;

@@ -3,7 +3,6 @@
 //! run gets `RUST_LOG=trace` and `RUST_BACKTRACE=full` anyway), and no output may contain a
 //! SIP password, a key (hex, either case) or a whole token — except each command's own product
 //! on stdout: `issue` prints tokens, `keygen` a new key, `verify --show-password` the password.
-#![cfg(feature = "cli")]
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -166,11 +166,6 @@ impl UdpRoute {
         self.shared.local
     }
 
-    /// The registrar's address.
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.shared.peer
-    }
-
     /// Sends one datagram to the registrar.
     pub async fn send(&self, data: &[u8]) -> io::Result<()> {
         self.shared.sock.send(data).await.map(|_| ())
@@ -350,7 +345,7 @@ mod tests {
         drop(b);
         assert!(!lock(sockets()).contains_key(&(loopback(), peer)));
         let c = UdpRoute::join(loopback(), peer, "aaaa").unwrap();
-        assert_eq!(c.peer_addr(), peer);
+        assert_eq!(c.shared.peer, peer);
     }
 
     #[tokio::test]

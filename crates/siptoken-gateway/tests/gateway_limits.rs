@@ -2,7 +2,6 @@
 //! timeout (silent and slow-loris connections), WebSocket idle timeout, maximum message size,
 //! per-IP login rate, maximum sessions — each a documented error, none taking the gateway down —
 //! and a silent registrar (UDP or TCP) that must not hold a session's resources for ever.
-#![cfg(feature = "gateway")]
 
 #[path = "gateway/harness.rs"]
 mod harness;

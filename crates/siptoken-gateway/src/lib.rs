@@ -1,21 +1,35 @@
-//! The reference gateway `siptoken-gateway` (cargo feature `gateway`): a browser presents a
+//! The reference gateway `siptoken-gateway`: a browser presents a
 //! token over a WebSocket, the gateway verifies it and registers the SIP account itself.
 //!
-//! Module map: [`config`] and [`cli`] (configuration), [`http`] (routes, origin check, demo
-//! page), [`ws`] (the WebSocket session protocol), [`replay`] and [`redis`] (single use), [`metrics`],
-//! [`ratelimit`], [`tls`] (rustls for `wss://` and SIP over TLS), and [`sip`] (message parser, digest, transports, the REGISTER client).
-//! The protocol is specified in `docs/gateway-protocol.md`.
+//! The public surface is what the binary needs: [`cli`], [`config`], [`serve`] and
+//! [`check_tls`]. Inside, one module per job: `http` (routes, origin check, demo page), `ws` (the
+//! WebSocket session protocol), `replay` and `redis` (single use), `metrics`, `ratelimit`, `tls`
+//! (rustls for `wss://` and SIP over TLS), and `sip` (message parser, digest, DNS, transports,
+//! the REGISTER client). The protocol is specified in `docs/gateway-protocol.md`.
 
 pub mod cli;
 pub mod config;
-pub mod http;
-pub mod metrics;
-pub mod ratelimit;
-pub mod redis;
-pub mod replay;
-pub mod sip;
-pub mod tls;
-pub mod ws;
+mod http;
+mod metrics;
+mod ratelimit;
+mod redis;
+mod replay;
+mod sip;
+mod tls;
+mod ws;
+
+#[cfg(test)]
+mod parser_properties;
+
+/// The parsers of untrusted input, for the fuzz targets in `fuzz/` (cargo feature `fuzzing`;
+/// not part of the crate's stable API).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::sip::digest;
+    pub use crate::sip::message;
+    pub use crate::ws::parse_client_message;
+}
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,15 +39,15 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::{KeyRing, VerifyOptions};
 use config::Config;
 use metrics::Metrics;
 use ratelimit::RateLimiter;
 use replay::ReplayStore;
 use sip::register::SipSettings;
+use siptoken::{KeyRing, VerifyOptions};
 
 /// Everything the sessions share.
-pub struct State {
+pub(crate) struct State {
     /// The configuration.
     pub config: Config,
     /// The key ring.
@@ -265,7 +279,7 @@ async fn connection<I>(
 /// The rustls client configuration for SIP over TLS: from `sip_tls_ca_file` (an error if it is
 /// unusable), else from the system CA bundle when there is one (else `None`: `transport="tls"`
 /// tokens are then refused with `sip_unreachable`).
-pub fn sip_tls(config: &Config) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+pub(crate) fn sip_tls(config: &Config) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
     match &config.sip_tls_ca_file {
         Some(ca) => tls::client_config(ca)
             .map(Some)

@@ -17,7 +17,7 @@ use super::config::StoreFailure;
 use super::sip::register::{self, Account, Command, Event, SipError};
 use super::sip::transport::Kind;
 use super::State;
-use crate::{Transport, Verifier};
+use siptoken::{Transport, Verifier};
 
 /// A client message (unknown fields are ignored, for forward compatibility). `Debug` never
 /// shows the token.
@@ -344,7 +344,7 @@ impl Session {
             };
         let c = verified.claims();
         let token_id = verified.replay_key().to_string();
-        let now = crate::verify::system_now();
+        let now = siptoken::verify::system_now();
         let until = c
             .expires()
             .unwrap_or(now.saturating_add(st.config.max_lifetime_seconds as i64))
@@ -373,7 +373,7 @@ impl Session {
         };
         if let Err(why) = account.check() {
             tracing::info!(ip = %self.ip, app = verified.app(), "token claims unusable for SIP");
-            return reject(crate::ErrorCode::InvalidField.as_str(), why);
+            return reject(siptoken::ErrorCode::InvalidField.as_str(), why);
         }
         let aor = account.aor();
         match st.replay.first_use(verified.replay_key(), until, now).await {

@@ -20,18 +20,6 @@ pub const KEYS: &str = "CRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592
                         OLD=8263D535FFFFFFFF7B0F60\n";
 pub const DOMAIN: &str = "sip.test";
 
-/// Whether the tests that need real peers (Kamailio, sipp, Chromium) should run: only when
-/// `SIPTOKEN_GATEWAY_PEERS=1` (set by scripts/ci/40-gateway.sh, which installs the peers).
-/// Elsewhere (e.g. the core stage's `cargo test`) they print why they are skipped.
-pub fn peers_enabled(test: &str) -> bool {
-    if std::env::var("SIPTOKEN_GATEWAY_PEERS").as_deref() == Ok("1") {
-        true
-    } else {
-        eprintln!("{test}: skipped (needs real SIP peers; run scripts/ci/40-gateway.sh or set SIPTOKEN_GATEWAY_PEERS=1)");
-        false
-    }
-}
-
 pub fn ring() -> KeyRing {
     KEYS.parse().unwrap()
 }

@@ -16,7 +16,7 @@ use super::digest::{self, Challenge};
 use super::dns;
 use super::message::{self, Message};
 use super::transport::{self, Kind, SipSocket, TlsTarget, TransportError};
-use crate::gateway::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// The SIP account a token describes.
 pub struct Account {
@@ -136,7 +136,7 @@ impl Default for SipSettings {
             t2: Duration::from_secs(4),
             transaction_timeout: Duration::from_secs(32),
             max_retry_after: Duration::from_secs(30),
-            user_agent: format!("siptoken-gateway/{}", crate::VERSION),
+            user_agent: format!("siptoken-gateway/{}", env!("CARGO_PKG_VERSION")),
             srv_lookup: true,
             dns_servers: Vec::new(),
             tcp_keepalive: Duration::from_secs(30),
@@ -228,7 +228,7 @@ pub enum Event {
 }
 
 fn random_hex(bytes: usize) -> String {
-    let id = crate::TokenId::random().0;
+    let id = siptoken::TokenId::random().0;
     hex::encode(&id[..bytes.min(16)])
 }
 

@@ -85,7 +85,7 @@ impl Cli {
 /// The man page `siptoken-gateway(8)`, generated from the command definition.
 pub fn man_page() -> String {
     use clap::CommandFactory;
-    let cmd = Cli::command().version(crate::VERSION);
+    let cmd = Cli::command().version(env!("CARGO_PKG_VERSION"));
     let mut out = Vec::new();
     clap_mangen::Man::new(cmd)
         .section("8")

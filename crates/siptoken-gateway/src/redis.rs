@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use zeroize::Zeroizing;
 
 use super::replay::{ReplayStore, ReplayStoreError, StoreFuture};
-use crate::TokenId;
+use siptoken::TokenId;
 
 /// Prefix of every key the gateway writes.
 pub const KEY_PREFIX: &str = "siptoken:used:";

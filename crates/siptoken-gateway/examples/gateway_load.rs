@@ -270,7 +270,8 @@ impl Kamailio {
                 .replace(
                     "@USERS@",
                     "\txlog(\"L_INFO\", \"users come from the db_text table\\n\");",
-                );
+                )
+                .replace("@ROUTES@", "");
             let cfg: String = cfg
                 .lines()
                 .filter(|l| !l.contains("[::1]"))

@@ -91,6 +91,9 @@ pub struct KamailioOptions {
     /// Also listen for SIP over TLS (module `tls`, package kamailio-tls-modules) with a
     /// certificate for `sip.test` and 127.0.0.1 made by [`Certs::make`] in the Kamailio dir.
     pub tls: bool,
+    /// Static call routes: (user, SIP URI), e.g. `("echo", "sip:127.0.0.1:16000")` sends calls
+    /// for `echo@sip.test` that no registration answers to a callee the test started.
+    pub routes: Vec<(String, String)>,
 }
 
 impl Default for KamailioOptions {
@@ -99,6 +102,7 @@ impl Default for KamailioOptions {
             nonce_expire: 300,
             tcp_lifetime: 120,
             tls: false,
+            routes: Vec::new(),
         }
     }
 }
@@ -134,6 +138,11 @@ impl Kamailio {
                 format!("\t$sht(users=>{u}) = \"{p}\";\n")
             })
             .collect();
+        let routes: String = options
+            .routes
+            .iter()
+            .map(|(u, uri)| format!("\t$sht(routes=>{u}) = \"{uri}\";\n"))
+            .collect();
         let certs = options.tls.then(|| Certs::make(dir.path(), "sip.test"));
         for _attempt in 0..5 {
             let port = free_port();
@@ -147,7 +156,8 @@ impl Kamailio {
                 .replace("@TCP_LIFETIME@", &options.tcp_lifetime.to_string())
                 .replace("@ALGORITHM@", algorithm)
                 .replace("@PING_INTERVAL@", "1")
-                .replace("@USERS@", &users);
+                .replace("@USERS@", &users)
+                .replace("@ROUTES@", &routes);
             // Some containers have no IPv6 loopback: listen on IPv4 only there.
             let cfg = if ipv6_loopback() {
                 cfg
@@ -727,13 +737,28 @@ impl Silent {
 pub struct Sipp {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// Where its RTP is (`-mp`).
+    pub media_port: u16,
     child: Child,
 }
 
 impl Sipp {
     pub fn start(scenario: &Path) -> Sipp {
+        Sipp::start_with(scenario, &[])
+    }
+
+    /// [`Sipp::start`] with more sipp arguments (`-rtp_echo`, `-key status 486`, …). The media
+    /// port (`-mp`) is a free one, in [`Sipp::media_port`].
+    pub fn start_with(scenario: &Path, extra: &[&str]) -> Sipp {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
+        // sipp's RTP echo takes the media port and the one above it (RTCP).
+        let media_port = loop {
+            let p = free_port();
+            if p % 2 == 0 && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+                break p;
+            }
+        };
         let log = std::fs::File::create(dir.path().join("sipp.log")).unwrap();
         let child = Command::new("sipp")
             .args(["-sf"])
@@ -746,8 +771,13 @@ impl Sipp {
                 "-m",
                 "1",
                 "-nostdin",
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                &media_port.to_string(),
             ])
-            .args(["-trace_err", "-trace_msg"])
+            .args(["-trace_err", "-trace_msg", "-trace_logs"])
+            .args(extra)
             .current_dir(dir.path())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -755,7 +785,12 @@ impl Sipp {
             .spawn()
             .expect("sipp is installed (Debian package sip-tester)");
         std::thread::sleep(Duration::from_millis(300));
-        Sipp { dir, port, child }
+        Sipp {
+            dir,
+            port,
+            media_port,
+            child,
+        }
     }
 
     /// Waits (bounded) for sipp to finish its one call and checks that it succeeded.

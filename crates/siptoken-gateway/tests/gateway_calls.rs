@@ -1,0 +1,442 @@
+//! Calls through the gateway, end to end, against real parts only: headless Chromium (its fake
+//! microphone playing a sine) speaking the WebSocket protocol, the gateway, Kamailio as
+//! registrar and proxy (digest with 407 on INVITE, record-routing), and independent callees and
+//! callers: sipp (scenarios in tests/gateway/sipp/call-*.xml, `-rtp_echo`) and baresip (its own
+//! sine, recording what it hears). Every test that says audio checks audio: the tone is found by
+//! frequency at the far end (a WebAudio analyser in the browser; a Goertzel filter over what
+//! baresip recorded), not just signalling.
+
+#[path = "gateway/harness.rs"]
+mod harness;
+
+#[path = "gateway/browser.rs"]
+mod browser;
+
+#[path = "gateway/baresip.rs"]
+mod baresip;
+
+use std::time::Duration;
+
+use baresip::{read_wav, Baresip};
+use browser::BrowserPhone;
+use harness::*;
+use serde_json::json;
+use siptoken::Transport;
+
+const NEEDS: &str = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)";
+const T: Duration = Duration::from_secs(20);
+/// The browser's microphone tone and baresip's.
+const BROWSER_HZ: f64 = 1000.0;
+const BARESIP_HZ: u32 = 400;
+
+/// A gateway that carries calls: the browser leg on a free loopback port, RTP ports from a
+/// window of its own (tests run in parallel), `extra` TOML lines.
+fn call_gateway(extra: &str) -> Gateway {
+    let webrtc = free_port();
+    let base = 20_000 + (free_port() % 200) * 100;
+    Gateway::start(&format!(
+        "webrtc_listen = \"127.0.0.1:{webrtc}\"\nrtp_address = \"127.0.0.1\"\n\
+         rtp_ports = \"{base}-{}\"\n{extra}",
+        base + 99
+    ))
+}
+
+/// A Kamailio with the operators `alice` and `carol`, the phone `bob`, and static routes from
+/// user names to sipp callees.
+fn kamailio(routes: &[(&str, &Sipp)]) -> Kamailio {
+    Kamailio::start_with(
+        "MD5",
+        &[("alice", "pa55"), ("bob", "b0b"), ("carol", "c4r0l")],
+        KamailioOptions {
+            routes: routes
+                .iter()
+                .map(|(user, sipp)| (user.to_string(), format!("sip:127.0.0.1:{}", sipp.port)))
+                .collect(),
+            ..Default::default()
+        },
+    )
+}
+
+/// A browser logged in as `user` (password `password`) through `gw`, its microphone playing
+/// `hz`.
+fn operator(gw: &Gateway, kam: &Kamailio, user: &str, password: &str, hz: f64) -> BrowserPhone {
+    let mut phone = BrowserPhone::start(gw.addr, hz);
+    phone.login(&token(user, password, kam.port, Transport::Udp));
+    phone
+}
+
+/// Goertzel: the share of the signal's energy at `freq` in the middle second of `samples`.
+fn tone_share(samples: &[i16], rate: u32, freq: f64) -> f64 {
+    let n = rate as usize;
+    let start = samples.len().saturating_sub(n) / 2;
+    let seg = &samples[start..(start + n).min(samples.len())];
+    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / rate as f64).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in seg {
+        let s0 = x as f64 + k * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
+    let energy: f64 = seg.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
+    if energy == 0.0 {
+        return 0.0;
+    }
+    power / (energy * seg.len() as f64 / 2.0)
+}
+
+/// Asserts that baresip's last recording holds at least `min_seconds` of audio whose energy is
+/// mostly a `freq` tone.
+fn assert_baresip_heard(bob: &Baresip, freq: f64, min_seconds: f64) {
+    let file = bob
+        .heard()
+        .pop()
+        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", bob.log()));
+    let (samples, rate) = read_wav(&file);
+    let seconds = samples.len() as f64 / rate as f64;
+    assert!(
+        seconds >= min_seconds,
+        "baresip heard only {seconds:.1} s ({file:?})"
+    );
+    let share = tone_share(&samples, rate, freq);
+    assert!(
+        share > 0.5,
+        "baresip did not hear {freq} Hz: {:.3} of the energy is there ({file:?}, {seconds:.1} s)",
+        share
+    );
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn browser_calls_an_echo_callee_through_the_proxy_and_hears_itself() {
+    let _ = NEEDS;
+    let mut echo = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
+    let kam = kamailio(&[("echo", &echo)]);
+    let gw = call_gateway("");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "echo"}));
+    alice.event("media", Some("c1"), T);
+    alice.event("answered", Some("c1"), T);
+    // What the browser sends comes back from the echo through Kamailio's callee and the gateway.
+    alice.assert_hears("c1", BROWSER_HZ);
+    alice.send(json!({"type": "hangup", "call": "c1"}));
+    let ended = alice.event("ended", Some("c1"), T);
+    assert_eq!(ended["reason"], "hangup", "{ended}");
+    echo.wait_success(T);
+    // The INVITE was challenged by the proxy (407) and answered with the token's credentials.
+    assert!(echo.log().contains("INVITE sip:"), "{}", echo.log());
+    assert!(
+        kam.log().contains("INVITE to echo"),
+        "the call went through Kamailio:\n{}",
+        kam.log()
+    );
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn browser_and_baresip_hear_each_other() {
+    let kam = kamailio(&[]);
+    let mut bob = Baresip::start(kam.port, "bob", "b0b", BARESIP_HZ, "");
+    let gw = call_gateway("");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "bob"}));
+    alice.event("answered", Some("c1"), T);
+    bob.event("CALL_ESTABLISHED", T);
+    alice.assert_hears("c1", BARESIP_HZ as f64);
+    std::thread::sleep(Duration::from_secs(3));
+    alice.send(json!({"type": "hangup", "call": "c1"}));
+    assert_eq!(alice.event("ended", Some("c1"), T)["reason"], "hangup");
+    bob.event("CALL_CLOSED", T);
+    assert_baresip_heard(&bob, BROWSER_HZ, 2.0);
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn baresip_calls_the_operator_who_answers_and_the_caller_hangs_up() {
+    let kam = kamailio(&[]);
+    let mut bob = Baresip::start(kam.port, "bob", "b0b", BARESIP_HZ, "");
+    let gw = call_gateway("");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    bob.command("dial", &format!("sip:alice@127.0.0.1:{}", kam.port));
+    let incoming = alice.event("incomingCall", None, T);
+    let id = incoming["call"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("in-"), "{incoming}");
+    assert!(
+        incoming["from"].as_str().unwrap().starts_with("sip:bob@"),
+        "{incoming}"
+    );
+    assert_eq!(incoming["displayName"], "Test bob", "{incoming}");
+    alice.cmd(json!({"cmd": "answer", "call": id}));
+    alice.event("media", Some(&id), T);
+    alice.event("answered", Some(&id), T);
+    bob.event("CALL_ESTABLISHED", T);
+    alice.assert_hears(&id, BARESIP_HZ as f64);
+    std::thread::sleep(Duration::from_secs(3));
+    bob.command("hangup", "");
+    let ended = alice.event("ended", Some(&id), T);
+    assert_eq!(ended["reason"], "remote_hangup", "{ended}");
+    assert_baresip_heard(&bob, BROWSER_HZ, 2.0);
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn a_caller_who_gives_up_before_the_answer_is_cancelled_and_a_rejected_caller_sees_486() {
+    let kam = kamailio(&[]);
+    let mut bob = Baresip::start(kam.port, "bob", "b0b", BARESIP_HZ, "");
+    let gw = call_gateway("");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    let alice_uri = format!("sip:alice@127.0.0.1:{}", kam.port);
+
+    bob.command("dial", &alice_uri);
+    let id = alice.event("incomingCall", None, T)["call"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    bob.command("hangup", "");
+    let ended = alice.event("ended", Some(&id), T);
+    assert_eq!(ended["reason"], "cancelled", "{ended}");
+    bob.event("CALL_CLOSED", T);
+
+    bob.command("dial", &alice_uri);
+    let id = alice.event("incomingCall", None, T)["call"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    alice.send(json!({"type": "reject", "call": id}));
+    let closed = bob.event("CALL_CLOSED", T);
+    assert!(
+        closed["param"].as_str().unwrap_or("").contains("486"),
+        "the caller sees 486: {closed}"
+    );
+    let ended = alice.event("ended", Some(&id), T);
+    assert_eq!(ended["reason"], "declined", "{ended}");
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn final_responses_map_to_end_reasons() {
+    let cases = [
+        (486, "Busy Here", "busy"),
+        (603, "Decline", "declined"),
+        (404, "Not Found", "not_found"),
+        (480, "Temporarily Unavailable", "no_answer"),
+        (488, "Not Acceptable Here", "unsupported_media"),
+        (500, "Server Internal Error", "failed"),
+    ];
+    let callees: Vec<(String, Sipp)> = cases
+        .iter()
+        .map(|(status, reason, _)| {
+            let sipp = Sipp::start_with(
+                &scenario("call-status.xml"),
+                &["-key", "status", &status.to_string(), "-key", "reason", reason],
+            );
+            (format!("s{status}"), sipp)
+        })
+        .collect();
+    let routes: Vec<(&str, &Sipp)> = callees.iter().map(|(u, s)| (u.as_str(), s)).collect();
+    let kam = kamailio(&routes);
+    let gw = call_gateway("");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    for (i, ((status, _, reason), (user, _))) in cases.iter().zip(&callees).enumerate() {
+        let id = format!("c{i}");
+        alice.cmd(json!({"cmd": "call", "call": id, "to": user}));
+        alice.event("ringing", Some(&id), T);
+        let ended = alice.event("ended", Some(&id), T);
+        assert_eq!(ended["reason"], *reason, "{status}: {ended}");
+        assert_eq!(ended["sipStatus"], *status, "{ended}");
+    }
+    for (_, mut sipp) in callees {
+        sipp.wait_success(T);
+    }
+    // Nobody of that name: Kamailio's own 404.
+    alice.cmd(json!({"cmd": "call", "call": "nobody", "to": "nobody"}));
+    let ended = alice.event("ended", Some("nobody"), T);
+    assert_eq!(ended["reason"], "not_found", "{ended}");
+    assert_eq!(ended["sipStatus"], 404, "{ended}");
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn hold_and_unhold_reach_the_far_end() {
+    let mut callee = Sipp::start_with(&scenario("call-hold.xml"), &["-rtp_echo"]);
+    let kam = kamailio(&[("held", &callee)]);
+    let gw = call_gateway("");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "held"}));
+    alice.event("answered", Some("c1"), T);
+    alice.assert_hears("c1", BROWSER_HZ);
+    alice.send(json!({"type": "hold", "call": "c1"}));
+    let held = alice.event("held", Some("c1"), T);
+    assert_eq!(held["by"], "local", "{held}");
+    alice.send(json!({"type": "unhold", "call": "c1"}));
+    let resumed = alice.event("resumed", Some("c1"), T);
+    assert_eq!(resumed["by"], "local", "{resumed}");
+    alice.assert_hears("c1", BROWSER_HZ);
+    alice.send(json!({"type": "hangup", "call": "c1"}));
+    alice.event("ended", Some("c1"), T);
+    // The scenario checked a=sendonly in the first re-INVITE and a=sendrecv in the second.
+    callee.wait_success(T);
+    let log = callee.log();
+    assert!(log.contains("held: a=sendonly") && log.contains("resumed: a=sendrecv"), "{log}");
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn dtmf_reaches_the_far_end_as_rfc4733_events_or_as_sip_info() {
+    let kam_sipp = Sipp::start_with(&scenario("call-info-dtmf.xml"), &[]);
+    let kam = kamailio(&[("noevents", &kam_sipp)]);
+    let mut bob = Baresip::start(kam.port, "bob", "b0b", BARESIP_HZ, "");
+    let gw = call_gateway("");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+
+    // baresip offers telephone-event: RFC 4733 events in the RTP stream.
+    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "bob"}));
+    alice.event("answered", Some("c1"), T);
+    bob.event("CALL_ESTABLISHED", T);
+    alice.send(json!({"type": "dtmf", "call": "c1", "digits": "12#9"}));
+    let mut got = String::new();
+    for _ in 0..4 {
+        let e = bob.event("CALL_DTMF_START", T);
+        got.push_str(e["param"].as_str().unwrap_or("?"));
+    }
+    assert_eq!(got, "12#9");
+    alice.send(json!({"type": "hangup", "call": "c1"}));
+    alice.event("ended", Some("c1"), T);
+
+    // The sipp callee offers no telephone-event: SIP INFO application/dtmf-relay.
+    let mut info = kam_sipp;
+    alice.cmd(json!({"cmd": "call", "call": "c2", "to": "noevents"}));
+    alice.event("answered", Some("c2"), T);
+    alice.send(json!({"type": "dtmf", "call": "c2", "digits": "3*A"}));
+    std::thread::sleep(Duration::from_secs(3));
+    alice.send(json!({"type": "hangup", "call": "c2"}));
+    alice.event("ended", Some("c2"), T);
+    info.wait_success(T);
+    let log = info.log();
+    for d in ["DTMF 3", "DTMF *", "DTMF A"] {
+        assert!(log.contains(d), "{d} missing:\n{log}");
+    }
+
+    // Bad digits are refused before anything is sent.
+    alice.cmd(json!({"cmd": "call", "call": "c3", "to": "bob"}));
+    alice.event("answered", Some("c3"), T);
+    alice.send(json!({"type": "dtmf", "call": "c3", "digits": "12x"}));
+    let e = alice.event("error", Some("c3"), T);
+    assert_eq!(e["code"], "bad_request", "{e}");
+    alice.send(json!({"type": "hangup", "call": "c3"}));
+    alice.event("ended", Some("c3"), T);
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn blind_transfer_completes() {
+    let mut callee = Sipp::start_with(&scenario("call-refer.xml"), &["-key", "target", "1003"]);
+    let kam = kamailio(&[("transferee", &callee)]);
+    let gw = call_gateway("");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "transferee"}));
+    alice.event("answered", Some("c1"), T);
+    alice.send(json!({"type": "transfer", "call": "c1", "to": "1003"}));
+    alice.event("transferring", Some("c1"), T);
+    let ended = alice.event("ended", Some("c1"), T);
+    assert_eq!(ended["reason"], "transferred", "{ended}");
+    callee.wait_success(T);
+    assert!(callee.log().contains("REFER to sip:1003@"), "{}", callee.log());
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn a_silent_far_end_ends_the_call_with_media_timeout() {
+    // call-answer.xml without -rtp_echo never sends RTP.
+    let mut silent = Sipp::start_with(&scenario("call-answer.xml"), &[]);
+    let kam = kamailio(&[("silent", &silent)]);
+    let gw = call_gateway("media_timeout_seconds = 3");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "silent"}));
+    alice.event("answered", Some("c1"), T);
+    let ended = alice.event("ended", Some("c1"), T);
+    assert_eq!(ended["reason"], "media_timeout", "{ended}");
+    // The gateway hung up properly: the callee got its BYE.
+    silent.wait_success(T);
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn closing_the_socket_mid_call_sends_bye() {
+    let mut echo = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
+    let kam = kamailio(&[("echo", &echo)]);
+    let gw = call_gateway("");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "echo"}));
+    alice.event("answered", Some("c1"), T);
+    drop(alice); // Chromium goes away with its WebSocket.
+    echo.wait_success(T);
+    kam.wait_bindings("alice", 0, T);
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn sigterm_mid_call_sends_bye_then_unregisters() {
+    let mut echo = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
+    let kam = kamailio(&[("echo", &echo)]);
+    let mut gw = call_gateway("");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "echo"}));
+    alice.event("answered", Some("c1"), T);
+    assert_eq!(kam.bindings("alice").len(), 1);
+    let status = gw.terminate(T);
+    assert!(status.success(), "{status}\n{}", gw.log());
+    let ended = alice.event("ended", Some("c1"), T);
+    assert_eq!(ended["reason"], "logged_out", "{ended}");
+    echo.wait_success(T);
+    assert!(kam.bindings("alice").is_empty(), "{}", kam.dump());
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn two_browsers_call_each_other_through_the_gateway() {
+    let kam = kamailio(&[]);
+    let gw = call_gateway("");
+    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    let mut carol = operator(&gw, &kam, "carol", "c4r0l", 600.0);
+    alice.cmd(json!({"cmd": "call", "call": "a1", "to": "carol"}));
+    let incoming = carol.event("incomingCall", None, T);
+    assert!(
+        incoming["from"].as_str().unwrap().starts_with("sip:alice@"),
+        "{incoming}"
+    );
+    let id = incoming["call"].as_str().unwrap().to_owned();
+    carol.cmd(json!({"cmd": "answer", "call": id}));
+    alice.event("answered", Some("a1"), T);
+    carol.event("answered", Some(&id), T);
+    alice.assert_hears("a1", 600.0);
+    carol.assert_hears(&id, BROWSER_HZ);
+    alice.send(json!({"type": "hangup", "call": "a1"}));
+    assert_eq!(alice.event("ended", Some("a1"), T)["reason"], "hangup");
+    assert_eq!(
+        carol.event("ended", Some(&id), T)["reason"],
+        "remote_hangup"
+    );
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
+fn call_messages_are_checked() {
+    let kam = kamailio(&[]);
+    let gw = call_gateway("max_calls_per_session = 1");
+    let mut alice = BrowserPhone::start(gw.addr, BROWSER_HZ);
+    // Before any login.
+    alice.send(json!({"type": "call", "call": "c1", "to": "bob", "sdp": "v=0"}));
+    assert_eq!(alice.event("error", None, T)["code"], "not_logged_in");
+    alice.login(&token("alice", "pa55", kam.port, Transport::Udp));
+    for (msg, code) in [
+        (json!({"type": "hangup", "call": "nope"}), "unknown_call"),
+        (json!({"type": "call", "call": "bad id!", "to": "bob", "sdp": "v=0"}), "bad_request"),
+        (json!({"type": "call", "call": "c2", "to": "sip:", "sdp": "v=0"}), "invalid_target"),
+        (json!({"type": "call", "call": "c3", "to": "bob", "sdp": "not sdp"}), "invalid_sdp"),
+    ] {
+        alice.send(msg.clone());
+        let e = alice.event("error", None, T);
+        assert_eq!(e["code"], code, "{msg} -> {e}");
+    }
+}

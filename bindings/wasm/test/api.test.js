@@ -32,8 +32,11 @@ function sipError(code) {
 }
 
 test('version is the core version and the package version', () => {
-  const cargo = fs.readFileSync(path.join(ROOT, 'Cargo.toml'), 'utf8');
-  const coreVersion = /^\[package\][^[]*?^version\s*=\s*"([^"]+)"/m.exec(cargo)[1];
+  // The workspace version, as cargo itself reads it ([workspace.package] of the root Cargo.toml).
+  const metadata = JSON.parse(require('node:child_process').execFileSync('cargo',
+    ['metadata', '--no-deps', '--format-version', '1', '--manifest-path', path.join(ROOT, 'Cargo.toml')],
+    { encoding: 'utf8' }));
+  const coreVersion = metadata.packages.find((p) => p.name === 'siptoken').version;
   assert.equal(version, coreVersion);
   assert.equal(require('siptoken/package.json').version, coreVersion);
 });

@@ -138,3 +138,41 @@ fn legacy_bit_flips_extend_the_expiry_without_knowing_the_password() {
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadSignature);
 }
+
+/// Issue 14, item 3: the lifetime was checked only against `issued`, which legacy tokens never
+/// carry, so a flipped `expires` far in the future verified (and its single-use entry was kept
+/// until then). Without `issued`, `expires` may now be at most max lifetime + leeway from now.
+#[test]
+fn legacy_bit_flips_cannot_push_the_expiry_past_the_maximum_lifetime() {
+    let ring: KeyRing = RING.parse().unwrap();
+    let token = own_legacy_token(&ring);
+    let xml = own_claims().to_xml();
+    let at = xml.find("expires=\"").unwrap() + "expires=\"".len();
+    let old = (NOW + 300).to_string();
+    let flip_expiry = |new: &str| {
+        assert_eq!(old.len(), new.len());
+        let mut ct = body(&token);
+        for (i, (o, n)) in old.bytes().zip(new.bytes()).enumerate() {
+            ct[at + i] ^= o ^ n;
+        }
+        format!("CRM:{}", hex::encode(&ct))
+    };
+    let legacy = Verifier::new(&ring).allow_legacy(true).at(NOW);
+
+    // Year 2286, made without the key: refused however far the issuer's clock is off.
+    let far = flip_expiry("9999999999");
+    let err = legacy.verify(&far).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::LifetimeTooLong, "{err}");
+
+    // The bound is now + max lifetime (24 h) + leeway (30 s), inclusive.
+    let edge = flip_expiry(&(NOW + 86_400 + 30).to_string());
+    assert_eq!(
+        legacy.verify(&edge).unwrap().claims().expires(),
+        Some(NOW + 86_430)
+    );
+    let past_edge = flip_expiry(&(NOW + 86_400 + 31).to_string());
+    assert_eq!(
+        legacy.verify(&past_edge).unwrap_err().code(),
+        ErrorCode::LifetimeTooLong
+    );
+}

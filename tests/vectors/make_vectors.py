@@ -148,6 +148,13 @@ def main():
     a = v1_attrs(name)
     add_valid(name, "legacy", "CRM", root(a), dict(a))
 
+    # Without `issued` the lifetime is measured from the verifier's clock: `expires` may be at
+    # most now + max lifetime + leeway (docs/token-format.md, section 6).
+    name = "legacy without issued, expires exactly max lifetime plus leeway ahead"
+    a = [("login", "u"), ("password", "p"), ("domain", "d.example"),
+         ("expires", str(NOW + MAX_LIFETIME + LEEWAY))]
+    add_valid(name, "legacy", "LEGONLY", root(a), dict(a))
+
     # --- invalid -----------------------------------------------------------------------
     good = valid[0]["token"]
     add_invalid("v1 upper-case hex is not canonical", good.split(".", 2)[0] + "." +
@@ -175,6 +182,14 @@ def main():
                root(v1_attrs("n", expires=NOW + 600, issued=NOW + LEEWAY + 1)), "not_yet_valid")
     v1_invalid("v1 lifetime one second over the maximum",
                root(v1_attrs("l", expires=NOW + 100, issued=NOW + 99 - MAX_LIFETIME)), "lifetime_too_long")
+    add_invalid("legacy without issued, expires one second past max lifetime plus leeway",
+                seal_legacy("LEGONLY", root([("login", "u"), ("password", "p"), ("domain", "d.example"),
+                                             ("expires", str(NOW + MAX_LIFETIME + LEEWAY + 1))]).encode()),
+                "lifetime_too_long")
+    add_invalid("legacy without issued, expires in the year 9999",
+                seal_legacy("LEGONLY", root([("login", "u"), ("password", "p"), ("domain", "d.example"),
+                                             ("expires", "253402300799")]).encode()),
+                "lifetime_too_long")
     v1_invalid("v1 expires before issued",
                root(v1_attrs("b", expires=NOW + 10, issued=NOW + 20)), "invalid_field")
     v1_invalid("v1 unknown entity", root(v1_attrs("u"))[:-2] + ' visibleName="&nbsp;"/>', "invalid_xml")

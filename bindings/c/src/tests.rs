@@ -220,6 +220,64 @@ fn ttl_seconds_and_judged_rejections() {
     unsafe { siptoken_keyring_free(ring) };
 }
 
+/// Issues a token through the ABI.
+fn issue_through_abi(ring: *const siptoken_keyring, claims: &str, legacy: c_int) -> String {
+    let mut token = null_mut();
+    let (rc, msg) = call(|err| unsafe {
+        siptoken_issue(
+            ring,
+            c("CRM").as_ptr(),
+            c(claims).as_ptr(),
+            legacy,
+            &mut token,
+            err,
+        )
+    });
+    assert_eq!(rc, 0, "{msg:?}");
+    take(token)
+}
+
+/// Verifies a token through the ABI; returns the parsed result object.
+fn verify_through_abi(
+    ring: *const siptoken_keyring,
+    token: &str,
+    options: &str,
+) -> serde_json::Value {
+    let mut result = null_mut();
+    let (rc, msg) = call(|err| unsafe {
+        siptoken_verify(
+            ring,
+            c(token).as_ptr(),
+            c(options).as_ptr(),
+            &mut result,
+            err,
+        )
+    });
+    assert_eq!(rc, 0, "{msg:?}");
+    serde_json::from_str(&take(result)).unwrap()
+}
+
+/// Issue 14, item 3: legacy tokens (no `issued`) escaped the maximum lifetime.
+#[test]
+fn legacy_expiry_beyond_the_maximum_lifetime_is_rejected() {
+    let ring = ring();
+    let far = issue_through_abi(
+        ring,
+        r#"{"login":"a","password":"b","domain":"c","expires":253402300799}"#,
+        1,
+    );
+    let v = verify_through_abi(ring, &far, r#"{"allow_legacy":true,"now":1764120000}"#);
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["error"], "lifetime_too_long", "{v}");
+    let v = verify_through_abi(
+        ring,
+        &far,
+        r#"{"allow_legacy":true,"now":1764120000,"max_lifetime_seconds":253402300799}"#,
+    );
+    assert_eq!(v["valid"], true, "{v}");
+    unsafe { siptoken_keyring_free(ring) };
+}
+
 #[test]
 fn core_errors_come_back_as_codes_with_messages() {
     let ring = ring();

@@ -13,7 +13,8 @@ use crate::format::{Envelope, Format};
 use crate::keys::KeyRing;
 
 /// Verifier settings. The defaults are the safe ones: legacy tokens refused, 30 s of clock
-/// leeway, at most 24 h between `issued` and `expires`, legacy tokens must carry `expires`.
+/// leeway, at most 24 h between `issued` and `expires` (without `issued`: between now and
+/// `expires`, plus the leeway), legacy tokens must carry `expires`.
 ///
 /// Deserializes from the JSON options of the C ABI and the WASM package (every field optional,
 /// unknown fields refused):
@@ -32,7 +33,8 @@ pub struct VerifyOptions {
     pub allow_legacy: bool,
     /// Clock leeway applied to `expires` and `issued`, seconds. Default 30.
     pub leeway_seconds: u64,
-    /// Largest accepted `expires - issued`, seconds. Default 86400 (24 h).
+    /// Largest accepted `expires - issued`, seconds; for tokens without `issued` (legacy),
+    /// `expires` may be at most this plus the leeway after now. Default 86400 (24 h).
     pub max_lifetime_seconds: u64,
     /// Refuse legacy tokens without `expires` (`missing_field`). Default `true`.
     pub require_legacy_expiry: bool,
@@ -177,7 +179,8 @@ impl<'k> Verifier<'k> {
     /// syntax (`malformed`), legacy acceptance (`legacy_disabled`), key lookup (`unknown_app`,
     /// `unknown_key`), v1 tag in constant time before any decryption (`bad_signature`), XML
     /// (`invalid_xml`), claims (`missing_field`, `invalid_field`), then time (`expired`,
-    /// `not_yet_valid`, `lifetime_too_long`).
+    /// `not_yet_valid`, `lifetime_too_long`: `expires - issued` over the maximum lifetime, or,
+    /// without `issued`, `expires` more than the maximum lifetime plus the leeway after now).
     pub fn verify(&self, token: &str) -> Result<Verified> {
         let mut env = Envelope::parse(token)?;
         if env.format == Format::Legacy && !self.options.allow_legacy {
@@ -227,28 +230,45 @@ impl<'k> Verifier<'k> {
             }
         }
         let now = self.now();
-        let leeway = i64::try_from(self.options.leeway_seconds).unwrap_or(i64::MAX);
+        // Options are u64 (JSON, command lines, config files): saturate, never wrap.
+        let leeway = saturating_i64(self.options.leeway_seconds);
+        let max = self.options.max_lifetime_seconds;
         if let Some(expires) = expires {
             if now > expires.saturating_add(leeway) {
                 return Err(Error::Expired { expires, now });
             }
         }
-        if let Some(issued) = claims.issued() {
-            if issued > now.saturating_add(leeway) {
-                return Err(Error::NotYetValid { issued, now });
+        match (claims.issued(), expires) {
+            (Some(issued), _) if issued > now.saturating_add(leeway) => {
+                Err(Error::NotYetValid { issued, now })
             }
-            if let Some(expires) = expires {
-                let lifetime = expires - issued;
-                if lifetime as u64 > self.options.max_lifetime_seconds {
-                    return Err(Error::LifetimeTooLong {
-                        lifetime,
-                        max: self.options.max_lifetime_seconds,
-                    });
+            (Some(issued), Some(expires)) => {
+                // Claims never hold expires < issued (`invalid_field`), so this is not negative.
+                let lifetime = expires.saturating_sub(issued);
+                if u64::try_from(lifetime).is_ok_and(|l| l > max) {
+                    return Err(Error::LifetimeTooLong { lifetime, max });
                 }
+                Ok(())
             }
+            // No `issued` (legacy tokens): the lifetime is measured from the verifier's clock,
+            // or a token (forged or bit-flipped) could be valid until the year 9999.
+            (None, Some(expires)) => {
+                let latest = now
+                    .saturating_add(saturating_i64(max))
+                    .saturating_add(leeway);
+                if expires > latest {
+                    return Err(Error::ExpiresTooFar { expires, now, max });
+                }
+                Ok(())
+            }
+            (_, None) => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// `value` as i64, `i64::MAX` when larger.
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// A token that passed verification.

@@ -66,9 +66,10 @@ fn legacy_keystream_recovery_forges_a_token_for_another_account() {
     let keystream = xor(&body(&token), known_xml.as_bytes());
 
     // A token for the director's account, registered through the attacker's host, valid for a
-    // year — made without the key.
+    // day (the most a token without `issued` gets; tomorrow the attacker makes another) — made
+    // without the key.
     let forged_xml =
-        r#"<root login="director" password="guess" domain="evil.example" expires="1795656000"/>"#;
+        r#"<root login="director" password="guess" domain="evil.example" expires="1764206400"/>"#;
     assert!(forged_xml.len() <= keystream.len());
     let forged = format!(
         "CRM:{}",
@@ -81,7 +82,7 @@ fn legacy_keystream_recovery_forges_a_token_for_another_account() {
         .expect("the legacy verifier cannot tell");
     assert_eq!(accepted.claims().login(), "director");
     assert_eq!(accepted.claims().domain(), "evil.example");
-    assert_eq!(accepted.claims().expires(), Some(1_795_656_000));
+    assert_eq!(accepted.claims().expires(), Some(NOW + 86_400));
 
     // The keystream is the same for every token of the key: it also matches the key itself.
     let key = LegacyKey::from_bytes(&hex::decode("8263D535FFFFFFFF7B0F60").unwrap()).unwrap();
@@ -117,7 +118,9 @@ fn legacy_bit_flips_extend_the_expiry_without_knowing_the_password() {
         ct[at + i] ^= o ^ n;
     }
     let forged = format!("CRM:{}", hex::encode(&ct));
-    let later = Verifier::new(&ring).allow_legacy(true).at(1_900_000_000);
+    // Used years after its real expiry. (A token without `issued` may expire at most max
+    // lifetime + leeway after now, so the attacker writes an expiry within a day of the use.)
+    let later = Verifier::new(&ring).allow_legacy(true).at(1_999_990_000);
     let accepted = later
         .verify(&forged)
         .expect("a legacy token cannot detect the flip");
@@ -133,7 +136,7 @@ fn legacy_bit_flips_extend_the_expiry_without_knowing_the_password() {
     }
     let forged = format!("CRM:v1.k1.{}", hex::encode(&raw));
     let err = Verifier::new(&ring)
-        .at(1_900_000_000)
+        .at(1_999_990_000)
         .verify(&forged)
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::BadSignature);

@@ -179,3 +179,98 @@ fn legacy_bit_flips_cannot_push_the_expiry_past_the_maximum_lifetime() {
         ErrorCode::LifetimeTooLong
     );
 }
+
+/// Flips the ciphertext bytes of `token` (a legacy token) at `at` so that the plaintext reads
+/// `new` there instead of `old`.
+fn flip(token: &str, at: usize, old: &[u8], new: &[u8]) -> String {
+    assert_eq!(old.len(), new.len());
+    let mut ct = body(token);
+    for (i, (o, n)) in old.iter().zip(new).enumerate() {
+        ct[at + i] ^= o ^ n;
+    }
+    format!("CRM:{}", hex::encode(&ct))
+}
+
+/// Issue 14, item 2: the single-use key of a legacy token hashed its ciphertext, so flipping
+/// the known space after `<root` into a tab, CR or LF gave a token with identical claims and a
+/// new single-use key: each variant logged in again. Format-only variants must now share one
+/// key, and so must value flips that keep the account (the expiry, the display name, an `id`).
+#[test]
+fn legacy_variants_of_one_account_share_the_single_use_key() {
+    let ring: KeyRing = RING.parse().unwrap();
+    let token = own_legacy_token(&ring);
+    let xml = own_claims().to_xml();
+    assert!(xml.starts_with("<root "));
+    let legacy = Verifier::new(&ring).allow_legacy(true).at(NOW);
+    let original = legacy.verify(&token).unwrap();
+
+    // Format only: whitespace after `<root` and between attributes, and the quote characters.
+    let mut variants = Vec::new();
+    for ws in [b"\t", b"\n", b"\r"] {
+        variants.push(flip(&token, 5, b" ", ws));
+        let gap = xml.find(" password=").unwrap();
+        variants.push(flip(&token, gap, b" ", ws));
+    }
+    let value = xml.find("login=\"").unwrap() + "login=".len();
+    let end = value + 1 + own_claims().login().len();
+    variants.push(flip(&flip(&token, value, b"\"", b"'"), end, b"\"", b"'"));
+    for variant in &variants {
+        assert_ne!(variant, &token);
+        let v = legacy
+            .verify(variant)
+            .expect("a format-only variant verifies");
+        assert_eq!(v.claims(), original.claims(), "the same claims");
+        assert_eq!(
+            v.replay_key(),
+            original.replay_key(),
+            "a format-only variant is the same token for single use"
+        );
+    }
+
+    // Values flipped, account kept: an earlier expiry, another display name, the domain's case.
+    let at = xml.find("expires=\"").unwrap() + "expires=\"".len();
+    let sooner = flip(
+        &token,
+        at,
+        (NOW + 300).to_string().as_bytes(),
+        (NOW + 200).to_string().as_bytes(),
+    );
+    let at = xml.find("Seven").unwrap();
+    let renamed = flip(&token, at, b"Seven", b"Eight");
+    let at = xml.find("sip.example.org").unwrap();
+    let upper = flip(&token, at, b"sip", b"SIP");
+    for variant in [sooner, renamed, upper] {
+        let v = legacy.verify(&variant).unwrap();
+        assert_ne!(v.claims(), original.claims());
+        assert_eq!(v.replay_key(), original.replay_key(), "same account");
+    }
+
+    // A legacy `id` is no better than any other value: flipping it does not make a new token.
+    let with_id = Claims::builder("operator7", "my-own-sip-pass", "sip.example.org")
+        .expires(NOW + 300)
+        .id("00112233445566778899aabbccddeeff".parse().unwrap())
+        .build()
+        .unwrap();
+    let token = Issuer::new(&ring).legacy().issue("CRM", &with_id).unwrap();
+    let at = with_id.to_xml().find("id=\"").unwrap() + "id=\"".len();
+    let other_id = flip(&token, at, b"0011", b"ffee");
+    let (a, b) = (
+        legacy.verify(&token).unwrap(),
+        legacy.verify(&other_id).unwrap(),
+    );
+    assert_ne!(a.claims().id(), b.claims().id());
+    assert_eq!(a.replay_key(), b.replay_key());
+
+    // Another account (what keystream recovery forges) is another key: single use cannot stop
+    // a forger, only the replay of one account's token.
+    let at = xml.find("operator7").unwrap();
+    let other = legacy
+        .verify(&flip(
+            &own_legacy_token(&ring),
+            at,
+            b"operator7",
+            b"operator8",
+        ))
+        .unwrap();
+    assert_ne!(other.replay_key(), original.replay_key());
+}

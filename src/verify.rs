@@ -186,28 +186,25 @@ impl<'k> Verifier<'k> {
         if env.format == Format::Legacy && !self.options.allow_legacy {
             return Err(Error::LegacyDisabled);
         }
-        let (xml, legacy_body) = match env.format {
+        let xml = match env.format {
             Format::Legacy => {
                 let key = self.ring.legacy_key(env.app)?;
-                // The ciphertext stands for exactly one plaintext under one key; keep it (it
-                // is not secret) so that the single-use key can be derived when asked for.
-                let ciphertext: Box<[u8]> = env.body.as_slice().into();
-                (env.open_legacy(key), Some(ciphertext))
+                env.open_legacy(key)
             }
-            Format::V1 => (env.open_v1(self.ring.v1_key(env.app, env.kid)?.1)?, None),
+            Format::V1 => env.open_v1(self.ring.v1_key(env.app, env.kid)?.1)?,
         };
         let claims = Claims::from_xml(xml)?;
         self.check_claims(env.format, &claims)?;
-        let replay = match (claims.id(), legacy_body) {
-            (Some(id), _) => Replay::Id(id),
-            (None, Some(body)) => Replay::LegacyBody(body),
-            (None, None) => unreachable!("v1 claims always carry an id"),
+        let replay_key = match (env.format, claims.id()) {
+            (Format::V1, Some(id)) => id,
+            (Format::V1, None) => return Err(Error::MissingField("id")),
+            (Format::Legacy, _) => legacy_account_key(env.app, &claims),
         };
         Ok(Verified {
             format: env.format,
             app: env.app.to_owned(),
             kid: env.kid.map(str::to_owned),
-            replay,
+            replay_key,
             claims,
         })
     }
@@ -271,21 +268,46 @@ fn saturating_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// The single-use key of a legacy token: the first 16 bytes of SHA-256 over a label and the
+/// account it logs in — application, login, domain and authentication name, ASCII letters in
+/// lower case, the domain without one trailing dot — each length-prefixed (4 bytes, big
+/// endian). `docs/token-format.md` (section 6) specifies it for other implementations.
+///
+/// A legacy token has no integrity: its layout (whitespace, quotes, attribute order) and any
+/// value can be changed without the key. Keying on the decoded claims makes format-only
+/// variants collide; keying on the account alone makes every value flip that keeps the account
+/// (another `expires`, `id`, display name, proxy) collide as well.
+fn legacy_account_key(app: &str, claims: &Claims) -> TokenId {
+    fn field(hash: &mut Sha256, value: &[u8]) {
+        let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+        hash.update(len.to_be_bytes());
+        hash.update(value);
+    }
+    let domain = claims.domain().to_ascii_lowercase();
+    let domain = domain.strip_suffix('.').unwrap_or(&domain);
+    let mut hash = Sha256::new();
+    hash.update(b"siptoken legacy account\0");
+    field(&mut hash, app.as_bytes());
+    field(&mut hash, claims.login().to_ascii_lowercase().as_bytes());
+    field(&mut hash, domain.as_bytes());
+    field(
+        &mut hash,
+        claims.auth_name().to_ascii_lowercase().as_bytes(),
+    );
+    let digest = hash.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    TokenId(key)
+}
+
 /// A token that passed verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     format: Format,
     app: String,
     kid: Option<String>,
-    replay: Replay,
+    replay_key: TokenId,
     claims: Claims,
-}
-
-/// What the single-use key of a verified token is derived from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Replay {
-    Id(TokenId),
-    LegacyBody(Box<[u8]>),
 }
 
 impl Verified {
@@ -309,20 +331,27 @@ impl Verified {
     pub fn into_claims(self) -> Claims {
         self.claims
     }
-    /// The key under which a single-use store remembers this token: its `id` when it has one,
-    /// else the first 16 bytes of SHA-256(APP ":" decoded body), so that re-spelling a legacy
-    /// token's hex in another case does not make it a new token.
+    /// The key under which a single-use store remembers this token until it expires.
+    ///
+    /// - v1: the token's `id` (authenticated, so no other token can carry it).
+    /// - legacy: a hash of the account the token logs in (application, login, domain,
+    ///   authentication name; see `docs/token-format.md`, section 6). Anyone can rewrite a
+    ///   legacy token without the key — its whitespace, quotes, expiry, even its `id` — so the
+    ///   account is the only thing worth keying on: while one legacy token of an account is
+    ///   remembered, no other legacy token of that account gets in.
+    ///
+    /// ```
+    /// use siptoken::{Claims, Issuer, KeyRing, Verifier};
+    /// let ring: KeyRing = "CRM=8263D535FFFFFFFF7B0F60".parse()?;
+    /// let claims = |expires| Claims::builder("crm1", "pw", "sip.example.org").expires(expires).build();
+    /// let issuer = Issuer::new(&ring).legacy();
+    /// let (a, b) = (issuer.issue("CRM", &claims(1764120300)?)?, issuer.issue("CRM", &claims(1764120200)?)?);
+    /// let verifier = Verifier::new(&ring).allow_legacy(true).at(1764120000);
+    /// assert_ne!(a, b);
+    /// assert_eq!(verifier.verify(&a)?.replay_key(), verifier.verify(&b)?.replay_key());
+    /// # Ok::<(), siptoken::Error>(())
+    /// ```
     pub fn replay_key(&self) -> TokenId {
-        match &self.replay {
-            Replay::Id(id) => *id,
-            Replay::LegacyBody(body) => {
-                let digest = Sha256::new()
-                    .chain_update(self.app.as_bytes())
-                    .chain_update(b":")
-                    .chain_update(body)
-                    .finalize();
-                TokenId(digest[..16].try_into().expect("16 bytes"))
-            }
-        }
+        self.replay_key
     }
 }

@@ -396,6 +396,42 @@ fn legacy_expiry_beyond_the_maximum_lifetime_is_rejected() {
     assert_eq!((code, r["valid"].as_bool()), (0, Some(true)), "{r}");
 }
 
+/// Issue 14, item 13: --leeway and --max-lifetime are bounded like the gateway's settings
+/// (leeway at most 5 minutes, lifetime 1 s to 7 days), with an error naming the option.
+#[test]
+fn leeway_and_max_lifetime_are_bounded() {
+    let e = env();
+    let token = issue(&e, &["--now", "1764120000"], "hunter2").stdout;
+    for ok in [
+        ["--leeway", "5m"],
+        ["--max-lifetime", "7d"],
+        ["--leeway", "0"],
+    ] {
+        let (code, r) = verify_json(
+            &e.keys,
+            token.trim(),
+            &[&ok[..], &["--now", "1764120000"]].concat(),
+        );
+        assert_eq!((code, r["valid"].as_bool()), (0, Some(true)), "{ok:?}: {r}");
+    }
+    for (bad, option) in [
+        (["--leeway", "301s"], "--leeway"),
+        (["--leeway", "18446744073709551615"], "--leeway"),
+        (["--max-lifetime", "7days 1s"], "--max-lifetime"),
+        (["--max-lifetime", "0"], "--max-lifetime"),
+    ] {
+        let mut cmd = siptoken();
+        let out = run(
+            cmd.args(["verify", "--now", "1764120000", "--keys"])
+                .arg(&e.keys)
+                .args(bad)
+                .arg(token.trim()),
+            "",
+        );
+        assert_fails(&out, 2, option);
+    }
+}
+
 #[test]
 fn configuration_errors_exit_two_without_key_material() {
     let e = env();

@@ -338,6 +338,35 @@ mod tests {
         assert!(c.validate().is_err());
     }
 
+    /// Issue 14, item 13: both were cast with `as i64` where the gateway computes how long to
+    /// remember a token, so a huge value wrapped to a negative one (the entry expired at once).
+    #[test]
+    fn leeway_and_lifetime_are_bounded() {
+        for ok in [
+            "leeway_seconds = 0",
+            "leeway_seconds = 300",
+            "max_lifetime_seconds = 1",
+            "max_lifetime_seconds = 604800",
+        ] {
+            let c = Config::parse(&format!("keys = \"k\"\n{ok}")).unwrap();
+            c.validate().unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, key) in [
+            ("leeway_seconds = 301", "leeway_seconds"),
+            ("leeway_seconds = 9223372036854775808", "leeway_seconds"),
+            ("max_lifetime_seconds = 604801", "max_lifetime_seconds"),
+            (
+                "max_lifetime_seconds = 18446744073709551615",
+                "max_lifetime_seconds",
+            ),
+            ("max_lifetime_seconds = 0", "max_lifetime_seconds"),
+        ] {
+            let c = Config::parse(&format!("keys = \"k\"\n{bad}")).unwrap();
+            let e = c.validate().expect_err(bad).0;
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
     #[test]
     fn debug_hides_the_store_password() {
         let c =

@@ -55,6 +55,15 @@ impl Default for VerifyOptions {
     }
 }
 
+/// The largest clock leeway the CLI (`--leeway`) and the gateway (`leeway_seconds`) accept in
+/// their settings: 5 minutes. The library takes any value and saturates its arithmetic.
+pub const LEEWAY_LIMIT_SECONDS: u64 = 300;
+
+/// The largest maximum lifetime the CLI (`--max-lifetime`) and the gateway
+/// (`max_lifetime_seconds`) accept in their settings: 7 days. The library takes any value and
+/// saturates its arithmetic.
+pub const LIFETIME_LIMIT_SECONDS: u64 = 7 * 24 * 3600;
+
 /// A source of the current time in Unix seconds.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::sip::register::SipSettings;
+use siptoken::verify::{LEEWAY_LIMIT_SECONDS, LIFETIME_LIMIT_SECONDS};
 use siptoken::VerifyOptions;
 
 /// A `replay_store` value. `Debug` hides the password of a `redis://` URL, so printing a
@@ -64,9 +65,10 @@ pub struct Config {
     pub sip_tls_ca_file: Option<PathBuf>,
     /// Accept legacy (unauthenticated) tokens. Default `false`.
     pub allow_legacy: bool,
-    /// Clock leeway for `expires` / `issued`, seconds. Default 30.
+    /// Clock leeway for `expires` / `issued`, seconds, at most 300. Default 30.
     pub leeway_seconds: u64,
-    /// Largest accepted `expires - issued`, seconds. Default 86400.
+    /// Largest accepted `expires - issued` (for legacy tokens without `issued`: `expires - now`,
+    /// plus the leeway), seconds, 1 to 604800 (7 days). Default 86400.
     pub max_lifetime_seconds: u64,
     /// Local IP address for SIP sockets (ephemeral ports on it: one UDP socket per registrar,
     /// one connection per TCP or TLS registration).
@@ -214,6 +216,18 @@ impl Config {
         }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return bad("tls_cert_file and tls_key_file go together: set both or neither");
+        }
+        // Bounded so that every sum and cast of them stays far from overflow, and because more
+        // would defeat the expiry: a token may be used until `expires` plus the leeway.
+        if self.leeway_seconds > LEEWAY_LIMIT_SECONDS {
+            return Err(ConfigError(format!(
+                "leeway_seconds must be at most {LEEWAY_LIMIT_SECONDS} (5 minutes)"
+            )));
+        }
+        if !(1..=LIFETIME_LIMIT_SECONDS).contains(&self.max_lifetime_seconds) {
+            return Err(ConfigError(format!(
+                "max_lifetime_seconds must be between 1 and {LIFETIME_LIMIT_SECONDS} (7 days)"
+            )));
         }
         if self.register_expires == 0 || self.register_expires > 0x7fff_ffff {
             return bad("register_expires must be between 1 and 2147483647 seconds");

@@ -8,7 +8,8 @@
 use std::fmt;
 
 use md5::Md5;
-use sha2::{Digest as _, Sha256, Sha512_256};
+use sha2::{Digest, Sha256, Sha512_256};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A digest algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,15 +70,57 @@ impl Algorithm {
         }
     }
 
-    /// Lower-case hex of the hash of `data`.
-    pub fn hash_hex(self, data: &[u8]) -> String {
-        match self {
-            Algorithm::Md5 | Algorithm::Md5Sess => hex::encode(Md5::digest(data)),
-            Algorithm::Sha256 | Algorithm::Sha256Sess => hex::encode(Sha256::digest(data)),
-            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => {
-                hex::encode(Sha512_256::digest(data))
+    /// Lower-case hex of the hash of the concatenation of `parts`, fed to the hasher one by
+    /// one: secret inputs (the password, HA1) are never copied into a joined buffer, and the
+    /// result lives on the stack and is wiped when dropped.
+    fn hash_parts(self, parts: &[&[u8]]) -> HexDigest {
+        fn run<D: Digest + ZeroizeOnDrop>(parts: &[&[u8]]) -> HexDigest {
+            let mut hasher = D::new();
+            for part in parts {
+                hasher.update(part);
             }
+            let mut raw = hasher.finalize();
+            let hex = HexDigest::of(&raw);
+            raw.as_mut_slice().zeroize();
+            hex
         }
+        match self {
+            Algorithm::Md5 | Algorithm::Md5Sess => run::<Md5>(parts),
+            Algorithm::Sha256 | Algorithm::Sha256Sess => run::<Sha256>(parts),
+            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => run::<Sha512_256>(parts),
+        }
+    }
+}
+
+/// A digest in lower-case hex (at most 32 bytes, 64 digits), on the stack and zeroized on drop:
+/// HA1 is as good as the password for its realm.
+struct HexDigest {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl HexDigest {
+    fn of(raw: &[u8]) -> HexDigest {
+        let mut hex = HexDigest {
+            buf: [0; 64],
+            len: raw.len() * 2,
+        };
+        hex::encode_to_slice(raw, &mut hex.buf[..hex.len]).expect("digests are at most 32 bytes");
+        hex
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).expect("hex is ASCII")
+    }
+}
+
+impl Drop for HexDigest {
+    fn drop(&mut self) {
+        self.buf.zeroize();
     }
 }
 
@@ -333,29 +376,53 @@ pub struct Answer<'a> {
     pub nc: u32,
 }
 
-/// The `response` value.
+/// The `response` value (RFC 7616 §3.4.1).
+///
+/// The password and HA1 (which is as good as the password for this realm) are fed to the
+/// hasher piece by piece, never joined into a buffer of their own: no copy of either is left
+/// behind in memory (`tests/digest_secrets.rs` watches every freed heap block for them).
 pub fn response(ch: &Challenge, a: &Answer<'_>) -> String {
     let alg = ch.algorithm;
-    let mut ha1 = alg.hash_hex(format!("{}:{}:{}", a.username, ch.realm, a.password).as_bytes());
+    let (nonce, cnonce) = (ch.nonce.as_bytes(), a.cnonce.as_bytes());
+    let mut ha1 = alg.hash_parts(&[
+        a.username.as_bytes(),
+        b":",
+        ch.realm.as_bytes(),
+        b":",
+        a.password.as_bytes(),
+    ]);
     if alg.is_sess() {
-        ha1 = alg.hash_hex(format!("{ha1}:{}:{}", ch.nonce, a.cnonce).as_bytes());
+        ha1 = alg.hash_parts(&[ha1.as_bytes(), b":", nonce, b":", cnonce]);
     }
+    let (method, uri) = (a.method.as_bytes(), a.uri.as_bytes());
     let ha2 = match ch.qop {
         Some(Qop::AuthInt) => {
-            let body = alg.hash_hex(b"");
-            alg.hash_hex(format!("{}:{}:{body}", a.method, a.uri).as_bytes())
+            let body = alg.hash_parts(&[b""]);
+            alg.hash_parts(&[method, b":", uri, b":", body.as_bytes()])
         }
-        _ => alg.hash_hex(format!("{}:{}", a.method, a.uri).as_bytes()),
+        _ => alg.hash_parts(&[method, b":", uri]),
     };
-    match ch.qop {
+    let response = match ch.qop {
         Some(q) => {
-            let qop = if q == Qop::Auth { "auth" } else { "auth-int" };
-            alg.hash_hex(
-                format!("{ha1}:{}:{:08x}:{}:{qop}:{ha2}", ch.nonce, a.nc, a.cnonce).as_bytes(),
-            )
+            let qop: &[u8] = if q == Qop::Auth { b"auth" } else { b"auth-int" };
+            let nc = format!("{:08x}", a.nc);
+            alg.hash_parts(&[
+                ha1.as_bytes(),
+                b":",
+                nonce,
+                b":",
+                nc.as_bytes(),
+                b":",
+                cnonce,
+                b":",
+                qop,
+                b":",
+                ha2.as_bytes(),
+            ])
         }
-        None => alg.hash_hex(format!("{ha1}:{}:{ha2}", ch.nonce).as_bytes()),
-    }
+        None => alg.hash_parts(&[ha1.as_bytes(), b":", nonce, b":", ha2.as_bytes()]),
+    };
+    response.as_str().to_owned()
 }
 
 /// The full `Authorization` / `Proxy-Authorization` header value answering `ch`.
@@ -473,12 +540,10 @@ mod tests {
             cnonce: "c",
             nc: 1,
         };
-        let ha1 = Algorithm::Md5.hash_hex(b"u:r:p");
-        let ha2 = Algorithm::Md5.hash_hex(b"REGISTER:sip:d");
-        assert_eq!(
-            response(&ch, &a),
-            Algorithm::Md5.hash_hex(format!("{ha1}:n:{ha2}").as_bytes())
-        );
+        let md5 = |data: &[u8]| Algorithm::Md5.hash_parts(&[data]).as_str().to_owned();
+        let ha1 = md5(b"u:r:p");
+        let ha2 = md5(b"REGISTER:sip:d");
+        assert_eq!(response(&ch, &a), md5(format!("{ha1}:n:{ha2}").as_bytes()));
         assert!(!authorization(&ch, &a).contains("qop"));
     }
 

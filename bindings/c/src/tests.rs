@@ -278,6 +278,60 @@ fn legacy_expiry_beyond_the_maximum_lifetime_is_rejected() {
     unsafe { siptoken_keyring_free(ring) };
 }
 
+/// Issue 14, item 9: a caller that only needs the claims can ask not to receive the password
+/// (`"show_password": false`); the default stays as documented (shown).
+#[test]
+fn show_password_false_leaves_the_password_out() {
+    let ring = ring();
+    for legacy in [0, 1] {
+        let token = issue_through_abi(ring, CLAIMS, legacy);
+        let hidden = verify_through_abi(
+            ring,
+            &token,
+            r#"{"allow_legacy":true,"show_password":false}"#,
+        );
+        assert_eq!(hidden["valid"], true, "{hidden}");
+        assert!(hidden["claims"]["password"].is_null(), "{hidden}");
+        assert_eq!(hidden["claims"]["login"], "crm1");
+        assert!(!hidden.to_string().contains("p<&"), "{hidden}");
+        // Exactly `siptoken verify --json` without --show-password.
+        let ring_rs: KeyRing = RING.parse().unwrap();
+        let cli = VerifyReport::new(
+            Verifier::new(&ring_rs).allow_legacy(true).verify(&token),
+            false,
+        )
+        .to_json();
+        assert_eq!(
+            hidden,
+            serde_json::from_str::<serde_json::Value>(&cli).unwrap()
+        );
+        for shown in [
+            r#"{"allow_legacy":true,"show_password":true}"#,
+            r#"{"allow_legacy":true}"#,
+        ] {
+            let v = verify_through_abi(ring, &token, shown);
+            assert_eq!(v["claims"]["password"], "p<&\"'ü", "{shown}");
+        }
+    }
+    // Like every option: a wrong type is invalid_json, not silently ignored.
+    let mut result = null_mut();
+    let (rc, msg) = call(|err| unsafe {
+        siptoken_verify(
+            ring,
+            c("CRM:00").as_ptr(),
+            c(r#"{"show_password":"no"}"#).as_ptr(),
+            &mut result,
+            err,
+        )
+    });
+    assert_eq!(
+        (name(rc), result.is_null()),
+        ("invalid_json", true),
+        "{msg:?}"
+    );
+    unsafe { siptoken_keyring_free(ring) };
+}
+
 #[test]
 fn core_errors_come_back_as_codes_with_messages() {
     let ring = ring();

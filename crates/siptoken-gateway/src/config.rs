@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::sip::digest::{DigestPolicy, HashStrength};
 use super::sip::register::SipSettings;
 use siptoken::verify::{LEEWAY_LIMIT_SECONDS, LIFETIME_LIMIT_SECONDS};
 use siptoken::VerifyOptions;
@@ -121,6 +122,12 @@ pub struct Config {
     pub dns_servers: Vec<SocketAddr>,
     /// Seconds between CRLF keep-alives on idle SIP TCP connections (0: none). Default 30.
     pub tcp_keepalive_seconds: u64,
+    /// The weakest digest algorithm answered: `MD5` (default), `SHA-256` or `SHA-512-256`.
+    /// A registrar offering only weaker challenges gets no answer (`sip_auth_failed`).
+    pub min_digest_algorithm: HashStrength,
+    /// Answer digest challenges without `qop` (RFC 2069), whose answers can be replayed.
+    /// Default `false`: such a challenge gets no answer (`sip_auth_failed`).
+    pub allow_rfc2069_digest: bool,
 }
 
 impl Default for Config {
@@ -154,6 +161,8 @@ impl Default for Config {
             srv_lookup: true,
             dns_servers: Vec::new(),
             tcp_keepalive_seconds: 30,
+            min_digest_algorithm: HashStrength::Md5,
+            allow_rfc2069_digest: false,
         }
     }
 }
@@ -303,6 +312,10 @@ impl Config {
             srv_lookup: self.srv_lookup,
             dns_servers: self.dns_servers.clone(),
             tcp_keepalive: Duration::from_secs(self.tcp_keepalive_seconds),
+            digest: DigestPolicy {
+                min_algorithm: self.min_digest_algorithm,
+                allow_rfc2069: self.allow_rfc2069_digest,
+            },
             ..SipSettings::default()
         }
     }
@@ -378,6 +391,28 @@ mod tests {
             let c = Config::parse(&format!("keys = \"k\"\n{bad}")).unwrap();
             let e = c.validate().expect_err(bad).0;
             assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    /// Issue 14, item 11: the digest policy keys, their defaults, and what reaches SipSettings.
+    #[test]
+    fn digest_policy_keys() {
+        let d = Config::parse("").unwrap().sip_settings().digest;
+        assert_eq!(d.min_algorithm, HashStrength::Md5);
+        assert!(!d.allow_rfc2069);
+        let c = Config::parse("min_digest_algorithm = \"SHA-256\"\nallow_rfc2069_digest = true")
+            .unwrap();
+        let d = c.sip_settings().digest;
+        assert_eq!(d.min_algorithm, HashStrength::Sha256);
+        assert!(d.allow_rfc2069);
+        let c = Config::parse("min_digest_algorithm = \"SHA-512-256\"").unwrap();
+        assert_eq!(
+            c.sip_settings().digest.min_algorithm,
+            HashStrength::Sha512_256
+        );
+        for bad in ["\"SHA-1\"", "\"sha-256\"", "1"] {
+            let e = Config::parse(&format!("min_digest_algorithm = {bad}")).unwrap_err();
+            assert!(e.0.contains("min_digest_algorithm"), "{e}");
         }
     }
 

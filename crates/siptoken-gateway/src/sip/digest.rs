@@ -61,15 +61,6 @@ impl Algorithm {
         )
     }
 
-    /// Preference when a response carries several challenges: stronger first (RFC 8760 §2.4).
-    fn strength(self) -> u8 {
-        match self {
-            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => 3,
-            Algorithm::Sha256 | Algorithm::Sha256Sess => 2,
-            Algorithm::Md5 | Algorithm::Md5Sess => 1,
-        }
-    }
-
     /// Lower-case hex of the hash of the concatenation of `parts`, fed to the hasher one by
     /// one: secret inputs (the password, HA1) are never copied into a joined buffer, and the
     /// result lives on the stack and is wiped when dropped.
@@ -124,6 +115,110 @@ impl Drop for HexDigest {
     }
 }
 
+/// The hash families of [`Algorithm`], weakest first: the unit of `min_digest_algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Deserialize)]
+pub enum HashStrength {
+    /// MD5 and MD5-sess (the default minimum: every registrar speaks it).
+    #[default]
+    #[serde(rename = "MD5")]
+    Md5,
+    /// SHA-256 and SHA-256-sess (RFC 8760).
+    #[serde(rename = "SHA-256")]
+    Sha256,
+    /// SHA-512-256 and SHA-512-256-sess (RFC 8760).
+    #[serde(rename = "SHA-512-256")]
+    Sha512_256,
+}
+
+impl HashStrength {
+    /// The name as written in the configuration (`MD5`, `SHA-256`, `SHA-512-256`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashStrength::Md5 => "MD5",
+            HashStrength::Sha256 => "SHA-256",
+            HashStrength::Sha512_256 => "SHA-512-256",
+        }
+    }
+}
+
+impl Algorithm {
+    /// The hash family: the policy's minimum, and the preference when a response carries
+    /// several challenges (stronger first, RFC 8760 §2.4).
+    pub fn strength(self) -> HashStrength {
+        match self {
+            Algorithm::Md5 | Algorithm::Md5Sess => HashStrength::Md5,
+            Algorithm::Sha256 | Algorithm::Sha256Sess => HashStrength::Sha256,
+            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => HashStrength::Sha512_256,
+        }
+    }
+}
+
+/// Which challenges the gateway answers (config keys `min_digest_algorithm`,
+/// `allow_rfc2069_digest`). The registrar chooses the challenge, and a hostile registrar (or
+/// anyone who can rewrite its responses) chooses the weakest: the policy sets the floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DigestPolicy {
+    /// Challenges with a weaker algorithm are not answered. Default MD5 (all are answered).
+    pub min_algorithm: HashStrength,
+    /// Answer challenges without `qop` (RFC 2069). Such an answer depends on the nonce alone —
+    /// no client nonce, no nonce count — so whoever sees it can replay it for as long as the
+    /// registrar accepts that nonce. Default `false`.
+    pub allow_rfc2069: bool,
+}
+
+impl DigestPolicy {
+    /// Answers everything this module implements (what [`Challenge::choose`] applies).
+    pub const PERMISSIVE: DigestPolicy = DigestPolicy {
+        min_algorithm: HashStrength::Md5,
+        allow_rfc2069: true,
+    };
+
+    /// Whether `ch` may be answered under this policy.
+    pub fn check(&self, ch: &Challenge) -> Result<(), PolicyRefusal> {
+        if ch.algorithm.strength() < self.min_algorithm {
+            return Err(PolicyRefusal::AlgorithmTooWeak {
+                offered: ch.algorithm,
+                min: self.min_algorithm,
+            });
+        }
+        if ch.qop.is_none() && !self.allow_rfc2069 {
+            return Err(PolicyRefusal::NoQop);
+        }
+        Ok(())
+    }
+}
+
+/// Why the policy refuses a challenge (the gateway reports `sip_auth_failed` with this text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyRefusal {
+    /// The algorithm is below `min_digest_algorithm`.
+    AlgorithmTooWeak {
+        /// What the registrar offered (its strongest usable challenge).
+        offered: Algorithm,
+        /// The configured minimum.
+        min: HashStrength,
+    },
+    /// No `qop`, and `allow_rfc2069_digest` is off.
+    NoQop,
+}
+
+impl fmt::Display for PolicyRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyRefusal::AlgorithmTooWeak { offered, min } => write!(
+                f,
+                "the registrar offers digest {}, weaker than min_digest_algorithm = \"{}\"",
+                offered.as_str(),
+                min.as_str()
+            ),
+            PolicyRefusal::NoQop => f.write_str(
+                "the registrar's challenge has no qop (RFC 2069: the answer could be replayed), \
+                 refused unless allow_rfc2069_digest = true",
+            ),
+        }
+    }
+}
+
 /// Quality of protection chosen for an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Qop {
@@ -164,6 +259,8 @@ pub enum ChallengeError {
     UnsupportedAlgorithm(String),
     /// The challenge offers only qop values we do not implement.
     UnsupportedQop(String),
+    /// Every usable challenge is refused by the [`DigestPolicy`].
+    Policy(PolicyRefusal),
 }
 
 impl fmt::Display for ChallengeError {
@@ -174,6 +271,7 @@ impl fmt::Display for ChallengeError {
             ChallengeError::Missing(p) => write!(f, "challenge without {p}"),
             ChallengeError::UnsupportedAlgorithm(a) => write!(f, "unsupported algorithm {a}"),
             ChallengeError::UnsupportedQop(q) => write!(f, "unsupported qop {q}"),
+            ChallengeError::Policy(why) => why.fmt(f),
         }
     }
 }
@@ -321,28 +419,50 @@ impl Challenge {
     }
 
     /// Picks the challenge to answer from several header values: the strongest supported
-    /// algorithm; the error of the first one when none is usable.
+    /// algorithm; the error of the first one when none is usable. No policy: every challenge
+    /// this module implements is answered (see [`Challenge::choose_with`]).
     pub fn choose<'a>(
         values: impl IntoIterator<Item = &'a str>,
     ) -> Result<Challenge, ChallengeError> {
+        Challenge::choose_with(values, &DigestPolicy::PERMISSIVE)
+    }
+
+    /// Picks the challenge to answer from several header values: among those `policy` allows,
+    /// the strongest algorithm (preferring one with qop among equals). When none is allowed,
+    /// the policy's refusal of the strongest usable one (`ChallengeError::Policy`); when none
+    /// parses, the error of the first.
+    pub fn choose_with<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+        policy: &DigestPolicy,
+    ) -> Result<Challenge, ChallengeError> {
+        let rank = |c: &Challenge| (c.algorithm.strength(), c.qop.is_some());
         let mut best: Option<Challenge> = None;
+        let mut refused: Option<(Challenge, PolicyRefusal)> = None;
         let mut first_err = None;
         for v in values {
             match Challenge::parse(v) {
-                Ok(c) => {
-                    if best
-                        .as_ref()
-                        .is_none_or(|b| c.algorithm.strength() > b.algorithm.strength())
-                    {
-                        best = Some(c);
+                Ok(c) => match policy.check(&c) {
+                    Ok(()) => {
+                        if best.as_ref().is_none_or(|b| rank(&c) > rank(b)) {
+                            best = Some(c);
+                        }
                     }
-                }
+                    Err(why) => {
+                        if refused.as_ref().is_none_or(|(b, _)| rank(&c) > rank(b)) {
+                            refused = Some((c, why));
+                        }
+                    }
+                },
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }
             }
         }
-        best.ok_or_else(|| first_err.unwrap_or(ChallengeError::Missing("challenge")))
+        match (best, refused) {
+            (Some(c), _) => Ok(c),
+            (None, Some((_, why))) => Err(ChallengeError::Policy(why)),
+            (None, None) => Err(first_err.unwrap_or(ChallengeError::Missing("challenge"))),
+        }
     }
 }
 
@@ -590,6 +710,85 @@ mod tests {
         assert_eq!(ch.nonce, "2");
         assert!(Challenge::choose(["Basic realm=\"x\""]).is_err());
         assert!(Challenge::choose([]).is_err());
+    }
+
+    /// Issue 14, item 11: a hostile registrar offers only what the policy refuses.
+    #[test]
+    fn policy_refuses_qop_less_challenges_by_default() {
+        let policy = DigestPolicy::default();
+        let rfc2069 = "Digest realm=\"r\", nonce=\"n\", algorithm=MD5";
+        assert_eq!(
+            Challenge::choose_with([rfc2069], &policy),
+            Err(ChallengeError::Policy(PolicyRefusal::NoQop))
+        );
+        assert!(Challenge::choose_with([rfc2069], &DigestPolicy::PERMISSIVE).is_ok());
+        let allowed = DigestPolicy {
+            allow_rfc2069: true,
+            ..DigestPolicy::default()
+        };
+        assert_eq!(
+            Challenge::choose_with([rfc2069], &allowed).unwrap().qop,
+            None
+        );
+        // Offered beside a qop challenge, the qop one is answered, whatever the order.
+        let with_qop = "Digest realm=\"r\", nonce=\"q\", qop=\"auth\", algorithm=MD5";
+        for values in [[rfc2069, with_qop], [with_qop, rfc2069]] {
+            assert_eq!(Challenge::choose_with(values, &policy).unwrap().nonce, "q");
+            assert_eq!(Challenge::choose_with(values, &allowed).unwrap().nonce, "q");
+        }
+        let message = ChallengeError::Policy(PolicyRefusal::NoQop).to_string();
+        assert!(message.contains("allow_rfc2069_digest"), "{message}");
+    }
+
+    #[test]
+    fn policy_minimum_algorithm() {
+        let sha256_min = DigestPolicy {
+            min_algorithm: HashStrength::Sha256,
+            ..DigestPolicy::default()
+        };
+        let md5 = "Digest realm=\"r\", nonce=\"1\", qop=\"auth\", algorithm=MD5";
+        let md5_sess = "Digest realm=\"r\", nonce=\"2\", qop=\"auth\", algorithm=MD5-sess";
+        let sha = "Digest realm=\"r\", nonce=\"3\", qop=\"auth\", algorithm=SHA-256-sess";
+        for refused in [md5, md5_sess] {
+            assert_eq!(
+                Challenge::choose_with([refused], &sha256_min),
+                Err(ChallengeError::Policy(PolicyRefusal::AlgorithmTooWeak {
+                    offered: Challenge::parse(refused).unwrap().algorithm,
+                    min: HashStrength::Sha256,
+                }))
+            );
+        }
+        assert_eq!(
+            Challenge::choose_with([md5, sha, md5_sess], &sha256_min)
+                .unwrap()
+                .nonce,
+            "3"
+        );
+        let sha512_min = DigestPolicy {
+            min_algorithm: HashStrength::Sha512_256,
+            ..DigestPolicy::default()
+        };
+        let e = Challenge::choose_with([md5, sha], &sha512_min).unwrap_err();
+        assert_eq!(
+            e,
+            ChallengeError::Policy(PolicyRefusal::AlgorithmTooWeak {
+                offered: Algorithm::Sha256Sess,
+                min: HashStrength::Sha512_256,
+            }),
+            "the strongest refused challenge is named"
+        );
+        assert!(
+            e.to_string()
+                .contains("min_digest_algorithm = \"SHA-512-256\""),
+            "{e}"
+        );
+        // The policy does not hide syntax errors when nothing parses.
+        assert!(matches!(
+            Challenge::choose_with(["Digest realm=\"x"], &sha256_min),
+            Err(ChallengeError::Syntax(_))
+        ));
+        assert!(HashStrength::Md5 < HashStrength::Sha256);
+        assert!(HashStrength::Sha256 < HashStrength::Sha512_256);
     }
 
     #[test]

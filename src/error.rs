@@ -36,7 +36,8 @@ pub enum ErrorCode {
     Expired = 9,
     /// The token's `issued` is in the future (beyond the leeway).
     NotYetValid = 10,
-    /// `expires - issued` exceeds the verifier's maximum lifetime.
+    /// `expires - issued` exceeds the verifier's maximum lifetime; without `issued` (legacy),
+    /// `expires` is more than the maximum lifetime plus the leeway after now.
     LifetimeTooLong = 11,
     /// The token is larger than [`MAX_TOKEN_LEN`](crate::MAX_TOKEN_LEN) bytes.
     TooLarge = 12,
@@ -188,6 +189,16 @@ pub enum Error {
         /// The verifier's maximum, seconds.
         max: u64,
     },
+    /// See [`ErrorCode::LifetimeTooLong`]: a token without `issued` (legacy) whose `expires` is
+    /// more than the maximum lifetime plus the leeway after the verifier's clock.
+    ExpiresTooFar {
+        /// The token's `expires`, Unix seconds.
+        expires: i64,
+        /// The verifier's clock, Unix seconds.
+        now: i64,
+        /// The verifier's maximum lifetime, seconds.
+        max: u64,
+    },
     /// See [`ErrorCode::TooLarge`].
     TooLarge {
         /// The size presented, in bytes.
@@ -225,7 +236,9 @@ impl Error {
             Error::InvalidField { .. } => ErrorCode::InvalidField,
             Error::Expired { .. } => ErrorCode::Expired,
             Error::NotYetValid { .. } => ErrorCode::NotYetValid,
-            Error::LifetimeTooLong { .. } => ErrorCode::LifetimeTooLong,
+            Error::LifetimeTooLong { .. } | Error::ExpiresTooFar { .. } => {
+                ErrorCode::LifetimeTooLong
+            }
             Error::TooLarge { .. } => ErrorCode::TooLarge,
             Error::InvalidKeyring { .. } => ErrorCode::InvalidKeyring,
             Error::InvalidJson(_) => ErrorCode::InvalidJson,
@@ -297,6 +310,13 @@ impl fmt::Display for Error {
             Error::LifetimeTooLong { lifetime, max } => write!(
                 f,
                 "token lifetime of {lifetime} s exceeds the maximum of {max} s"
+            ),
+            Error::ExpiresTooFar { expires, now, max } => write!(
+                f,
+                "token without \"issued\" expires at {}, more than the maximum lifetime of {max} s \
+                 (plus the leeway) after now ({})",
+                format_unix(*expires),
+                format_unix(*now)
             ),
             Error::TooLarge { len } => write!(
                 f,

@@ -125,6 +125,52 @@ pub fn options_from_json(text: &str) -> Result<VerifyOptions> {
     })
 }
 
+/// The options of a JSON verification request (the C ABI's `options_json`): every
+/// [`VerifyOptions`] field, and `show_password`, whether the report should carry the SIP
+/// password. Each front end picks the default when `show_password` is absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportOptions {
+    /// The verifier options.
+    pub verify: VerifyOptions,
+    /// `show_password`, when given.
+    pub show_password: Option<bool>,
+}
+
+/// Parses [`ReportOptions`] from a JSON object; `invalid_json` on failure, naming the option
+/// at fault (unknown names included, as [`options_from_json`] does).
+///
+/// ```
+/// use siptoken::json::report_options_from_json;
+/// let o = report_options_from_json(r#"{"allow_legacy": true, "show_password": false}"#).unwrap();
+/// assert!(o.verify.allow_legacy);
+/// assert_eq!(o.show_password, Some(false));
+/// assert_eq!(report_options_from_json("{}").unwrap().show_password, None);
+/// assert!(report_options_from_json(r#"{"show_password": "no"}"#).is_err());
+/// assert!(report_options_from_json(r#"{"show_pasword": false}"#).is_err());
+/// ```
+pub fn report_options_from_json(text: &str) -> Result<ReportOptions> {
+    let mut value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| Error::InvalidJson(e.to_string()))?;
+    let show_password = match value
+        .as_object_mut()
+        .and_then(|o| o.remove("show_password"))
+    {
+        None => None,
+        Some(serde_json::Value::Bool(show)) => Some(show),
+        Some(_) => {
+            return Err(Error::InvalidJson(
+                "show_password must be true or false".to_owned(),
+            ))
+        }
+    };
+    let verify =
+        VerifyOptions::deserialize(value).map_err(|e| Error::InvalidJson(e.to_string()))?;
+    Ok(ReportOptions {
+        verify,
+        show_password,
+    })
+}
+
 /// The outcome of verifying one token, as `siptoken verify --json` prints it:
 /// `{"valid":true,"format":…,"app":…,"kid":…,"claims":{…}}` or
 /// `{"valid":false,"error":"<code>","message":…}`.

@@ -13,7 +13,8 @@ use crate::format::{Envelope, Format};
 use crate::keys::KeyRing;
 
 /// Verifier settings. The defaults are the safe ones: legacy tokens refused, 30 s of clock
-/// leeway, at most 24 h between `issued` and `expires`, legacy tokens must carry `expires`.
+/// leeway, at most 24 h between `issued` and `expires` (without `issued`: between now and
+/// `expires`, plus the leeway), legacy tokens must carry `expires`.
 ///
 /// Deserializes from the JSON options of the C ABI and the WASM package (every field optional,
 /// unknown fields refused):
@@ -32,7 +33,8 @@ pub struct VerifyOptions {
     pub allow_legacy: bool,
     /// Clock leeway applied to `expires` and `issued`, seconds. Default 30.
     pub leeway_seconds: u64,
-    /// Largest accepted `expires - issued`, seconds. Default 86400 (24 h).
+    /// Largest accepted `expires - issued`, seconds; for tokens without `issued` (legacy),
+    /// `expires` may be at most this plus the leeway after now. Default 86400 (24 h).
     pub max_lifetime_seconds: u64,
     /// Refuse legacy tokens without `expires` (`missing_field`). Default `true`.
     pub require_legacy_expiry: bool,
@@ -52,6 +54,15 @@ impl Default for VerifyOptions {
         }
     }
 }
+
+/// The largest clock leeway the CLI (`--leeway`) and the gateway (`leeway_seconds`) accept in
+/// their settings: 5 minutes. The library takes any value and saturates its arithmetic.
+pub const LEEWAY_LIMIT_SECONDS: u64 = 300;
+
+/// The largest maximum lifetime the CLI (`--max-lifetime`) and the gateway
+/// (`max_lifetime_seconds`) accept in their settings: 7 days. The library takes any value and
+/// saturates its arithmetic.
+pub const LIFETIME_LIMIT_SECONDS: u64 = 7 * 24 * 3600;
 
 /// A source of the current time in Unix seconds.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -177,34 +188,32 @@ impl<'k> Verifier<'k> {
     /// syntax (`malformed`), legacy acceptance (`legacy_disabled`), key lookup (`unknown_app`,
     /// `unknown_key`), v1 tag in constant time before any decryption (`bad_signature`), XML
     /// (`invalid_xml`), claims (`missing_field`, `invalid_field`), then time (`expired`,
-    /// `not_yet_valid`, `lifetime_too_long`).
+    /// `not_yet_valid`, `lifetime_too_long`: `expires - issued` over the maximum lifetime, or,
+    /// without `issued`, `expires` more than the maximum lifetime plus the leeway after now).
     pub fn verify(&self, token: &str) -> Result<Verified> {
         let mut env = Envelope::parse(token)?;
         if env.format == Format::Legacy && !self.options.allow_legacy {
             return Err(Error::LegacyDisabled);
         }
-        let (xml, legacy_body) = match env.format {
+        let xml = match env.format {
             Format::Legacy => {
                 let key = self.ring.legacy_key(env.app)?;
-                // The ciphertext stands for exactly one plaintext under one key; keep it (it
-                // is not secret) so that the single-use key can be derived when asked for.
-                let ciphertext: Box<[u8]> = env.body.as_slice().into();
-                (env.open_legacy(key), Some(ciphertext))
+                env.open_legacy(key)
             }
-            Format::V1 => (env.open_v1(self.ring.v1_key(env.app, env.kid)?.1)?, None),
+            Format::V1 => env.open_v1(self.ring.v1_key(env.app, env.kid)?.1)?,
         };
         let claims = Claims::from_xml(xml)?;
         self.check_claims(env.format, &claims)?;
-        let replay = match (claims.id(), legacy_body) {
-            (Some(id), _) => Replay::Id(id),
-            (None, Some(body)) => Replay::LegacyBody(body),
-            (None, None) => unreachable!("v1 claims always carry an id"),
+        let replay_key = match (env.format, claims.id()) {
+            (Format::V1, Some(id)) => id,
+            (Format::V1, None) => return Err(Error::MissingField("id")),
+            (Format::Legacy, _) => legacy_account_key(env.app, &claims),
         };
         Ok(Verified {
             format: env.format,
             app: env.app.to_owned(),
             kid: env.kid.map(str::to_owned),
-            replay,
+            replay_key,
             claims,
         })
     }
@@ -227,28 +236,77 @@ impl<'k> Verifier<'k> {
             }
         }
         let now = self.now();
-        let leeway = i64::try_from(self.options.leeway_seconds).unwrap_or(i64::MAX);
+        // Options are u64 (JSON, command lines, config files): saturate, never wrap.
+        let leeway = saturating_i64(self.options.leeway_seconds);
+        let max = self.options.max_lifetime_seconds;
         if let Some(expires) = expires {
             if now > expires.saturating_add(leeway) {
                 return Err(Error::Expired { expires, now });
             }
         }
-        if let Some(issued) = claims.issued() {
-            if issued > now.saturating_add(leeway) {
-                return Err(Error::NotYetValid { issued, now });
+        match (claims.issued(), expires) {
+            (Some(issued), _) if issued > now.saturating_add(leeway) => {
+                Err(Error::NotYetValid { issued, now })
             }
-            if let Some(expires) = expires {
-                let lifetime = expires - issued;
-                if lifetime as u64 > self.options.max_lifetime_seconds {
-                    return Err(Error::LifetimeTooLong {
-                        lifetime,
-                        max: self.options.max_lifetime_seconds,
-                    });
+            (Some(issued), Some(expires)) => {
+                // Claims never hold expires < issued (`invalid_field`), so this is not negative.
+                let lifetime = expires.saturating_sub(issued);
+                if u64::try_from(lifetime).is_ok_and(|l| l > max) {
+                    return Err(Error::LifetimeTooLong { lifetime, max });
                 }
+                Ok(())
             }
+            // No `issued` (legacy tokens): the lifetime is measured from the verifier's clock,
+            // or a token (forged or bit-flipped) could be valid until the year 9999.
+            (None, Some(expires)) => {
+                let latest = now
+                    .saturating_add(saturating_i64(max))
+                    .saturating_add(leeway);
+                if expires > latest {
+                    return Err(Error::ExpiresTooFar { expires, now, max });
+                }
+                Ok(())
+            }
+            (_, None) => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// `value` as i64, `i64::MAX` when larger.
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The single-use key of a legacy token: the first 16 bytes of SHA-256 over a label and the
+/// account it logs in — application, login, domain and authentication name, ASCII letters in
+/// lower case, the domain without one trailing dot — each length-prefixed (4 bytes, big
+/// endian). `docs/token-format.md` (section 6) specifies it for other implementations.
+///
+/// A legacy token has no integrity: its layout (whitespace, quotes, attribute order) and any
+/// value can be changed without the key. Keying on the decoded claims makes format-only
+/// variants collide; keying on the account alone makes every value flip that keeps the account
+/// (another `expires`, `id`, display name, proxy) collide as well.
+fn legacy_account_key(app: &str, claims: &Claims) -> TokenId {
+    fn field(hash: &mut Sha256, value: &[u8]) {
+        let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+        hash.update(len.to_be_bytes());
+        hash.update(value);
+    }
+    let domain = claims.domain().to_ascii_lowercase();
+    let domain = domain.strip_suffix('.').unwrap_or(&domain);
+    let mut hash = Sha256::new();
+    hash.update(b"siptoken legacy account\0");
+    field(&mut hash, app.as_bytes());
+    field(&mut hash, claims.login().to_ascii_lowercase().as_bytes());
+    field(&mut hash, domain.as_bytes());
+    field(
+        &mut hash,
+        claims.auth_name().to_ascii_lowercase().as_bytes(),
+    );
+    let digest = hash.finalize();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    TokenId(key)
 }
 
 /// A token that passed verification.
@@ -257,15 +315,8 @@ pub struct Verified {
     format: Format,
     app: String,
     kid: Option<String>,
-    replay: Replay,
+    replay_key: TokenId,
     claims: Claims,
-}
-
-/// What the single-use key of a verified token is derived from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Replay {
-    Id(TokenId),
-    LegacyBody(Box<[u8]>),
 }
 
 impl Verified {
@@ -289,20 +340,27 @@ impl Verified {
     pub fn into_claims(self) -> Claims {
         self.claims
     }
-    /// The key under which a single-use store remembers this token: its `id` when it has one,
-    /// else the first 16 bytes of SHA-256(APP ":" decoded body), so that re-spelling a legacy
-    /// token's hex in another case does not make it a new token.
+    /// The key under which a single-use store remembers this token until it expires.
+    ///
+    /// - v1: the token's `id` (authenticated, so no other token can carry it).
+    /// - legacy: a hash of the account the token logs in (application, login, domain,
+    ///   authentication name; see `docs/token-format.md`, section 6). Anyone can rewrite a
+    ///   legacy token without the key — its whitespace, quotes, expiry, even its `id` — so the
+    ///   account is the only thing worth keying on: while one legacy token of an account is
+    ///   remembered, no other legacy token of that account gets in.
+    ///
+    /// ```
+    /// use siptoken::{Claims, Issuer, KeyRing, Verifier};
+    /// let ring: KeyRing = "CRM=8263D535FFFFFFFF7B0F60".parse()?;
+    /// let claims = |expires| Claims::builder("crm1", "pw", "sip.example.org").expires(expires).build();
+    /// let issuer = Issuer::new(&ring).legacy();
+    /// let (a, b) = (issuer.issue("CRM", &claims(1764120300)?)?, issuer.issue("CRM", &claims(1764120200)?)?);
+    /// let verifier = Verifier::new(&ring).allow_legacy(true).at(1764120000);
+    /// assert_ne!(a, b);
+    /// assert_eq!(verifier.verify(&a)?.replay_key(), verifier.verify(&b)?.replay_key());
+    /// # Ok::<(), siptoken::Error>(())
+    /// ```
     pub fn replay_key(&self) -> TokenId {
-        match &self.replay {
-            Replay::Id(id) => *id,
-            Replay::LegacyBody(body) => {
-                let digest = Sha256::new()
-                    .chain_update(self.app.as_bytes())
-                    .chain_update(b":")
-                    .chain_update(body)
-                    .finalize();
-                TokenId(digest[..16].try_into().expect("16 bytes"))
-            }
-        }
+        self.replay_key
     }
 }

@@ -215,3 +215,48 @@ fn legacy_single_use_key_ignores_hex_case() {
     let verified = v.verify(&v1).unwrap();
     assert_eq!(Some(verified.replay_key()), verified.claims().id());
 }
+
+/// Issue 14, item 13: leeway and maximum lifetime come from JSON, command lines and config
+/// files as u64; the verifier saturates every sum instead of wrapping or panicking (the tests
+/// run with overflow checks on), at both ends of the clock.
+#[test]
+fn huge_leeway_and_lifetime_saturate() {
+    use siptoken::VerifyOptions;
+    let ring = ring();
+    let far = Claims::builder("u", "p", "d")
+        .expires(siptoken::claims::MAX_UNIX_TIME)
+        .build()
+        .unwrap();
+    let legacy_far = Issuer::new(&ring).legacy().issue("CRM", &far).unwrap();
+    let v1_far = Issuer::new(&ring).at(0).issue("CRM", &far).unwrap();
+    let old = Claims::builder("u", "p", "d").expires(0).build().unwrap();
+    let legacy_old = Issuer::new(&ring).legacy().issue("CRM", &old).unwrap();
+    for now in [-1, 0, NOW, i64::MAX] {
+        let huge = VerifyOptions {
+            allow_legacy: true,
+            leeway_seconds: u64::MAX,
+            max_lifetime_seconds: u64::MAX,
+            now: Some(now),
+            ..VerifyOptions::default()
+        };
+        let v = Verifier::with_options(&ring, huge);
+        for token in [&legacy_far, &v1_far, &legacy_old] {
+            assert!(v.verify(token).is_ok(), "now {now}");
+        }
+    }
+    let strict = VerifyOptions {
+        allow_legacy: true,
+        leeway_seconds: 0,
+        max_lifetime_seconds: 0,
+        now: Some(NOW),
+        ..VerifyOptions::default()
+    };
+    let v = Verifier::with_options(&ring, strict);
+    for (token, error) in [
+        (&legacy_far, ErrorCode::LifetimeTooLong),
+        (&v1_far, ErrorCode::LifetimeTooLong),
+        (&legacy_old, ErrorCode::Expired),
+    ] {
+        assert_eq!(v.verify(token).unwrap_err().code(), error);
+    }
+}

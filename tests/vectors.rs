@@ -30,6 +30,8 @@ struct Valid {
     xml: String,
     token: String,
     claims: BTreeMap<String, String>,
+    /// The single-use key (`Verified::replay_key`), in siptoken.json only.
+    single_use_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -90,6 +92,9 @@ fn valid_vectors_verify_and_reseal() {
             let claims: BTreeMap<String, String> =
                 serde_json::from_value(serde_json::to_value(got.claims()).unwrap()).unwrap();
             assert_eq!(claims, v.claims, "{what}");
+            if let Some(key) = &v.single_use_key {
+                assert_eq!(&got.replay_key().to_string(), key, "{what}: single-use key");
+            }
 
             let key = hex::decode(&v.key).unwrap();
             let resealed = match v.format.as_str() {

@@ -169,7 +169,8 @@ final class KeyRing
 
     /**
      * Verifies $token; returns the JSON text `siptoken verify --json --show-password` prints.
-     * $options: allow_legacy, leeway_seconds, max_lifetime_seconds, require_legacy_expiry, now.
+     * $options: allow_legacy, leeway_seconds, max_lifetime_seconds, require_legacy_expiry, now,
+     * show_password (default true; false leaves the password out: null).
      */
     public function verifyJson(string $token, array|string|null $options = null): string
     {

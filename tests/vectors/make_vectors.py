@@ -57,6 +57,28 @@ def seal_v1(app: str, kid: str, xml: bytes, nonce: bytes) -> str:
     return prefix.decode() + (nonce + ct + tag).hex()
 
 
+def ascii_lower(s: str) -> str:
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in s)
+
+
+def single_use_key(fmt: str, app: str, claims: dict) -> str:
+    """docs/token-format.md section 6: the key a single-use store remembers a token by."""
+    if fmt == "v1":
+        return claims["id"]
+
+    def field(value: str) -> bytes:
+        data = value.encode()
+        return len(data).to_bytes(4, "big") + data
+
+    domain = ascii_lower(claims["domain"])
+    if domain.endswith("."):
+        domain = domain[:-1]
+    auth = claims.get("authenticationName", claims["login"])
+    data = (b"siptoken legacy account\0" + field(app) + field(ascii_lower(claims["login"]))
+            + field(domain) + field(ascii_lower(auth)))
+    return hashlib.sha256(data).digest()[:16].hex()
+
+
 def esc(value: str) -> str:
     out = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     out = out.replace('"', "&quot;").replace("'", "&apos;")
@@ -92,7 +114,8 @@ def add_valid(name, fmt, app, xml, claims, kid=None):
     else:
         token = seal_legacy(app, data)
         entry.update(key=KEYS[app])
-    entry.update(xml=data.decode(), token=token, claims=claims)
+    entry.update(xml=data.decode(), token=token, claims=claims,
+                 single_use_key=single_use_key(fmt, app, claims))
     valid.append(entry)
 
 
@@ -148,6 +171,18 @@ def main():
     a = v1_attrs(name)
     add_valid(name, "legacy", "CRM", root(a), dict(a))
 
+    name = "legacy single-use key folds the case of the account and a trailing dot"
+    a = [("login", "Op"), ("authenticationName", "OP-Auth"), ("password", "p"),
+         ("domain", "SIP.Example.ORG."), ("expires", str(NOW + 60))]
+    add_valid(name, "legacy", "LEGONLY", root(a), dict(a))
+
+    # Without `issued` the lifetime is measured from the verifier's clock: `expires` may be at
+    # most now + max lifetime + leeway (docs/token-format.md, section 6).
+    name = "legacy without issued, expires exactly max lifetime plus leeway ahead"
+    a = [("login", "u"), ("password", "p"), ("domain", "d.example"),
+         ("expires", str(NOW + MAX_LIFETIME + LEEWAY))]
+    add_valid(name, "legacy", "LEGONLY", root(a), dict(a))
+
     # --- invalid -----------------------------------------------------------------------
     good = valid[0]["token"]
     add_invalid("v1 upper-case hex is not canonical", good.split(".", 2)[0] + "." +
@@ -175,6 +210,14 @@ def main():
                root(v1_attrs("n", expires=NOW + 600, issued=NOW + LEEWAY + 1)), "not_yet_valid")
     v1_invalid("v1 lifetime one second over the maximum",
                root(v1_attrs("l", expires=NOW + 100, issued=NOW + 99 - MAX_LIFETIME)), "lifetime_too_long")
+    add_invalid("legacy without issued, expires one second past max lifetime plus leeway",
+                seal_legacy("LEGONLY", root([("login", "u"), ("password", "p"), ("domain", "d.example"),
+                                             ("expires", str(NOW + MAX_LIFETIME + LEEWAY + 1))]).encode()),
+                "lifetime_too_long")
+    add_invalid("legacy without issued, expires in the year 9999",
+                seal_legacy("LEGONLY", root([("login", "u"), ("password", "p"), ("domain", "d.example"),
+                                             ("expires", "253402300799")]).encode()),
+                "lifetime_too_long")
     v1_invalid("v1 expires before issued",
                root(v1_attrs("b", expires=NOW + 10, issued=NOW + 20)), "invalid_field")
     v1_invalid("v1 unknown entity", root(v1_attrs("u"))[:-2] + ' visibleName="&nbsp;"/>', "invalid_xml")

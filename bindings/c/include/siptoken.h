@@ -175,13 +175,15 @@ int siptoken_issue(const siptoken_keyring *ring,
 /**
  * Verifies `token` and writes the outcome to `*result_json`: exactly the object that
  * `siptoken verify --json --show-password` prints, `{"valid":true,"format":…,"app":…,
- * "kid":…,"claims":{…}}` or `{"valid":false,"error":"<code>","message":…}`.
+ * "kid":…,"claims":{…}}` or `{"valid":false,"error":"<code>","message":…}`; with
+ * `"show_password": false` in the options, what `siptoken verify --json` prints (the
+ * password `null`).
  *
  * Returns 0 whenever the token could be judged, valid or not; a non-zero code only for
  * `null_argument`, `invalid_utf8` or `invalid_json` (bad `options_json`). `options_json` may be
  * NULL (the defaults) or an object with `allow_legacy` (false), `leeway_seconds` (30),
- * `max_lifetime_seconds` (86400), `require_legacy_expiry` (true) and `now` (Unix seconds; the
- * system clock when absent).
+ * `max_lifetime_seconds` (86400), `require_legacy_expiry` (true), `now` (Unix seconds; the
+ * system clock when absent) and `show_password` (true).
  *
  * # Safety
  * `ring` is NULL or a live key ring; `token` and `options_json` are NULL or NUL-terminated

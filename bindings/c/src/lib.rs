@@ -24,8 +24,8 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
-use siptoken_core::json::{options_from_json, ClaimsRequest, VerifyReport};
-use siptoken_core::{ErrorCode, Issuer, KeyRing, Verifier, VerifyOptions, DEFAULT_TTL};
+use siptoken_core::json::{report_options_from_json, ClaimsRequest, ReportOptions, VerifyReport};
+use siptoken_core::{ErrorCode, Issuer, KeyRing, Verifier, DEFAULT_TTL};
 use zeroize::Zeroize;
 
 #[cfg(test)]
@@ -307,13 +307,15 @@ pub unsafe extern "C" fn siptoken_issue(
 
 /// Verifies `token` and writes the outcome to `*result_json`: exactly the object that
 /// `siptoken verify --json --show-password` prints, `{"valid":true,"format":…,"app":…,
-/// "kid":…,"claims":{…}}` or `{"valid":false,"error":"<code>","message":…}`.
+/// "kid":…,"claims":{…}}` or `{"valid":false,"error":"<code>","message":…}`; with
+/// `"show_password": false` in the options, what `siptoken verify --json` prints (the
+/// password `null`).
 ///
 /// Returns 0 whenever the token could be judged, valid or not; a non-zero code only for
 /// `null_argument`, `invalid_utf8` or `invalid_json` (bad `options_json`). `options_json` may be
 /// NULL (the defaults) or an object with `allow_legacy` (false), `leeway_seconds` (30),
-/// `max_lifetime_seconds` (86400), `require_legacy_expiry` (true) and `now` (Unix seconds; the
-/// system clock when absent).
+/// `max_lifetime_seconds` (86400), `require_legacy_expiry` (true), `now` (Unix seconds; the
+/// system clock when absent) and `show_password` (true).
 ///
 /// # Safety
 /// `ring` is NULL or a live key ring; `token` and `options_json` are NULL or NUL-terminated
@@ -333,17 +335,17 @@ pub unsafe extern "C" fn siptoken_verify(
             let ring = ring.as_ref().ok_or_else(|| null_argument("ring"))?;
             let token = str_arg(token, "token")?;
             let options = if options_json.is_null() {
-                VerifyOptions::default()
+                ReportOptions::default()
             } else {
-                options_from_json(str_arg(options_json, "options_json")?)?
+                report_options_from_json(str_arg(options_json, "options_json")?)?
             };
             if result_json.is_null() {
                 return Err(null_argument("result_json"));
             }
-            let outcome = Verifier::with_options(&ring.ring, options).verify(token);
+            let outcome = Verifier::with_options(&ring.ring, options.verify).verify(token);
             // The report (and the claims in it) zeroizes the password on drop; into_c_string
             // zeroizes the intermediate JSON text.
-            let report = VerifyReport::new(outcome, true);
+            let report = VerifyReport::new(outcome, options.show_password.unwrap_or(true));
             result_json.write(into_c_string(report.to_json()));
             Ok(())
         })

@@ -220,6 +220,118 @@ fn ttl_seconds_and_judged_rejections() {
     unsafe { siptoken_keyring_free(ring) };
 }
 
+/// Issues a token through the ABI.
+fn issue_through_abi(ring: *const siptoken_keyring, claims: &str, legacy: c_int) -> String {
+    let mut token = null_mut();
+    let (rc, msg) = call(|err| unsafe {
+        siptoken_issue(
+            ring,
+            c("CRM").as_ptr(),
+            c(claims).as_ptr(),
+            legacy,
+            &mut token,
+            err,
+        )
+    });
+    assert_eq!(rc, 0, "{msg:?}");
+    take(token)
+}
+
+/// Verifies a token through the ABI; returns the parsed result object.
+fn verify_through_abi(
+    ring: *const siptoken_keyring,
+    token: &str,
+    options: &str,
+) -> serde_json::Value {
+    let mut result = null_mut();
+    let (rc, msg) = call(|err| unsafe {
+        siptoken_verify(
+            ring,
+            c(token).as_ptr(),
+            c(options).as_ptr(),
+            &mut result,
+            err,
+        )
+    });
+    assert_eq!(rc, 0, "{msg:?}");
+    serde_json::from_str(&take(result)).unwrap()
+}
+
+/// Issue 14, item 3: legacy tokens (no `issued`) escaped the maximum lifetime.
+#[test]
+fn legacy_expiry_beyond_the_maximum_lifetime_is_rejected() {
+    let ring = ring();
+    let far = issue_through_abi(
+        ring,
+        r#"{"login":"a","password":"b","domain":"c","expires":253402300799}"#,
+        1,
+    );
+    let v = verify_through_abi(ring, &far, r#"{"allow_legacy":true,"now":1764120000}"#);
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["error"], "lifetime_too_long", "{v}");
+    let v = verify_through_abi(
+        ring,
+        &far,
+        r#"{"allow_legacy":true,"now":1764120000,"max_lifetime_seconds":253402300799}"#,
+    );
+    assert_eq!(v["valid"], true, "{v}");
+    unsafe { siptoken_keyring_free(ring) };
+}
+
+/// Issue 14, item 9: a caller that only needs the claims can ask not to receive the password
+/// (`"show_password": false`); the default stays as documented (shown).
+#[test]
+fn show_password_false_leaves_the_password_out() {
+    let ring = ring();
+    for legacy in [0, 1] {
+        let token = issue_through_abi(ring, CLAIMS, legacy);
+        let hidden = verify_through_abi(
+            ring,
+            &token,
+            r#"{"allow_legacy":true,"show_password":false}"#,
+        );
+        assert_eq!(hidden["valid"], true, "{hidden}");
+        assert!(hidden["claims"]["password"].is_null(), "{hidden}");
+        assert_eq!(hidden["claims"]["login"], "crm1");
+        assert!(!hidden.to_string().contains("p<&"), "{hidden}");
+        // Exactly `siptoken verify --json` without --show-password.
+        let ring_rs: KeyRing = RING.parse().unwrap();
+        let cli = VerifyReport::new(
+            Verifier::new(&ring_rs).allow_legacy(true).verify(&token),
+            false,
+        )
+        .to_json();
+        assert_eq!(
+            hidden,
+            serde_json::from_str::<serde_json::Value>(&cli).unwrap()
+        );
+        for shown in [
+            r#"{"allow_legacy":true,"show_password":true}"#,
+            r#"{"allow_legacy":true}"#,
+        ] {
+            let v = verify_through_abi(ring, &token, shown);
+            assert_eq!(v["claims"]["password"], "p<&\"'ü", "{shown}");
+        }
+    }
+    // Like every option: a wrong type is invalid_json, not silently ignored.
+    let mut result = null_mut();
+    let (rc, msg) = call(|err| unsafe {
+        siptoken_verify(
+            ring,
+            c("CRM:00").as_ptr(),
+            c(r#"{"show_password":"no"}"#).as_ptr(),
+            &mut result,
+            err,
+        )
+    });
+    assert_eq!(
+        (name(rc), result.is_null()),
+        ("invalid_json", true),
+        "{msg:?}"
+    );
+    unsafe { siptoken_keyring_free(ring) };
+}
+
 #[test]
 fn core_errors_come_back_as_codes_with_messages() {
     let ring = ring();

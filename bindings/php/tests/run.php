@@ -102,6 +102,10 @@ foreach ([false, true] as $legacy) {
         'round trip claims');
     $expires = (int) $r['claims']['expires'];
     check($expires > time() + 290 && $expires <= time() + 301, 'default TTL 300 s');
+    // Issue 14, item 9: callers that only need the claims need not receive the password.
+    $r = $ring->verify($token, ['allow_legacy' => true, 'show_password' => false]);
+    check($r['valid'] && $r['claims']['password'] === null && $r['claims']['login'] === 'crm1',
+        'show_password false leaves the password out');
 }
 check($ring->verify($ring->issue('CRM', CLAIMS, true))['error'] === 'legacy_disabled', 'legacy refused by default');
 $token = $ring->issue('CRM', CLAIMS + ['ttl_seconds' => 10]);

@@ -201,8 +201,9 @@ class KeyRing:
     def verify_json(self, token: _Text, options: Optional[Union[Mapping[str, Any], _Text]] = None, **kw: Any) -> str:
         """Verifies ``token`` and returns the result as JSON text, exactly as
         ``siptoken verify --json --show-password`` prints it. Options (``allow_legacy``,
-        ``leeway_seconds``, ``max_lifetime_seconds``, ``require_legacy_expiry``, ``now``) come
-        as a mapping, a JSON text, or keyword arguments."""
+        ``leeway_seconds``, ``max_lifetime_seconds``, ``require_legacy_expiry``, ``now``,
+        ``show_password``) come as a mapping, a JSON text, or keyword arguments;
+        ``show_password=False`` leaves the password out (``null``)."""
         if kw:
             if isinstance(options, (str, bytes, bytearray)):
                 raise TypeError("give options either as JSON text or as keywords, not both")

@@ -128,6 +128,21 @@ class Api(unittest.TestCase):
         legacy_token = self.ring.issue("CRM", CLAIMS, legacy=True)
         self.assertEqual(self.ring.verify(legacy_token)["error"], "legacy_disabled")
 
+    def test_show_password_false_leaves_the_password_out(self):
+        # Issue 14, item 9: callers that only need the claims need not receive the password.
+        for legacy in (False, True):
+            token = self.ring.issue("CRM", CLAIMS, legacy=legacy)
+            r = self.ring.verify(token, allow_legacy=True, show_password=False)
+            self.assertTrue(r["valid"], r)
+            self.assertIsNone(r["claims"]["password"])
+            self.assertEqual(r["claims"]["login"], "crm1")
+            text = self.ring.verify_json(token, {"allow_legacy": True, "show_password": False})
+            self.assertNotIn("p<&", text)
+            self.assertEqual(self.ring.verify(token, allow_legacy=True)["claims"]["password"], CLAIMS["password"])
+        with self.assertRaises(SipTokenError) as e:
+            self.ring.verify(token, show_password="no")
+        self.assertEqual(e.exception.code, "invalid_json")
+
     def test_rejections_are_results(self):
         token = self.ring.issue("CRM", dict(CLAIMS, ttl_seconds=10))
         r = self.ring.verify(token, now=int(time.time()) + 10 + 31)

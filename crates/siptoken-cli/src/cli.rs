@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use siptoken::verify::{LEEWAY_LIMIT_SECONDS, LIFETIME_LIMIT_SECONDS};
 
 const AFTER_HELP: &str = "\
 EXIT STATUS:
@@ -185,12 +186,13 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub allow_legacy: bool,
 
-    /// Clock leeway for expires and issued
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    /// Clock leeway for expires and issued (at most 5m)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_leeway)]
     pub leeway: std::time::Duration,
 
-    /// Largest accepted lifetime (expires - issued)
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    /// Largest accepted lifetime: expires - issued, or, without issued (legacy), expires - now
+    /// - leeway (1s to 7d)
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_max_lifetime)]
     pub max_lifetime: std::time::Duration,
 
     /// Accept legacy tokens that carry no expires claim
@@ -266,4 +268,29 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Ok(std::time::Duration::from_secs(secs));
     }
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 5m, 24h)"))
+}
+
+/// `--leeway`: a duration of at most [`LEEWAY_LIMIT_SECONDS`] (5 minutes).
+fn parse_leeway(s: &str) -> Result<std::time::Duration, String> {
+    bounded_duration(s, 0, LEEWAY_LIMIT_SECONDS, "0s to 5m")
+}
+
+/// `--max-lifetime`: a duration of 1 s to [`LIFETIME_LIMIT_SECONDS`] (7 days).
+fn parse_max_lifetime(s: &str) -> Result<std::time::Duration, String> {
+    bounded_duration(s, 1, LIFETIME_LIMIT_SECONDS, "1s to 7d")
+}
+
+/// A duration (see [`parse_duration`]) whose whole seconds lie in `min..=max`.
+fn bounded_duration(
+    s: &str,
+    min: u64,
+    max: u64,
+    range: &str,
+) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if (min..=max).contains(&d.as_secs()) {
+        Ok(d)
+    } else {
+        Err(format!("must be {range}"))
+    }
 }

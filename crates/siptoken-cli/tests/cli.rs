@@ -350,6 +350,88 @@ fn rejections_exit_one_with_a_specific_message() {
     );
 }
 
+/// Issue 14, item 3: a legacy token has no `issued`, so its lifetime went unchecked and one
+/// expiring in the year 9999 verified.
+#[test]
+fn legacy_expiry_beyond_the_maximum_lifetime_is_rejected() {
+    let e = env();
+    let now = "1764120000";
+    let far = issue(&e, &["--legacy", "--expires", "253402300799"], "hunter2");
+    assert_eq!(far.code, 0, "{}", far.stderr);
+    let (code, r) = verify_json(
+        &e.keys,
+        far.stdout.trim(),
+        &["--allow-legacy", "--now", now],
+    );
+    assert_eq!(
+        (code, r["error"].as_str()),
+        (1, Some("lifetime_too_long")),
+        "{r}"
+    );
+
+    // now + 24 h + 30 s is the last accepted expiry; a longer --max-lifetime moves the bound.
+    let edge = issue(&e, &["--legacy", "--expires", "1764206430"], "hunter2");
+    let (code, r) = verify_json(
+        &e.keys,
+        edge.stdout.trim(),
+        &["--allow-legacy", "--now", now],
+    );
+    assert_eq!((code, r["valid"].as_bool()), (0, Some(true)), "{r}");
+    let past = issue(&e, &["--legacy", "--expires", "1764206431"], "hunter2");
+    let (code, r) = verify_json(
+        &e.keys,
+        past.stdout.trim(),
+        &["--allow-legacy", "--now", now],
+    );
+    assert_eq!(
+        (code, r["error"].as_str()),
+        (1, Some("lifetime_too_long")),
+        "{r}"
+    );
+    let (code, r) = verify_json(
+        &e.keys,
+        past.stdout.trim(),
+        &["--allow-legacy", "--now", now, "--max-lifetime", "25h"],
+    );
+    assert_eq!((code, r["valid"].as_bool()), (0, Some(true)), "{r}");
+}
+
+/// Issue 14, item 13: --leeway and --max-lifetime are bounded like the gateway's settings
+/// (leeway at most 5 minutes, lifetime 1 s to 7 days), with an error naming the option.
+#[test]
+fn leeway_and_max_lifetime_are_bounded() {
+    let e = env();
+    let token = issue(&e, &["--now", "1764120000"], "hunter2").stdout;
+    for ok in [
+        ["--leeway", "5m"],
+        ["--max-lifetime", "7d"],
+        ["--leeway", "0"],
+    ] {
+        let (code, r) = verify_json(
+            &e.keys,
+            token.trim(),
+            &[&ok[..], &["--now", "1764120000"]].concat(),
+        );
+        assert_eq!((code, r["valid"].as_bool()), (0, Some(true)), "{ok:?}: {r}");
+    }
+    for (bad, option) in [
+        (["--leeway", "301s"], "--leeway"),
+        (["--leeway", "18446744073709551615"], "--leeway"),
+        (["--max-lifetime", "7days 1s"], "--max-lifetime"),
+        (["--max-lifetime", "0"], "--max-lifetime"),
+    ] {
+        let mut cmd = siptoken();
+        let out = run(
+            cmd.args(["verify", "--now", "1764120000", "--keys"])
+                .arg(&e.keys)
+                .args(bad)
+                .arg(token.trim()),
+            "",
+        );
+        assert_fails(&out, 2, option);
+    }
+}
+
 #[test]
 fn configuration_errors_exit_two_without_key_material() {
     let e = env();

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::sip::digest::{DigestPolicy, HashStrength};
 use super::sip::register::SipSettings;
+use siptoken::verify::{LEEWAY_LIMIT_SECONDS, LIFETIME_LIMIT_SECONDS};
 use siptoken::VerifyOptions;
 
 /// A `replay_store` value. `Debug` hides the password of a `redis://` URL, so printing a
@@ -64,9 +66,10 @@ pub struct Config {
     pub sip_tls_ca_file: Option<PathBuf>,
     /// Accept legacy (unauthenticated) tokens. Default `false`.
     pub allow_legacy: bool,
-    /// Clock leeway for `expires` / `issued`, seconds. Default 30.
+    /// Clock leeway for `expires` / `issued`, seconds, at most 300. Default 30.
     pub leeway_seconds: u64,
-    /// Largest accepted `expires - issued`, seconds. Default 86400.
+    /// Largest accepted `expires - issued` (for legacy tokens without `issued`: `expires - now`,
+    /// plus the leeway), seconds, 1 to 604800 (7 days). Default 86400.
     pub max_lifetime_seconds: u64,
     /// Local IP address for SIP sockets (ephemeral ports on it: one UDP socket per registrar,
     /// one connection per TCP or TLS registration).
@@ -119,6 +122,12 @@ pub struct Config {
     pub dns_servers: Vec<SocketAddr>,
     /// Seconds between CRLF keep-alives on idle SIP TCP connections (0: none). Default 30.
     pub tcp_keepalive_seconds: u64,
+    /// The weakest digest algorithm answered: `MD5` (default), `SHA-256` or `SHA-512-256`.
+    /// A registrar offering only weaker challenges gets no answer (`sip_auth_failed`).
+    pub min_digest_algorithm: HashStrength,
+    /// Answer digest challenges without `qop` (RFC 2069), whose answers can be replayed.
+    /// Default `false`: such a challenge gets no answer (`sip_auth_failed`).
+    pub allow_rfc2069_digest: bool,
 }
 
 impl Default for Config {
@@ -152,6 +161,8 @@ impl Default for Config {
             srv_lookup: true,
             dns_servers: Vec::new(),
             tcp_keepalive_seconds: 30,
+            min_digest_algorithm: HashStrength::Md5,
+            allow_rfc2069_digest: false,
         }
     }
 }
@@ -214,6 +225,18 @@ impl Config {
         }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return bad("tls_cert_file and tls_key_file go together: set both or neither");
+        }
+        // Bounded so that every sum and cast of them stays far from overflow, and because more
+        // would defeat the expiry: a token may be used until `expires` plus the leeway.
+        if self.leeway_seconds > LEEWAY_LIMIT_SECONDS {
+            return Err(ConfigError(format!(
+                "leeway_seconds must be at most {LEEWAY_LIMIT_SECONDS} (5 minutes)"
+            )));
+        }
+        if !(1..=LIFETIME_LIMIT_SECONDS).contains(&self.max_lifetime_seconds) {
+            return Err(ConfigError(format!(
+                "max_lifetime_seconds must be between 1 and {LIFETIME_LIMIT_SECONDS} (7 days)"
+            )));
         }
         if self.register_expires == 0 || self.register_expires > 0x7fff_ffff {
             return bad("register_expires must be between 1 and 2147483647 seconds");
@@ -289,6 +312,10 @@ impl Config {
             srv_lookup: self.srv_lookup,
             dns_servers: self.dns_servers.clone(),
             tcp_keepalive: Duration::from_secs(self.tcp_keepalive_seconds),
+            digest: DigestPolicy {
+                min_algorithm: self.min_digest_algorithm,
+                allow_rfc2069: self.allow_rfc2069_digest,
+            },
             ..SipSettings::default()
         }
     }
@@ -336,6 +363,57 @@ mod tests {
         c.replay_store = "memory".into();
         c.allowed_origins = vec!["crm.example.org".into()];
         assert!(c.validate().is_err());
+    }
+
+    /// Issue 14, item 13: both were cast with `as i64` where the gateway computes how long to
+    /// remember a token, so a huge value wrapped to a negative one (the entry expired at once).
+    #[test]
+    fn leeway_and_lifetime_are_bounded() {
+        for ok in [
+            "leeway_seconds = 0",
+            "leeway_seconds = 300",
+            "max_lifetime_seconds = 1",
+            "max_lifetime_seconds = 604800",
+        ] {
+            let c = Config::parse(&format!("keys = \"k\"\n{ok}")).unwrap();
+            c.validate().unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, key) in [
+            ("leeway_seconds = 301", "leeway_seconds"),
+            ("leeway_seconds = 9223372036854775808", "leeway_seconds"),
+            ("max_lifetime_seconds = 604801", "max_lifetime_seconds"),
+            (
+                "max_lifetime_seconds = 18446744073709551615",
+                "max_lifetime_seconds",
+            ),
+            ("max_lifetime_seconds = 0", "max_lifetime_seconds"),
+        ] {
+            let c = Config::parse(&format!("keys = \"k\"\n{bad}")).unwrap();
+            let e = c.validate().expect_err(bad).0;
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    /// Issue 14, item 11: the digest policy keys, their defaults, and what reaches SipSettings.
+    #[test]
+    fn digest_policy_keys() {
+        let d = Config::parse("").unwrap().sip_settings().digest;
+        assert_eq!(d.min_algorithm, HashStrength::Md5);
+        assert!(!d.allow_rfc2069);
+        let c = Config::parse("min_digest_algorithm = \"SHA-256\"\nallow_rfc2069_digest = true")
+            .unwrap();
+        let d = c.sip_settings().digest;
+        assert_eq!(d.min_algorithm, HashStrength::Sha256);
+        assert!(d.allow_rfc2069);
+        let c = Config::parse("min_digest_algorithm = \"SHA-512-256\"").unwrap();
+        assert_eq!(
+            c.sip_settings().digest.min_algorithm,
+            HashStrength::Sha512_256
+        );
+        for bad in ["\"SHA-1\"", "\"sha-256\"", "1"] {
+            let e = Config::parse(&format!("min_digest_algorithm = {bad}")).unwrap_err();
+            assert!(e.0.contains("min_digest_algorithm"), "{e}");
+        }
     }
 
     #[test]

@@ -7,6 +7,13 @@ use siptoken::KeyRing;
 use siptoken_gateway::cli::Cli;
 
 fn main() -> ExitCode {
+    // Before anything secret is read: the key ring, then every live SIP password.
+    if let Err(e) = disable_core_dumps() {
+        eprintln!(
+            "siptoken-gateway: warning: cannot make the process non-dumpable ({e}): a core \
+             dump could hold the key ring and SIP passwords; set `ulimit -c 0` (LimitCORE=0)"
+        );
+    }
     let cli = Cli::parse();
     let filter = match tracing_subscriber::EnvFilter::try_new(&cli.log) {
         // The WebSocket library logs whole message payloads (tokens) at trace level: never let
@@ -101,6 +108,23 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Makes this process non-dumpable (`prctl(PR_SET_DUMPABLE, 0)`): the kernel then writes no
+/// core file for it (unless `fs.suid_dumpable = 2`, and then one only root can read: the systemd
+/// unit's `LimitCORE=0` covers that), and no other process of its user may attach to it or read
+/// its memory (`ptrace`, `/proc/PID/mem`). The process holds the key ring and every live SIP
+/// password. `tests/gateway_core_dumps.rs` checks it from outside.
+#[cfg(target_os = "linux")]
+fn disable_core_dumps() -> std::io::Result<()> {
+    use rustix::process::{set_dumpable_behavior, DumpableBehavior};
+    set_dumpable_behavior(DumpableBehavior::NotDumpable).map_err(std::io::Error::from)
+}
+
+/// Elsewhere: the process limits are the system's (`ulimit -c 0`).
+#[cfg(not(target_os = "linux"))]
+fn disable_core_dumps() -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Watches SIGTERM and SIGINT from now on (the handlers are installed by this call, so a signal

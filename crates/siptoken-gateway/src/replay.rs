@@ -111,4 +111,40 @@ mod tests {
         assert_eq!(s.len(), 1, "the expired key was purged");
         assert_eq!(s.first_use(k, 200, 101).await, Ok(true));
     }
+
+    /// Issue 14, item 2, at the store: a legacy token whose `<root ` space is flipped into a
+    /// tab (no key needed) has the same claims, and must be refused as a replay.
+    #[tokio::test]
+    async fn a_whitespace_flipped_legacy_token_is_a_replay() {
+        use siptoken::{Claims, Issuer, KeyRing, Verifier};
+        let ring: KeyRing = "CRM=8263D535FFFFFFFF7B0F60".parse().unwrap();
+        let now = 1_764_120_000;
+        let claims = Claims::builder("crm1", "pw", "sip.example.org")
+            .expires(now + 300)
+            .build()
+            .unwrap();
+        let token = Issuer::new(&ring).legacy().issue("CRM", &claims).unwrap();
+        // Byte 5 of the plaintext is the space of `<root `: hex digits 10 and 11 of the body.
+        let body = &token["CRM:".len()..];
+        let byte = u8::from_str_radix(&body[10..12], 16).unwrap() ^ b' ' ^ b'\t';
+        let flipped = format!("CRM:{}{byte:02x}{}", &body[..10], &body[12..]);
+        let verifier = Verifier::new(&ring).allow_legacy(true).at(now);
+        let (first, second) = (
+            verifier.verify(&token).unwrap(),
+            verifier.verify(&flipped).unwrap(),
+        );
+        assert_eq!(first.claims(), second.claims());
+
+        let store = MemoryStore::new();
+        let until = now + 300 + 30;
+        assert_eq!(
+            store.first_use(first.replay_key(), until, now).await,
+            Ok(true)
+        );
+        assert_eq!(
+            store.first_use(second.replay_key(), until, now + 1).await,
+            Ok(false),
+            "the flipped variant is the same token"
+        );
+    }
 }

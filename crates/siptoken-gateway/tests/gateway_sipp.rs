@@ -1,7 +1,8 @@
 //! The gateway against faulty registrars played by sipp (Debian `sip-tester`): 403 after the
 //! challenge, 423 with Min-Expires, 503 with Retry-After, a SHA-256 challenge beside an MD5 one,
-//! a 407, a 401 and a `stale=true` 401 in a row, and no answer at all. Each produces the
-//! documented event and leaves the gateway healthy.
+//! a 407, a 401 and a `stale=true` 401 in a row, no answer at all, and challenges below the
+//! gateway's digest policy (no qop, MD5 under `min_digest_algorithm = "SHA-256"`). Each
+//! produces the documented event and leaves the gateway healthy.
 
 #[path = "gateway/harness.rs"]
 mod harness;
@@ -133,6 +134,68 @@ async fn service_unavailable_with_retry_after_backs_off_and_retries() {
 #[ignore = "needs sipp (scripts/ci/40-gateway.sh)"]
 async fn answers_the_sha256_challenge_when_offered_beside_md5() {
     registers_and_unregisters_against("sha256-challenge.xml").await;
+}
+
+/// Logs in against `scenario_file` (a registrar whose challenge the gateway must refuse), expects
+/// `sip_auth_failed` naming `why`, and checks that sipp saw no answer (a second REGISTER would
+/// fail its scenario).
+async fn challenge_is_refused(scenario_file: &str, config: &str, why: &str) {
+    let config = format!("sip_transaction_timeout_ms = 5000\n{config}");
+    let (mut sipp, gw, mut ws) = sipp_gateway_ws(scenario_file, &config).await;
+    ws.login(&crm1_token(&sipp)).await;
+    ws.expect("registering").await;
+    let v = ws.expect_error("sip_auth_failed").await;
+    assert_eq!(v["sipStatus"], 401, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(message.contains(why), "{v}");
+    sipp.wait_success(Duration::from_secs(5));
+    ws.ping().await;
+    assert_eq!(gw.get("/healthz").0, 200);
+}
+
+/// Issue 14, item 11: a hostile registrar (or anyone on the path) strips qop from the challenge
+/// so that the answer, bound to nothing but its nonce, can be replayed. Refused by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs sipp (scripts/ci/40-gateway.sh)"]
+async fn a_challenge_without_qop_is_refused_by_default() {
+    challenge_is_refused("rfc2069-challenge.xml", "", "allow_rfc2069_digest").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs sipp (scripts/ci/40-gateway.sh)"]
+async fn a_challenge_without_qop_is_answered_when_allowed() {
+    let (mut sipp, _gw, mut ws) = sipp_gateway_ws(
+        "rfc2069-answered.xml",
+        "sip_transaction_timeout_ms = 5000\nallow_rfc2069_digest = true",
+    )
+    .await;
+    ws.login_registered(&crm1_token(&sipp)).await;
+    ws.logout().await;
+    sipp.wait_success(Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs sipp (scripts/ci/40-gateway.sh)"]
+async fn an_md5_challenge_is_refused_under_min_digest_algorithm_sha256() {
+    challenge_is_refused(
+        "md5-only-challenge.xml",
+        "min_digest_algorithm = \"SHA-256\"",
+        "min_digest_algorithm",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs sipp (scripts/ci/40-gateway.sh)"]
+async fn the_sha256_challenge_beside_md5_passes_min_digest_algorithm_sha256() {
+    let (mut sipp, _gw, mut ws) = sipp_gateway_ws(
+        "sha256-challenge.xml",
+        "sip_transaction_timeout_ms = 5000\nmin_digest_algorithm = \"SHA-256\"",
+    )
+    .await;
+    ws.login_registered(&crm1_token(&sipp)).await;
+    ws.logout().await;
+    sipp.wait_success(Duration::from_secs(5));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

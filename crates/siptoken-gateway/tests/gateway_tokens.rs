@@ -143,8 +143,16 @@ async fn legacy_tokens_work_when_allowed() {
     let mut ws = gw.ws().await;
     ws.login(&legacy).await;
     ws.expect("authenticated").await;
-    // Legacy tokens have no id: the replay key is a hash of the claims.
+    // Legacy tokens: the replay key is the account (not the spelling of the hex).
     ws.login(&legacy.to_uppercase()).await;
+    let v = ws.recv().await;
+    assert_eq!(v["code"], "replayed", "{v}");
+    // Issue 14, item 2: the space of `<root ` flipped into a tab, without the key, is the same
+    // token (the replay key is the account, not the ciphertext).
+    let body = &legacy["OLD:".len()..];
+    let byte = u8::from_str_radix(&body[10..12], 16).unwrap() ^ b' ' ^ b'\t';
+    let flipped = format!("OLD:{}{byte:02x}{}", &body[..10], &body[12..]);
+    ws.login(&flipped).await;
     let v = ws.recv().await;
     assert_eq!(v["code"], "replayed", "{v}");
 }

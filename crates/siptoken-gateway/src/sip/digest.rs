@@ -8,7 +8,8 @@
 use std::fmt;
 
 use md5::Md5;
-use sha2::{Digest as _, Sha256, Sha512_256};
+use sha2::{Digest, Sha256, Sha512_256};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// A digest algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,23 +61,160 @@ impl Algorithm {
         )
     }
 
-    /// Preference when a response carries several challenges: stronger first (RFC 8760 §2.4).
-    fn strength(self) -> u8 {
+    /// Lower-case hex of the hash of the concatenation of `parts`, fed to the hasher one by
+    /// one: secret inputs (the password, HA1) are never copied into a joined buffer, and the
+    /// result lives on the stack and is wiped when dropped.
+    fn hash_parts(self, parts: &[&[u8]]) -> HexDigest {
+        fn run<D: Digest + ZeroizeOnDrop>(parts: &[&[u8]]) -> HexDigest {
+            let mut hasher = D::new();
+            for part in parts {
+                hasher.update(part);
+            }
+            let mut raw = hasher.finalize();
+            let hex = HexDigest::of(&raw);
+            raw.as_mut_slice().zeroize();
+            hex
+        }
         match self {
-            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => 3,
-            Algorithm::Sha256 | Algorithm::Sha256Sess => 2,
-            Algorithm::Md5 | Algorithm::Md5Sess => 1,
+            Algorithm::Md5 | Algorithm::Md5Sess => run::<Md5>(parts),
+            Algorithm::Sha256 | Algorithm::Sha256Sess => run::<Sha256>(parts),
+            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => run::<Sha512_256>(parts),
         }
     }
+}
 
-    /// Lower-case hex of the hash of `data`.
-    pub fn hash_hex(self, data: &[u8]) -> String {
+/// A digest in lower-case hex (at most 32 bytes, 64 digits), on the stack and zeroized on drop:
+/// HA1 is as good as the password for its realm.
+struct HexDigest {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl HexDigest {
+    fn of(raw: &[u8]) -> HexDigest {
+        let mut hex = HexDigest {
+            buf: [0; 64],
+            len: raw.len() * 2,
+        };
+        hex::encode_to_slice(raw, &mut hex.buf[..hex.len]).expect("digests are at most 32 bytes");
+        hex
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).expect("hex is ASCII")
+    }
+}
+
+impl Drop for HexDigest {
+    fn drop(&mut self) {
+        self.buf.zeroize();
+    }
+}
+
+/// The hash families of [`Algorithm`], weakest first: the unit of `min_digest_algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Deserialize)]
+pub enum HashStrength {
+    /// MD5 and MD5-sess (the default minimum: every registrar speaks it).
+    #[default]
+    #[serde(rename = "MD5")]
+    Md5,
+    /// SHA-256 and SHA-256-sess (RFC 8760).
+    #[serde(rename = "SHA-256")]
+    Sha256,
+    /// SHA-512-256 and SHA-512-256-sess (RFC 8760).
+    #[serde(rename = "SHA-512-256")]
+    Sha512_256,
+}
+
+impl HashStrength {
+    /// The name as written in the configuration (`MD5`, `SHA-256`, `SHA-512-256`).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Algorithm::Md5 | Algorithm::Md5Sess => hex::encode(Md5::digest(data)),
-            Algorithm::Sha256 | Algorithm::Sha256Sess => hex::encode(Sha256::digest(data)),
-            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => {
-                hex::encode(Sha512_256::digest(data))
-            }
+            HashStrength::Md5 => "MD5",
+            HashStrength::Sha256 => "SHA-256",
+            HashStrength::Sha512_256 => "SHA-512-256",
+        }
+    }
+}
+
+impl Algorithm {
+    /// The hash family: the policy's minimum, and the preference when a response carries
+    /// several challenges (stronger first, RFC 8760 §2.4).
+    pub fn strength(self) -> HashStrength {
+        match self {
+            Algorithm::Md5 | Algorithm::Md5Sess => HashStrength::Md5,
+            Algorithm::Sha256 | Algorithm::Sha256Sess => HashStrength::Sha256,
+            Algorithm::Sha512_256 | Algorithm::Sha512_256Sess => HashStrength::Sha512_256,
+        }
+    }
+}
+
+/// Which challenges the gateway answers (config keys `min_digest_algorithm`,
+/// `allow_rfc2069_digest`). The registrar chooses the challenge, and a hostile registrar (or
+/// anyone who can rewrite its responses) chooses the weakest: the policy sets the floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DigestPolicy {
+    /// Challenges with a weaker algorithm are not answered. Default MD5 (all are answered).
+    pub min_algorithm: HashStrength,
+    /// Answer challenges without `qop` (RFC 2069). Such an answer depends on the nonce alone —
+    /// no client nonce, no nonce count — so whoever sees it can replay it for as long as the
+    /// registrar accepts that nonce. Default `false`.
+    pub allow_rfc2069: bool,
+}
+
+impl DigestPolicy {
+    /// Answers everything this module implements (what [`Challenge::choose`] applies).
+    pub const PERMISSIVE: DigestPolicy = DigestPolicy {
+        min_algorithm: HashStrength::Md5,
+        allow_rfc2069: true,
+    };
+
+    /// Whether `ch` may be answered under this policy.
+    pub fn check(&self, ch: &Challenge) -> Result<(), PolicyRefusal> {
+        if ch.algorithm.strength() < self.min_algorithm {
+            return Err(PolicyRefusal::AlgorithmTooWeak {
+                offered: ch.algorithm,
+                min: self.min_algorithm,
+            });
+        }
+        if ch.qop.is_none() && !self.allow_rfc2069 {
+            return Err(PolicyRefusal::NoQop);
+        }
+        Ok(())
+    }
+}
+
+/// Why the policy refuses a challenge (the gateway reports `sip_auth_failed` with this text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyRefusal {
+    /// The algorithm is below `min_digest_algorithm`.
+    AlgorithmTooWeak {
+        /// What the registrar offered (its strongest usable challenge).
+        offered: Algorithm,
+        /// The configured minimum.
+        min: HashStrength,
+    },
+    /// No `qop`, and `allow_rfc2069_digest` is off.
+    NoQop,
+}
+
+impl fmt::Display for PolicyRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyRefusal::AlgorithmTooWeak { offered, min } => write!(
+                f,
+                "the registrar offers digest {}, weaker than min_digest_algorithm = \"{}\"",
+                offered.as_str(),
+                min.as_str()
+            ),
+            PolicyRefusal::NoQop => f.write_str(
+                "the registrar's challenge has no qop (RFC 2069: the answer could be replayed), \
+                 refused unless allow_rfc2069_digest = true",
+            ),
         }
     }
 }
@@ -121,6 +259,8 @@ pub enum ChallengeError {
     UnsupportedAlgorithm(String),
     /// The challenge offers only qop values we do not implement.
     UnsupportedQop(String),
+    /// Every usable challenge is refused by the [`DigestPolicy`].
+    Policy(PolicyRefusal),
 }
 
 impl fmt::Display for ChallengeError {
@@ -131,6 +271,7 @@ impl fmt::Display for ChallengeError {
             ChallengeError::Missing(p) => write!(f, "challenge without {p}"),
             ChallengeError::UnsupportedAlgorithm(a) => write!(f, "unsupported algorithm {a}"),
             ChallengeError::UnsupportedQop(q) => write!(f, "unsupported qop {q}"),
+            ChallengeError::Policy(why) => why.fmt(f),
         }
     }
 }
@@ -278,28 +419,50 @@ impl Challenge {
     }
 
     /// Picks the challenge to answer from several header values: the strongest supported
-    /// algorithm; the error of the first one when none is usable.
+    /// algorithm; the error of the first one when none is usable. No policy: every challenge
+    /// this module implements is answered (see [`Challenge::choose_with`]).
     pub fn choose<'a>(
         values: impl IntoIterator<Item = &'a str>,
     ) -> Result<Challenge, ChallengeError> {
+        Challenge::choose_with(values, &DigestPolicy::PERMISSIVE)
+    }
+
+    /// Picks the challenge to answer from several header values: among those `policy` allows,
+    /// the strongest algorithm (preferring one with qop among equals). When none is allowed,
+    /// the policy's refusal of the strongest usable one (`ChallengeError::Policy`); when none
+    /// parses, the error of the first.
+    pub fn choose_with<'a>(
+        values: impl IntoIterator<Item = &'a str>,
+        policy: &DigestPolicy,
+    ) -> Result<Challenge, ChallengeError> {
+        let rank = |c: &Challenge| (c.algorithm.strength(), c.qop.is_some());
         let mut best: Option<Challenge> = None;
+        let mut refused: Option<(Challenge, PolicyRefusal)> = None;
         let mut first_err = None;
         for v in values {
             match Challenge::parse(v) {
-                Ok(c) => {
-                    if best
-                        .as_ref()
-                        .is_none_or(|b| c.algorithm.strength() > b.algorithm.strength())
-                    {
-                        best = Some(c);
+                Ok(c) => match policy.check(&c) {
+                    Ok(()) => {
+                        if best.as_ref().is_none_or(|b| rank(&c) > rank(b)) {
+                            best = Some(c);
+                        }
                     }
-                }
+                    Err(why) => {
+                        if refused.as_ref().is_none_or(|(b, _)| rank(&c) > rank(b)) {
+                            refused = Some((c, why));
+                        }
+                    }
+                },
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }
             }
         }
-        best.ok_or_else(|| first_err.unwrap_or(ChallengeError::Missing("challenge")))
+        match (best, refused) {
+            (Some(c), _) => Ok(c),
+            (None, Some((_, why))) => Err(ChallengeError::Policy(why)),
+            (None, None) => Err(first_err.unwrap_or(ChallengeError::Missing("challenge"))),
+        }
     }
 }
 
@@ -333,29 +496,53 @@ pub struct Answer<'a> {
     pub nc: u32,
 }
 
-/// The `response` value.
+/// The `response` value (RFC 7616 §3.4.1).
+///
+/// The password and HA1 (which is as good as the password for this realm) are fed to the
+/// hasher piece by piece, never joined into a buffer of their own: no copy of either is left
+/// behind in memory (`tests/digest_secrets.rs` watches every freed heap block for them).
 pub fn response(ch: &Challenge, a: &Answer<'_>) -> String {
     let alg = ch.algorithm;
-    let mut ha1 = alg.hash_hex(format!("{}:{}:{}", a.username, ch.realm, a.password).as_bytes());
+    let (nonce, cnonce) = (ch.nonce.as_bytes(), a.cnonce.as_bytes());
+    let mut ha1 = alg.hash_parts(&[
+        a.username.as_bytes(),
+        b":",
+        ch.realm.as_bytes(),
+        b":",
+        a.password.as_bytes(),
+    ]);
     if alg.is_sess() {
-        ha1 = alg.hash_hex(format!("{ha1}:{}:{}", ch.nonce, a.cnonce).as_bytes());
+        ha1 = alg.hash_parts(&[ha1.as_bytes(), b":", nonce, b":", cnonce]);
     }
+    let (method, uri) = (a.method.as_bytes(), a.uri.as_bytes());
     let ha2 = match ch.qop {
         Some(Qop::AuthInt) => {
-            let body = alg.hash_hex(b"");
-            alg.hash_hex(format!("{}:{}:{body}", a.method, a.uri).as_bytes())
+            let body = alg.hash_parts(&[b""]);
+            alg.hash_parts(&[method, b":", uri, b":", body.as_bytes()])
         }
-        _ => alg.hash_hex(format!("{}:{}", a.method, a.uri).as_bytes()),
+        _ => alg.hash_parts(&[method, b":", uri]),
     };
-    match ch.qop {
+    let response = match ch.qop {
         Some(q) => {
-            let qop = if q == Qop::Auth { "auth" } else { "auth-int" };
-            alg.hash_hex(
-                format!("{ha1}:{}:{:08x}:{}:{qop}:{ha2}", ch.nonce, a.nc, a.cnonce).as_bytes(),
-            )
+            let qop: &[u8] = if q == Qop::Auth { b"auth" } else { b"auth-int" };
+            let nc = format!("{:08x}", a.nc);
+            alg.hash_parts(&[
+                ha1.as_bytes(),
+                b":",
+                nonce,
+                b":",
+                nc.as_bytes(),
+                b":",
+                cnonce,
+                b":",
+                qop,
+                b":",
+                ha2.as_bytes(),
+            ])
         }
-        None => alg.hash_hex(format!("{ha1}:{}:{ha2}", ch.nonce).as_bytes()),
-    }
+        None => alg.hash_parts(&[ha1.as_bytes(), b":", nonce, b":", ha2.as_bytes()]),
+    };
+    response.as_str().to_owned()
 }
 
 /// The full `Authorization` / `Proxy-Authorization` header value answering `ch`.
@@ -473,12 +660,10 @@ mod tests {
             cnonce: "c",
             nc: 1,
         };
-        let ha1 = Algorithm::Md5.hash_hex(b"u:r:p");
-        let ha2 = Algorithm::Md5.hash_hex(b"REGISTER:sip:d");
-        assert_eq!(
-            response(&ch, &a),
-            Algorithm::Md5.hash_hex(format!("{ha1}:n:{ha2}").as_bytes())
-        );
+        let md5 = |data: &[u8]| Algorithm::Md5.hash_parts(&[data]).as_str().to_owned();
+        let ha1 = md5(b"u:r:p");
+        let ha2 = md5(b"REGISTER:sip:d");
+        assert_eq!(response(&ch, &a), md5(format!("{ha1}:n:{ha2}").as_bytes()));
         assert!(!authorization(&ch, &a).contains("qop"));
     }
 
@@ -525,6 +710,85 @@ mod tests {
         assert_eq!(ch.nonce, "2");
         assert!(Challenge::choose(["Basic realm=\"x\""]).is_err());
         assert!(Challenge::choose([]).is_err());
+    }
+
+    /// Issue 14, item 11: a hostile registrar offers only what the policy refuses.
+    #[test]
+    fn policy_refuses_qop_less_challenges_by_default() {
+        let policy = DigestPolicy::default();
+        let rfc2069 = "Digest realm=\"r\", nonce=\"n\", algorithm=MD5";
+        assert_eq!(
+            Challenge::choose_with([rfc2069], &policy),
+            Err(ChallengeError::Policy(PolicyRefusal::NoQop))
+        );
+        assert!(Challenge::choose_with([rfc2069], &DigestPolicy::PERMISSIVE).is_ok());
+        let allowed = DigestPolicy {
+            allow_rfc2069: true,
+            ..DigestPolicy::default()
+        };
+        assert_eq!(
+            Challenge::choose_with([rfc2069], &allowed).unwrap().qop,
+            None
+        );
+        // Offered beside a qop challenge, the qop one is answered, whatever the order.
+        let with_qop = "Digest realm=\"r\", nonce=\"q\", qop=\"auth\", algorithm=MD5";
+        for values in [[rfc2069, with_qop], [with_qop, rfc2069]] {
+            assert_eq!(Challenge::choose_with(values, &policy).unwrap().nonce, "q");
+            assert_eq!(Challenge::choose_with(values, &allowed).unwrap().nonce, "q");
+        }
+        let message = ChallengeError::Policy(PolicyRefusal::NoQop).to_string();
+        assert!(message.contains("allow_rfc2069_digest"), "{message}");
+    }
+
+    #[test]
+    fn policy_minimum_algorithm() {
+        let sha256_min = DigestPolicy {
+            min_algorithm: HashStrength::Sha256,
+            ..DigestPolicy::default()
+        };
+        let md5 = "Digest realm=\"r\", nonce=\"1\", qop=\"auth\", algorithm=MD5";
+        let md5_sess = "Digest realm=\"r\", nonce=\"2\", qop=\"auth\", algorithm=MD5-sess";
+        let sha = "Digest realm=\"r\", nonce=\"3\", qop=\"auth\", algorithm=SHA-256-sess";
+        for refused in [md5, md5_sess] {
+            assert_eq!(
+                Challenge::choose_with([refused], &sha256_min),
+                Err(ChallengeError::Policy(PolicyRefusal::AlgorithmTooWeak {
+                    offered: Challenge::parse(refused).unwrap().algorithm,
+                    min: HashStrength::Sha256,
+                }))
+            );
+        }
+        assert_eq!(
+            Challenge::choose_with([md5, sha, md5_sess], &sha256_min)
+                .unwrap()
+                .nonce,
+            "3"
+        );
+        let sha512_min = DigestPolicy {
+            min_algorithm: HashStrength::Sha512_256,
+            ..DigestPolicy::default()
+        };
+        let e = Challenge::choose_with([md5, sha], &sha512_min).unwrap_err();
+        assert_eq!(
+            e,
+            ChallengeError::Policy(PolicyRefusal::AlgorithmTooWeak {
+                offered: Algorithm::Sha256Sess,
+                min: HashStrength::Sha512_256,
+            }),
+            "the strongest refused challenge is named"
+        );
+        assert!(
+            e.to_string()
+                .contains("min_digest_algorithm = \"SHA-512-256\""),
+            "{e}"
+        );
+        // The policy does not hide syntax errors when nothing parses.
+        assert!(matches!(
+            Challenge::choose_with(["Digest realm=\"x"], &sha256_min),
+            Err(ChallengeError::Syntax(_))
+        ));
+        assert!(HashStrength::Md5 < HashStrength::Sha256);
+        assert!(HashStrength::Sha256 < HashStrength::Sha512_256);
     }
 
     #[test]

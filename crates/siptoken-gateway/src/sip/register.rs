@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use zeroize::Zeroizing;
 
-use super::digest::{self, Challenge};
+use super::digest::{self, Challenge, ChallengeError};
 use super::dns;
 use super::message::{self, Message};
 use super::transport::{self, Kind, SipSocket, TlsTarget, TransportError};
@@ -125,6 +125,8 @@ pub struct SipSettings {
     pub tcp_keepalive: Duration,
     /// rustls client configuration for SIP over TLS (trusted CAs); `None`: TLS unavailable.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Which digest challenges are answered (`min_digest_algorithm`, `allow_rfc2069_digest`).
+    pub digest: digest::DigestPolicy,
 }
 
 impl Default for SipSettings {
@@ -141,6 +143,7 @@ impl Default for SipSettings {
             dns_servers: Vec::new(),
             tcp_keepalive: Duration::from_secs(30),
             tls: None,
+            digest: digest::DigestPolicy::default(),
         }
     }
 }
@@ -152,6 +155,13 @@ pub enum SipError {
     AuthFailed {
         /// The final status.
         status: u16,
+    },
+    /// The registrar's challenge is below the gateway's digest policy; it was not answered.
+    DigestRefused {
+        /// The challenge's status (401 or 407).
+        status: u16,
+        /// Which rule refused it.
+        why: digest::PolicyRefusal,
     },
     /// Any other final failure.
     Rejected {
@@ -170,7 +180,7 @@ impl SipError {
     /// The WebSocket error / `registrationLost` code.
     pub fn code(&self) -> &'static str {
         match self {
-            SipError::AuthFailed { .. } => "sip_auth_failed",
+            SipError::AuthFailed { .. } | SipError::DigestRefused { .. } => "sip_auth_failed",
             SipError::Rejected { .. } => "sip_rejected",
             SipError::Timeout => "sip_timeout",
             SipError::Unreachable(_) => "sip_unreachable",
@@ -180,7 +190,9 @@ impl SipError {
     /// The SIP status, when there was a final response.
     pub fn status(&self) -> Option<u16> {
         match self {
-            SipError::AuthFailed { status } | SipError::Rejected { status, .. } => Some(*status),
+            SipError::AuthFailed { status }
+            | SipError::DigestRefused { status, .. }
+            | SipError::Rejected { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -196,6 +208,12 @@ impl fmt::Display for SipError {
                 write!(
                     f,
                     "the registrar rejected the registration: {status} {reason}"
+                )
+            }
+            SipError::DigestRefused { status, why } => {
+                write!(
+                    f,
+                    "the gateway's digest policy refuses the challenge ({status}): {why}"
                 )
             }
             SipError::Timeout => f.write_str("no answer from the registrar"),
@@ -533,12 +551,17 @@ impl Client {
                     } else {
                         "www-authenticate"
                     };
-                    let ch = Challenge::choose(resp.headers_named(name)).map_err(|e| {
-                        SipError::Rejected {
-                            status,
-                            reason: format!("cannot answer the challenge: {e}"),
-                        }
-                    })?;
+                    let ch =
+                        Challenge::choose_with(resp.headers_named(name), &self.settings.digest)
+                            .map_err(|e| match e {
+                                ChallengeError::Policy(why) => {
+                                    SipError::DigestRefused { status, why }
+                                }
+                                e => SipError::Rejected {
+                                    status,
+                                    reason: format!("cannot answer the challenge: {e}"),
+                                },
+                            })?;
                     if ch.stale {
                         stale_retries += 1;
                         if stale_retries > 2 {

@@ -31,3 +31,7 @@ pub mod non_invite_server;
 pub mod timers;
 #[allow(dead_code)]
 pub mod uas_answer;
+#[allow(dead_code)]
+pub mod incoming;
+#[allow(dead_code)]
+pub mod routing;

@@ -35,3 +35,5 @@ pub mod uas_answer;
 pub mod incoming;
 #[allow(dead_code)]
 pub mod routing;
+#[allow(dead_code)]
+pub mod call;

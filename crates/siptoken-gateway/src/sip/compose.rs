@@ -435,13 +435,16 @@ mod tests {
         assert_eq!(m.header("call-id"), Some("call-1@host"));
         let trying = parse(&Response::to(&req, 100, Some("t9")).encode());
         assert_eq!(trying.header("to"), Some("<sip:1001@example.org>"));
-        assert!(String::from_utf8(r.encode()).unwrap().starts_with("SIP/2.0 180 Ringing\r\n"));
+        assert!(String::from_utf8(r.encode())
+            .unwrap()
+            .starts_with("SIP/2.0 180 Ringing\r\n"));
     }
 
     #[test]
     fn bodies_get_type_and_length() {
         let mut q = Request::new("INVITE", "sip:a@b");
-        q.push("Call-ID", "x").set_body("application/sdp", b"v=0\r\n".to_vec());
+        q.push("Call-ID", "x")
+            .set_body("application/sdp", b"v=0\r\n".to_vec());
         let m = parse(&q.encode());
         assert_eq!(m.header("content-type"), Some("application/sdp"));
         assert_eq!(m.header("content-length"), Some("5"));
@@ -458,7 +461,10 @@ mod tests {
         assert!(m.header("via").is_none());
         assert_eq!(m.header("subject"), Some("hi  Via: evil"));
         let bad_uri = Request::new("INFO", "sip:a@b\r\nX: y").encode();
-        assert_eq!(String::from_utf8(bad_uri).unwrap().matches("\r\n").count(), 3);
+        assert_eq!(
+            String::from_utf8(bad_uri).unwrap().matches("\r\n").count(),
+            3
+        );
     }
 
     #[test]

@@ -72,7 +72,10 @@ pub fn contact_uri(m: &Message) -> Result<String, DialogError> {
 /// Whether `uri` is a `sip:`/`sips:` URI without whitespace, control characters, quotes or angle
 /// brackets (it goes into a Request-URI and a `<…>` as is).
 pub fn is_safe_sip_uri(uri: &str) -> bool {
-    let lower = uri.get(..5).map(str::to_ascii_lowercase).unwrap_or_default();
+    let lower = uri
+        .get(..5)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
     (lower.starts_with("sip:") || lower == "sips:")
         && uri.len() > 4
         && uri.len() <= 1024
@@ -83,10 +86,11 @@ pub fn is_safe_sip_uri(uri: &str) -> bool {
 
 /// Whether a Route value's URI carries the `lr` parameter (a loose router, RFC 3261 §19.1.1).
 fn is_loose(route: &str) -> bool {
-    message::addr_uri(route)
-        .split(';')
-        .skip(1)
-        .any(|p| p.split('=').next().is_some_and(|n| n.trim().eq_ignore_ascii_case("lr")))
+    message::addr_uri(route).split(';').skip(1).any(|p| {
+        p.split('=')
+            .next()
+            .is_some_and(|n| n.trim().eq_ignore_ascii_case("lr"))
+    })
 }
 
 /// The Record-Route values of a message, each element separately, in order. Elements that
@@ -233,8 +237,14 @@ impl Dialog {
         let mut r = Request::new(method, &uri);
         r.push("Via", via)
             .push("Max-Forwards", "70")
-            .push("From", format!("{};tag={}", self.local_party, self.local_tag))
-            .push("To", format!("{};tag={}", self.remote_party, self.remote_tag))
+            .push(
+                "From",
+                format!("{};tag={}", self.local_party, self.local_tag),
+            )
+            .push(
+                "To",
+                format!("{};tag={}", self.remote_party, self.remote_tag),
+            )
             .push("Call-ID", self.call_id.clone())
             .push("CSeq", format!("{cseq} {method}"));
         for route in routes {
@@ -303,7 +313,10 @@ mod tests {
         assert_eq!(d.remote_target(), "sip:bob@10.0.0.2:5062;transport=udp");
         assert_eq!(
             d.route_set(),
-            ["<sip:p1.example.org;lr;transport=udp>", "<sip:p2.example.org;lr>"]
+            [
+                "<sip:p1.example.org;lr;transport=udp>",
+                "<sip:p2.example.org;lr>"
+            ]
         );
         assert!(d.is_caller());
         let bye = d.request("BYE", "SIP/2.0/UDP h;branch=z9hG4bK-r-2");
@@ -313,7 +326,10 @@ mod tests {
         assert_eq!(bye.get("To"), Some("<sip:bob@example.org>;tag=R1"));
         assert_eq!(
             bye.all("Route").collect::<Vec<_>>(),
-            ["<sip:p1.example.org;lr;transport=udp>", "<sip:p2.example.org;lr>"]
+            [
+                "<sip:p1.example.org;lr;transport=udp>",
+                "<sip:p2.example.org;lr>"
+            ]
         );
         let ack = d.ack(3, "SIP/2.0/UDP h;branch=z9hG4bK-r-3");
         assert_eq!(ack.get("CSeq"), Some("3 ACK"));
@@ -323,13 +339,19 @@ mod tests {
 
     #[test]
     fn strict_router_goes_into_the_request_uri() {
-        let ok = OK.replace("<sip:p1.example.org;lr;transport=udp>", "<sip:p1.example.org>");
+        let ok = OK.replace(
+            "<sip:p1.example.org;lr;transport=udp>",
+            "<sip:p1.example.org>",
+        );
         let mut d = Dialog::as_uac(&invite(), &msg(&ok)).unwrap();
         let r = d.request("INFO", "SIP/2.0/UDP h;branch=z9hG4bK-x");
         assert_eq!(r.uri, "sip:p1.example.org");
         assert_eq!(
             r.all("Route").collect::<Vec<_>>(),
-            ["<sip:p2.example.org;lr>", "<sip:bob@10.0.0.2:5062;transport=udp>"]
+            [
+                "<sip:p2.example.org;lr>",
+                "<sip:bob@10.0.0.2:5062;transport=udp>"
+            ]
         );
     }
 
@@ -383,7 +405,10 @@ mod tests {
         let bye = d.request("BYE", "v");
         assert_eq!(bye.uri, "sip:caller@10.0.0.8");
         assert_eq!(bye.get("From"), Some("<sip:op@example.org>;tag=T1"));
-        assert_eq!(bye.get("To"), Some("\"Caller\" <sip:+1555@example.org>;tag=F9"));
+        assert_eq!(
+            bye.get("To"),
+            Some("\"Caller\" <sip:+1555@example.org>;tag=F9")
+        );
         assert_eq!(bye.get("CSeq"), Some("1 BYE"));
 
         let req = |method: &str, n: u32| {
@@ -412,7 +437,9 @@ mod tests {
     #[test]
     fn target_refresh_takes_a_usable_contact_only() {
         let mut d = Dialog::as_uas(&msg(INVITE_IN), "T1").unwrap();
-        d.refresh_target(&msg(&INVITE_IN.replace("caller@10.0.0.8", "caller@10.0.0.99")));
+        d.refresh_target(&msg(
+            &INVITE_IN.replace("caller@10.0.0.8", "caller@10.0.0.99")
+        ));
         assert_eq!(d.remote_target(), "sip:caller@10.0.0.99");
         d.refresh_target(&msg(&INVITE_IN.replace("<sip:caller@10.0.0.8>", "<tel:1>")));
         assert_eq!(d.remote_target(), "sip:caller@10.0.0.99");

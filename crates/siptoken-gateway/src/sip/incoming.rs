@@ -66,7 +66,9 @@ pub fn check_request(m: &Message) -> Check {
         .filter(|(n, _)| echoed.contains(&n.as_str()))
         .all(|(_, v)| !has_control(v));
     let answerable = printable
-        && via.first().is_some_and(|v| compose::via_sent_by(v).is_some())
+        && via
+            .first()
+            .is_some_and(|v| compose::via_sent_by(v).is_some())
         && m.header("from").is_some()
         && m.header("to").is_some()
         && m.header("call-id").is_some_and(|c| !c.is_empty())
@@ -147,14 +149,18 @@ pub fn reply_to_unparseable(datagram: &[u8]) -> Option<Vec<u8>> {
         .unwrap_or(datagram.len())
         .min(message::MAX_MESSAGE_LEN);
     let head = &datagram[..end];
-    let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let first = std::str::from_utf8(lines.next()?).ok()?;
     let mut parts = first.split(' ');
     let method = parts.next()?;
     if method.is_empty()
         || method == "ACK"
         || method.starts_with("SIP/")
-        || !method.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+        || !method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
     {
         return None;
     }
@@ -241,7 +247,12 @@ mod tests {
     fn unknown_route_480_no_route_404() {
         let m = request("INVITE", "sip:st-dead@10.0.0.1:5070", "");
         assert_eq!(code(&out_of_dialog(&m, known)), Some(480));
-        for uri in ["sip:alice@10.0.0.1", "sip:10.0.0.1", "tel:+1555", "sip:st-@h"] {
+        for uri in [
+            "sip:alice@10.0.0.1",
+            "sip:10.0.0.1",
+            "tel:+1555",
+            "sip:st-@h",
+        ] {
             let m = request("INVITE", uri, "");
             assert_eq!(code(&out_of_dialog(&m, known)), Some(404), "{uri}");
         }
@@ -266,13 +277,18 @@ mod tests {
             ("MESSAGE", ";tag=x"),
         ] {
             let m = request(method, "sip:st-feed@h", extra);
-            assert_eq!(code(&out_of_dialog(&m, known)), Some(481), "{method}{extra}");
+            assert_eq!(
+                code(&out_of_dialog(&m, known)),
+                Some(481),
+                "{method}{extra}"
+            );
         }
     }
 
     #[test]
     fn options_answered_unknown_methods_405_ack_ignored() {
-        let Disposition::Respond(b) = out_of_dialog(&request("OPTIONS", "sip:st-feed@h", ""), known)
+        let Disposition::Respond(b) =
+            out_of_dialog(&request("OPTIONS", "sip:st-feed@h", ""), known)
         else {
             panic!()
         };
@@ -280,7 +296,8 @@ mod tests {
         assert_eq!(r.code(), Some(200));
         assert_eq!(r.header("allow"), Some(ALLOW));
         assert_eq!(r.header("accept"), Some(ACCEPT));
-        let Disposition::Respond(b) = out_of_dialog(&request("MESSAGE", "sip:st-feed@h", ""), known)
+        let Disposition::Respond(b) =
+            out_of_dialog(&request("MESSAGE", "sip:st-feed@h", ""), known)
         else {
             panic!()
         };

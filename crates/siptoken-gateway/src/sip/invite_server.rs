@@ -242,7 +242,8 @@ mod tests {
     }
 
     fn ack() -> Message {
-        let text = "ACK sip:st-r@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKi\r\n\
+        let text =
+            "ACK sip:st-r@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKi\r\n\
              From: <sip:a@x>;tag=f\r\nTo: <sip:b@x>;tag=l\r\nCall-ID: c9\r\nCSeq: 4 ACK\r\n\r\n";
         message::parse(text.as_bytes(), false).unwrap().0
     }

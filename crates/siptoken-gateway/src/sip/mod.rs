@@ -16,9 +16,13 @@ pub mod udp;
 // The call signalling is not driven by the WebSocket session yet: until it is, its items are
 // used only by its tests.
 #[allow(dead_code)]
+pub mod call;
+#[allow(dead_code)]
 pub mod compose;
 #[allow(dead_code)]
 pub mod dialog;
+#[allow(dead_code)]
+pub mod incoming;
 #[allow(dead_code)]
 pub mod invite_client;
 #[allow(dead_code)]
@@ -28,12 +32,8 @@ pub mod non_invite_client;
 #[allow(dead_code)]
 pub mod non_invite_server;
 #[allow(dead_code)]
+pub mod routing;
+#[allow(dead_code)]
 pub mod timers;
 #[allow(dead_code)]
 pub mod uas_answer;
-#[allow(dead_code)]
-pub mod incoming;
-#[allow(dead_code)]
-pub mod routing;
-#[allow(dead_code)]
-pub mod call;

@@ -252,7 +252,10 @@ mod tests {
         let t0 = Instant::now();
         let mut tx = NonInviteClient::new(bye(), false, Timers::default(), t0);
         count(&mut tx);
-        assert_eq!(tx.handle_response(&response(200), t0), Some(Received::Final));
+        assert_eq!(
+            tx.handle_response(&response(200), t0),
+            Some(Received::Final)
+        );
         assert_eq!(tx.handle_response(&response(200), t0), None, "absorbed");
         assert_eq!(tx.handle_response(&response(180), t0), None);
         assert_eq!(count(&mut tx), 0);
@@ -267,14 +270,18 @@ mod tests {
         let mut tx = NonInviteClient::new(bye(), true, Timers::default(), t0);
         count(&mut tx);
         assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)));
-        assert_eq!(tx.handle_response(&response(481), t0), Some(Received::Final));
+        assert_eq!(
+            tx.handle_response(&response(481), t0),
+            Some(Received::Final)
+        );
         assert!(tx.is_terminated());
     }
 
     #[test]
     fn other_methods_and_branches_do_not_match() {
         let tx = NonInviteClient::new(bye(), false, Timers::default(), Instant::now());
-        let text = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK-r-2\r\nCSeq: 3 INFO\r\n\r\n";
+        let text =
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK-r-2\r\nCSeq: 3 INFO\r\n\r\n";
         assert!(!tx.matches(&message::parse(text.as_bytes(), false).unwrap().0));
         let text = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK-r-9\r\nCSeq: 3 BYE\r\n\r\n";
         assert!(!tx.matches(&message::parse(text.as_bytes(), false).unwrap().0));

@@ -63,7 +63,10 @@ mod tests {
                 "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch={branch}\r\nCall-ID: {call_id}\r\n\r\n"
             ))
         };
-        assert_eq!(route_of(&resp(&b, "caller-call@elsewhere")), Some("0123abcd"));
+        assert_eq!(
+            route_of(&resp(&b, "caller-call@elsewhere")),
+            Some("0123abcd")
+        );
         assert_eq!(route_of(&resp("z9hG4bKabc", "feed@siptoken")), Some("feed"));
         assert_eq!(route_of(&resp("z9hG4bKabc", "x@y")), None);
         let req = parse("BYE sip:st-feed@10.0.0.1:5070 SIP/2.0\r\nCall-ID: x\r\n\r\n");

@@ -54,7 +54,10 @@ impl AnswerRetransmit {
         if self.acked {
             return None;
         }
-        Some(self.resend.map_or(self.give_up, |(at, _)| at.min(self.give_up)))
+        Some(
+            self.resend
+                .map_or(self.give_up, |(at, _)| at.min(self.give_up)),
+        )
     }
 
     /// Fires the due timers; `true` when 64·T1 passed without an ACK (then it stops).

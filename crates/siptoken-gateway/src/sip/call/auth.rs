@@ -109,7 +109,8 @@ impl Auth {
         } else {
             "www-authenticate"
         };
-        let ch = Challenge::choose(response.headers_named(name)).map_err(AuthError::Unanswerable)?;
+        let ch =
+            Challenge::choose(response.headers_named(name)).map_err(AuthError::Unanswerable)?;
         if has_body && ch.qop == Some(Qop::AuthInt) {
             return Err(AuthError::BodyIntegrity);
         }
@@ -163,7 +164,9 @@ mod tests {
         assert_eq!(auth.challenge(&c407, &mut a, true), Err(AuthError::Refused));
         let h = auth.headers("u", "p", "BYE", "sip:b@y", false);
         assert_eq!(h.len(), 2);
-        assert!(h.iter().any(|(n, v)| *n == "Proxy-Authorization" && v.contains("nc=00000002")));
+        assert!(h
+            .iter()
+            .any(|(n, v)| *n == "Proxy-Authorization" && v.contains("nc=00000002")));
         // A new request starts a new attempt: a new challenge is answered again.
         let mut fresh = Attempt::default();
         assert_eq!(auth.challenge(&c407, &mut fresh, false), Ok(()));
@@ -175,12 +178,19 @@ mod tests {
         let mut a = Attempt::default();
         let stale = challenge(401, "Digest realm=\"r\", nonce=\"n\", stale=true");
         assert_eq!(
-            auth.challenge(&challenge(401, "Digest realm=\"r\", nonce=\"n0\""), &mut a, false),
+            auth.challenge(
+                &challenge(401, "Digest realm=\"r\", nonce=\"n0\""),
+                &mut a,
+                false
+            ),
             Ok(())
         );
         assert_eq!(auth.challenge(&stale, &mut a, false), Ok(()));
         assert_eq!(auth.challenge(&stale, &mut a, false), Ok(()));
-        assert_eq!(auth.challenge(&stale, &mut a, false), Err(AuthError::Refused));
+        assert_eq!(
+            auth.challenge(&stale, &mut a, false),
+            Err(AuthError::Refused)
+        );
     }
 
     #[test]

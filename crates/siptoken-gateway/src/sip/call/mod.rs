@@ -270,11 +270,18 @@ enum Phase {
 #[derive(Debug)]
 enum Purpose {
     Invite,
-    Reinvite { hold: bool, sdp: Vec<u8> },
+    Reinvite {
+        hold: bool,
+        sdp: Vec<u8>,
+    },
     Bye,
     Cancel,
-    Info { digit: char },
-    Refer { target: String },
+    Info {
+        digit: char,
+    },
+    Refer {
+        target: String,
+    },
     /// A request whose outcome does not matter (the BYE of a forked 2xx we do not keep).
     Cleanup,
 }
@@ -343,7 +350,9 @@ enum ServerKind {
     /// The INVITE of an inbound call.
     Initial,
     /// A re-INVITE; the request is kept until it is answered.
-    Reinvite { request: Option<Box<Message>> },
+    Reinvite {
+        request: Option<Box<Message>>,
+    },
     Other,
 }
 
@@ -387,7 +396,9 @@ enum Cancel {
     /// Hung up before any provisional response: CANCEL when one arrives (RFC 3261 §9.1).
     Pending,
     /// CANCEL sent; the INVITE is dropped if no final response comes by `give_up`.
-    Sent { give_up: Instant },
+    Sent {
+        give_up: Instant,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -396,7 +407,9 @@ enum Transfer {
     /// REFER sent, no final response yet.
     Requested,
     /// REFER accepted (or a NOTIFY came first); waiting for the final sipfrag.
-    Accepted { deadline: Instant },
+    Accepted {
+        deadline: Instant,
+    },
 }
 
 /// One call. See the module documentation.
@@ -560,8 +573,7 @@ impl Call {
         if invite.method() != Some("INVITE") {
             return Err(incoming::reply(invite, 400).encode());
         }
-        if !invite.body.is_empty() && !invite.header("content-type").is_some_and(sdp::is_sdp_type)
-        {
+        if !invite.body.is_empty() && !invite.header("content-type").is_some_and(sdp::is_sdp_type) {
             let mut r = incoming::reply(invite, 415);
             r.push("Accept", "application/sdp");
             return Err(r.encode());
@@ -658,7 +670,10 @@ impl Call {
         for s in &self.servers {
             add(s.poll_timeout());
         }
-        add(self.answer.as_ref().and_then(AnswerRetransmit::poll_timeout));
+        add(self
+            .answer
+            .as_ref()
+            .and_then(AnswerRetransmit::poll_timeout));
         add(self.ring_deadline);
         add(self.reinvite_retry_at);
         add(self.bye_grace);
@@ -990,7 +1005,11 @@ impl Call {
                 return;
             }
         }
-        if self.direction != Direction::Outbound || self.dialog.as_ref().is_some_and(|d| d.remote_tag() == to_tag)
+        if self.direction != Direction::Outbound
+            || self
+                .dialog
+                .as_ref()
+                .is_some_and(|d| d.remote_tag() == to_tag)
         {
             return;
         }
@@ -1013,7 +1032,13 @@ impl Call {
         self.start_non_invite(bye, Purpose::Cleanup, Attempt::default(), now);
     }
 
-    fn on_invite_response(&mut self, i: usize, r: invite_client::Received, m: &Message, now: Instant) {
+    fn on_invite_response(
+        &mut self,
+        i: usize,
+        r: invite_client::Received,
+        m: &Message,
+        now: Instant,
+    ) {
         let code = m.code().unwrap_or(0);
         match r {
             invite_client::Received::Provisional => {
@@ -1098,7 +1123,13 @@ impl Call {
         self.try_reinvite(now);
     }
 
-    fn on_reinvite_response(&mut self, i: usize, r: invite_client::Received, m: &Message, now: Instant) {
+    fn on_reinvite_response(
+        &mut self,
+        i: usize,
+        r: invite_client::Received,
+        m: &Message,
+        now: Instant,
+    ) {
         let code = m.code().unwrap_or(0);
         let (hold, sdp) = match &self.clients[i].purpose {
             Purpose::Reinvite { hold, sdp } => (*hold, sdp.clone()),
@@ -1106,8 +1137,12 @@ impl Call {
         };
         match r {
             invite_client::Received::Provisional => {}
-            invite_client::Received::Success { retransmission: true } => self.on_extra_2xx(m, now),
-            invite_client::Received::Success { retransmission: false } => {
+            invite_client::Received::Success {
+                retransmission: true,
+            } => self.on_extra_2xx(m, now),
+            invite_client::Received::Success {
+                retransmission: false,
+            } => {
                 let Some(d) = &mut self.dialog else { return };
                 if !d.matches_response(m) {
                     return;
@@ -1439,7 +1474,11 @@ impl Call {
         };
         if self.ended || self.phase != Phase::Confirmed {
             // After our BYE the dialog is gone; before the ACK of our 200, try again later.
-            let code = if self.phase == Phase::Answered { 491 } else { 481 };
+            let code = if self.phase == Phase::Answered {
+                491
+            } else {
+                481
+            };
             let r = retry_after(self, code);
             self.reply_invite(m, r, now);
             return;
@@ -1567,7 +1606,9 @@ impl Call {
     fn accept_transfer(&mut self, now: Instant) {
         if self.transfer == Transfer::Requested {
             self.transfer = Transfer::Accepted {
-                deadline: now + self.settings.ring_timeout + self.settings.timers.transaction_timeout(),
+                deadline: now
+                    + self.settings.ring_timeout
+                    + self.settings.timers.transaction_timeout(),
             };
         }
         self.announce_transferring();
@@ -1658,7 +1699,8 @@ impl Call {
         for i in 0..self.servers.len() {
             self.drain_server(i);
         }
-        self.clients.retain(|c| !c.tx.is_terminated() && !c.abandoned);
+        self.clients
+            .retain(|c| !c.tx.is_terminated() && !c.abandoned);
         self.servers.retain(|s| !s.is_terminated());
         if self.answer.as_ref().is_some_and(AnswerRetransmit::is_acked) {
             self.answer = None;
@@ -1773,10 +1815,13 @@ impl Call {
     fn add_credentials(&mut self, r: &mut Request) {
         let has_body = r.body.is_some();
         let local = self.local.clone();
-        for (name, value) in
-            self.auth
-                .headers(&local.auth_name, &local.password, &r.method, &r.uri, has_body)
-        {
+        for (name, value) in self.auth.headers(
+            &local.auth_name,
+            &local.password,
+            &r.method,
+            &r.uri,
+            has_body,
+        ) {
             r.push(name, value);
         }
     }

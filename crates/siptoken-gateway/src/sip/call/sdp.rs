@@ -90,17 +90,23 @@ mod tests {
 
     #[test]
     fn zero_connection_address_is_hold() {
-        assert!(offers_hold(BASE.replace("c=IN IP4 10.0.0.8", "c=IN IP4 0.0.0.0").as_bytes()));
+        assert!(offers_hold(
+            BASE.replace("c=IN IP4 10.0.0.8", "c=IN IP4 0.0.0.0")
+                .as_bytes()
+        ));
         let media_c = format!("{BASE}c=IN IP4 0.0.0.0\r\n");
         assert!(offers_hold(media_c.as_bytes()));
-        let session_zero_media_real = BASE.replace("c=IN IP4 10.0.0.8", "c=IN IP4 0.0.0.0")
-            + "c=IN IP4 10.0.0.9\r\n";
+        let session_zero_media_real =
+            BASE.replace("c=IN IP4 10.0.0.8", "c=IN IP4 0.0.0.0") + "c=IN IP4 10.0.0.9\r\n";
         assert!(!offers_hold(session_zero_media_real.as_bytes()));
     }
 
     #[test]
     fn only_the_first_audio_stream_counts() {
-        let video_first = BASE.replace("m=audio", "m=video 5000 RTP/AVP 96\r\na=inactive\r\nm=audio");
+        let video_first = BASE.replace(
+            "m=audio",
+            "m=video 5000 RTP/AVP 96\r\na=inactive\r\nm=audio",
+        );
         assert!(!offers_hold(video_first.as_bytes()));
         let second = format!("{BASE}m=audio 4002 RTP/AVP 0\r\na=inactive\r\n");
         assert!(!offers_hold(second.as_bytes()));

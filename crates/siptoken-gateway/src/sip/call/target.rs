@@ -60,7 +60,10 @@ mod tests {
 
     #[test]
     fn uris_users_and_numbers() {
-        assert_eq!(target_uri("1002", "example.org").unwrap(), "sip:1002@example.org");
+        assert_eq!(
+            target_uri("1002", "example.org").unwrap(),
+            "sip:1002@example.org"
+        );
         assert_eq!(target_uri("+1 555", "d").map_err(|_| ()), Err(()));
         assert_eq!(target_uri("+15551234", "d").unwrap(), "sip:+15551234@d");
         assert_eq!(target_uri("jo%e", "d").unwrap(), "sip:jo%25e@d");

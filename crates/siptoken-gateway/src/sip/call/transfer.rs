@@ -41,7 +41,10 @@ mod tests {
     fn sipfrag_status_lines() {
         assert_eq!(sipfrag_status(b"SIP/2.0 200 OK\r\n"), Some(200));
         assert_eq!(sipfrag_status(b"SIP/2.0 100 Trying"), Some(100));
-        assert_eq!(sipfrag_status(b"\r\nSIP/2.0 486 Busy Here\r\nVia: x\r\n"), Some(486));
+        assert_eq!(
+            sipfrag_status(b"\r\nSIP/2.0 486 Busy Here\r\nVia: x\r\n"),
+            Some(486)
+        );
         assert_eq!(sipfrag_status(b"SIP/2.0 2000 OK"), None);
         assert_eq!(sipfrag_status(b"SIP/2.0 099 X"), None);
         assert_eq!(sipfrag_status(b"INVITE sip:x SIP/2.0"), None);
@@ -62,9 +65,12 @@ mod tests {
         .unwrap()
         .0;
         assert!(subscription_terminated(&n));
-        let n = message::parse(b"NOTIFY sip:x SIP/2.0\r\nSubscription-State: active;expires=60\r\n\r\n", false)
-            .unwrap()
-            .0;
+        let n = message::parse(
+            b"NOTIFY sip:x SIP/2.0\r\nSubscription-State: active;expires=60\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .0;
         assert!(!subscription_terminated(&n));
     }
 }

@@ -15,7 +15,10 @@ fn hangup_before_any_provisional_cancels_when_one_arrives() {
     run.call.hangup(run.now).unwrap();
     run.pump();
     assert_eq!(run.ended(), ("hangup", None), "the client learns at once");
-    assert!(run.take_sent().is_empty(), "RFC 3261 §9.1: no CANCEL before a provisional");
+    assert!(
+        run.take_sent().is_empty(),
+        "RFC 3261 §9.1: no CANCEL before a provisional"
+    );
     run.input(&far.answer(&inv, 100, None));
     let cancel = run.one_sent();
     assert_eq!(cancel.method(), Some("CANCEL"));
@@ -41,7 +44,11 @@ fn hangup_while_ringing_cancels_at_once() {
     assert_eq!(starts(&run.take_sent()), ["CANCEL"]);
     assert_eq!(run.ended(), ("hangup", None));
     run.advance(Duration::from_millis(600));
-    assert_eq!(starts(&run.take_sent()), ["CANCEL"], "CANCEL retransmitted over UDP");
+    assert_eq!(
+        starts(&run.take_sent()),
+        ["CANCEL"],
+        "CANCEL retransmitted over UDP"
+    );
 }
 
 #[test]
@@ -57,7 +64,10 @@ fn a_200_crossing_the_cancel_is_acknowledged_then_hung_up() {
     run.input(&far.answer(&inv, 200, Some(ANSWER)));
     let sent = run.take_sent();
     assert_eq!(starts(&sent), ["ACK", "BYE"], "ACK first, then BYE");
-    assert_eq!(sent[1].header("to"), Some("<sip:bob@example.org>;tag=callee1"));
+    assert_eq!(
+        sent[1].header("to"),
+        Some("<sip:bob@example.org>;tag=callee1")
+    );
     assert_eq!(run.ended(), ("hangup", None));
     // The CANCEL's own answer arrives late: nothing happens.
     run.input(&respond(&cancel, 200, "callee1", "", None));
@@ -129,7 +139,10 @@ fn a_cancel_after_the_answer_changes_nothing() {
     let (mut run, far) = confirmed_inbound();
     run.input(&far.cancel());
     let ok = run.one_sent();
-    assert_eq!((ok.code(), ok.cseq()), (Some(200), Some((far.cseq, "CANCEL"))));
+    assert_eq!(
+        (ok.code(), ok.cseq()),
+        (Some(200), Some((far.cseq, "CANCEL")))
+    );
     assert!(run.take_events().is_empty());
     assert!(!run.call.is_ended());
 }

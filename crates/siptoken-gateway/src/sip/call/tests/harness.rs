@@ -36,7 +36,10 @@ pub fn parse(bytes: &[u8]) -> Message {
             assert_eq!(used, bytes.len(), "one message per output");
             m
         }
-        Err(e) => panic!("the call sent invalid SIP ({e}): {}", String::from_utf8_lossy(bytes)),
+        Err(e) => panic!(
+            "the call sent invalid SIP ({e}): {}",
+            String::from_utf8_lossy(bytes)
+        ),
     }
 }
 
@@ -289,7 +292,13 @@ impl Far {
              Via: SIP/2.0/UDP 10.0.0.8:5060;branch=z9hG4bKinv\r\n\
              {}From: {};tag={}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} INVITE\r\n\
              Contact: <{}>\r\nMax-Forwards: 69\r\n{h}\r\n{b}",
-            self.record_route, self.party, self.tag, self.our_party, self.call_id, self.cseq, self.contact
+            self.record_route,
+            self.party,
+            self.tag,
+            self.our_party,
+            self.call_id,
+            self.cseq,
+            self.contact
         )
     }
 
@@ -311,7 +320,13 @@ impl Far {
     }
 
     /// A new request in the dialog (next CSeq, new branch).
-    pub fn request(&mut self, method: &str, extra: &str, body: Option<&[u8]>, content_type: &str) -> String {
+    pub fn request(
+        &mut self,
+        method: &str,
+        extra: &str,
+        body: Option<&[u8]>,
+        content_type: &str,
+    ) -> String {
         self.cseq += 1;
         let branch = self.branch();
         self.in_dialog_with(method, self.cseq, &branch, extra, body, content_type)

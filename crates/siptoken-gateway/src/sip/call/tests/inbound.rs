@@ -25,11 +25,18 @@ fn an_incoming_invite_is_announced_with_trying_and_ringing() {
     let sent = run.take_sent();
     assert_eq!(starts(&sent), ["100", "180"]);
     let (trying, ringing) = (&sent[0], &sent[1]);
-    assert_eq!(trying.header("to"), Some("<sip:op@example.org>"), "no tag on 100");
+    assert_eq!(
+        trying.header("to"),
+        Some("<sip:op@example.org>"),
+        "no tag on 100"
+    );
     assert_eq!(trying.list("via").len(), 2);
     let tag = compose::tag_of(ringing.header("to").unwrap()).unwrap();
     assert!(!tag.is_empty());
-    assert_eq!(ringing.header("record-route"), Some("<sip:proxy.example.org;lr>"));
+    assert_eq!(
+        ringing.header("record-route"),
+        Some("<sip:proxy.example.org;lr>")
+    );
     assert_eq!(
         ringing.header("contact"),
         Some(format!("<sip:st-{ROUTE}@10.0.0.1:5070>").as_str())
@@ -45,7 +52,13 @@ fn a_caller_without_display_name_has_none() {
     far.party = "<sip:+15551234@example.org>".into();
     let mut run = Run::incoming(&far);
     let e = run.take_events();
-    assert!(matches!(&e[0], CallEvent::Incoming { display_name: None, .. }));
+    assert!(matches!(
+        &e[0],
+        CallEvent::Incoming {
+            display_name: None,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -60,7 +73,10 @@ fn the_answer_is_retransmitted_until_the_ack() {
     assert_eq!(ok.code(), Some(200));
     assert_eq!(ok.body, ANSWER);
     assert_eq!(ok.header("content-type"), Some("application/sdp"));
-    assert_eq!(ok.header("record-route"), Some("<sip:proxy.example.org;lr>"));
+    assert_eq!(
+        ok.header("record-route"),
+        Some("<sip:proxy.example.org;lr>")
+    );
     assert!(ok.header("contact").is_some());
     assert_eq!(
         compose::tag_of(ok.header("to").unwrap()),
@@ -68,7 +84,11 @@ fn the_answer_is_retransmitted_until_the_ack() {
         "the same tag as the 180"
     );
     run.advance(Duration::from_millis(3600));
-    assert_eq!(starts(&run.take_sent()), ["200", "200", "200"], "at 0.5, 1.5, 3.5 s");
+    assert_eq!(
+        starts(&run.take_sent()),
+        ["200", "200", "200"],
+        "at 0.5, 1.5, 3.5 s"
+    );
     assert!(run.take_events().is_empty(), "answered only on the ACK");
     // A retransmitted INVITE is absorbed (the core retransmits the 2xx on its own).
     run.input(&far.invite(Some(OFFER)));
@@ -77,7 +97,10 @@ fn the_answer_is_retransmitted_until_the_ack() {
     run.input(&far.ack(cseq, None));
     assert_eq!(run.take_events(), [CallEvent::Answered { sdp: None }]);
     run.advance(Duration::from_secs(40));
-    assert!(run.take_sent().is_empty(), "no retransmission after the ACK");
+    assert!(
+        run.take_sent().is_empty(),
+        "no retransmission after the ACK"
+    );
     assert!(!run.call.is_ended());
 }
 
@@ -91,9 +114,17 @@ fn no_ack_within_64_t1_hangs_up() {
     run.pump();
     run.take_sent();
     run.advance(Duration::from_secs(31));
-    assert_eq!(run.take_sent().len(), 9, "0.5, 1.5, 3.5, 7.5, then every 4 s");
+    assert_eq!(
+        run.take_sent().len(),
+        9,
+        "0.5, 1.5, 3.5, 7.5, then every 4 s"
+    );
     run.advance(Duration::from_secs(1));
-    assert_eq!(starts(&run.take_sent()), ["200", "BYE"], "the last at 31.5 s, BYE at 32 s");
+    assert_eq!(
+        starts(&run.take_sent()),
+        ["200", "BYE"],
+        "the last at 31.5 s, BYE at 32 s"
+    );
     assert_eq!(run.ended(), ("failed", None));
 }
 
@@ -108,17 +139,15 @@ fn reject_sends_the_status_until_acknowledged() {
         run.pump();
         let r = run.one_sent();
         assert_eq!(r.code(), Some(status));
-        assert_eq!(compose::tag_of(r.header("to").unwrap()), far.our_tag.as_deref());
+        assert_eq!(
+            compose::tag_of(r.header("to").unwrap()),
+            far.our_tag.as_deref()
+        );
         assert_eq!(run.ended(), ("hangup", Some(status)));
         run.advance(Duration::from_millis(600));
         assert_eq!(starts(&run.take_sent()), [status.to_string()], "Timer G");
         // The caller's ACK (same branch as the INVITE: part of its transaction).
-        let ack = far
-            .in_dialog_with("ACK", far.cseq, "z9hG4bKproxy1", "", None, "")
-            .replace(
-                "Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKproxy1\r\n",
-                "Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKproxy1\r\n",
-            );
+        let ack = far.in_dialog_with("ACK", far.cseq, "z9hG4bKproxy1", "", None, "");
         run.input(&ack);
         run.advance(Duration::from_secs(10));
         assert!(run.take_sent().is_empty());
@@ -172,7 +201,9 @@ fn the_same_invite_by_another_branch_is_a_merged_request() {
     let far = Far::caller();
     let mut run = Run::incoming(&far);
     run.take_sent();
-    let forked = far.invite(Some(OFFER)).replace("z9hG4bKproxy1", "z9hG4bKproxy2");
+    let forked = far
+        .invite(Some(OFFER))
+        .replace("z9hG4bKproxy1", "z9hG4bKproxy2");
     run.input(&forked);
     assert_eq!(run.one_sent().code(), Some(482));
 }
@@ -182,7 +213,10 @@ fn an_invite_without_offer_is_answered_with_one_and_the_ack_answers() {
     let mut far = Far::caller();
     let mut run = Run::incoming_with(&far, Kind::Udp, None);
     far.learn(&run.take_sent()[1]);
-    assert!(matches!(&run.take_events()[0], CallEvent::Incoming { offer: None, .. }));
+    assert!(matches!(
+        &run.take_events()[0],
+        CallEvent::Incoming { offer: None, .. }
+    ));
     run.call.answer(OFFER.to_vec(), run.now).unwrap();
     run.pump();
     assert_eq!(run.one_sent().body, OFFER);
@@ -223,7 +257,10 @@ fn hangup_between_200_and_ack_waits_for_the_ack_to_bye() {
     run.call.hangup(run.now).unwrap();
     run.pump();
     assert_eq!(run.ended(), ("hangup", None));
-    assert!(run.take_sent().is_empty(), "no BYE before the ACK (RFC 3261 §15)");
+    assert!(
+        run.take_sent().is_empty(),
+        "no BYE before the ACK (RFC 3261 §15)"
+    );
     let cseq = far.cseq;
     run.input(&far.ack(cseq, None));
     let bye = run.one_sent();
@@ -249,7 +286,9 @@ fn remote_bye_after_answer_is_remote_hangup() {
 #[test]
 fn a_body_other_than_sdp_is_refused_with_415() {
     let far = Far::caller();
-    let text = far.invite(Some(b"hello")).replace("application/sdp", "text/plain");
+    let text = far
+        .invite(Some(b"hello"))
+        .replace("application/sdp", "text/plain");
     let invite = harness::parse(text.as_bytes());
     let err = Call::incoming(
         harness::local(Kind::Udp),
@@ -267,7 +306,8 @@ fn a_body_other_than_sdp_is_refused_with_415() {
 fn an_invite_without_contact_or_from_tag_is_refused_with_400() {
     let far = Far::caller();
     for text in [
-        far.invite(Some(OFFER)).replace(&format!("Contact: <{}>\r\n", far.contact), ""),
+        far.invite(Some(OFFER))
+            .replace(&format!("Contact: <{}>\r\n", far.contact), ""),
         far.invite(Some(OFFER)).replace(";tag=caller1", ""),
     ] {
         let invite = harness::parse(text.as_bytes());

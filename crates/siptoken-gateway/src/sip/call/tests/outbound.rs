@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::harness::{names, starts, Far, Run, ANSWER, OFFER, ROUTE};
 use super::confirmed_outbound;
+use super::harness::{names, starts, Far, Run, ANSWER, OFFER, ROUTE};
 use crate::sip::call::{CallEvent, EndReason};
 use crate::sip::incoming::ALLOW;
 use crate::sip::routing;
@@ -20,11 +20,20 @@ fn the_invite_is_complete_and_honest() {
     };
     assert_eq!(uri, "sip:bob@example.org");
     let via = inv.header("via").unwrap();
-    assert!(via.starts_with("SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bK-"), "{via}");
-    assert_eq!(routing::route_of_branch(inv.top_via_branch().unwrap()), Some(ROUTE));
+    assert!(
+        via.starts_with("SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bK-"),
+        "{via}"
+    );
+    assert_eq!(
+        routing::route_of_branch(inv.top_via_branch().unwrap()),
+        Some(ROUTE)
+    );
     assert_eq!(inv.header("max-forwards"), Some("70"));
     let from = inv.header("from").unwrap();
-    assert!(from.starts_with("\"Operator\" <sip:op@example.org>;tag="), "{from}");
+    assert!(
+        from.starts_with("\"Operator\" <sip:op@example.org>;tag="),
+        "{from}"
+    );
     assert_eq!(inv.header("to"), Some("<sip:bob@example.org>"));
     assert!(inv.header("call-id").unwrap().ends_with("@siptoken-call"));
     assert_eq!(inv.cseq(), Some((1, "INVITE")));
@@ -36,7 +45,10 @@ fn the_invite_is_complete_and_honest() {
     assert_eq!(inv.header("supported"), None, "no extension is implemented");
     assert_eq!(inv.header("content-type"), Some("application/sdp"));
     assert_eq!(inv.body, OFFER);
-    assert!(inv.header("user-agent").unwrap().starts_with("siptoken-gateway/"));
+    assert!(inv
+        .header("user-agent")
+        .unwrap()
+        .starts_with("siptoken-gateway/"));
     assert!(run.take_events().is_empty());
 }
 
@@ -65,7 +77,11 @@ fn ringing_then_answer_is_acknowledged_in_the_dialog() {
     assert_eq!(ack.header("route"), Some("<sip:proxy.example.org;lr>"));
     assert_eq!(ack.cseq(), Some((1, "ACK")));
     assert_eq!(ack.header("to"), Some("<sip:bob@example.org>;tag=callee1"));
-    assert_ne!(ack.top_via_branch(), inv.top_via_branch(), "the 2xx ACK is a new transaction");
+    assert_ne!(
+        ack.top_via_branch(),
+        inv.top_via_branch(),
+        "the 2xx ACK is a new transaction"
+    );
     assert_eq!(ack.header("call-id"), inv.header("call-id"));
     // Nothing more: no retransmission of the INVITE after the answer.
     run.advance(Duration::from_secs(10));
@@ -114,7 +130,11 @@ fn the_invite_is_retransmitted_until_a_provisional_response() {
 fn no_response_at_all_fails_after_timer_b() {
     let mut run = Run::outgoing();
     run.advance(Duration::from_secs(40));
-    assert_eq!(run.take_sent().len(), 7, "the INVITE, then 6 retransmissions");
+    assert_eq!(
+        run.take_sent().len(),
+        7,
+        "the INVITE, then 6 retransmissions"
+    );
     assert_eq!(run.ended(), ("failed", None));
     assert!(run.call.is_done());
 }
@@ -155,7 +175,11 @@ fn failures_are_acknowledged_and_mapped_to_reasons() {
         run.input(&far.answer(&inv, code, None));
         let ack = run.one_sent();
         assert_eq!(ack.method(), Some("ACK"), "{code}");
-        assert_eq!(ack.top_via_branch(), inv.top_via_branch(), "{code}: ACK in the transaction");
+        assert_eq!(
+            ack.top_via_branch(),
+            inv.top_via_branch(),
+            "{code}: ACK in the transaction"
+        );
         assert_eq!(ack.cseq(), Some((1, "ACK")));
         assert_eq!(run.ended(), (reason, Some(code)), "{code}");
         // The retransmitted failure is acknowledged again, nothing else.
@@ -211,7 +235,10 @@ fn hangup_after_answer_sends_bye() {
     run.advance(Duration::from_millis(600));
     assert_eq!(starts(&run.take_sent()), ["BYE"], "retransmitted over UDP");
     run.input(&far.answer(&bye, 200, None));
-    assert!(!run.call.is_done(), "Timers K and M still absorb retransmissions");
+    assert!(
+        !run.call.is_done(),
+        "Timers K and M still absorb retransmissions"
+    );
     run.finish(Duration::from_secs(32));
 }
 
@@ -225,7 +252,11 @@ fn remote_bye_ends_the_call_once() {
     assert_eq!(ok.cseq(), Some((101, "BYE")));
     assert_eq!(run.ended(), ("remote_hangup", None));
     run.input(&bye);
-    assert_eq!(starts(&run.take_sent()), ["200"], "the retransmission gets the same answer");
+    assert_eq!(
+        starts(&run.take_sent()),
+        ["200"],
+        "the retransmission gets the same answer"
+    );
     assert!(run.take_events().is_empty());
     assert!(run.call.hangup(run.now).is_err());
     run.finish(Duration::from_secs(40));

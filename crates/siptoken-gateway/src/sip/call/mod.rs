@@ -26,6 +26,8 @@
 mod auth;
 pub mod dtmf;
 mod end;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 mod sdp;
 pub mod target;
 mod transfer;

@@ -269,6 +269,45 @@ mod tests {
         assert!(n >= 6);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+        /// Sequences of corpus requests, mutated, in both directions: the driver's invariants
+        /// hold (a cheap stand-in for the libFuzzer run, which needs nightly).
+        #[test]
+        fn mutated_sequences_keep_the_invariants(
+            direction in 0u8..2,
+            steps in proptest::collection::vec(
+                (0u8..14, 0usize..6, proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..4)),
+                1..6,
+            ),
+        ) {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/call_in_dialog");
+            let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                .collect();
+            seeds.sort();
+            let mut input = vec![direction];
+            for (cmd, which, edits) in steps {
+                // A seed's first datagram: after its direction and command bytes.
+                let seed = &seeds[which % seeds.len()];
+                let mut datagram: Vec<u8> = seed[2..].split(|&b| b == 0).next().unwrap().to_vec();
+                for (at, byte) in edits {
+                    if !datagram.is_empty() {
+                        let i = at % datagram.len();
+                        datagram[i] = if byte == 0 { b' ' } else { byte };
+                    }
+                }
+                input.push(if cmd == 0 { 12 } else { cmd });
+                input.extend_from_slice(&datagram);
+                input.push(0);
+            }
+            let seen = in_dialog(&input);
+            proptest::prop_assert!(seen.ended <= 1);
+        }
+    }
+
     #[test]
     fn setup_reaches_an_established_call_both_ways() {
         let t0 = Instant::now();

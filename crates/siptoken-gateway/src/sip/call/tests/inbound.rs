@@ -330,3 +330,19 @@ fn events_after_answer_are_in_order() {
     assert_eq!(names(&run.take_events()), ["Ended(hangup)"]);
     assert_eq!(starts(&run.take_sent()), ["BYE"]);
 }
+
+#[test]
+fn over_tcp_the_answer_is_sent_once_and_the_ack_still_awaited() {
+    let mut far = Far::caller();
+    let mut run = Run::incoming_with(&far, Kind::Tcp, Some(OFFER));
+    far.learn(&run.take_sent()[1]);
+    run.take_events();
+    run.call.answer(ANSWER.to_vec(), run.now).unwrap();
+    run.pump();
+    assert_eq!(starts(&run.take_sent()), ["200"]);
+    run.advance(Duration::from_secs(31));
+    assert!(run.take_sent().is_empty(), "no retransmission over a stream");
+    let cseq = far.cseq;
+    run.input(&far.ack(cseq, None));
+    assert_eq!(run.take_events(), [CallEvent::Answered { sdp: None }]);
+}

@@ -301,3 +301,19 @@ fn commands_that_do_not_fit_the_state_are_refused() {
     )
     .is_err());
 }
+
+#[test]
+fn the_password_never_shows_in_debug_output() {
+    let mut run = Run::outgoing();
+    let inv = run.one_sent();
+    run.input(&super::harness::respond(
+        &inv,
+        407,
+        "t",
+        "Proxy-Authenticate: Digest realm=\"r\", nonce=\"n\", qop=\"auth\"\r\n",
+        None,
+    ));
+    let debug = format!("{:?}", run.call);
+    assert!(debug.contains("Proxy-Authorization"), "the state is all there");
+    assert!(!debug.contains("secret"), "but not the password");
+}

@@ -341,7 +341,10 @@ fn over_tcp_the_answer_is_sent_once_and_the_ack_still_awaited() {
     run.pump();
     assert_eq!(starts(&run.take_sent()), ["200"]);
     run.advance(Duration::from_secs(31));
-    assert!(run.take_sent().is_empty(), "no retransmission over a stream");
+    assert!(
+        run.take_sent().is_empty(),
+        "no retransmission over a stream"
+    );
     let cseq = far.cseq;
     run.input(&far.ack(cseq, None));
     assert_eq!(run.take_events(), [CallEvent::Answered { sdp: None }]);

@@ -314,6 +314,9 @@ fn the_password_never_shows_in_debug_output() {
         None,
     ));
     let debug = format!("{:?}", run.call);
-    assert!(debug.contains("Proxy-Authorization"), "the state is all there");
+    assert!(
+        debug.contains("Proxy-Authorization"),
+        "the state is all there"
+    );
     assert!(!debug.contains("secret"), "but not the password");
 }

@@ -1,5 +1,6 @@
-//! The UAS core's retransmission of a 2xx to an INVITE (RFC 3261 §13.3.1.4), sans-IO: the 2xx
-//! goes out at once, again after T1, 2·T1, … (at most T2 apart) over UDP, until the ACK arrives;
+//! The UAS core's retransmission of a 2xx to an INVITE (RFC 3261 §13.3.1.4), sans-IO: once the
+//! 2xx went out (through the INVITE server transaction), it goes out again after T1, 2·T1, … (at
+//! most T2 apart) over UDP, until the ACK arrives;
 //! without an ACK after 64·T1 the call is given up (the caller must then send BYE). Over TCP and
 //! TLS nothing is retransmitted but the wait for the ACK is the same.
 
@@ -20,10 +21,10 @@ pub struct AnswerRetransmit {
 }
 
 impl AnswerRetransmit {
-    /// Starts with the 2xx to the INVITE with CSeq number `cseq` (queued for sending at once).
+    /// Starts with the 2xx to the INVITE with CSeq number `cseq`, just sent at `now`.
     pub fn new(bytes: Vec<u8>, cseq: u32, reliable: bool, timers: Timers, now: Instant) -> Self {
         AnswerRetransmit {
-            pending: Some(bytes.clone()),
+            pending: None,
             bytes,
             cseq,
             resend: (!reliable).then(|| (now + timers.t1, timers.backoff(timers.t1))),
@@ -94,8 +95,7 @@ mod tests {
         let t0 = Instant::now();
         let t = Timers::default();
         let mut r = AnswerRetransmit::new(b"200".to_vec(), 5, false, t, t0);
-        assert_eq!(r.poll_transmit().as_deref(), Some(&b"200"[..]));
-        assert_eq!(r.poll_transmit(), None);
+        assert_eq!(r.poll_transmit(), None, "the first copy is the transaction's");
         let mut at = Vec::new();
         for _ in 0..5 {
             let now = r.poll_timeout().unwrap();
@@ -116,7 +116,6 @@ mod tests {
         let t0 = Instant::now();
         let t = Timers::default();
         let mut r = AnswerRetransmit::new(b"200".to_vec(), 1, false, t, t0);
-        r.poll_transmit();
         let mut sends = 0;
         let end = loop {
             let now = r.poll_timeout().unwrap();
@@ -135,8 +134,8 @@ mod tests {
         let t0 = Instant::now();
         let t = Timers::default();
         let mut r = AnswerRetransmit::new(b"200".to_vec(), 1, true, t, t0);
-        assert!(r.poll_transmit().is_some());
         assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(32)));
         assert!(r.handle_timeout(t0 + Duration::from_secs(32), t));
+        assert_eq!(r.poll_transmit(), None, "nothing resent over a stream");
     }
 }

@@ -348,4 +348,14 @@ fn over_tcp_the_answer_is_sent_once_and_the_ack_still_awaited() {
     let cseq = far.cseq;
     run.input(&far.ack(cseq, None));
     assert_eq!(run.take_events(), [CallEvent::Answered { sdp: None }]);
+
+    // Without the ACK: nothing resent, BYE after 64·T1.
+    let mut far = Far::caller();
+    let mut run = Run::incoming_with(&far, Kind::Tcp, Some(OFFER));
+    far.learn(&run.take_sent()[1]);
+    run.call.answer(ANSWER.to_vec(), run.now).unwrap();
+    run.pump();
+    run.take_sent();
+    run.advance(Duration::from_secs(32));
+    assert_eq!(starts(&run.take_sent()), ["BYE"]);
 }

@@ -95,7 +95,11 @@ mod tests {
         let t0 = Instant::now();
         let t = Timers::default();
         let mut r = AnswerRetransmit::new(b"200".to_vec(), 5, false, t, t0);
-        assert_eq!(r.poll_transmit(), None, "the first copy is the transaction's");
+        assert_eq!(
+            r.poll_transmit(),
+            None,
+            "the first copy is the transaction's"
+        );
         let mut at = Vec::new();
         for _ in 0..5 {
             let now = r.poll_timeout().unwrap();

@@ -467,6 +467,14 @@ pub struct Call {
     out: VecDeque<Output>,
 }
 
+/// Server transactions a call keeps at most: beyond, requests are answered statelessly (a peer
+/// flooding a dialog with requests cannot grow the call without bound).
+const MAX_SERVER_TRANSACTIONS: usize = 32;
+
+/// Client transactions a call keeps at most for requests whose outcome does not matter (the BYEs
+/// of forked 2xx).
+const MAX_CLEANUP_TRANSACTIONS: usize = 8;
+
 /// The delay before retrying a re-INVITE refused with 491 (RFC 3261 §14.1): 2.1–4 s for the
 /// owner of the Call-ID (the dialog's caller), 0–2 s otherwise, in units of 10 ms.
 pub fn glare_delay(caller: bool) -> Duration {
@@ -1024,10 +1032,18 @@ impl Call {
         let Ok(mut fork) = Dialog::as_uac(&invite, m) else {
             return;
         };
+        let cleanups = self
+            .clients
+            .iter()
+            .filter(|c| matches!(c.purpose, Purpose::Cleanup))
+            .count();
         let via = self.via();
         let mut ack = fork.ack(cseq, &via);
         self.copy_credentials(&invite, &mut ack);
         self.transmit(ack.encode());
+        if cleanups >= MAX_CLEANUP_TRANSACTIONS {
+            return;
+        }
         let via = self.via();
         let mut bye = fork.request("BYE", &via);
         bye.push("User-Agent", self.settings.user_agent.clone());
@@ -1726,7 +1742,9 @@ impl Call {
     /// Answers a non-INVITE request through a server transaction of its own (so its
     /// retransmissions get the same answer).
     fn reply(&mut self, m: &Message, r: Response, now: Instant) {
-        match NonInviteServer::new(m, self.reliable(), self.settings.timers) {
+        let tx = NonInviteServer::new(m, self.reliable(), self.settings.timers)
+            .filter(|_| self.servers.len() < MAX_SERVER_TRANSACTIONS);
+        match tx {
             Some(tx) => {
                 self.servers.push(Server {
                     tx: ServerTx::NonInvite(tx),
@@ -1742,7 +1760,9 @@ impl Call {
     /// Refuses an INVITE through a server transaction of its own (the failure is retransmitted
     /// until its ACK).
     fn reply_invite(&mut self, m: &Message, r: Response, now: Instant) {
-        match InviteServer::new(m, self.reliable(), self.settings.timers) {
+        let tx = InviteServer::new(m, self.reliable(), self.settings.timers)
+            .filter(|_| self.servers.len() < MAX_SERVER_TRANSACTIONS);
+        match tx {
             Some(tx) => {
                 self.servers.push(Server {
                     tx: ServerTx::Invite(tx),

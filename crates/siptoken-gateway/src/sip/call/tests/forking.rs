@@ -51,3 +51,22 @@ fn a_late_2xx_retransmission_is_acknowledged_again() {
     assert_eq!(again.top_via_branch(), ack.top_via_branch(), "the same ACK");
     assert!(run.take_events().is_empty());
 }
+
+#[test]
+fn a_flood_of_forked_2xx_is_acknowledged_with_a_bounded_number_of_byes() {
+    let mut run = Run::outgoing();
+    let inv = run.one_sent();
+    let far = Far::callee(&inv);
+    run.input(&far.answer(&inv, 200, Some(ANSWER)));
+    run.take_sent();
+    let mut byes = 0;
+    for n in 0..50 {
+        let mut other = Far::callee(&inv);
+        other.tag = format!("fork{n}");
+        run.input(&other.answer(&inv, 200, Some(ANSWER)));
+        let sent = run.take_sent();
+        assert_eq!(sent[0].method(), Some("ACK"));
+        byes += sent.iter().filter(|m| m.method() == Some("BYE")).count();
+    }
+    assert_eq!(byes, 8);
+}

@@ -151,3 +151,17 @@ fn no_message_ever_says_supported() {
         assert_eq!(m.header("supported"), None);
     }
 }
+
+#[test]
+fn a_request_flood_does_not_grow_the_call_without_bound() {
+    let (mut run, mut far) = confirmed_outbound();
+    for _ in 0..200 {
+        run.input(&far.request("OPTIONS", "", None, ""));
+        assert_eq!(run.one_sent().code(), Some(200), "still answered");
+    }
+    let debug = format!("{:?}", run.call);
+    assert!(
+        debug.matches("NonInviteServer").count() <= 32,
+        "at most 32 server transactions kept"
+    );
+}

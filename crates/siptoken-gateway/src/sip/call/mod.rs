@@ -1739,9 +1739,12 @@ impl Call {
         self.drain_server(idx);
     }
 
-    /// Answers a non-INVITE request through a server transaction of its own (so its
-    /// retransmissions get the same answer).
+    /// Answers a request through a server transaction of its own (so its retransmissions get
+    /// the same answer; an INVITE's failure is retransmitted until its ACK).
     fn reply(&mut self, m: &Message, r: Response, now: Instant) {
+        if m.method() == Some("INVITE") {
+            return self.reply_invite(m, r, now);
+        }
         let tx = NonInviteServer::new(m, self.reliable(), self.settings.timers)
             .filter(|_| self.servers.len() < MAX_SERVER_TRANSACTIONS);
         match tx {

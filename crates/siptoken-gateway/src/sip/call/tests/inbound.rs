@@ -206,6 +206,12 @@ fn the_same_invite_by_another_branch_is_a_merged_request() {
         .replace("z9hG4bKproxy1", "z9hG4bKproxy2");
     run.input(&forked);
     assert_eq!(run.one_sent().code(), Some(482));
+    run.advance(std::time::Duration::from_millis(600));
+    assert_eq!(
+        starts(&run.take_sent()),
+        ["482"],
+        "an INVITE failure waits for its ACK"
+    );
 }
 
 #[test]

@@ -1,0 +1,374 @@
+//! The INVITE server transaction (RFC 3261 §17.2.1, with the "Accepted" state of RFC 6026
+//! §7.1), sans-IO.
+//!
+//! ```text
+//!   INVITE received
+//!        |
+//!   Proceeding ── INVITE again: resend the last provisional ── 1xx from the call: send
+//!        | 2xx from the call: send                | 300-699 from the call: send, Timers G, H
+//!        v                                        v
+//!    Accepted (INVITE again: absorbed;       Completed ── Timer G: resend, G = min(2G, T2)
+//!    the call retransmits the 2xx itself)        | INVITE again: resend   | Timer H → Terminated
+//!        | Timer L (64·T1)                        | ACK                      (no ACK: told)
+//!    Terminated                              Confirmed ── Timer I (T4 UDP, 0 reliable)
+//!                                                 → Terminated
+//! ```
+//!
+//! The 2xx itself is retransmitted by the call core until the ACK ([`super::uas_answer`]).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::compose;
+use super::message::Message;
+use super::timers::Timers;
+
+/// Where the transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No final response yet.
+    Proceeding,
+    /// A failure was sent; retransmitting it until the ACK (Timers G and H).
+    Completed,
+    /// The ACK of the failure arrived; absorbing retransmissions (Timer I).
+    Confirmed,
+    /// A 2xx was sent; absorbing INVITE retransmissions (Timer L).
+    Accepted,
+    /// Done.
+    Terminated,
+}
+
+/// What a request the transaction matched means to the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matched {
+    /// A retransmission, handled here (the last response resent if due).
+    Absorbed,
+    /// The ACK of the failure response (the transaction is now Confirmed).
+    FailureAcked,
+    /// An ACK arriving after a 2xx with the INVITE's branch (a peer that reuses the branch for
+    /// the 2xx ACK): the call treats it as the ACK of its 2xx.
+    AckForSuccess,
+}
+
+/// One INVITE server transaction.
+#[derive(Debug)]
+pub struct InviteServer {
+    branch: String,
+    sent_by: String,
+    call_id: String,
+    cseq: u32,
+    reliable: bool,
+    timers: Timers,
+    state: State,
+    last: Option<Vec<u8>>,
+    /// Timer G: when to resend and the wait after that.
+    resend: Option<(Instant, Duration)>,
+    /// Timer H (Completed), I (Confirmed) or L (Accepted).
+    deadline: Option<Instant>,
+    out: VecDeque<Vec<u8>>,
+}
+
+/// The identity of a server transaction (RFC 3261 §17.2.3): top Via branch and sent-by, and
+/// the Call-ID and CSeq number as a guard against branch collisions from sloppy peers.
+fn key(request: &Message) -> Option<(&str, &str, &str, u32)> {
+    let via = *request.list("via").first()?;
+    Some((
+        compose::via_branch(via)?,
+        compose::via_sent_by(via)?,
+        request.header("call-id")?,
+        request.cseq()?.0,
+    ))
+}
+
+impl InviteServer {
+    /// Starts the transaction for `invite`; `None` when the INVITE lacks a Via branch, Call-ID
+    /// or CSeq (it gets a 400 instead).
+    pub fn new(invite: &Message, reliable: bool, timers: Timers) -> Option<InviteServer> {
+        let (branch, sent_by, call_id, cseq) = key(invite)?;
+        Some(InviteServer {
+            branch: branch.to_owned(),
+            sent_by: sent_by.to_owned(),
+            call_id: call_id.to_owned(),
+            cseq,
+            reliable,
+            timers,
+            state: State::Proceeding,
+            last: None,
+            resend: None,
+            deadline: None,
+            out: VecDeque::new(),
+        })
+    }
+
+    /// The state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The INVITE's CSeq number.
+    pub fn cseq(&self) -> u32 {
+        self.cseq
+    }
+
+    /// Whether the transaction has ended.
+    pub fn is_terminated(&self) -> bool {
+        self.state == State::Terminated
+    }
+
+    /// Whether a final response was sent.
+    pub fn is_answered(&self) -> bool {
+        self.state != State::Proceeding
+    }
+
+    /// Whether `request` is a retransmission of the INVITE or its ACK (same branch, sent-by,
+    /// Call-ID and CSeq number).
+    pub fn matches(&self, request: &Message) -> bool {
+        matches!(request.method(), Some("INVITE" | "ACK")) && self.same_key(request)
+    }
+
+    /// Whether `cancel` cancels this transaction (RFC 3261 §9.2: the same key, method CANCEL).
+    pub fn matches_cancel(&self, cancel: &Message) -> bool {
+        cancel.method() == Some("CANCEL") && self.same_key(cancel)
+    }
+
+    fn same_key(&self, request: &Message) -> bool {
+        key(request).is_some_and(|(b, s, c, n)| {
+            b == self.branch && s == self.sent_by && c == self.call_id && n == self.cseq
+        })
+    }
+
+    /// Sends a response built by the call. Returns `false` (and sends nothing) when a final
+    /// response was already sent.
+    pub fn respond(&mut self, code: u16, bytes: Vec<u8>, now: Instant) -> bool {
+        if self.state != State::Proceeding {
+            return false;
+        }
+        self.out.push_back(bytes.clone());
+        match code {
+            100..=199 => {}
+            200..=299 => {
+                self.state = State::Accepted;
+                self.deadline = Some(now + self.timers.transaction_timeout());
+            }
+            _ => {
+                self.state = State::Completed;
+                if !self.reliable {
+                    let g = self.timers.t1;
+                    self.resend = Some((now + g, self.timers.backoff(g)));
+                }
+                self.deadline = Some(now + self.timers.transaction_timeout());
+            }
+        }
+        self.last = Some(bytes);
+        true
+    }
+
+    /// Handles a request [`InviteServer::matches`] accepted.
+    pub fn handle_request(&mut self, request: &Message, now: Instant) -> Matched {
+        let ack = request.method() == Some("ACK");
+        match (self.state, ack) {
+            (State::Proceeding | State::Completed, false) => {
+                if let Some(last) = &self.last {
+                    self.out.push_back(last.clone());
+                }
+                Matched::Absorbed
+            }
+            (State::Completed, true) => {
+                self.resend = None;
+                if self.reliable {
+                    self.state = State::Terminated;
+                    self.deadline = None;
+                } else {
+                    self.state = State::Confirmed;
+                    self.deadline = Some(now + self.timers.t4);
+                }
+                Matched::FailureAcked
+            }
+            (State::Accepted, true) => Matched::AckForSuccess,
+            _ => Matched::Absorbed,
+        }
+    }
+
+    /// The next time [`InviteServer::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.resend, self.deadline) {
+            (Some((a, _)), Some(d)) => Some(a.min(d)),
+            (Some((a, _)), None) => Some(a),
+            (None, d) => d,
+        }
+    }
+
+    /// Fires the due timers. Returns `true` when Timer H fired: the failure response was never
+    /// acknowledged.
+    pub fn handle_timeout(&mut self, now: Instant) -> bool {
+        if let Some(d) = self.deadline {
+            if now >= d {
+                let no_ack = self.state == State::Completed;
+                self.state = State::Terminated;
+                self.resend = None;
+                self.deadline = None;
+                return no_ack;
+            }
+        }
+        if let Some((at, wait)) = self.resend {
+            if now >= at {
+                if let Some(last) = &self.last {
+                    self.out.push_back(last.clone());
+                }
+                self.resend = Some((now + wait, self.timers.backoff(wait)));
+            }
+        }
+        false
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.out.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message;
+
+    fn request(method: &str, branch: &str) -> Message {
+        let text = format!(
+            "{method} sip:st-r@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5060;branch={branch}\r\n\
+             From: <sip:a@x>;tag=f\r\nTo: <sip:b@x>\r\nCall-ID: c9\r\nCSeq: 4 {method}\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        message::parse(text.as_bytes(), true).unwrap().0
+    }
+
+    fn ack() -> Message {
+        let text =
+            "ACK sip:st-r@10.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKi\r\n\
+             From: <sip:a@x>;tag=f\r\nTo: <sip:b@x>;tag=l\r\nCall-ID: c9\r\nCSeq: 4 ACK\r\n\r\n";
+        message::parse(text.as_bytes(), false).unwrap().0
+    }
+
+    fn count(tx: &mut InviteServer) -> usize {
+        std::iter::from_fn(|| tx.poll_transmit()).count()
+    }
+
+    fn new(reliable: bool) -> InviteServer {
+        InviteServer::new(&request("INVITE", "z9hG4bKi"), reliable, Timers::default()).unwrap()
+    }
+
+    #[test]
+    fn matching_by_branch_sent_by_and_method() {
+        let tx = new(false);
+        assert!(tx.matches(&request("INVITE", "z9hG4bKi")));
+        assert!(tx.matches(&ack()));
+        assert!(!tx.matches(&request("INVITE", "z9hG4bKother")));
+        assert!(!tx.matches(&request("BYE", "z9hG4bKi")));
+        assert!(tx.matches_cancel(&request("CANCEL", "z9hG4bKi")));
+        assert!(!tx.matches_cancel(&request("CANCEL", "z9hG4bKx")));
+        let other_host = message::parse(
+            b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.9.9.9;branch=z9hG4bKi\r\nCall-ID: c9\r\nCSeq: 4 INVITE\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .0;
+        assert!(!tx.matches(&other_host));
+        assert!(InviteServer::new(&other_host, false, Timers::default()).is_some());
+        let no_branch = message::parse(
+            b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .0;
+        assert!(InviteServer::new(&no_branch, false, Timers::default()).is_none());
+    }
+
+    #[test]
+    fn retransmitted_invite_gets_the_last_provisional() {
+        let t0 = Instant::now();
+        let mut tx = new(false);
+        assert_eq!(
+            tx.handle_request(&request("INVITE", "z9hG4bKi"), t0),
+            Matched::Absorbed
+        );
+        assert_eq!(count(&mut tx), 0, "nothing sent yet: nothing to resend");
+        assert!(tx.respond(100, b"100".to_vec(), t0));
+        assert!(tx.respond(180, b"180".to_vec(), t0));
+        assert_eq!(count(&mut tx), 2);
+        tx.handle_request(&request("INVITE", "z9hG4bKi"), t0);
+        assert_eq!(tx.poll_transmit().as_deref(), Some(&b"180"[..]));
+        assert_eq!(tx.poll_timeout(), None, "no timer while proceeding");
+    }
+
+    #[test]
+    fn failure_retransmitted_by_timer_g_until_ack_then_timer_i() {
+        let t0 = Instant::now();
+        let mut tx = new(false);
+        assert!(tx.respond(486, b"486".to_vec(), t0));
+        assert!(!tx.respond(200, b"200".to_vec(), t0), "one final response");
+        assert_eq!(count(&mut tx), 1);
+        let mut at = Vec::new();
+        for _ in 0..4 {
+            let now = tx.poll_timeout().unwrap();
+            assert!(!tx.handle_timeout(now));
+            assert_eq!(count(&mut tx), 1);
+            at.push((now - t0).as_millis());
+        }
+        assert_eq!(at, [500, 1500, 3500, 7500]);
+        let now = t0 + Duration::from_secs(8);
+        tx.handle_request(&request("INVITE", "z9hG4bKi"), now);
+        assert_eq!(count(&mut tx), 1, "INVITE retransmission answered again");
+        assert_eq!(tx.handle_request(&ack(), now), Matched::FailureAcked);
+        assert_eq!(tx.state(), State::Confirmed);
+        assert_eq!(tx.poll_timeout(), Some(now + Duration::from_secs(5)));
+        assert_eq!(tx.handle_request(&ack(), now), Matched::Absorbed);
+        assert!(!tx.handle_timeout(now + Duration::from_secs(5)));
+        assert!(tx.is_terminated());
+    }
+
+    #[test]
+    fn timer_h_reports_a_missing_ack() {
+        let t0 = Instant::now();
+        let mut tx = new(false);
+        tx.respond(603, b"603".to_vec(), t0);
+        assert_eq!(count(&mut tx), 1);
+        let mut sends = 0;
+        let now = loop {
+            let now = tx.poll_timeout().unwrap();
+            if tx.handle_timeout(now) {
+                break now;
+            }
+            sends += count(&mut tx);
+        };
+        assert_eq!(now - t0, Duration::from_secs(32));
+        assert_eq!(sends, 10, "G at 0.5, 1.5, 3.5, 7.5, then every 4 s to 31.5");
+        assert!(tx.is_terminated());
+    }
+
+    #[test]
+    fn reliable_failure_waits_for_ack_without_retransmitting() {
+        let t0 = Instant::now();
+        let mut tx = new(true);
+        tx.respond(486, b"486".to_vec(), t0);
+        count(&mut tx);
+        assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)));
+        assert_eq!(tx.handle_request(&ack(), t0), Matched::FailureAcked);
+        assert!(tx.is_terminated(), "Timer I is zero");
+    }
+
+    #[test]
+    fn success_enters_accepted_absorbs_retransmissions_until_timer_l() {
+        let t0 = Instant::now();
+        let mut tx = new(false);
+        tx.respond(200, b"200".to_vec(), t0);
+        assert_eq!(count(&mut tx), 1);
+        assert_eq!(
+            tx.handle_request(&request("INVITE", "z9hG4bKi"), t0),
+            Matched::Absorbed
+        );
+        assert_eq!(count(&mut tx), 0, "the call retransmits the 2xx, not us");
+        assert_eq!(tx.handle_request(&ack(), t0), Matched::AckForSuccess);
+        assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)));
+        assert!(!tx.handle_timeout(t0 + Duration::from_secs(32)));
+        assert!(tx.is_terminated());
+    }
+}

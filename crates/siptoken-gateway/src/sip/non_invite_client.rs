@@ -1,0 +1,289 @@
+//! The non-INVITE client transaction (RFC 3261 §17.1.2) for the requests a call sends besides
+//! INVITE and ACK: BYE, CANCEL, INFO and REFER. Sans-IO, like [`super::invite_client`].
+//!
+//! ```text
+//!   request sent, Timer E (UDP) and F
+//!        |
+//!      Trying ── Timer E: resend, E = min(2E, T2) ── Timer F → Terminated (timeout to the TU)
+//!        | 1xx → TU
+//!    Proceeding ── Timer E: resend, E = T2 ── Timer F → Terminated (timeout)
+//!        | 200-699 → TU (from Trying too)
+//!    Completed (absorbs retransmitted finals) ── Timer K (T4 UDP, 0 reliable) → Terminated
+//! ```
+//!
+//! The REGISTER client in [`super::register`] runs the same rules inside its async task; this
+//! machine is separate so the call can run several transactions at once without a task each.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::compose::Request;
+use super::message::Message;
+use super::timers::Timers;
+
+/// Where the transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Sent; no response yet.
+    Trying,
+    /// A provisional response arrived.
+    Proceeding,
+    /// A final response arrived; absorbing retransmissions (Timer K).
+    Completed,
+    /// Done.
+    Terminated,
+}
+
+/// What a response means to the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// 1xx.
+    Provisional,
+    /// The final response (only the first one is passed up).
+    Final,
+}
+
+/// One non-INVITE client transaction.
+#[derive(Debug)]
+pub struct NonInviteClient {
+    request: Request,
+    bytes: Vec<u8>,
+    branch: String,
+    reliable: bool,
+    timers: Timers,
+    state: State,
+    /// Timer E: when to resend next, and the wait after that one.
+    resend: Option<(Instant, Duration)>,
+    /// Timer F (Trying, Proceeding) or K (Completed).
+    deadline: Option<Instant>,
+    out: VecDeque<Vec<u8>>,
+}
+
+impl NonInviteClient {
+    /// Starts the transaction: the request is queued, Timers E (unreliable transports) and F set.
+    pub fn new(request: Request, reliable: bool, timers: Timers, now: Instant) -> NonInviteClient {
+        let bytes = request.encode();
+        let branch = request.branch().unwrap_or_default().to_owned();
+        let mut out = VecDeque::new();
+        out.push_back(bytes.clone());
+        NonInviteClient {
+            request,
+            bytes,
+            branch,
+            reliable,
+            timers,
+            state: State::Trying,
+            resend: (!reliable).then(|| (now + timers.t1, timers.backoff(timers.t1))),
+            deadline: Some(now + timers.transaction_timeout()),
+            out,
+        }
+    }
+
+    /// The request.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// The method of the request.
+    pub fn method(&self) -> &str {
+        &self.request.method
+    }
+
+    /// The state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether the transaction has ended.
+    pub fn is_terminated(&self) -> bool {
+        self.state == State::Terminated
+    }
+
+    /// Whether `response` belongs to this transaction (top Via branch and CSeq method).
+    pub fn matches(&self, response: &Message) -> bool {
+        response.code().is_some()
+            && response.top_via_branch() == Some(self.branch.as_str())
+            && response.cseq().is_some_and(|(n, m)| {
+                m.eq_ignore_ascii_case(&self.request.method) && n == self.request.cseq()
+            })
+    }
+
+    /// Handles a response (the caller checked [`NonInviteClient::matches`]). `None`: absorbed.
+    pub fn handle_response(&mut self, response: &Message, now: Instant) -> Option<Received> {
+        let code = response.code()?;
+        match (self.state, code) {
+            (State::Trying | State::Proceeding, 100..=199) => {
+                if self.state == State::Trying {
+                    self.state = State::Proceeding;
+                    // Further retransmissions at T2 (when next due).
+                    if let Some((at, _)) = self.resend {
+                        self.resend = Some((at, self.timers.t2));
+                    }
+                }
+                Some(Received::Provisional)
+            }
+            (State::Trying | State::Proceeding, 200..) => {
+                self.resend = None;
+                if self.reliable {
+                    self.state = State::Terminated;
+                    self.deadline = None;
+                } else {
+                    self.state = State::Completed;
+                    self.deadline = Some(now + self.timers.t4);
+                }
+                Some(Received::Final)
+            }
+            _ => None,
+        }
+    }
+
+    /// The next time [`NonInviteClient::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match (self.resend, self.deadline) {
+            (Some((a, _)), Some(d)) => Some(a.min(d)),
+            (Some((a, _)), None) => Some(a),
+            (None, d) => d,
+        }
+    }
+
+    /// Fires the due timers. Returns `true` when Timer F fired: no final response (a timeout,
+    /// treated as 408 by the call).
+    pub fn handle_timeout(&mut self, now: Instant) -> bool {
+        if let Some(d) = self.deadline {
+            if now >= d {
+                let timed_out = matches!(self.state, State::Trying | State::Proceeding);
+                self.state = State::Terminated;
+                self.resend = None;
+                self.deadline = None;
+                return timed_out;
+            }
+        }
+        if let Some((at, interval)) = self.resend {
+            if now >= at {
+                self.out.push_back(self.bytes.clone());
+                let next = match self.state {
+                    State::Proceeding => self.timers.t2,
+                    _ => self.timers.backoff(interval),
+                };
+                self.resend = Some((now + interval, next));
+            }
+        }
+        false
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.out.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message;
+
+    fn bye() -> Request {
+        let mut r = Request::new("BYE", "sip:bob@10.0.0.2");
+        r.push("Via", "SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bK-r-2")
+            .push("Call-ID", "c1")
+            .push("CSeq", "3 BYE");
+        r
+    }
+
+    fn response(code: u16) -> Message {
+        let text = format!(
+            "SIP/2.0 {code} X\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bK-r-2\r\n\
+             Call-ID: c1\r\nCSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n"
+        );
+        message::parse(text.as_bytes(), true).unwrap().0
+    }
+
+    fn count(tx: &mut NonInviteClient) -> usize {
+        std::iter::from_fn(|| tx.poll_transmit()).count()
+    }
+
+    /// Runs the timers until Timer F; returns the retransmission times (ms after start).
+    fn run(tx: &mut NonInviteClient, t0: Instant) -> (Vec<u128>, Instant) {
+        let mut at = Vec::new();
+        loop {
+            let now = tx.poll_timeout().unwrap();
+            if tx.handle_timeout(now) {
+                return (at, now);
+            }
+            if count(tx) > 0 {
+                at.push((now - t0).as_millis());
+            }
+        }
+    }
+
+    #[test]
+    fn timer_e_backs_off_to_t2_until_timer_f() {
+        let t0 = Instant::now();
+        let mut tx = NonInviteClient::new(bye(), false, Timers::default(), t0);
+        assert_eq!(count(&mut tx), 1);
+        let (at, end) = run(&mut tx, t0);
+        assert_eq!(
+            &at[..6],
+            [500, 1500, 3500, 7500, 11500, 15500],
+            "T1 doubling, capped at T2"
+        );
+        assert_eq!(*at.last().unwrap(), 31500);
+        assert_eq!(end - t0, Duration::from_secs(32));
+        assert!(tx.is_terminated());
+    }
+
+    #[test]
+    fn provisional_moves_retransmissions_to_t2() {
+        let t0 = Instant::now();
+        let mut tx = NonInviteClient::new(bye(), false, Timers::default(), t0);
+        count(&mut tx);
+        assert!(tx.matches(&response(100)));
+        assert_eq!(
+            tx.handle_response(&response(100), t0),
+            Some(Received::Provisional)
+        );
+        assert_eq!(tx.state(), State::Proceeding);
+        let (at, _) = run(&mut tx, t0);
+        assert_eq!(&at[..3], [500, 4500, 8500]);
+    }
+
+    #[test]
+    fn final_completes_then_timer_k() {
+        let t0 = Instant::now();
+        let mut tx = NonInviteClient::new(bye(), false, Timers::default(), t0);
+        count(&mut tx);
+        assert_eq!(
+            tx.handle_response(&response(200), t0),
+            Some(Received::Final)
+        );
+        assert_eq!(tx.handle_response(&response(200), t0), None, "absorbed");
+        assert_eq!(tx.handle_response(&response(180), t0), None);
+        assert_eq!(count(&mut tx), 0);
+        assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+        assert!(!tx.handle_timeout(t0 + Duration::from_secs(5)));
+        assert!(tx.is_terminated());
+    }
+
+    #[test]
+    fn reliable_transport_no_retransmission_no_timer_k() {
+        let t0 = Instant::now();
+        let mut tx = NonInviteClient::new(bye(), true, Timers::default(), t0);
+        count(&mut tx);
+        assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)));
+        assert_eq!(
+            tx.handle_response(&response(481), t0),
+            Some(Received::Final)
+        );
+        assert!(tx.is_terminated());
+    }
+
+    #[test]
+    fn other_methods_and_branches_do_not_match() {
+        let tx = NonInviteClient::new(bye(), false, Timers::default(), Instant::now());
+        let text =
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK-r-2\r\nCSeq: 3 INFO\r\n\r\n";
+        assert!(!tx.matches(&message::parse(text.as_bytes(), false).unwrap().0));
+        let text = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK-r-9\r\nCSeq: 3 BYE\r\n\r\n";
+        assert!(!tx.matches(&message::parse(text.as_bytes(), false).unwrap().0));
+    }
+}

@@ -28,6 +28,7 @@ mod parser_properties;
 pub mod fuzzing {
     pub use crate::sip::digest;
     pub use crate::sip::message;
+    pub use crate::sip::call::fuzz as call_fuzz;
     pub use crate::ws::parse_client_message;
 }
 

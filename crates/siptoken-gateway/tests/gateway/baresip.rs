@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::loopback::free_port;
+use crate::harness::free_port;
 
 /// A running baresip with one account.
 pub struct Baresip {
@@ -105,9 +105,11 @@ impl Baresip {
         std::thread::spawn(move || {
             let mut r = BufReader::new(reader);
             while let Some(frame) = read_netstring(&mut r) {
-                match serde_json::from_slice::<Value>(&frame) {
-                    Ok(v) if tx.send(v).is_ok() => {}
-                    _ => break,
+                let Ok(v) = serde_json::from_slice::<Value>(&frame) else {
+                    break;
+                };
+                if tx.send(v).is_err() {
+                    break;
                 }
             }
         });

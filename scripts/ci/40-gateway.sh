@@ -18,7 +18,7 @@ if [ ! -d "$node_dir/node_modules/playwright-core" ]; then
 fi
 export SIPTOKEN_NODE_MODULES="$PWD/$node_dir/node_modules"
 
-gateway_tests=(--test gateway_tokens --test gateway_kamailio --test gateway_sipp --test gateway_browser --test gateway_man)
+gateway_tests=(--test gateway_tokens --test gateway_kamailio --test gateway_sipp --test gateway_browser --test softphone_browser --test gateway_man)
 
 step "gateway: rustfmt" cargo fmt -p siptoken-gateway -- --check
 step "gateway: clippy" cargo clippy -p siptoken-gateway --all-targets -- -D warnings

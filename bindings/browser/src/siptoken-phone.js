@@ -505,7 +505,12 @@ export class Phone extends Emitter {
   }
 
   /** Hangs up every call, logs out, closes the socket; the state becomes `offline`. */
-  async disconnect() {
+  disconnect() {
+    if (!this._disconnecting) this._disconnecting = this._disconnect().finally(() => (this._disconnecting = null));
+    return this._disconnecting;
+  }
+
+  async _disconnect() {
     this._wanted = false;
     clearTimeout(this._retryTimer);
     if (this._retryWake) this._retryWake();

@@ -326,8 +326,10 @@ test('disconnect: hangs up calls, then logout, waits for unregistered, closes, s
   await flush();
   assert.deepEqual(gw.ws.sent.map((m) => m.type), ['login', 'answer', 'hangup', 'logout']);
   assert.equal(done, false, 'waits for unregistered');
+  assert.equal(phone.disconnect(), phone.disconnect(), 'a second disconnect() shares the first');
   logoutAnswer.receive({ type: 'unregistered', aor: gw.aor });
   await p;
+  assert.equal(gw.sent('logout').length, 1);
   assert.deepEqual(await call.ended, { reason: 'hangup' });
   assert.equal(gw.ws.closedWith, 1000);
   assert.equal(phone.state, 'offline');

@@ -48,8 +48,9 @@ const newest = ".call:last-of-type";
 
 const ui = (page) => ({
   text: (sel) => page.textContent(sel),
-  waitText: (sel, text) =>
-    page.waitForFunction(([s, t]) => document.querySelector(s)?.textContent === t, [sel, text], { timeout: TIMEOUT }),
+  async waitText(sel, text) {
+    await page.waitForFunction(([s, t]) => document.querySelector(s)?.textContent === t, [sel, text], { timeout: TIMEOUT });
+  },
   state: (text) => ui(page).waitText("#state", text),
   async login(token) {
     await page.fill("#token", token);

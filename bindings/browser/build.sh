@@ -10,6 +10,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+esbuild=
+if [ "${1:-}" = "--size" ]; then
+  esbuild=$(realpath "${2:?"--size needs the esbuild binary"}")
+fi
 cd "$here"
 
 version=$(source "$root/scripts/lib.sh" && package_field version)
@@ -24,8 +28,7 @@ rm -rf pkg
 mv "$tmp" pkg
 echo "built bindings/browser/pkg/ (siptoken-phone $version)"
 
-if [ "${1:-}" = "--size" ]; then
-  esbuild=${2:?"--size needs the esbuild binary"}
+if [ -n "$esbuild" ]; then
   limit=15360
   min=$("$esbuild" --minify --format=esm --target=es2022 --log-level=warning pkg/siptoken-phone.js | wc -c)
   gz=$("$esbuild" --minify --format=esm --target=es2022 --log-level=warning pkg/siptoken-phone.js | gzip -9 | wc -c)

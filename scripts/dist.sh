@@ -6,6 +6,7 @@
 #
 #   deb     siptoken_VERSION-1_ARCH.deb        cargo-deb; layout in Cargo.toml [package.metadata.deb]
 #   npm     siptoken-VERSION.tgz               bindings/wasm/build.sh, then npm pack
+#           siptoken-phone-VERSION.tgz         the browser SDK: bindings/browser/build.sh, then npm pack
 #   python  siptoken-VERSION.tar.gz, siptoken-VERSION-py3-none-any.whl   (python -m build)
 #
 #   scripts/dist.sh                  all three
@@ -65,9 +66,16 @@ build_npm() {
   pv=$(node -p 'require("./bindings/wasm/pkg/package.json").version')
   [ "$pv" = "$version" ] || { echo "dist.sh: bindings/wasm/pkg has version $pv, Cargo.toml $version" >&2; return 1; }
   mkdir -p "$out"
-  rm -f "$out"/siptoken-*.tgz
+  rm -f "$out"/siptoken-[0-9]*.tgz
   (cd bindings/wasm/pkg && npm pack --silent --pack-destination "$out" >/dev/null)
   ls -l "$out/siptoken-$version.tgz"
+
+  bindings/browser/build.sh
+  pv=$(node -p 'require("./bindings/browser/pkg/package.json").version')
+  [ "$pv" = "$version" ] || { echo "dist.sh: bindings/browser/pkg has version $pv, Cargo.toml $version" >&2; return 1; }
+  rm -f "$out"/siptoken-phone-*.tgz
+  (cd bindings/browser/pkg && npm pack --silent --pack-destination "$out" >/dev/null)
+  ls -l "$out/siptoken-phone-$version.tgz"
 }
 
 build_python() {

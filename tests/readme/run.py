@@ -10,7 +10,9 @@ Conventions (README.md, visible to anyone editing it):
       sh      bash -euo pipefail, in a fresh temporary directory (`cwd: repo`: the checkout)
       rust    a complete program, compiled with rustc against the release build of the library
       python  python3 in a venv with the siptoken wheel from target/dist/ installed
-      js      node, in a directory where the npm tarball from target/dist/ is installed
+      js      node, in a directory where the npm tarballs from target/dist/ (siptoken and
+              the browser SDK siptoken-phone) are installed; a block with `import`
+              statements runs as an ES module (its prelude too)
       php     php, with the installed header and libsiptoken.so
       conf    not a program: written to the file named by `file:`, then `check:` runs
   * An HTML comment right before a block (invisible when rendered) may add, one per line:
@@ -113,12 +115,12 @@ class Env:
 
     def node_dir(self):
         if self._node is None:
-            tarball = DIST / f"siptoken-{self.version}.tgz"
+            tarballs = [DIST / f"siptoken-{self.version}.tgz", DIST / f"siptoken-phone-{self.version}.tgz"]
             d = self.scratch / "node"
             d.mkdir()
             (d / "package.json").write_text('{"private": true}\n')
             subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "--offline",
-                            "--no-package-lock", str(tarball)], cwd=d, check=True)
+                            "--no-package-lock", *map(str, tarballs)], cwd=d, check=True)
             self._node = d
         return self._node
 
@@ -154,8 +156,9 @@ def runner(lang, code, directives, workdir, env):
     if lang == "js":
         node = env.node_dir()
         prelude = "\n".join(directives.get("prelude", []))
-        (node / "block.js").write_text(prelude + "\n" + code)
-        return f"node --experimental-websocket --no-warnings {node / 'block.js'}"
+        block = node / ("block.mjs" if re.search(r"^import ", code, re.M) else "block.js")
+        block.write_text(prelude + "\n" + code)
+        return f"node --experimental-websocket --no-warnings {block}"
     if lang == "php":
         (workdir / "block.php").write_text(code)
         return ("SIPTOKEN_LIB=/usr/lib/libsiptoken.so SIPTOKEN_HEADER=/usr/include/siptoken.h "

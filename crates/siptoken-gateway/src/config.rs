@@ -128,6 +128,10 @@ pub struct Config {
     /// Answer digest challenges without `qop` (RFC 2069), whose answers can be replayed.
     /// Default `false`: such a challenge gets no answer (`sip_auth_failed`).
     pub allow_rfc2069_digest: bool,
+    /// The demo softphone's "open client card" link for an incoming call, e.g.
+    /// `https://crm.example.org/clients?phone={from}` (`{from}`: the caller's number, `{name}`:
+    /// the caller's display name, both percent-encoded by the page). Unset (default): no link.
+    pub screen_pop_url: Option<String>,
 }
 
 impl Default for Config {
@@ -163,6 +167,7 @@ impl Default for Config {
             tcp_keepalive_seconds: 30,
             min_digest_algorithm: HashStrength::Md5,
             allow_rfc2069_digest: false,
+            screen_pop_url: None,
         }
     }
 }
@@ -269,6 +274,13 @@ impl Config {
         if self.replay_store_timeout_ms == 0 {
             return bad("replay_store_timeout_ms must be positive");
         }
+        if let Some(u) = &self.screen_pop_url {
+            if !(u.starts_with("http://") || u.starts_with("https://"))
+                || u.chars().any(char::is_control)
+            {
+                return bad("screen_pop_url must be an http:// or https:// URL");
+            }
+        }
         for o in &self.allowed_origins {
             if !(o.starts_with("http://") || o.starts_with("https://")) {
                 return Err(ConfigError(format!(
@@ -363,6 +375,20 @@ mod tests {
         c.replay_store = "memory".into();
         c.allowed_origins = vec!["crm.example.org".into()];
         assert!(c.validate().is_err());
+        c.allowed_origins.clear();
+        for bad in [
+            "javascript:alert(1)",
+            "crm.example.org/{from}",
+            "https://crm/\n{from}",
+        ] {
+            c.screen_pop_url = Some(bad.into());
+            assert!(
+                c.validate().unwrap_err().0.contains("screen_pop_url"),
+                "{bad}"
+            );
+        }
+        c.screen_pop_url = Some("https://crm.example.org/clients?phone={from}".into());
+        c.validate().unwrap();
     }
 
     /// Issue 14, item 13: both were cast with `as i64` where the gateway computes how long to

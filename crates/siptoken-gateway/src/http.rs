@@ -1,4 +1,4 @@
-//! HTTP routes: `/` (demo page), `/healthz`, `/metrics`, `/ws` (with the Origin check; a
+//! HTTP routes: `/` (demo softphone; its other files in `softphone`), `/healthz`, `/metrics`, `/ws` (with the Origin check; a
 //! WebSocket upgrade over HTTP/1.1, or an extended CONNECT over HTTP/2, RFC 8441).
 
 use std::net::SocketAddr;
@@ -24,6 +24,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/metrics", get(metrics))
         // GET for HTTP/1.1, CONNECT for HTTP/2: the extractor refuses other methods (405).
         .route("/ws", any(websocket))
+        .merge(super::softphone::routes())
         .with_state(state)
 }
 

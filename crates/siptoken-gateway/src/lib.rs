@@ -15,6 +15,7 @@ mod ratelimit;
 mod redis;
 mod replay;
 mod sip;
+mod softphone;
 mod tls;
 mod ws;
 

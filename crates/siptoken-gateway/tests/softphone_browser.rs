@@ -1,0 +1,96 @@
+//! The softphone page (demo.html + phone.js on the browser SDK, all served by the gateway) in a
+//! real headless Chromium (Debian `chromium`, driven by npm `playwright-core` from a test-local
+//! directory), against a scripted gateway side of the WebSocket protocol: the page, the SDK,
+//! getUserMedia, RTCPeerConnection and ICE are real, the far end of each call is a second
+//! RTCPeerConnection in the page playing a tone. See tests/gateway/softphone.cjs for the steps.
+//! (The same driver's `drive` mode is for the end-to-end call tests against the real gateway.)
+
+#[path = "gateway/harness.rs"]
+mod harness;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use harness::*;
+
+#[test]
+#[ignore = "needs headless Chromium and playwright-core (scripts/ci/40-gateway.sh)"]
+fn softphone_page_against_a_scripted_gateway_in_headless_chromium() {
+    let modules = std::env::var("SIPTOKEN_NODE_MODULES").unwrap_or_else(|_| {
+        format!(
+            "{}/../../target/gateway-node/node_modules",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    assert!(
+        std::path::Path::new(&modules)
+            .join("playwright-core")
+            .is_dir(),
+        "playwright-core is not installed in {modules} (scripts/ci/40-gateway.sh installs it)"
+    );
+    let gw = Gateway::start(
+        "screen_pop_url = \"https://crm.example.org/clients?phone={from}&name={name}\"",
+    );
+    // The page's files are served with the right types, the SDK as the npm package has it.
+    let (status, config) = gw.get("/config.json");
+    assert_eq!(status, 200);
+    assert_eq!(
+        config,
+        r#"{"screenPopUrl":"https://crm.example.org/clients?phone={from}&name={name}"}"#
+    );
+    let (status, sdk) = gw.get("/siptoken-phone.js");
+    assert_eq!(status, 200);
+    assert_eq!(
+        sdk,
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../bindings/browser/src/siptoken-phone.js"
+        ))
+        .unwrap()
+    );
+    assert_eq!(gw.get("/phone.js").0, 200);
+
+    let profile = tempfile::tempdir().unwrap();
+    // SIPTOKEN_SOFTPHONE_SCREENSHOT=FILE.png keeps pictures of the page (FILE-call.png too).
+    let screenshot = std::env::var("SIPTOKEN_SOFTPHONE_SCREENSHOT").unwrap_or_default();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/softphone.cjs");
+    let mut node = Command::new("node");
+    node.arg(script)
+        .arg("scripted")
+        .arg(format!("http://{}/", gw.addr))
+        .arg(profile.path());
+    if !screenshot.is_empty() {
+        node.arg(&screenshot);
+    }
+    let child = node
+        .env("NODE_PATH", &modules)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("node is installed");
+    // Whatever happens, node and the Chromium it started go away with the test.
+    let _reaper = Reaper(child.id());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("scripted: all steps passed"),
+        "{}\nstdout:\n{stdout}\nstderr:\n{stderr}\ngateway log:\n{}",
+        out.status,
+        gw.log()
+    );
+    print!("{stdout}");
+}
+
+struct Reaper(u32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .stderr(Stdio::null())
+            .status();
+    }
+}

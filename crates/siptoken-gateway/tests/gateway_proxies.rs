@@ -297,12 +297,10 @@ async fn proxy_protocol_v2_from_trusted_proxies() {
     assert!(resp.is_empty(), "{}", String::from_utf8_lossy(&resp));
     // An untrusted peer is an ordinary client: its PROXY header is not honoured (the
     // connection fails as bad HTTP), its plain requests are served.
-    let mut spoof = std::net::TcpStream::from(
-        proxied("127.0.0.2", addr, "198.51.100.50:1")
-            .await
-            .into_std()
-            .unwrap(),
-    );
+    let mut spoof = proxied("127.0.0.2", addr, "198.51.100.50:1")
+        .await
+        .into_std()
+        .unwrap();
     spoof.set_nonblocking(false).unwrap();
     spoof
         .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())

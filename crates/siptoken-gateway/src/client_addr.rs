@@ -415,6 +415,60 @@ mod tests {
         assert_eq!(client_ip(peer, &h, &t, ForwardedHeader::Forwarded), peer);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any visible-ASCII header value: no panic.
+        #[test]
+        fn forwarding_headers_never_panic(value in "[ -~]{0,120}", forwarded in proptest::bool::ANY) {
+            let (name, which) = if forwarded {
+                ("forwarded", ForwardedHeader::Forwarded)
+            } else {
+                ("x-forwarded-for", ForwardedHeader::XForwardedFor)
+            };
+            if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+                let mut h = HeaderMap::new();
+                h.append(name, v);
+                let _ = client_ip(ip("10.0.0.1"), &h, &trusted(), which);
+            }
+        }
+
+        /// A chain of trusted (10.0.0.x) and untrusted (203.0.113.x) hops, in both header forms:
+        /// the client is the right-most untrusted hop, else the left-most.
+        #[test]
+        fn the_client_is_the_right_most_untrusted_hop(
+            hops in proptest::collection::vec((proptest::bool::ANY, 0u8..=255), 1..8),
+        ) {
+            let hops: Vec<IpAddr> = hops
+                .iter()
+                .map(|(t, n)| IpAddr::from(if *t { [10, 0, 0, *n] } else { [203, 0, 113, *n] }))
+                .collect();
+            let expected = hops
+                .iter()
+                .rev()
+                .find(|a| !is_trusted(&trusted(), **a))
+                .copied()
+                .unwrap_or(hops[0]);
+            let list = |prefix: &str| {
+                hops.iter()
+                    .map(|a| format!("{prefix}{a}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let peer = ip("10.0.0.1");
+            let xff = headers(&[("x-forwarded-for", &list(""))]);
+            let fwd = headers(&[("forwarded", &list("for="))]);
+            proptest::prop_assert_eq!(
+                client_ip(peer, &xff, &trusted(), ForwardedHeader::XForwardedFor),
+                expected
+            );
+            proptest::prop_assert_eq!(
+                client_ip(peer, &fwd, &trusted(), ForwardedHeader::Forwarded),
+                expected
+            );
+        }
+    }
+
     #[test]
     fn keys_aggregate_ipv6_by_64() {
         assert_eq!(

@@ -290,6 +290,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any string: no panic; a parsed origin is equal to itself re-parsed from its parts.
+        #[test]
+        fn origin_parser_never_panics(value in "\\PC{0,60}") {
+            if let Ok(o) = value.parse::<Origin>() {
+                let scheme = match o.scheme { Scheme::Http => "http", Scheme::Https => "https" };
+                let again: Origin = format!("{scheme}://{}:{}", o.host, o.port).parse().unwrap();
+                proptest::prop_assert_eq!(again, o);
+            }
+        }
+    }
+
     #[test]
     fn own_origins_come_from_the_listen_address_never_the_host() {
         let listen: SocketAddr = "127.0.0.1:8088".parse().unwrap();

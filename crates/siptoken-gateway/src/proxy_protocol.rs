@@ -241,6 +241,25 @@ mod tests {
         assert!(e.contains("2016") && e.contains("1024"), "{e}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Any bytes after the signature: no panic, and a header is read only when it is
+        /// exactly as long as it says.
+        #[test]
+        fn headers_never_panic(rest in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let mut bytes = SIGNATURE.to_vec();
+            bytes.extend_from_slice(&rest);
+            let _ = parse(&bytes);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let mut io = &bytes[..];
+            if rt.block_on(read(&mut io)).is_ok() {
+                let used = bytes.len() - io.len();
+                proptest::prop_assert_eq!(used, 16 + u16::from_be_bytes([bytes[14], bytes[15]]) as usize);
+            }
+        }
+    }
+
     #[test]
     fn parse_never_panics_on_truncations() {
         let full = v6_header();

@@ -253,10 +253,10 @@ async fn proxy_protocol_v2_from_trusted_proxies() {
     // closed at once, one from another client is not.
     let mut third = proxied("127.0.0.1", addr, "198.51.100.7:7777").await;
     let mut buf = [0u8; 16];
-    third
+    // (It may be closed before this is written.)
+    let _ = third
         .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+        .await;
     let n = tokio::time::timeout(
         Duration::from_secs(3),
         tokio::io::AsyncReadExt::read(&mut third, &mut buf),
@@ -302,9 +302,8 @@ async fn proxy_protocol_v2_from_trusted_proxies() {
         .into_std()
         .unwrap();
     spoof.set_nonblocking(false).unwrap();
-    spoof
-        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .unwrap();
+    // (The gateway may already have answered the header as a bad request and closed.)
+    let _ = spoof.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes());
     spoof
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();

@@ -4,7 +4,9 @@
 # held 30 s with a 20 s register expiry (every session refreshes at least once, 3-9 s before its
 # binding would expire, so a slow CI machine does not turn into a lost registration), then logged
 # out; then 2,000 more carried by two HTTP/2 connections (RFC 8441), held and logged out the same
-# way. Fails on any error, lost registration or leftover binding; never on speed (the figures are
+# way; then a flood of 10 HTTP/2 connections x 1000 silent streams from one address, which must
+# get no more than max_sessions_per_ip and leave room for others (issue 14). Fails on any error,
+# lost registration or leftover binding; never on speed (the figures are
 # printed only). Uses the debug build the gateway stage already made; full size and release
 # figures: benches/gateway_load.sh and docs/performance.md.
 set -euo pipefail
@@ -30,3 +32,6 @@ step "load: build (debug, shared with the gateway stage)" \
 step "load: 2,000 sessions through the gateway, 30 s hold, sipp beside" run_load
 step "load: 2,000 sessions on two HTTP/2 connections, 30 s hold" \
   run_load --http2 1000 --no-sipp --no-half-rate
+step "load: a flood of 10 HTTP/2 connections x 1000 silent streams from one address (issue 14)" \
+  cargo test -p siptoken-gateway --test gateway_abuse ten_thousand_http2_streams_at_the_defaults \
+  -- --include-ignored --nocapture

@@ -536,10 +536,15 @@ impl Gateway {
         let config = format!(
             "listen = \"127.0.0.1:0\"\nkeys = \"keys.conf\"\nsip_bind = \"127.0.0.1\"\n\
              register_expires = {}\nmax_sessions = {}\nlogin_rate_per_minute = 1000000000\n\
-             login_burst = 1000000000\nsrv_lookup = false\nhttp2_max_streams = {}\n",
+             login_burst = 1000000000\nsrv_lookup = false\nhttp2_max_streams = {}\n\
+             max_sessions_per_ip = {sessions}\nmax_connections = {connections}\n\
+             max_connections_per_ip = {connections}\n",
             o.register_expires,
             o.sessions + 100,
-            o.http2.unwrap_or(1000)
+            o.http2.unwrap_or(1000),
+            // Over HTTP/2 every session comes from 127.0.0.1.
+            sessions = o.sessions + 100,
+            connections = o.sessions + 1000,
         );
         let config_path = dir.join("gateway.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -815,23 +820,38 @@ async fn login(dialer: &Dialer, i: usize, token: &str) -> Result<(Ws, Duration),
 
 /// Holds a logged-in session until `stop` turns true, counting refreshes, then logs out.
 async fn hold(mut ws: Ws, mut stop: watch::Receiver<bool>, report: &mut SessionReport) {
+    // The gateway closes sockets that send no message for ws_idle_timeout_seconds (90 s): say
+    // something every 30 s, as the demo page does.
+    let mut keepalive = tokio::time::interval(Duration::from_secs(30));
+    keepalive.tick().await;
     loop {
-        tokio::select! {
+        let ping_due = tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
+            _ = keepalive.tick() => true,
             m = ws.next() => match m {
                 Some(Ok(Message::Text(t))) => {
                     let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
                     if v["type"] == "registered" {
                         report.refreshes += 1;
-                    } else if report.error.is_none() {
+                    } else if v["type"] != "pong" && report.error.is_none() {
                         report.error = Some(format!("during hold: {v}"));
                     }
+                    false
                 }
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => false,
                 other => {
                     report.error.get_or_insert(format!("during hold: socket ended: {other:?}"));
                     return;
                 }
+            }
+        };
+        if ping_due {
+            let ping = Message::Text(json!({"type": "ping"}).to_string().into());
+            if let Err(e) = ws.send(ping).await {
+                report
+                    .error
+                    .get_or_insert(format!("during hold: ping: {e}"));
+                return;
             }
         }
     }
@@ -849,6 +869,7 @@ async fn hold(mut ws: Ws, mut stop: watch::Receiver<bool>, report: &mut SessionR
                 break;
             }
             Ok(v) if v["type"] == "registered" => report.refreshes += 1,
+            Ok(v) if v["type"] == "pong" => {}
             Ok(v) => {
                 report.error.get_or_insert(format!("after logout: {v}"));
                 break;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::client_addr::{Cidr, ForwardedHeader};
 use super::sip::digest::{DigestPolicy, HashStrength};
 use super::sip::register::SipSettings;
 use siptoken::verify::{LEEWAY_LIMIT_SECONDS, LIFETIME_LIMIT_SECONDS};
@@ -79,6 +80,11 @@ pub struct Config {
     pub register_expires: u32,
     /// WebSocket origins allowed besides the gateway's own, e.g. `https://crm.example.org`.
     pub allowed_origins: Vec<String>,
+    /// The gateway's own origins as browsers reach it (`https://gw.example.org`; a string or a
+    /// list), for the Origin check. Unset: the listen address and `localhost` (with the listen
+    /// port and the scheme served). Never the request's `Host`.
+    #[serde(deserialize_with = "one_or_many")]
+    pub public_origin: Vec<String>,
     /// Time a client has from connecting to finishing its HTTP request (the WebSocket upgrade
     /// included), seconds; slower connections are closed. Default 10.
     pub handshake_timeout_seconds: u64,
@@ -91,6 +97,25 @@ pub struct Config {
     pub ws_max_message_bytes: usize,
     /// Most concurrent WebSocket sessions. Default 10000.
     pub max_sessions: usize,
+    /// Most concurrent WebSocket sessions per client address (IPv6: per /64). Default 1000.
+    pub max_sessions_per_ip: usize,
+    /// Seconds a WebSocket may hold no logged-in account (from its start, or after its last
+    /// account went) before it is closed with code 4401. Default 15.
+    pub login_timeout_seconds: u64,
+    /// Most open connections (HTTP/1.1, HTTP/2, TLS or not); more are closed at once.
+    /// Default 20000.
+    pub max_connections: usize,
+    /// Most open connections per client address (IPv6: per /64); a trusted proxy's own
+    /// connections are exempt. Default 1000.
+    pub max_connections_per_ip: usize,
+    /// Front proxies whose word on the client address is taken (CIDRs or addresses, e.g.
+    /// `["10.0.0.0/8", "::1"]`). Empty (default): every client is its TCP peer.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The header trusted proxies name the client in: `x-forwarded-for` (default),
+    /// `forwarded` (RFC 7239) or `none`.
+    pub forwarded_header: ForwardedHeader,
+    /// Connections from `trusted_proxies` start with a PROXY protocol v2 header. Default false.
+    pub proxy_protocol: bool,
     /// Most WebSocket sessions carried by one HTTP/2 connection (RFC 8441 streams; HTTP/1.1
     /// carries one per connection). Default 1000.
     pub http2_max_streams: u32,
@@ -148,10 +173,18 @@ impl Default for Config {
             sip_bind: IpAddr::from([0u8; 4]),
             register_expires: 600,
             allowed_origins: Vec::new(),
+            public_origin: Vec::new(),
             handshake_timeout_seconds: 10,
             ws_idle_timeout_seconds: 90,
             ws_max_message_bytes: 16 * 1024,
             max_sessions: 10_000,
+            max_sessions_per_ip: 1000,
+            login_timeout_seconds: 15,
+            max_connections: 20_000,
+            max_connections_per_ip: 1000,
+            trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
+            proxy_protocol: false,
             http2_max_streams: 1000,
             max_accounts_per_session: 4,
             login_rate_per_minute: 60,
@@ -170,6 +203,20 @@ impl Default for Config {
             screen_pop_url: None,
         }
     }
+}
+
+/// A string or a list of strings (`public_origin`).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 /// What to do with a login when the shared replay store fails (`replay_store_failure`).
@@ -252,6 +299,20 @@ impl Config {
         if self.handshake_timeout_seconds == 0 || self.ws_idle_timeout_seconds == 0 {
             return bad("handshake_timeout_seconds and ws_idle_timeout_seconds must be positive");
         }
+        if self.login_timeout_seconds == 0 {
+            return bad("login_timeout_seconds must be positive");
+        }
+        if self.max_sessions_per_ip == 0
+            || self.max_connections == 0
+            || self.max_connections_per_ip == 0
+        {
+            return bad(
+                "max_sessions_per_ip, max_connections and max_connections_per_ip must be positive",
+            );
+        }
+        if self.proxy_protocol && self.trusted_proxies.is_empty() {
+            return bad("proxy_protocol = true needs trusted_proxies (the proxies that send it)");
+        }
         if !(1024..=1 << 20).contains(&self.ws_max_message_bytes) {
             return bad("ws_max_message_bytes must be between 1024 and 1048576");
         }
@@ -281,12 +342,11 @@ impl Config {
                 return bad("screen_pop_url must be an http:// or https:// URL");
             }
         }
-        for o in &self.allowed_origins {
-            if !(o.starts_with("http://") || o.starts_with("https://")) {
-                return Err(ConfigError(format!(
-                    "allowed origin {o:?} must start with http:// or https://"
-                )));
-            }
+        for (key, list) in [
+            ("allowed_origins", &self.allowed_origins),
+            ("public_origin", &self.public_origin),
+        ] {
+            super::origin::parse_list(key, list).map_err(|e| ConfigError(e.to_string()))?;
         }
         Ok(())
     }
@@ -342,6 +402,64 @@ mod tests {
         let c = Config::parse(include_str!("../../../examples/gateway.toml")).unwrap();
         c.validate().unwrap();
         assert_eq!(c.register_expires, 600);
+        // The example shows the defaults of the connection limits and proxy keys.
+        let d = Config::default();
+        assert_eq!(
+            (
+                c.login_timeout_seconds,
+                c.max_connections,
+                c.max_connections_per_ip,
+                c.max_sessions_per_ip,
+            ),
+            (
+                d.login_timeout_seconds,
+                d.max_connections,
+                d.max_connections_per_ip,
+                d.max_sessions_per_ip,
+            )
+        );
+        assert_eq!(
+            (&c.trusted_proxies, c.forwarded_header, c.proxy_protocol),
+            (&d.trusted_proxies, d.forwarded_header, d.proxy_protocol)
+        );
+        assert!(c.public_origin.is_empty());
+    }
+
+    #[test]
+    fn proxy_and_origin_keys() {
+        let c = Config::parse(
+            "keys = \"k\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n\
+             forwarded_header = \"forwarded\"\nproxy_protocol = true\n\
+             public_origin = \"https://gw.example.org\"",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.forwarded_header, ForwardedHeader::Forwarded);
+        assert_eq!(c.public_origin, ["https://gw.example.org"]);
+        let c = Config::parse("public_origin = [\"https://a.example\", \"wss://b.example:8443\"]")
+            .unwrap();
+        assert_eq!(c.public_origin.len(), 2);
+        let e = Config::parse("trusted_proxies = [\"10.0.0.0/33\"]").unwrap_err();
+        assert!(e.0.contains("10.0.0.0/33") && e.0.contains("CIDR"), "{e}");
+        assert!(Config::parse("forwarded_header = \"x-real-ip\"").is_err());
+        for (bad, says) in [
+            ("proxy_protocol = true", "trusted_proxies"),
+            ("public_origin = \"gw.example.org\"", "public_origin"),
+            ("public_origin = [\"https://gw/path\"]", "public_origin"),
+            (
+                "allowed_origins = [\"https://crm.example.org:0\"]",
+                "allowed_origins",
+            ),
+            ("login_timeout_seconds = 0", "login_timeout_seconds"),
+            ("max_sessions_per_ip = 0", "max_sessions_per_ip"),
+            ("max_connections = 0", "max_connections"),
+            ("max_connections_per_ip = 0", "max_connections_per_ip"),
+        ] {
+            let c = Config::parse(&format!("keys = \"k\"\n{bad}")).unwrap();
+            let e = c.validate().unwrap_err().0;
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -1,19 +1,28 @@
 //! The reference gateway `siptoken-gateway`: a browser presents a
 //! token over a WebSocket, the gateway verifies it and registers the SIP account itself.
 //!
-//! The public surface is what the binary needs: [`cli`], [`config`], [`serve`] and
-//! [`check_tls`]. Inside, one module per job: `http` (routes, origin check, demo page), `ws` (the
-//! WebSocket session protocol), `replay` and `redis` (single use), `metrics`, `ratelimit`, `tls`
-//! (rustls for `wss://` and SIP over TLS), and `sip` (message parser, digest, DNS, transports,
-//! the REGISTER client). The protocol is specified in `docs/gateway-protocol.md`.
+//! The public surface is what the binary needs: [`cli`], [`config`] (with the types of its keys
+//! in [`client_addr`]), [`serve`] and [`check_tls`]. Inside, one module per job: `conn` (one
+//! connection: caps, PROXY header, TLS, HTTP with its timeouts), `admission` (connection and
+//! session caps), `proxy_protocol`, `http` (routes, demo page), `origin` (the Origin check), `ws`
+//! (the WebSocket session protocol) with `session_clock` (its login and idle deadlines), `replay`
+//! and `redis` (single use), `metrics`, `ratelimit`, `tls` (rustls for `wss://` and SIP over
+//! TLS), and `sip` (message parser, digest, DNS, transports, the REGISTER client). The protocol
+//! is specified in `docs/gateway-protocol.md`.
 
+mod admission;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
+mod conn;
 mod http;
 mod metrics;
+mod origin;
+mod proxy_protocol;
 mod ratelimit;
 mod redis;
 mod replay;
+mod session_clock;
 mod sip;
 mod softphone;
 mod tls;
@@ -34,7 +43,6 @@ pub mod fuzzing {
 }
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -62,8 +70,12 @@ pub(crate) struct State {
     pub replay: Arc<dyn ReplayStore>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Per-IP login rate limiter.
+    /// Per-client login rate limiter.
     pub limiter: RateLimiter,
+    /// Which `Origin`s may open WebSockets.
+    pub origins: origin::OriginPolicy,
+    /// `max_sessions_per_ip`.
+    pub sessions_per_client: Arc<admission::PerClient>,
     /// Becomes `true` when the gateway shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// Upgraded and held by every session and registration task; shutdown waits until
@@ -74,10 +86,11 @@ pub(crate) struct State {
 /// Serves HTTP and WebSockets on `listener` until `signal` completes, then unregisters every
 /// account (waiting at most the SIP transaction timeout plus a few seconds) and returns.
 ///
-/// Each connection is served by hyper (HTTP/1.1 or HTTP/2) with a handshake timeout
-/// (`handshake_timeout_seconds`): a client that connects and does not finish its request (the
-/// WebSocket upgrade included) in time is disconnected, so idle or slow-loris connections cannot
-/// pile up.
+/// Each connection is served by `conn::serve`: caps on connections in total and per client,
+/// the PROXY protocol from trusted proxies, TLS, and hyper (HTTP/1.1 or HTTP/2) with a handshake
+/// timeout (`handshake_timeout_seconds`): a client that connects and does not finish its request
+/// (the WebSocket upgrade included) in time, or leaves its connection without a request in
+/// progress that long, is disconnected, so idle or slow-loris connections cannot pile up.
 pub async fn serve(
     config: Config,
     ring: KeyRing,
@@ -89,7 +102,7 @@ pub async fn serve(
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
     let mut sip = config.sip_settings();
     sip.tls = sip_tls(&config).map_err(invalid)?;
-    let acceptor = match (&config.tls_cert_file, &config.tls_key_file) {
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => Some(tokio_rustls::TlsAcceptor::from(
             tls::server_config(cert, key).map_err(invalid)?,
         )),
@@ -105,9 +118,18 @@ pub async fn serve(
         Ok(None) => Arc::new(replay::MemoryStore::new()),
         Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
     };
+    let origins = origin::OriginPolicy::new(
+        &config.public_origin,
+        &config.allowed_origins,
+        listener.local_addr()?,
+        tls.is_some(),
+    )
+    .map_err(|e| invalid(e.to_string()))?;
     let state = Arc::new(State {
         verify_options: config.verify_options(),
         limiter: RateLimiter::new(config.login_rate_per_minute, config.login_burst),
+        origins,
+        sessions_per_client: admission::PerClient::new(config.max_sessions_per_ip),
         sip,
         config,
         ring,
@@ -116,11 +138,18 @@ pub async fn serve(
         shutdown,
         tasks: Arc::downgrade(&tasks),
     });
-    let app = http::router(state.clone());
     let grace = state.sip.transaction_timeout + Duration::from_secs(3);
-    let handshake = Duration::from_secs(state.config.handshake_timeout_seconds);
-    let max_streams = state.config.http2_max_streams;
-    let metrics = state.metrics.clone();
+    let connections = Arc::new(conn::Connections {
+        app: http::router(state.clone()),
+        tls,
+        handshake: Duration::from_secs(state.config.handshake_timeout_seconds),
+        max_streams: state.config.http2_max_streams,
+        total: admission::Total::new(state.config.max_connections),
+        per_client: admission::PerClient::new(state.config.max_connections_per_ip),
+        trusted_proxies: state.config.trusted_proxies.clone(),
+        proxy_protocol: state.config.proxy_protocol,
+        metrics: state.metrics.clone(),
+    });
     drop(state);
     let mut signal = std::pin::pin!(signal);
     loop {
@@ -144,41 +173,12 @@ pub async fn serve(
                 }
             },
         };
-        let (app, shutdown, metrics) = (app.clone(), shutdown_rx.clone(), metrics.clone());
-        match acceptor.clone() {
-            None => {
-                tokio::spawn(connection(
-                    tcp,
-                    peer,
-                    app,
-                    handshake,
-                    max_streams,
-                    shutdown,
-                    metrics,
-                ));
-            }
-            Some(acceptor) => {
-                tokio::spawn(async move {
-                    // The TLS handshake counts against the handshake timeout too.
-                    let start = tokio::time::Instant::now();
-                    match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let left = handshake.saturating_sub(start.elapsed());
-                            let left = left.max(Duration::from_millis(1));
-                            connection(tls, peer, app, left, max_streams, shutdown, metrics).await
-                        }
-                        Ok(Err(e)) => {
-                            metrics.closed("tls_handshake_failed");
-                            tracing::info!(%peer, "TLS handshake failed: {e}")
-                        }
-                        Err(_) => {
-                            metrics.closed("handshake_timeout");
-                            tracing::info!(%peer, "TLS handshake not completed within the handshake timeout")
-                        }
-                    }
-                });
-            }
-        }
+        tokio::spawn(conn::serve(
+            tcp,
+            peer,
+            connections.clone(),
+            shutdown_rx.clone(),
+        ));
     }
     tracing::info!("shutting down: unregistering every account");
     let _ = shutdown_tx.send(true);
@@ -196,86 +196,6 @@ pub async fn serve(
         tracing::info!("all sessions closed");
     }
     Ok(())
-}
-
-/// Serves one connection, HTTP/1.1 or HTTP/2 (told apart by the client's first bytes; over
-/// TLS, by ALPN), and hands WebSocket upgrades to their sessions: one per HTTP/1.1 connection,
-/// up to `http2_max_streams` extended CONNECT streams per HTTP/2 connection (RFC 8441). A
-/// connection that has not completed a request within `handshake` is closed (HTTP/1.1 also
-/// bounds every later request head by it); HTTP/2 connections are pinged, and closed when the
-/// peer stops answering. On shutdown the request in progress, if any, is finished first.
-async fn connection<I>(
-    io: I,
-    peer: SocketAddr,
-    app: axum::Router,
-    handshake: Duration,
-    max_streams: u32,
-    mut shutdown: watch::Receiver<bool>,
-    metrics: Arc<Metrics>,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let app = hyper_util::service::TowerToHyperService::new(app);
-    let requested = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let seen = requested.clone();
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-        seen.store(true, std::sync::atomic::Ordering::Relaxed);
-        req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
-        hyper::service::Service::call(&app, req)
-    });
-    let mut builder =
-        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(handshake);
-    builder
-        .http2()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .enable_connect_protocol()
-        .max_concurrent_streams(max_streams)
-        .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(io), service);
-    let mut conn = std::pin::pin!(conn);
-    let first_request_by = tokio::time::sleep(handshake);
-    let mut first_request_by = std::pin::pin!(first_request_by);
-    let mut waiting_first = true;
-    let done = loop {
-        tokio::select! {
-            r = conn.as_mut() => break Some(r),
-            _ = shutdown.changed() => break None,
-            _ = first_request_by.as_mut(), if waiting_first => {
-                if !requested.load(std::sync::atomic::Ordering::Relaxed) {
-                    metrics.closed("handshake_timeout");
-                    tracing::info!(%peer, "HTTP request not completed within the handshake timeout: connection closed");
-                    return;
-                }
-                waiting_first = false;
-            }
-        }
-    };
-    let result = match done {
-        Some(r) => r,
-        None => {
-            conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(Duration::from_secs(5), conn).await {
-                Ok(r) => r,
-                Err(_) => return,
-            }
-        }
-    };
-    if let Err(e) = result {
-        if e.downcast_ref::<hyper::Error>()
-            .is_some_and(|e| e.is_timeout())
-        {
-            metrics.closed("handshake_timeout");
-            tracing::info!(%peer, "HTTP request not completed within the handshake timeout: connection closed");
-        } else {
-            tracing::debug!(%peer, "HTTP connection ended: {e}");
-        }
-    }
 }
 
 /// The rustls client configuration for SIP over TLS: from `sip_tls_ca_file` (an error if it is

@@ -49,7 +49,8 @@ impl Metrics {
     }
 
     /// Counts a connection the gateway closed because a limit was hit (`handshake_timeout`,
-    /// `tls_handshake_failed`, `idle_timeout`, `message_too_big`).
+    /// `http_idle_timeout`, `tls_handshake_failed`, `proxy_header_invalid`, `connection_limit`,
+    /// `connection_limit_per_ip`, `login_timeout`, `idle_timeout`, `message_too_big`).
     pub fn closed(&self, reason: &'static str) {
         let mut m = self.closed.lock().unwrap_or_else(|p| p.into_inner());
         *m.entry(reason).or_default() += 1;

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::config::StoreFailure;
+use super::session_clock::{Expired, SessionClock};
 use super::sip::register::{self, Account, Command, Event, SipError};
 use super::sip::transport::Kind;
 use super::State;
@@ -97,6 +98,7 @@ enum Step {
     Event((u64, Event)),
     Shutdown,
     Heartbeat,
+    Deadline,
 }
 
 /// Whether a read error is a message or frame above `ws_max_message_bytes`.
@@ -131,17 +133,12 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
     }
     let _count = Count(state.clone());
     if open as usize > state.config.max_sessions {
-        state.metrics.login("error", "session_limit");
-        let _ = send(
-            &mut socket,
-            error(
-                "session_limit",
-                "the gateway has too many sessions; try again later",
-            ),
+        refuse(
+            socket,
+            &state,
+            "the gateway has too many sessions; try again later",
         )
         .await;
-        let close = socket.send(close_frame(1013, "session limit"));
-        let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
         return;
     }
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -157,33 +154,55 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
     let idle = Duration::from_secs(state.config.ws_idle_timeout_seconds);
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + idle / 3, idle / 3);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heard = Instant::now();
+    let login_timeout = Duration::from_secs(state.config.login_timeout_seconds);
+    let mut clock = SessionClock::new(Instant::now(), login_timeout, idle);
     let shutting_down = loop {
         if *shutdown.borrow() {
             break true;
         }
+        clock.accounts(s.accounts.len(), Instant::now());
+        let deadline = tokio::time::Instant::from_std(clock.next_deadline());
         let step = tokio::select! {
             m = socket.recv() => Step::Ws(m),
             Some(e) = events.recv() => Step::Event(e),
             _ = shutdown.changed() => Step::Shutdown,
             _ = heartbeat.tick() => Step::Heartbeat,
+            _ = tokio::time::sleep_until(deadline) => Step::Deadline,
         };
-        if matches!(step, Step::Ws(Some(Ok(_)))) {
-            last_heard = Instant::now();
+        // Only messages count as the client being there: pongs (and pings) are sent by any
+        // client library by itself.
+        if matches!(
+            step,
+            Step::Ws(Some(Ok(WsMessage::Text(_) | WsMessage::Binary(_))))
+        ) {
+            clock.message(Instant::now());
         }
         match step {
             Step::Shutdown => break true,
-            Step::Heartbeat if last_heard.elapsed() >= idle => {
-                // Nothing from the client, not even a pong to our pings: a dead peer (closed
-                // laptop, dropped network) must not hold its registrations for ever.
-                tracing::info!(ip = %s.ip, "WebSocket idle timeout: closing");
-                state.metrics.closed("idle_timeout");
-                let _ = send(
-                    &mut socket,
-                    error("idle_timeout", "nothing received from the client in time"),
-                )
-                .await;
-                let close = socket.send(close_frame(4408, "idle timeout"));
+            Step::Deadline => {
+                let Some(expired) = clock.expired(Instant::now()) else {
+                    continue;
+                };
+                // A socket without an account must not hold a session slot for ever, nor a dead
+                // peer (closed laptop, dropped network) its registrations.
+                let (error_code, what, code, close) = match expired {
+                    Expired::Login => (
+                        "login_timeout",
+                        "no account logged in in time",
+                        4401,
+                        "login timeout",
+                    ),
+                    Expired::Idle => (
+                        "idle_timeout",
+                        "nothing received from the client in time",
+                        4408,
+                        "idle timeout",
+                    ),
+                };
+                tracing::info!(ip = %s.ip, "WebSocket {close}: closing");
+                state.metrics.closed(error_code);
+                let _ = send(&mut socket, error(error_code, what)).await;
+                let close = socket.send(close_frame(code, close));
                 let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
                 break false;
             }
@@ -256,6 +275,15 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
             state.metrics.registered.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Refuses a new session with `session_limit` and close code 1013 (`max_sessions`,
+/// `max_sessions_per_ip`).
+pub async fn refuse(mut socket: WebSocket, state: &State, message: &str) {
+    state.metrics.login("error", "session_limit");
+    let _ = send(&mut socket, error("session_limit", message)).await;
+    let close = socket.send(close_frame(1013, "session limit"));
+    let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
 }
 
 fn close_frame(code: u16, reason: &'static str) -> WsMessage {

@@ -560,7 +560,7 @@ impl Ws {
 }
 
 #[path = "h2_client.rs"]
-mod h2_client;
+pub mod h2_client;
 pub use h2_client::H2Stream;
 
 /// One HTTP/2 connection to the gateway, carrying any number of WebSocket sessions (RFC 8441).

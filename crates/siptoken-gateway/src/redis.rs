@@ -635,7 +635,14 @@ impl RedisStore {
             let (generation, conn, fresh) = self.connection().await.map_err(failed)?;
             *in_use = Some(generation);
             match self.set_nx(conn, key, ttl).await {
-                Ok(r) => return r,
+                Ok(r) => {
+                    if matches!(r, Err(ReplayStoreError::NotReplicated { .. })) {
+                        // A master that lost its replicas may be one the sentinels have just
+                        // replaced: ask them again on the next call.
+                        self.forget(generation).await;
+                    }
+                    return r;
+                }
                 Err(e) => {
                     self.forget(generation).await;
                     if fresh {

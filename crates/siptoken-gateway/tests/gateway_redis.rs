@@ -839,4 +839,29 @@ async fn on_a_redis_cluster_each_token_is_accepted_once_whichever_node_holds_its
         );
         assert_eq!(gw.metric("siptoken_gateway_replay_store_errors_total"), 0.0);
     }
+    // The WAIT goes with the SET to the key's master: these masters have no replica, so a
+    // gateway requiring one refuses the login and leaves no key behind.
+    let c = Gateway::start(&config(
+        &format!("redis+cluster://:{REDIS_PASSWORD}@{}", addrs[1]),
+        "replay_store_min_replicas = 1",
+    ));
+    let mut wc = c.ws().await;
+    wc.login(&fresh_token()).await;
+    wc.expect_error("store_unavailable").await;
+    assert!(
+        c.log().contains("of the 1 replicas required"),
+        "{}",
+        c.log()
+    );
+    let total: usize = nodes
+        .iter()
+        .map(|node| {
+            node.command("DBSIZE")
+                .trim()
+                .trim_start_matches(':')
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, n);
 }

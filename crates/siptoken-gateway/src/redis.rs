@@ -30,6 +30,8 @@ use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
     RedisConnectionInfo, RedisError, TlsCertificates, Value,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
 use super::replay::{ReplayStore, ReplayStoreError, StoreFuture};
@@ -442,7 +444,10 @@ pub enum SetupError {
         #[source]
         source: std::io::Error,
     },
-    /// The `redis` crate refuses the parameters (a CA file without certificates, say).
+    /// The CA file holds no PEM certificate (every connection would fail its check).
+    #[error("replay_store_tls_ca_file {0} holds no PEM certificate")]
+    NoCertificate(PathBuf),
+    /// The `redis` crate refuses the parameters (a malformed certificate, say).
     #[error("cannot set up the Redis client for {url}: {source}")]
     Client {
         /// The store, credentials hidden.
@@ -490,13 +495,19 @@ impl RedisStore {
             source,
         };
         let certificates = match &settings.tls_ca_file {
-            Some(path) => Some(TlsCertificates {
-                client_tls: None,
-                root_cert: Some(std::fs::read(path).map_err(|source| SetupError::CaFile {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|source| SetupError::CaFile {
                     path: path.clone(),
                     source,
-                })?),
-            }),
+                })?;
+                if CertificateDer::pem_slice_iter(&pem).next().is_none() {
+                    return Err(SetupError::NoCertificate(path.clone()));
+                }
+                Some(TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                })
+            }
             None => None,
         };
         let timeout = settings.timeout;
@@ -891,15 +902,28 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_ca_file_is_a_setup_error() {
+    fn an_unreadable_empty_or_broken_ca_file_is_a_setup_error() {
         let url = RedisUrl::parse("rediss://:hunter2@127.0.0.1:1").unwrap();
-        let mut s = settings(100);
-        s.tls_ca_file = Some("/nonexistent/ca.pem".into());
-        let e = RedisStore::new(url, s).err().unwrap().to_string();
-        assert!(
-            e.contains("/nonexistent/ca.pem") && !e.contains("hunter2"),
-            "{e}"
-        );
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let broken = dir.path().join("broken.pem");
+        let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        std::fs::write(&broken, pem).unwrap();
+        for (path, want) in [
+            (
+                PathBuf::from("/nonexistent/ca.pem"),
+                "cannot read replay_store_tls_ca_file /nonexistent/ca.pem",
+            ),
+            (empty, "empty.pem holds no PEM certificate"),
+            (broken, "cannot set up"),
+        ] {
+            let mut s = settings(100);
+            s.tls_ca_file = Some(path.clone());
+            let e = RedisStore::new(url.clone(), s).err().unwrap().to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 
     #[tokio::test]

@@ -106,7 +106,8 @@ pub struct Config {
     /// Replay store: `memory` (this process only) or a Redis URL, shared by every gateway
     /// instance using the same Redis: `redis://[[user]:password@]host[:port][/db]`, `rediss://…`
     /// (TLS), `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/MASTER[?db=N]`,
-    /// `redis+cluster://[[user]:password@]host[:port][,host[:port]…]`. Default `memory`.
+    /// `redis+cluster://[[user]:password@]host[:port][,host[:port]…]`, and `rediss+sentinel://…`,
+    /// `rediss+cluster://…` (TLS). Default `memory`.
     pub replay_store: StoreUrl,
     /// What a login does when the shared replay store cannot be reached: `closed` (refuse it
     /// with `store_unavailable`, the default) or `open` (accept it without the single-use check).
@@ -114,7 +115,7 @@ pub struct Config {
     /// Longest time one replay-store call (connect, authenticate, `SET NX`) may take,
     /// milliseconds; longer counts as a store failure. Default 500.
     pub replay_store_timeout_ms: u64,
-    /// PEM bundle of the CAs trusted for a `rediss://` replay store (a private CA). Unset
+    /// PEM bundle of the CAs trusted for a `rediss…://` replay store (a private CA). Unset
     /// (default): the system's roots (`SSL_CERT_FILE` when set).
     pub replay_store_tls_ca_file: Option<PathBuf>,
     /// Replicas that must acknowledge a token's key (`WAIT`) before the token is accepted, so
@@ -250,7 +251,7 @@ impl Config {
         // The URL may hold a Redis password: errors name the problem, never quote the value.
         let redis = self.redis_url()?;
         if self.replay_store_tls_ca_file.is_some() && !redis.as_ref().is_some_and(|u| u.tls) {
-            return bad("replay_store_tls_ca_file needs a rediss:// replay_store");
+            return bad("replay_store_tls_ca_file needs a TLS replay_store (rediss://, rediss+sentinel://, rediss+cluster://)");
         }
         if self.replay_store_min_replicas > 0 && redis.is_none() {
             return bad("replay_store_min_replicas needs a Redis replay_store");

@@ -1,5 +1,6 @@
-//! The shared single-use store on Redis (`replay_store = "redis://…"` and its TLS, Sentinel and
-//! Cluster forms), so that several gateway instances accept each token once between them.
+//! The shared single-use store on Redis (`replay_store = "redis://…"`, and its Sentinel and
+//! Cluster forms, each also over TLS), so that several gateway instances accept each token once
+//! between them.
 //!
 //! One command does the work: `SET siptoken:used:<token id> 1 NX EX <seconds until the token
 //! expires>` — Redis sets the key only if it is absent, atomically, so of two gateways
@@ -28,7 +29,7 @@ use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
-    RedisConnectionInfo, RedisError, TlsCertificates, Value,
+    RedisConnectionInfo, RedisError, TlsCertificates, TlsMode, Value,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -91,11 +92,14 @@ pub enum Deployment {
 /// redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/master[?db=N][&sentinel_auth=true]
 /// redis+cluster://[[user]:password@]host[:port][,host[:port]…]
 /// ```
+///
+/// `rediss+sentinel://` and `rediss+cluster://`: the same over TLS (to the sentinels and to
+/// every Redis server).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
     /// Where the keys live.
     pub deployment: Deployment,
-    /// TLS to the server (`rediss://`).
+    /// TLS to every server, sentinels included (`rediss…://`).
     pub tls: bool,
     /// Database number (`SELECT`), default 0.
     pub db: u32,
@@ -110,8 +114,8 @@ pub struct RedisUrl {
 pub enum UrlError {
     /// Not one of the supported schemes.
     #[error(
-        "a Redis replay store URL starts with redis://, rediss://, redis+sentinel:// or \
-         redis+cluster://"
+        "a Redis replay store URL starts with redis://, rediss://, redis+sentinel://, \
+         rediss+sentinel://, redis+cluster:// or rediss+cluster://"
     )]
     Scheme,
     /// No host at all.
@@ -148,9 +152,6 @@ pub enum UrlError {
     /// A `#fragment` (the `redis` crate's `#insecure` turns certificate checks off).
     #[error("the Redis URL has a '#' (percent-encode it as %23 in a password; #insecure is not supported)")]
     Fragment,
-    /// TLS together with Sentinel or Cluster.
-    #[error("TLS is supported with a single server (rediss://), not yet with Sentinel or Cluster")]
-    TlsTopology,
 }
 
 impl RedisUrl {
@@ -167,8 +168,9 @@ impl RedisUrl {
             "redis" => (Form::Single, false),
             "rediss" => (Form::Single, true),
             "redis+sentinel" => (Form::Sentinel, false),
+            "rediss+sentinel" => (Form::Sentinel, true),
             "redis+cluster" => (Form::Cluster, false),
-            "rediss+sentinel" | "rediss+cluster" => return Err(UrlError::TlsTopology),
+            "rediss+cluster" => (Form::Cluster, true),
             _ => return Err(UrlError::Scheme),
         };
         if rest.contains('#') {
@@ -525,12 +527,31 @@ impl RedisStore {
                 master,
                 sentinel_auth,
             } => {
-                let addrs = sentinels
-                    .iter()
-                    .map(|n| ConnectionAddr::Tcp(n.host.clone(), n.port));
+                let addrs = sentinels.iter().map(|n| {
+                    if url.tls {
+                        ConnectionAddr::TcpTls {
+                            host: n.host.clone(),
+                            port: n.port,
+                            insecure: false,
+                            tls_params: None,
+                        }
+                    } else {
+                        ConnectionAddr::Tcp(n.host.clone(), n.port)
+                    }
+                });
                 let mut b = SentinelClientBuilder::new(addrs, master, SentinelServerType::Master)
                     .map_err(client_error)?
                     .set_client_to_redis_db(i64::from(url.db));
+                if url.tls {
+                    // The master the sentinels name: its certificate must be valid for the
+                    // address they give (its IP, or its name with announce-hostnames).
+                    b = b.set_client_to_redis_tls_mode(TlsMode::Secure);
+                    if let Some(certs) = &certificates {
+                        b = b
+                            .set_client_to_redis_certificates(certs.clone())
+                            .set_client_to_sentinel_certificates(certs.clone());
+                    }
+                }
                 if let Some(u) = &url.username {
                     b = b.set_client_to_redis_username(u);
                     if *sentinel_auth {
@@ -553,7 +574,11 @@ impl RedisStore {
                     .map_err(client_error)?;
                 // Few retries inside the cluster client (a MOVED, a node being replaced): the
                 // call's own timeout is the bound, and a failure surfaces as store_unavailable.
-                let b = ClusterClientBuilder::new(infos)
+                let mut b = ClusterClientBuilder::new(infos);
+                if let Some(certs) = certificates.clone().filter(|_| url.tls) {
+                    b = b.certs(certs);
+                }
+                let b = b
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
                     .retries(2)
@@ -844,6 +869,12 @@ mod tests {
             Deployment::Cluster(vec![node("n1", 7000), node("n2", 7001), node("n3", 6379)])
         );
         assert_eq!(u.to_string(), "redis+cluster://***@n1:7000,n2:7001,n3:6379");
+        let u = RedisUrl::parse("rediss+cluster://:hunter2@n1:7000").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.to_string(), "rediss+cluster://***@n1:7000");
+        let u = RedisUrl::parse("rediss+sentinel://:hunter2@s1/m").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.to_string(), "rediss+sentinel://***@s1:26379/m?db=0");
     }
 
     #[test]
@@ -885,8 +916,8 @@ mod tests {
             ("redis+sentinel://a,,b/m", UrlError::NoHost),
             ("redis+cluster://:pw@a,b/1", UrlError::Path("1".into())),
             ("redis+cluster://a,b?x=1", UrlError::Parameter("x=1".into())),
-            ("rediss+sentinel://:pw@a/m", UrlError::TlsTopology),
-            ("rediss+cluster://:pw@a", UrlError::TlsTopology),
+            ("rediss+sentinel://:pw@a", UrlError::NoMasterName),
+            ("rediss+cluster://:pw@a/0", UrlError::Path("0".into())),
         ] {
             let e = RedisUrl::parse(bad).unwrap_err();
             assert_eq!(e, want, "{bad}");

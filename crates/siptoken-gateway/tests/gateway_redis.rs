@@ -3,8 +3,9 @@
 //! moment is accepted exactly once, over many trials; Redis down or silent is a bounded,
 //! documented failure (`store_unavailable`, or accepted with `replay_store_failure = "open"`),
 //! and the gateways recover by themselves when Redis comes back. The same over TLS
-//! (`rediss://`, a private CA; an untrusted one refused), through Redis Sentinel with the master
-//! killed during a stream of logins, on a three-node Redis Cluster, and with
+//! (`rediss://`, a private CA or the system roots; an untrusted CA refused), through Redis
+//! Sentinel with the master killed, or failed over by `SENTINEL FAILOVER`, during a stream of
+//! logins (also Sentinel over TLS), on a three-node Redis Cluster (also over TLS), and with
 //! `replay_store_min_replicas` (a key no replica holds does not let its token in).
 
 #[path = "gateway/harness.rs"]
@@ -309,6 +310,96 @@ async fn rediss_with_a_private_ca_works_and_an_untrusted_ca_fails_closed() {
     let mut wp = plain.ws().await;
     wp.login(&fresh_token()).await;
     wp.expect_error("store_unavailable").await;
+}
+
+/// `redis.conf` lines for TLS on `tls_port` with `certs` (the plain port stays, for the test's
+/// own commands); replication, cluster bus and sentinels over TLS too.
+fn tls_config(tls_port: u16, certs: &Certs) -> String {
+    format!(
+        "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
+         tls-auth-clients no\ntls-replication yes\n",
+        certs.cert.display(),
+        certs.key.display(),
+        certs.ca.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server, redis-sentinel with TLS, openssl (scripts/ci/45-hardening.sh)"]
+async fn rediss_sentinel_finds_the_master_over_tls_and_refuses_an_untrusted_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    let certs = Certs::make(pki.path(), "redis.test");
+    let (master_tls, replica_tls, sentinel_tls) = (free_port(), free_port(), free_port());
+    let master = Redis::start_with(
+        Some(REDIS_PASSWORD),
+        &format!("{FAST_SYNC}{}", tls_config(master_tls, &certs)),
+    );
+    let replica = Redis::start_with(
+        Some(REDIS_PASSWORD),
+        &format!(
+            "{}replicaof 127.0.0.1 {master_tls}\n",
+            tls_config(replica_tls, &certs)
+        ),
+    );
+    wait_replicas(&master, 1);
+    let sentinel = RedisSentinel::start_with(
+        master_tls,
+        Some(REDIS_PASSWORD),
+        1,
+        &tls_config(sentinel_tls, &certs),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sentinel
+        .command(&format!("SENTINEL replicas {}", RedisSentinel::MASTER))
+        .contains(&replica_tls.to_string())
+    {
+        assert!(Instant::now() < deadline, "{}", sentinel.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = format!(
+        "rediss+sentinel://:{REDIS_PASSWORD}@127.0.0.1:{sentinel_tls}/{}",
+        RedisSentinel::MASTER
+    );
+    let ca = |c: &Certs| format!("replay_store_tls_ca_file = \"{}\"", c.ca.display());
+    let a = Gateway::start(&config(&url, &ca(&certs)));
+    let b = Gateway::start(&config(&url, &ca(&certs)));
+    let (mut wa, mut wb) = (a.ws().await, b.ws().await);
+    let token = fresh_token();
+    wa.login(&token).await;
+    wa.expect("authenticated").await;
+    wb.login(&token).await;
+    wb.expect_error("replayed").await;
+    assert_eq!(master.command("DBSIZE").trim(), ":1");
+    // Replicated over TLS too.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while replica.command("DBSIZE").trim() != ":1" {
+        assert!(
+            Instant::now() < deadline,
+            "the key never reached the replica"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let other = tempfile::tempdir().unwrap();
+    let stranger = Certs::make(other.path(), "redis.test");
+    let untrusted = Gateway::start(&config(&url, &ca(&stranger)));
+    let mut wu = untrusted.ws().await;
+    let refused = fresh_token();
+    wu.login(&refused).await;
+    wu.expect_error("store_unavailable").await;
+    assert!(
+        untrusted.log().contains("certificate"),
+        "{}",
+        untrusted.log()
+    );
+    wb.login(&refused).await;
+    wb.expect("authenticated").await;
+    for gw in [&a, &b, &untrusted] {
+        assert!(
+            !gw.log().contains(REDIS_PASSWORD),
+            "the Redis password is in a gateway log"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -742,33 +833,50 @@ async fn a_sentinel_failover_with_min_replicas_never_accepts_a_token_twice() {
     g.assert_no_password_logged();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs redis-server, redis-tools (scripts/ci/45-hardening.sh)"]
-async fn on_a_redis_cluster_each_token_is_accepted_once_whichever_node_holds_its_key() {
+/// Three `redis-server` cluster nodes, all slots assigned by `redis-cli --cluster create`, each
+/// also with TLS on its own port (cluster bus over TLS too, mutual: the certificate needs
+/// `clientAuth`) when `tls` is given. Returns the nodes and the `127.0.0.1:port` addresses
+/// clients use (the TLS ones with `tls`).
+fn start_cluster(tls: Option<&Certs>) -> (Vec<Redis>, Vec<String>) {
+    let mut client_ports = Vec::new();
     let nodes: Vec<Redis> = (0..3)
         .map(|_| {
-            Redis::start_with(
-                Some(REDIS_PASSWORD),
-                &format!(
-                    "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-port {}\n\
-                     cluster-node-timeout 2000\n",
-                    free_port()
-                ),
-            )
+            let mut extra = format!(
+                "cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-port {}\n\
+                 cluster-node-timeout 2000\n",
+                free_port()
+            );
+            if let Some(certs) = tls {
+                let port = free_port();
+                extra.push_str(&tls_config(port, certs));
+                extra.push_str("tls-cluster yes\n");
+                client_ports.push(Some(port));
+            } else {
+                client_ports.push(None);
+            }
+            Redis::start_with(Some(REDIS_PASSWORD), &extra)
         })
         .collect();
     let addrs: Vec<String> = nodes
         .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
+        .zip(client_ports)
+        .map(|(n, tls)| format!("127.0.0.1:{}", tls.unwrap_or(n.port)))
         .collect();
-    // The password through the environment, never on a command line.
-    let out = std::process::Command::new("redis-cli")
-        .env("REDISCLI_AUTH", REDIS_PASSWORD)
+    // The password through the environment, never on a command line; bounded (redis-cli waits
+    // forever for nodes that cannot meet).
+    let mut create = std::process::Command::new("timeout");
+    create
+        .args(["60", "redis-cli"])
+        .env("REDISCLI_AUTH", REDIS_PASSWORD);
+    if let Some(certs) = tls {
+        create.arg("--tls").arg("--cacert").arg(&certs.ca);
+    }
+    let out = create
         .args(["--cluster", "create"])
         .args(&addrs)
         .args(["--cluster-replicas", "0", "--cluster-yes"])
         .output()
-        .expect("redis-cli is installed (Debian package redis-tools)");
+        .unwrap();
     assert!(
         out.status.success(),
         "redis-cli --cluster create: {}{}",
@@ -786,17 +894,25 @@ async fn on_a_redis_cluster_each_token_is_accepted_once_whichever_node_holds_its
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    // Gateway A knows one seed node, B all three: both find every key's node.
-    let a = Gateway::start(&config(
-        &format!("redis+cluster://:{REDIS_PASSWORD}@{}", addrs[0]),
-        "",
-    ));
-    let b = Gateway::start(&config(
-        &format!("redis+cluster://:{REDIS_PASSWORD}@{}", addrs.join(",")),
-        "",
-    ));
-    let (mut wa, mut wb) = (a.ws().await, b.ws().await);
-    let n = trials().min(100);
+    (nodes, addrs)
+}
+
+/// Keys per node.
+fn cluster_sizes(nodes: &[Redis]) -> Vec<usize> {
+    nodes
+        .iter()
+        .map(|node| {
+            node.command("DBSIZE")
+                .trim()
+                .trim_start_matches(':')
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Presents `n` fresh tokens to two gateways at once: each accepted by exactly one.
+async fn race(wa: &mut Ws, wb: &mut Ws, n: usize) {
     for trial in 0..n {
         let token = fresh_token();
         let ((), ()) = tokio::join!(wa.login(&token), wb.login(&token));
@@ -809,23 +925,32 @@ async fn on_a_redis_cluster_each_token_is_accepted_once_whichever_node_holds_its
             "trial {trial}: {ra} / {rb}"
         );
         let winner = if outcome(&ra) == "authenticated" {
-            &mut wa
+            &mut *wa
         } else {
-            &mut wb
+            &mut *wb
         };
         winner.send(json!({"type": "logout"})).await;
         winner.expect("unregistered").await;
     }
-    let sizes: Vec<usize> = nodes
-        .iter()
-        .map(|node| {
-            node.command("DBSIZE")
-                .trim()
-                .trim_start_matches(':')
-                .parse()
-                .unwrap()
-        })
-        .collect();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server, redis-tools (scripts/ci/45-hardening.sh)"]
+async fn on_a_redis_cluster_each_token_is_accepted_once_whichever_node_holds_its_key() {
+    let (nodes, addrs) = start_cluster(None);
+    // Gateway A knows one seed node, B all three: both find every key's node.
+    let a = Gateway::start(&config(
+        &format!("redis+cluster://:{REDIS_PASSWORD}@{}", addrs[0]),
+        "",
+    ));
+    let b = Gateway::start(&config(
+        &format!("redis+cluster://:{REDIS_PASSWORD}@{}", addrs.join(",")),
+        "",
+    ));
+    let (mut wa, mut wb) = (a.ws().await, b.ws().await);
+    let n = trials().min(100);
+    race(&mut wa, &mut wb, n).await;
+    let sizes = cluster_sizes(&nodes);
     eprintln!("{n} tokens on a 3-node cluster, keys per node: {sizes:?}");
     assert_eq!(sizes.iter().sum::<usize>(), n);
     assert!(
@@ -853,15 +978,40 @@ async fn on_a_redis_cluster_each_token_is_accepted_once_whichever_node_holds_its
         "{}",
         c.log()
     );
-    let total: usize = nodes
-        .iter()
-        .map(|node| {
-            node.command("DBSIZE")
-                .trim()
-                .trim_start_matches(':')
-                .parse::<usize>()
-                .unwrap()
-        })
-        .sum();
-    assert_eq!(total, n);
+    assert_eq!(cluster_sizes(&nodes).iter().sum::<usize>(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server with TLS, redis-tools, openssl (scripts/ci/45-hardening.sh)"]
+async fn rediss_cluster_routes_every_key_over_tls() {
+    let pki = tempfile::tempdir().unwrap();
+    let certs = Certs::make_for(pki.path(), "redis.test", "serverAuth,clientAuth");
+    let (nodes, addrs) = start_cluster(Some(&certs));
+    let url = format!("rediss+cluster://:{REDIS_PASSWORD}@{}", addrs[0]);
+    let ca = format!("replay_store_tls_ca_file = \"{}\"", certs.ca.display());
+    let a = Gateway::start(&config(&url, &ca));
+    let b = Gateway::start(&config(&url, &ca));
+    let (mut wa, mut wb) = (a.ws().await, b.ws().await);
+    race(&mut wa, &mut wb, 60).await;
+    let sizes = cluster_sizes(&nodes);
+    assert!(
+        sizes.iter().all(|s| *s > 0),
+        "keys on every node: {sizes:?}"
+    );
+    let other = tempfile::tempdir().unwrap();
+    let stranger = Certs::make(other.path(), "redis.test");
+    let untrusted = Gateway::start(&config(
+        &url,
+        &format!("replay_store_tls_ca_file = \"{}\"", stranger.ca.display()),
+    ));
+    let mut wu = untrusted.ws().await;
+    wu.login(&fresh_token()).await;
+    wu.expect_error("store_unavailable").await;
+    assert_eq!(cluster_sizes(&nodes).iter().sum::<usize>(), 60);
+    for gw in [&a, &b, &untrusted] {
+        assert!(
+            !gw.log().contains(REDIS_PASSWORD),
+            "the Redis password is in a gateway log"
+        );
+    }
 }

@@ -994,6 +994,16 @@ impl RedisSentinel {
     /// Starts a sentinel watching the master on `master_port` (authenticating with
     /// `password`), `quorum` sentinels agreeing it is down before a failover.
     pub fn start(master_port: u16, password: Option<&str>, quorum: u32) -> RedisSentinel {
+        RedisSentinel::start_with(master_port, password, quorum, "")
+    }
+
+    /// Like [`RedisSentinel::start`], with `extra` lines in its config (`tls-port …`).
+    pub fn start_with(
+        master_port: u16,
+        password: Option<&str>,
+        quorum: u32,
+        extra: &str,
+    ) -> RedisSentinel {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let m = RedisSentinel::MASTER;
@@ -1008,6 +1018,7 @@ impl RedisSentinel {
         if let Some(p) = password {
             cfg.push_str(&format!("sentinel auth-pass {m} \"{p}\"\n"));
         }
+        cfg.push_str(extra);
         let cfg_path = dir.path().join("sentinel.conf");
         std::fs::write(&cfg_path, cfg).unwrap();
         let log = std::fs::File::create(dir.path().join("sentinel.log")).unwrap();
@@ -1083,6 +1094,12 @@ pub struct Certs {
 impl Certs {
     /// Makes a CA and a server certificate for `name` and 127.0.0.1 in `dir`, valid for 2 days.
     pub fn make(dir: &Path, name: &str) -> Certs {
+        Certs::make_for(dir, name, "serverAuth")
+    }
+
+    /// Like [`Certs::make`], with the certificate's extended key usage (`serverAuth,clientAuth`
+    /// for a Redis Cluster node, which also presents it as a client on the cluster bus).
+    pub fn make_for(dir: &Path, name: &str, usage: &str) -> Certs {
         let run = |args: &[&str]| {
             let out = Command::new("openssl")
                 .args(args)
@@ -1117,7 +1134,7 @@ impl Certs {
             dir.join("server.ext"),
             format!(
                 "subjectAltName=DNS:{name},IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-                 keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+                 keyUsage=digitalSignature\nextendedKeyUsage={usage}\n"
             ),
         )
         .unwrap();

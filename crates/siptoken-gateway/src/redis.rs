@@ -667,6 +667,8 @@ impl RedisStore {
         in_use: &mut Option<u64>,
     ) -> Result<bool, ReplayStoreError> {
         let failed = |source: RedisError| self.failure(source);
+        // Two tries at most: the second connection may be another call's, not new either.
+        let mut retried = false;
         loop {
             let (generation, conn, fresh) = self.connection().await.map_err(failed)?;
             *in_use = Some(generation);
@@ -681,9 +683,10 @@ impl RedisStore {
                 }
                 Err(e) => {
                     self.forget(generation).await;
-                    if fresh {
+                    if fresh || retried {
                         return Err(failed(e));
                     }
+                    retried = true;
                 }
             }
         }

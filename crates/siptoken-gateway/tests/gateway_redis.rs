@@ -413,7 +413,8 @@ async fn min_replicas_refuse_a_key_no_replica_holds_and_leave_its_token_unspent(
     wait_replicas(&master, 1);
     let gw = Gateway::start(&config(
         &master.url(),
-        "replay_store_min_replicas = 1\nreplay_store_timeout_ms = 600",
+        // A replica's acknowledgement gets 1 s (half the call): ample on a loaded machine.
+        "replay_store_min_replicas = 1\nreplay_store_timeout_ms = 2000",
     ));
     let mut ws = gw.ws().await;
     let token = fresh_token();
@@ -431,7 +432,7 @@ async fn min_replicas_refuse_a_key_no_replica_holds_and_leave_its_token_unspent(
     let t = Instant::now();
     ws.login(&refused).await;
     ws.expect_error("store_unavailable").await;
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     assert!(
         gw.log().contains("of the 1 replicas required"),
         "{}",

@@ -14,8 +14,8 @@ use super::sip::register::SipSettings;
 use siptoken::verify::{LEEWAY_LIMIT_SECONDS, LIFETIME_LIMIT_SECONDS};
 use siptoken::VerifyOptions;
 
-/// A `replay_store` value. `Debug` hides the password of a `redis://` URL, so printing a
-/// [`Config`] never shows it.
+/// A `replay_store` value. `Debug` hides the credentials of a Redis URL (everything between
+/// `://` and the last `@`, in every URL form), so printing a [`Config`] never shows them.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct StoreUrl(pub String);
@@ -131,8 +131,11 @@ pub struct Config {
     pub sip_transaction_timeout_ms: u64,
     /// Longest `Retry-After` honoured on 5xx, seconds; longer fails the login. Default 30.
     pub max_retry_after_seconds: u64,
-    /// Replay store: `memory` (this process only) or `redis://[[user]:password@]host[:port][/db]`
-    /// (shared by every gateway instance using the same Redis). Default `memory`.
+    /// Replay store: `memory` (this process only) or a Redis URL, shared by every gateway
+    /// instance using the same Redis: `redis://[[user]:password@]host[:port][/db]`, `rediss://…`
+    /// (TLS), `redis+sentinel://[[user]:password@]host[:port][,host[:port]…]/MASTER[?db=N]`,
+    /// `redis+cluster://[[user]:password@]host[:port][,host[:port]…]`, and `rediss+sentinel://…`,
+    /// `rediss+cluster://…` (TLS). Default `memory`.
     pub replay_store: StoreUrl,
     /// What a login does when the shared replay store cannot be reached: `closed` (refuse it
     /// with `store_unavailable`, the default) or `open` (accept it without the single-use check).
@@ -140,6 +143,12 @@ pub struct Config {
     /// Longest time one replay-store call (connect, authenticate, `SET NX`) may take,
     /// milliseconds; longer counts as a store failure. Default 500.
     pub replay_store_timeout_ms: u64,
+    /// PEM bundle of the CAs trusted for a `rediss…://` replay store (a private CA). Unset
+    /// (default): the system's roots (`SSL_CERT_FILE` when set).
+    pub replay_store_tls_ca_file: Option<PathBuf>,
+    /// Replicas that must acknowledge a token's key (`WAIT`) before the token is accepted, so
+    /// that a failover cannot lose it. Default 0 (the master's answer suffices).
+    pub replay_store_min_replicas: u32,
     /// Look up `_sip._udp` / `_sip._tcp` SRV records when a token names a host without a port.
     /// Default `true`.
     pub srv_lookup: bool,
@@ -195,6 +204,8 @@ impl Default for Config {
             replay_store: "memory".into(),
             replay_store_failure: StoreFailure::Closed,
             replay_store_timeout_ms: 500,
+            replay_store_tls_ca_file: None,
+            replay_store_min_replicas: 0,
             srv_lookup: true,
             dns_servers: Vec::new(),
             tcp_keepalive_seconds: 30,
@@ -260,6 +271,7 @@ impl Config {
                 &mut c.tls_cert_file,
                 &mut c.tls_key_file,
                 &mut c.sip_tls_ca_file,
+                &mut c.replay_store_tls_ca_file,
             ] {
                 if let Some(k) = p.as_ref().filter(|k| k.is_relative()) {
                     *p = Some(dir.join(k));
@@ -326,11 +338,12 @@ impl Config {
             return bad("login_rate_per_minute and login_burst must be positive");
         }
         // The URL may hold a Redis password: errors name the problem, never quote the value.
-        if self.replay_store != "memory" {
-            if !self.replay_store.starts_with("redis://") {
-                return bad("replay_store must be \"memory\" or a redis:// URL");
-            }
-            self.redis_url()?;
+        let redis = self.redis_url()?;
+        if self.replay_store_tls_ca_file.is_some() && !redis.as_ref().is_some_and(|u| u.tls) {
+            return bad("replay_store_tls_ca_file needs a TLS replay_store (rediss://, rediss+sentinel://, rediss+cluster://)");
+        }
+        if self.replay_store_min_replicas > 0 && redis.is_none() {
+            return bad("replay_store_min_replicas needs a Redis replay_store");
         }
         if self.replay_store_timeout_ms == 0 {
             return bad("replay_store_timeout_ms must be positive");
@@ -351,14 +364,23 @@ impl Config {
         Ok(())
     }
 
-    /// The Redis address when `replay_store` is a `redis://` URL.
+    /// The Redis address when `replay_store` is not `memory`.
     pub fn redis_url(&self) -> Result<Option<super::redis::RedisUrl>, ConfigError> {
-        if !self.replay_store.starts_with("redis://") {
+        if self.replay_store == "memory" {
             return Ok(None);
         }
         super::redis::RedisUrl::parse(&self.replay_store)
             .map(Some)
             .map_err(|e| ConfigError(format!("replay_store: {e}")))
+    }
+
+    /// The Redis store's settings besides its URL.
+    pub fn redis_settings(&self) -> super::redis::StoreSettings {
+        super::redis::StoreSettings {
+            timeout: Duration::from_millis(self.replay_store_timeout_ms),
+            tls_ca_file: self.replay_store_tls_ca_file.clone(),
+            min_replicas: self.replay_store_min_replicas,
+        }
     }
 
     /// The verifier options.
@@ -472,8 +494,16 @@ mod tests {
         let mut c = Config::parse("keys = \"k\"\nreplay_store = \"redis://x:6380/1\"").unwrap();
         c.validate().unwrap();
         assert_eq!(c.replay_store_failure, StoreFailure::Closed);
-        assert_eq!(c.redis_url().unwrap().unwrap().port, 6380);
-        for bad in ["rediss://:pw@x", "redis://:pw@x:99999", "memcached://:pw@x"] {
+        assert_eq!(
+            c.redis_url().unwrap().unwrap().to_string(),
+            "redis://x:6380/1"
+        );
+        for bad in [
+            "redis+sentinel://:pw@x",
+            "redis://:pw@x:99999",
+            "memcached://:pw@x",
+            "memory2",
+        ] {
             c.replay_store = bad.into();
             let e = c.validate().unwrap_err().0;
             assert!(e.contains("replay_store") && !e.contains("pw"), "{e}");
@@ -488,6 +518,23 @@ mod tests {
             let c = Config::parse(&format!("keys = \"k\"\n{bad}")).unwrap();
             assert!(c.validate().unwrap_err().0.contains(key), "{bad}");
         }
+        for (extra, key) in [
+            (
+                "replay_store_tls_ca_file = \"ca.pem\"",
+                "replay_store_tls_ca_file",
+            ),
+            ("replay_store_min_replicas = 1", "replay_store_min_replicas"),
+        ] {
+            let t = Config::parse(&format!("keys = \"k\"\n{extra}")).unwrap();
+            assert!(t.validate().unwrap_err().0.contains(key), "{extra}");
+        }
+        let t = Config::parse(
+            "keys = \"k\"\nreplay_store = \"rediss://h\"\nreplay_store_tls_ca_file = \"ca.pem\"\n\
+             replay_store_min_replicas = 1",
+        )
+        .unwrap();
+        t.validate().unwrap();
+        assert_eq!(t.redis_settings().min_replicas, 1);
         let o = Config::parse("replay_store_failure = \"open\"").unwrap();
         assert_eq!(o.replay_store_failure, StoreFailure::Open);
         c.replay_store = "memory".into();
@@ -562,12 +609,26 @@ mod tests {
 
     #[test]
     fn debug_hides_the_store_password() {
-        let c =
-            Config::parse("keys = \"k\"\nreplay_store = \"redis://user:s3cr@t@h:6380/1\"").unwrap();
-        let shown = format!("{c:?}");
-        assert!(
-            shown.contains("redis://***@h:6380/1") && !shown.contains("s3cr"),
-            "{shown}"
-        );
+        for (url, shown_as) in [
+            ("redis://user:s3cr@t@h:6380/1", "redis://***@h:6380/1"),
+            ("rediss://:s3cr%40t@h:6380/1", "rediss://***@h:6380/1"),
+            (
+                "redis+sentinel://gw:s3cr@t@s1:26379,s2:26379/mymaster?db=2",
+                "redis+sentinel://***@s1:26379,s2:26379/mymaster?db=2",
+            ),
+            (
+                "redis+cluster://:s3cr/t@n1:7000,n2:7001",
+                "redis+cluster://***@n1:7000,n2:7001",
+            ),
+        ] {
+            let c = Config::parse(&format!("keys = \"k\"\nreplay_store = \"{url}\"")).unwrap();
+            let shown = format!("{c:?}");
+            assert!(
+                shown.contains(shown_as) && !shown.contains("s3cr"),
+                "{shown}"
+            );
+            let e = format!("{:?}", c.validate());
+            assert!(!e.contains("s3cr"), "{e}");
+        }
     }
 }

@@ -112,8 +112,10 @@ pub async fn serve(
     let replay: Arc<dyn ReplayStore> = match config.redis_url() {
         Ok(Some(url)) => {
             tracing::info!(store = %url, "single-use store on Redis");
-            let timeout = Duration::from_millis(config.replay_store_timeout_ms);
-            Arc::new(redis::RedisStore::new(url, timeout))
+            Arc::new(
+                redis::RedisStore::new(url, config.redis_settings())
+                    .map_err(|e| invalid(e.to_string()))?,
+            )
         }
         Ok(None) => Arc::new(replay::MemoryStore::new()),
         Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),

@@ -4,25 +4,59 @@
 //! [`super::redis::RedisStore`] lets several gateway instances share one store.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
 use siptoken::TokenId;
 
-/// A store failure (a shared store being down or slow); the gateway refuses the login
-/// (`store_unavailable`) unless `replay_store_failure = "open"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayStoreError(pub String);
-
-impl fmt::Display for ReplayStoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "replay store unavailable: {}", self.0)
-    }
+/// A store failure (a shared store being down, slow or refusing); the gateway refuses the login
+/// (`store_unavailable`) unless `replay_store_failure = "open"`. `store` is the store's URL with
+/// the credentials hidden.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayStoreError {
+    /// No complete answer within `replay_store_timeout_ms`.
+    #[error("replay store unavailable: no answer from {store} within {ms} ms")]
+    Timeout {
+        /// The store.
+        store: String,
+        /// The timeout.
+        ms: u128,
+    },
+    /// The connection failed or the server answered with an error.
+    #[error("replay store unavailable: {store}: {source}")]
+    Redis {
+        /// The store.
+        store: String,
+        /// The `redis` crate's error.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// The new key reached fewer replicas than `replay_store_min_replicas` in time; it was
+    /// deleted again, so the token is not spent.
+    #[error(
+        "replay store unavailable: {store}: the key reached {acked} of the {wanted} replicas \
+         required (replay_store_min_replicas) within {waited_ms} ms"
+    )]
+    NotReplicated {
+        /// The store.
+        store: String,
+        /// Replicas that acknowledged the key.
+        acked: u64,
+        /// Replicas required.
+        wanted: u32,
+        /// How long the server waited for them.
+        waited_ms: u64,
+    },
+    /// A reply that `SET … NX` or `WAIT` never gives.
+    #[error("replay store unavailable: {store}: unexpected reply {reply}")]
+    UnexpectedReply {
+        /// The store.
+        store: String,
+        /// The reply, as the `redis` crate shows it.
+        reply: String,
+    },
 }
-
-impl std::error::Error for ReplayStoreError {}
 
 /// A boxed future, so the trait stays object-safe (`Arc<dyn ReplayStore>`).
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -105,11 +139,11 @@ mod tests {
     async fn second_use_is_refused_until_expiry() {
         let s = MemoryStore::new();
         let k = TokenId([7; 16]);
-        assert_eq!(s.first_use(k, 100, 10).await, Ok(true));
-        assert_eq!(s.first_use(k, 100, 50).await, Ok(false));
-        assert_eq!(s.first_use(TokenId([8; 16]), 300, 101).await, Ok(true));
+        assert!(s.first_use(k, 100, 10).await.unwrap());
+        assert!(!s.first_use(k, 100, 50).await.unwrap());
+        assert!(s.first_use(TokenId([8; 16]), 300, 101).await.unwrap());
         assert_eq!(s.len(), 1, "the expired key was purged");
-        assert_eq!(s.first_use(k, 200, 101).await, Ok(true));
+        assert!(s.first_use(k, 200, 101).await.unwrap());
     }
 
     /// Issue 14, item 2, at the store: a legacy token whose `<root ` space is flipped into a
@@ -137,13 +171,15 @@ mod tests {
 
         let store = MemoryStore::new();
         let until = now + 300 + 30;
-        assert_eq!(
+        assert!(matches!(
             store.first_use(first.replay_key(), until, now).await,
             Ok(true)
-        );
-        assert_eq!(
-            store.first_use(second.replay_key(), until, now + 1).await,
-            Ok(false),
+        ));
+        assert!(
+            matches!(
+                store.first_use(second.replay_key(), until, now + 1).await,
+                Ok(false)
+            ),
             "the flipped variant is the same token"
         );
     }

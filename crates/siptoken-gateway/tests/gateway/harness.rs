@@ -325,6 +325,11 @@ impl Gateway {
     }
 
     pub fn start_with_args(extra: &str, args: &[&str]) -> Gateway {
+        Gateway::start_with_env(extra, args, &[])
+    }
+
+    /// Like [`Gateway::start_with_args`], with `env` variables set for the gateway.
+    pub fn start_with_env(extra: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys.conf");
         std::fs::write(&keys, KEYS).unwrap();
@@ -344,6 +349,7 @@ impl Gateway {
             .arg("--config")
             .arg(&config_path)
             .args(args)
+            .envs(env.iter().copied())
             .env(
                 "SIPTOKEN_GATEWAY_LOG",
                 std::env::var("SIPTOKEN_TEST_GATEWAY_LOG").unwrap_or_else(|_| "trace".into()),
@@ -894,20 +900,38 @@ pub struct Redis {
     pub dir: tempfile::TempDir,
     pub port: u16,
     password: Option<String>,
+    /// More `redis.conf` lines (TLS, replication, cluster).
+    extra: String,
     child: Option<Child>,
 }
 
 impl Redis {
     /// Starts Redis on a free port, requiring `password` (`requirepass`) when given.
     pub fn start(password: Option<&str>) -> Redis {
+        Redis::start_with(password, "")
+    }
+
+    /// Like [`Redis::start`], with `extra` lines appended to its `redis.conf` (`tls-port …`,
+    /// `replicaof …`, `cluster-enabled yes` …). A password is also `masterauth`, so a replica
+    /// authenticates to its master with it.
+    pub fn start_with(password: Option<&str>, extra: &str) -> Redis {
         let mut r = Redis {
             dir: tempfile::tempdir().unwrap(),
             port: free_port(),
             password: password.map(str::to_owned),
+            extra: extra.to_owned(),
             child: None,
         };
         r.restart();
         r
+    }
+
+    /// Kills the server at once (SIGKILL, a crash: no shutdown, no last word to replicas).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// The URL a gateway config names.
@@ -936,8 +960,9 @@ impl Redis {
             self.dir.path().display()
         );
         if let Some(p) = &self.password {
-            cfg.push_str(&format!("requirepass \"{p}\"\n"));
+            cfg.push_str(&format!("requirepass \"{p}\"\nmasterauth \"{p}\"\n"));
         }
+        cfg.push_str(&self.extra);
         let cfg_path = self.dir.path().join("redis.conf");
         std::fs::write(&cfg_path, cfg).unwrap();
         let log = std::fs::File::create(self.dir.path().join("redis.log")).unwrap();
@@ -989,6 +1014,107 @@ impl Drop for Redis {
     }
 }
 
+/// A `redis-sentinel` (Debian package) on 127.0.0.1:`port` watching the master group
+/// [`RedisSentinel::MASTER`], failing over after one second without an answer.
+pub struct RedisSentinel {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Child,
+}
+
+impl RedisSentinel {
+    /// The name of the watched group.
+    pub const MASTER: &'static str = "mymaster";
+
+    /// Starts a sentinel watching the master on `master_port` (authenticating with
+    /// `password`), `quorum` sentinels agreeing it is down before a failover.
+    pub fn start(master_port: u16, password: Option<&str>, quorum: u32) -> RedisSentinel {
+        RedisSentinel::start_with(master_port, password, quorum, "")
+    }
+
+    /// Like [`RedisSentinel::start`], with `extra` lines in its config (`tls-port …`).
+    pub fn start_with(
+        master_port: u16,
+        password: Option<&str>,
+        quorum: u32,
+        extra: &str,
+    ) -> RedisSentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let m = RedisSentinel::MASTER;
+        // A file the sentinel rewrites as it learns; the password never on a command line.
+        let mut cfg = format!(
+            "port {port}\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\nprotected-mode no\n\
+             dir {}\nsentinel monitor {m} 127.0.0.1 {master_port} {quorum}\n\
+             sentinel down-after-milliseconds {m} 1000\nsentinel failover-timeout {m} 10000\n\
+             sentinel parallel-syncs {m} 1\n",
+            dir.path().display()
+        );
+        if let Some(p) = password {
+            cfg.push_str(&format!("sentinel auth-pass {m} \"{p}\"\n"));
+        }
+        cfg.push_str(extra);
+        let cfg_path = dir.path().join("sentinel.conf");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("sentinel.log")).unwrap();
+        let child = Command::new("redis-sentinel")
+            .arg(&cfg_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("redis-sentinel is installed (Debian package redis-sentinel)");
+        let s = RedisSentinel { dir, port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !s
+            .try_command("PING")
+            .is_some_and(|r| r.starts_with("+PONG"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "redis-sentinel did not start:\n{}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        s
+    }
+
+    /// Sends one inline command and returns the raw reply.
+    pub fn command(&self, cmd: &str) -> String {
+        self.try_command(cmd)
+            .unwrap_or_else(|| panic!("sentinel on port {} does not answer", self.port))
+    }
+
+    fn try_command(&self, cmd: &str) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(format!("{cmd}\r\n").as_bytes()).ok()?;
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// The port of the master this sentinel names now.
+    pub fn master_port(&self) -> Option<u16> {
+        let reply = self.try_command(&format!(
+            "SENTINEL get-master-addr-by-name {}",
+            RedisSentinel::MASTER
+        ))?;
+        reply.lines().nth(4)?.trim().parse().ok()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sentinel.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
 /// A test CA and a server certificate it signed (PEM files), made with the openssl CLI.
 #[derive(Clone)]
 pub struct Certs {
@@ -1003,6 +1129,12 @@ pub struct Certs {
 impl Certs {
     /// Makes a CA and a server certificate for `name` and 127.0.0.1 in `dir`, valid for 2 days.
     pub fn make(dir: &Path, name: &str) -> Certs {
+        Certs::make_for(dir, name, "serverAuth")
+    }
+
+    /// Like [`Certs::make`], with the certificate's extended key usage (`serverAuth,clientAuth`
+    /// for a Redis Cluster node, which also presents it as a client on the cluster bus).
+    pub fn make_for(dir: &Path, name: &str, usage: &str) -> Certs {
         let run = |args: &[&str]| {
             let out = Command::new("openssl")
                 .args(args)
@@ -1037,7 +1169,7 @@ impl Certs {
             dir.join("server.ext"),
             format!(
                 "subjectAltName=DNS:{name},IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
-                 keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
+                 keyUsage=digitalSignature\nextendedKeyUsage={usage}\n"
             ),
         )
         .unwrap();

@@ -505,3 +505,47 @@ mod tests {
         assert_eq!(r.cseq(), Some((1, "OPTIONS")));
     }
 }
+
+#[cfg(test)]
+mod issue12_defects {
+    use super::*;
+
+    #[test]
+    fn contact_with_a_quoted_angle_bracket_param() {
+        let v = r#"<sip:st-ab@10.0.0.1:5060>;expires=600;+sip.instance="<urn:uuid:0001>""#;
+        assert_eq!(addr_uri(v), "sip:st-ab@10.0.0.1:5060");
+        assert_eq!(
+            params(v).collect::<Vec<_>>(),
+            vec![
+                ("expires", Some("600")),
+                ("+sip.instance", Some("\"<urn:uuid:0001>\""))
+            ]
+        );
+    }
+
+    #[test]
+    fn quoted_param_value_with_a_semicolon() {
+        let v = r#"<sip:a@h>;x="a;b";y=1"#;
+        assert_eq!(
+            params(v).collect::<Vec<_>>(),
+            vec![("x", Some("\"a;b\"")), ("y", Some("1"))]
+        );
+    }
+
+    #[test]
+    fn display_name_with_an_angle_bracket() {
+        assert_eq!(addr_uri(r#""a<b" <sip:x@h>;tag=1"#), "sip:x@h");
+    }
+
+    #[test]
+    fn version_is_case_insensitive() {
+        assert!(parse(b"sip/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", true).is_ok());
+        assert!(parse(b"OPTIONS sip:x@h Sip/2.0\r\nContent-Length: 0\r\n\r\n", true).is_ok());
+    }
+
+    #[test]
+    fn two_content_lengths_are_rejected() {
+        let m = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\nl: 4\r\n\r\nabcd";
+        assert!(matches!(parse(m, true), Err(ParseError::Invalid(_))));
+    }
+}

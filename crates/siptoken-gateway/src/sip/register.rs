@@ -891,3 +891,84 @@ mod tests {
         assert_eq!(SipError::Unreachable("x".into()).code(), "sip_unreachable");
     }
 }
+
+#[cfg(test)]
+mod issue12_ipv6 {
+    use super::*;
+
+    #[test]
+    fn bare_ipv6_domain_is_bracketed_and_hosts_have_a_grammar() {
+        let a = Account {
+            login: "crm1".into(),
+            domain: "::1".into(),
+            auth_name: "crm1".into(),
+            password: Zeroizing::new("pw".into()),
+            display_name: None,
+            transport: Kind::Udp,
+            host: "::1".into(),
+            port: None,
+        };
+        assert!(a.check().is_ok());
+        assert_eq!(a.aor(), "sip:crm1@[::1]");
+        assert!(!is_sip_host("a]b[:c"));
+        assert!(!is_sip_host("[::1"));
+        assert!(!is_sip_host("-a.example"));
+    }
+}
+
+#[cfg(test)]
+mod issue14_icmp {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddr};
+    use tokio::net::UdpSocket;
+
+    /// Issue 14 item 5: one ICMP port-unreachable on the shared UDP socket (forged by anyone
+    /// who can guess its port, or from a registrar that restarts) must not end a registration
+    /// that is waiting for its response: it keeps retransmitting, and the registrar's answer
+    /// to a retransmission registers it.
+    #[tokio::test]
+    async fn one_icmp_error_does_not_end_a_registration() {
+        let lo = IpAddr::from(Ipv4Addr::LOCALHOST);
+        let peer: SocketAddr = {
+            let s = std::net::UdpSocket::bind((lo, 0)).unwrap();
+            s.local_addr().unwrap()
+        };
+        let account = Account {
+            login: "crm1".into(),
+            domain: "sip.test".into(),
+            auth_name: "crm1".into(),
+            password: Zeroizing::new("pw".into()),
+            display_name: None,
+            transport: Kind::Udp,
+            host: lo.to_string(),
+            port: Some(peer.port()),
+        };
+        let settings = SipSettings {
+            bind: lo,
+            t1: Duration::from_millis(100),
+            t2: Duration::from_millis(400),
+            transaction_timeout: Duration::from_secs(5),
+            ..SipSettings::default()
+        };
+        let (tx, mut events) = mpsc::unbounded_channel();
+        // The first REGISTER meets a closed port: the kernel answers with ICMP.
+        let _commands = spawn(1, account, settings, Arc::new(Metrics::default()), tx, ());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let registrar = UdpSocket::bind(peer).await.unwrap();
+        let answer = async {
+            let mut buf = vec![0u8; 65535];
+            let (n, from) = registrar.recv_from(&mut buf).await.unwrap();
+            let (req, _) = message::parse(&buf[..n], false).unwrap();
+            let ok = message::response_to(&req, 200, "OK", "r1", "Expires: 600\r\n");
+            registrar.send_to(ok.as_bytes(), from).await.unwrap();
+        };
+        tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .expect("a retransmission reaches the registrar");
+        let (_, e) = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(e, Event::Registered { expires: 600 });
+    }
+}

@@ -28,6 +28,7 @@ mod parser_properties;
 pub mod fuzzing {
     pub use crate::sip::digest;
     pub use crate::sip::message;
+    pub use crate::sip::{address, host, params, uri, via};
     pub use crate::ws::parse_client_message;
 }
 

@@ -429,9 +429,15 @@ async fn failed_registrations_do_not_reveal_the_registrars_address() {
         let v = ws.expect_error("sip_unreachable").await;
         let text = v.to_string();
         for address in ["127.0.0.1", "::1", &format!(":{port}")] {
-            assert!(!text.contains(address), "{transport:?}: {address} in {text}");
+            assert!(
+                !text.contains(address),
+                "{transport:?}: {address} in {text}"
+            );
         }
     }
-    assert!(gw.log().contains(&format!("127.0.0.1:{hangup_port}")), "the log keeps it");
+    assert!(
+        gw.log().contains(&format!("127.0.0.1:{hangup_port}")),
+        "the log keeps it"
+    );
     ws.ping().await;
 }

@@ -220,7 +220,7 @@ async fn run(
     events: mpsc::UnboundedSender<(u64, Event)>,
     mut commands: mpsc::Receiver<Command>,
 ) {
-    let aor = account.aor();
+    let aor = account.aor().to_string();
     let send = |e: Event| {
         let _ = events.send((id, e));
     };

@@ -259,7 +259,7 @@ pub struct Registration {
     call_id: String,
     from_tag: String,
     cseq: u32,
-    /// The last challenges answered: [0] from a 401 (registrar), [1] from a 407 (proxy). Both
+    /// The last challenges answered: `[0]` from a 401 (registrar), `[1]` from a 407 (proxy). Both
     /// are answered in every later request, each with its own nonce count.
     challenges: [Option<Answered>; 2],
     /// The registrar's last `Min-Expires` (423), honoured by later refreshes too.

@@ -1,8 +1,9 @@
-//! SIP messages as the gateway reads them from UDP datagrams and TCP streams.
+//! SIP messages as the gateway reads them from UDP datagrams and TCP streams, and the header
+//! values it reads by their grammars (addresses, URIs, hosts, Via, parameters).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use siptoken_gateway::fuzzing::message;
+use siptoken_gateway::fuzzing::{address, host, message, params, uri, via};
 
 fuzz_target!(|data: &[u8]| {
     for stream in [false, true] {
@@ -11,11 +12,31 @@ fuzz_target!(|data: &[u8]| {
             let _ = (msg.code(), msg.method(), msg.cseq(), msg.top_via_branch());
             for (name, value) in msg.headers() {
                 let _ = message::canonical_name(name);
-                let _: Vec<_> = message::split_list(value).collect();
-                let _: Vec<_> = message::params(value).collect();
-                let uri = message::addr_uri(value);
-                let _ = message::uri_user(uri);
+                for item in message::split_list(value) {
+                    let _ = params::parse(item);
+                    let _ = via::Via::parse(item);
+                    if let Ok(a) = address::Address::parse(item) {
+                        for p in &a.params {
+                            let _ = p.unquoted();
+                        }
+                        if let Ok(u) = uri::SipUri::parse(a.uri) {
+                            // What the gateway writes back must read the same.
+                            assert_eq!(uri::SipUri::parse(&u.to_string()), Ok(u));
+                        }
+                    }
+                }
             }
+            if let message::StartLine::Request { uri: u, .. } = &msg.start {
+                let _ = uri::SipUri::parse(u);
+            }
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(h) = host::Host::parse(text) {
+            assert_eq!(host::Host::parse(&h.to_string()), Ok(h));
+        }
+        if let Ok(h) = host::Host::parse_claim(text) {
+            assert_eq!(host::Host::parse(&h.to_string()), Ok(h));
         }
     }
 });

@@ -39,6 +39,7 @@ pub mod fuzzing {
     pub use crate::sip::digest;
     pub use crate::sip::message;
     pub use crate::sip::call::fuzz as call_fuzz;
+    pub use crate::sip::{address, host, params, uri, via};
     pub use crate::ws::parse_client_message;
 }
 

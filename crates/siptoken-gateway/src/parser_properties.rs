@@ -2,8 +2,12 @@
 //! challenges and WebSocket client messages never panic, and valid messages survive being cut
 //! at any point on a stream.
 
+use crate::sip::address::Address;
 use crate::sip::digest::{parse_params, Challenge};
+use crate::sip::host::Host;
 use crate::sip::message::{self, ParseError};
+use crate::sip::uri::{Scheme, SipUri};
+use crate::sip::via::Via;
 use crate::ws::parse_client_message;
 use proptest::prelude::*;
 
@@ -61,5 +65,33 @@ proptest! {
     #[test]
     fn client_message_parser_never_panics(s in ".{0,300}") {
         let _ = parse_client_message(&s);
+    }
+
+    #[test]
+    fn header_value_grammars_never_panic(s in ".{0,200}") {
+        let _ = Host::parse(&s);
+        let _ = Host::parse_claim(&s);
+        let _ = SipUri::parse(&s);
+        let _ = Via::parse(&s);
+        if let Ok(a) = Address::parse(&s) {
+            for p in &a.params {
+                let _ = p.unquoted();
+            }
+        }
+    }
+
+    /// Any login and host the gateway writes into a URI reads back as the same parts.
+    #[test]
+    fn written_uris_read_back(user in ".{1,20}", host in "[a-z]{1,5}(\\.[a-z0-9-]{0,5}[a-z0-9])?|[0-9]{1,3}(\\.[0-9]{1,3}){3}|[0-9a-f:]{2,20}", port in proptest::option::of(any::<u16>())) {
+        if let Ok(h) = Host::parse_claim(&host) {
+            let written = SipUri::new(Scheme::Sip, Some(&user), h.clone(), port).to_string();
+            let read = SipUri::parse(&written).unwrap();
+            prop_assert_eq!(read.host, h);
+            prop_assert_eq!(read.port, port);
+            prop_assert_eq!(read.user, Some(crate::sip::uri::escape_user(&user)));
+            let name: String = user.chars().filter(|c| !c.is_control() && !matches!(c, '"' | '\\')).collect();
+            let addr = format!("\"{name}\" <{written}>;tag=1");
+            prop_assert_eq!(Address::parse(&addr).unwrap().uri, written.as_str());
+        }
     }
 }

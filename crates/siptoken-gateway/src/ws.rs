@@ -9,13 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::config::StoreFailure;
 use super::session_clock::{Expired, SessionClock};
-use super::sip::register::{self, Account, Command, Event, SipError};
+use super::sip::register::{self, Account, AccountClaims, Command, Event, SipError};
 use super::sip::transport::Kind;
 use super::State;
 use siptoken::{Transport, Verifier};
@@ -49,30 +48,204 @@ impl std::fmt::Debug for ClientMessage {
     }
 }
 
-/// Parses a text frame; the error is a message for `bad_request`.
-pub fn parse_client_message(text: &str) -> Result<ClientMessage, String> {
+/// Why a text frame is not a client message (the `message` of a `bad_request`). It names
+/// the kind of problem and its position, never the input: serde_json's own messages can quote
+/// it (a token, say). (Truncating its message panicked on a multi-byte character; the
+/// ws_message fuzz target found it.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid client message: {what} (line {line}, column {column})")]
+pub struct BadClientMessage {
+    what: BadKind,
+    line: usize,
+    column: usize,
+}
+
+/// What kind of problem a [`BadClientMessage`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BadKind {
+    /// Not JSON at all.
+    #[error("not JSON")]
+    NotJson,
+    /// JSON, but not one of the client messages.
+    #[error(
+        "expected {{\"type\":\"login\",\"token\":\"…\"}}, {{\"type\":\"logout\"}} or {{\"type\":\"ping\"}}"
+    )]
+    NotAClientMessage,
+}
+
+/// Parses a text frame.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, BadClientMessage> {
     serde_json::from_str(text).map_err(|e| {
-        // serde_json's own messages can quote the input (a token, say): describe the error by
-        // its category and position instead. (Truncating its message panicked on a multi-byte
-        // character; the ws_message fuzz target found it.)
         use serde_json::error::Category;
         let what = match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => "not JSON",
-            Category::Data => {
-                "expected {\"type\":\"login\",\"token\":\"…\"}, {\"type\":\"logout\"} or {\"type\":\"ping\"}"
-            }
+            Category::Syntax | Category::Eof | Category::Io => BadKind::NotJson,
+            Category::Data => BadKind::NotAClientMessage,
         };
-        format!(
-            "not a valid client message: {what} (line {}, column {})",
-            e.line(),
-            e.column()
-        )
+        BadClientMessage {
+            what,
+            line: e.line(),
+            column: e.column(),
+        }
     })
 }
 
-/// An `error` message.
-pub fn error(code: &str, message: impl Into<String>) -> Value {
-    json!({"type": "error", "code": code, "message": message.into()})
+/// A gateway message (`docs/gateway-protocol.md`, "Gateway → client"); the mirror of
+/// [`ClientMessage`]. Fields are written in the order the document shows them, absent
+/// optional fields are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerMessage {
+    /// The token was accepted and the REGISTER is in flight.
+    Registering {
+        /// The address of record.
+        aor: String,
+    },
+    /// The registrar accepted the binding (sent again after every refresh).
+    Registered {
+        /// The address of record.
+        aor: String,
+        /// The expiry the registrar granted, seconds.
+        expires: u32,
+    },
+    /// A `registered="false"` token was verified; no REGISTER.
+    Authenticated {
+        /// The address of record.
+        aor: String,
+    },
+    /// The binding was removed after `logout` or at shutdown.
+    Unregistered {
+        /// The address of record.
+        aor: String,
+    },
+    /// A refresh failed for good; the account is no longer logged in.
+    #[serde(rename_all = "camelCase")]
+    RegistrationLost {
+        /// The address of record.
+        aor: String,
+        /// One of the `sip_*` codes.
+        code: ErrorCode,
+        /// What happened.
+        message: String,
+        /// The final SIP status, when there was one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sip_status: Option<u16>,
+    },
+    /// The answer to `ping`.
+    Pong,
+    /// A request failed.
+    #[serde(rename_all = "camelCase")]
+    Error {
+        /// What kind of failure.
+        code: ErrorCode,
+        /// What happened, for people.
+        message: String,
+        /// `token_rejected`: the core library's error code.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<&'static str>,
+        /// `sip_*`: the final SIP status, when there was one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sip_status: Option<u16>,
+        /// `sip_*`: the account's address of record.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        aor: Option<String>,
+    },
+}
+
+/// The `code` of an `error` or `registrationLost` message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, unknown `type`, missing `token`, or a binary frame.
+    BadRequest,
+    /// The token did not verify, or its claims cannot go into a SIP message.
+    TokenRejected,
+    /// The token was already used.
+    Replayed,
+    /// The registrar refused the credentials.
+    SipAuthFailed,
+    /// Any other final SIP failure.
+    SipRejected,
+    /// No final response within the transaction timeout.
+    SipTimeout,
+    /// The registrar could not be resolved or reached.
+    SipUnreachable,
+    /// Too many login attempts from this client address.
+    RateLimited,
+    /// Too many sessions, or too many accounts on this socket.
+    SessionLimit,
+    /// `logout` with no account logged in.
+    NotLoggedIn,
+    /// Nothing from the client for `ws_idle_timeout_seconds`.
+    IdleTimeout,
+    /// No account logged in within `login_timeout_seconds`.
+    LoginTimeout,
+    /// The shared single-use store is unavailable.
+    StoreUnavailable,
+}
+
+impl ErrorCode {
+    /// The code as written on the wire (and in the metrics' `code` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::TokenRejected => "token_rejected",
+            ErrorCode::Replayed => "replayed",
+            ErrorCode::SipAuthFailed => "sip_auth_failed",
+            ErrorCode::SipRejected => "sip_rejected",
+            ErrorCode::SipTimeout => "sip_timeout",
+            ErrorCode::SipUnreachable => "sip_unreachable",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::SessionLimit => "session_limit",
+            ErrorCode::NotLoggedIn => "not_logged_in",
+            ErrorCode::IdleTimeout => "idle_timeout",
+            ErrorCode::LoginTimeout => "login_timeout",
+            ErrorCode::StoreUnavailable => "store_unavailable",
+        }
+    }
+
+    /// The code of a failed registration.
+    pub fn of_sip(e: &SipError) -> ErrorCode {
+        match e {
+            SipError::AuthFailed { .. } | SipError::DigestRefused { .. } => {
+                ErrorCode::SipAuthFailed
+            }
+            SipError::Rejected { .. }
+            | SipError::NoBinding { .. }
+            | SipError::BadChallenge { .. } => ErrorCode::SipRejected,
+            SipError::Timeout => ErrorCode::SipTimeout,
+            SipError::Unreachable(_) => ErrorCode::SipUnreachable,
+        }
+    }
+}
+
+impl ServerMessage {
+    /// An `error` message without extra fields.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+            detail: None,
+            sip_status: None,
+            aor: None,
+        }
+    }
+
+    /// The `error` for a first registration that failed. The text is the error's `Display`,
+    /// which never holds the registrar's address (issue 14 item 12: that stays in the log).
+    pub fn sip_failed(aor: String, e: &SipError) -> ServerMessage {
+        ServerMessage::Error {
+            code: ErrorCode::of_sip(e),
+            message: e.to_string(),
+            detail: None,
+            sip_status: e.status(),
+            aor: Some(aor),
+        }
+    }
+
+    /// The JSON text frame.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("plain data serializes")
+    }
 }
 
 struct Registration {
@@ -112,8 +285,8 @@ fn too_big(e: axum::Error) -> bool {
 /// stops reading must not hold its session forever).
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn send(socket: &mut WebSocket, v: Value) -> bool {
-    let frame = WsMessage::Text(v.to_string().into());
+async fn send(socket: &mut WebSocket, m: ServerMessage) -> bool {
+    let frame = WsMessage::Text(m.to_json().into());
     matches!(
         tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await,
         Ok(Ok(()))
@@ -187,21 +360,21 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
                 // peer (closed laptop, dropped network) its registrations.
                 let (error_code, what, code, close) = match expired {
                     Expired::Login => (
-                        "login_timeout",
+                        ErrorCode::LoginTimeout,
                         "no account logged in in time",
                         4401,
                         "login timeout",
                     ),
                     Expired::Idle => (
-                        "idle_timeout",
+                        ErrorCode::IdleTimeout,
                         "nothing received from the client in time",
                         4408,
                         "idle timeout",
                     ),
                 };
                 tracing::info!(ip = %s.ip, "WebSocket {close}: closing");
-                state.metrics.closed(error_code);
-                let _ = send(&mut socket, error(error_code, what)).await;
+                state.metrics.closed(error_code.as_str());
+                let _ = send(&mut socket, ServerMessage::error(error_code, what)).await;
                 let close = socket.send(close_frame(code, close));
                 let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
                 break false;
@@ -234,7 +407,8 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
                 }
             }
             Step::Ws(Some(Ok(WsMessage::Binary(_)))) => {
-                let e = error("bad_request", "binary frames are not supported");
+                let e =
+                    ServerMessage::error(ErrorCode::BadRequest, "binary frames are not supported");
                 if !send(&mut socket, e).await {
                     break false;
                 }
@@ -281,7 +455,11 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
 /// `max_sessions_per_ip`).
 pub async fn refuse(mut socket: WebSocket, state: &State, message: &str) {
     state.metrics.login("error", "session_limit");
-    let _ = send(&mut socket, error("session_limit", message)).await;
+    let _ = send(
+        &mut socket,
+        ServerMessage::error(ErrorCode::SessionLimit, message),
+    )
+    .await;
     let close = socket.send(close_frame(1013, "session limit"));
     let _ = tokio::time::timeout(SEND_TIMEOUT, close).await;
 }
@@ -294,19 +472,19 @@ fn close_frame(code: u16, reason: &'static str) -> WsMessage {
 }
 
 impl Session {
-    async fn handle(&mut self, text: &str) -> Vec<Value> {
+    async fn handle(&mut self, text: &str) -> Vec<ServerMessage> {
         match parse_client_message(text) {
-            Err(m) => vec![error("bad_request", m)],
-            Ok(ClientMessage::Ping) => vec![json!({"type": "pong"})],
+            Err(e) => vec![ServerMessage::error(ErrorCode::BadRequest, e.to_string())],
+            Ok(ClientMessage::Ping) => vec![ServerMessage::Pong],
             Ok(ClientMessage::Logout) => self.logout(),
             Ok(ClientMessage::Login { token }) => self.login(&token).await,
         }
     }
 
-    fn logout(&mut self) -> Vec<Value> {
+    fn logout(&mut self) -> Vec<ServerMessage> {
         if self.accounts.is_empty() {
-            return vec![error(
-                "not_logged_in",
+            return vec![ServerMessage::error(
+                ErrorCode::NotLoggedIn,
                 "no account is logged in on this socket",
             )];
         }
@@ -314,7 +492,7 @@ impl Session {
     }
 
     /// Asks every registration to unregister; `authenticated` accounts leave at once.
-    fn logout_all(&mut self) -> Vec<Value> {
+    fn logout_all(&mut self) -> Vec<ServerMessage> {
         let mut out = Vec::new();
         let mut gone = Vec::new();
         for (id, a) in self.accounts.iter_mut() {
@@ -323,7 +501,7 @@ impl Session {
                     let _ = c.try_send(Command::Unregister);
                 }
             } else {
-                out.push(json!({"type": "unregistered", "aor": a.aor}));
+                out.push(ServerMessage::Unregistered { aor: a.aor.clone() });
                 gone.push(*id);
             }
         }
@@ -333,28 +511,32 @@ impl Session {
         out
     }
 
-    async fn login(&mut self, token: &str) -> Vec<Value> {
+    async fn login(&mut self, token: &str) -> Vec<ServerMessage> {
         let started = Instant::now();
         let st = self.state.clone();
-        let fail = |code: &'static str, msg: String| {
-            st.metrics.login("error", code);
-            vec![error(code, msg)]
+        let fail = |code: ErrorCode, msg: String| {
+            st.metrics.login("error", code.as_str());
+            vec![ServerMessage::error(code, msg)]
         };
-        let reject = |detail: &str, msg: String| {
-            st.metrics.login("error", "token_rejected");
-            let mut v = error("token_rejected", msg);
-            v["detail"] = json!(detail);
-            vec![v]
+        let reject = |detail: &'static str, msg: String| {
+            st.metrics.login("error", ErrorCode::TokenRejected.as_str());
+            vec![ServerMessage::Error {
+                code: ErrorCode::TokenRejected,
+                message: msg,
+                detail: Some(detail),
+                sip_status: None,
+                aor: None,
+            }]
         };
         if !st.limiter.allow(self.ip) {
             return fail(
-                "rate_limited",
+                ErrorCode::RateLimited,
                 "too many login attempts from this address".into(),
             );
         }
         if self.accounts.len() >= st.config.max_accounts_per_session {
             return fail(
-                "session_limit",
+                ErrorCode::SessionLimit,
                 format!(
                     "at most {} accounts per WebSocket",
                     st.config.max_accounts_per_session
@@ -383,32 +565,37 @@ impl Session {
             Some(Transport::Tcp) => Kind::Tcp,
             Some(Transport::Tls) if c.should_register() && st.sip.tls.is_none() => {
                 return fail(
-                    "sip_unreachable",
+                    ErrorCode::SipUnreachable,
                     "SIP over TLS is not configured on this gateway (no CA bundle)".into(),
                 );
             }
             Some(Transport::Tls) => Kind::Tls,
         };
-        let account = Account {
-            login: c.login().to_owned(),
-            domain: c.domain().to_owned(),
-            auth_name: c.auth_name().to_owned(),
-            password: zeroize::Zeroizing::new(c.password().expose().to_owned()),
-            display_name: c.visible_name().map(str::to_owned),
-            transport,
-            host: c.outbound_proxy().unwrap_or(c.domain()).to_owned(),
+        let account = match Account::new(AccountClaims {
+            login: c.login(),
+            domain: c.domain(),
+            auth_name: c.auth_name(),
+            password: c.password().expose(),
+            display_name: c.visible_name(),
+            outbound_proxy: c.outbound_proxy(),
             port: c.port(),
+            transport,
+        }) {
+            Ok(a) => a,
+            Err(why) => {
+                tracing::info!(ip = %self.ip, app = verified.app(), "token claims unusable for SIP: {why}");
+                return reject(siptoken::ErrorCode::InvalidField.as_str(), why.to_string());
+            }
         };
-        if let Err(why) = account.check() {
-            tracing::info!(ip = %self.ip, app = verified.app(), "token claims unusable for SIP");
-            return reject(siptoken::ErrorCode::InvalidField.as_str(), why);
-        }
-        let aor = account.aor();
+        let aor = account.aor().to_string();
         match st.replay.first_use(verified.replay_key(), until, now).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(ip = %self.ip, app = verified.app(), token_id, %aor, "replayed token refused");
-                return fail("replayed", "this token has already been used".into());
+                return fail(
+                    ErrorCode::Replayed,
+                    "this token has already been used".into(),
+                );
             }
             Err(e) => {
                 st.metrics
@@ -418,7 +605,7 @@ impl Session {
                     StoreFailure::Closed => {
                         tracing::error!(ip = %self.ip, app = verified.app(), token_id, %aor, "{e}: login refused (replay_store_failure = closed)");
                         return fail(
-                            "store_unavailable",
+                            ErrorCode::StoreUnavailable,
                             "the single-use store is unavailable; try again later".into(),
                         );
                     }
@@ -453,7 +640,7 @@ impl Session {
                     sip: false,
                 },
             );
-            return vec![json!({"type": "authenticated", "aor": aor})];
+            return vec![ServerMessage::Authenticated { aor }];
         }
         let commands = register::spawn(
             id,
@@ -473,21 +660,14 @@ impl Session {
                 sip: true,
             },
         );
-        vec![json!({"type": "registering", "aor": aor})]
+        vec![ServerMessage::Registering { aor }]
     }
 
     /// Turns a registration task's event into a message for the client.
-    fn event(&mut self, (id, e): (u64, Event)) -> Option<Value> {
+    fn event(&mut self, (id, e): (u64, Event)) -> Option<ServerMessage> {
         let m = &self.state.metrics;
         let a = self.accounts.get_mut(&id)?;
         let aor = a.aor.clone();
-        let sip_error = |mut v: Value, e: &SipError| {
-            if let Some(s) = e.status() {
-                v["sipStatus"] = json!(s);
-            }
-            v["aor"] = json!(aor);
-            v
-        };
         match e {
             Event::Registered { expires } => {
                 if !a.registered {
@@ -496,23 +676,25 @@ impl Session {
                     m.login("registered", "");
                     m.observe_login_latency(a.started.elapsed());
                 }
-                Some(json!({"type": "registered", "aor": aor, "expires": expires}))
+                Some(ServerMessage::Registered { aor, expires })
             }
             Event::Failed(e) => {
                 self.accounts.remove(&id);
-                m.login("error", e.code());
-                Some(sip_error(error(e.code(), e.to_string()), &e))
+                m.login("error", ErrorCode::of_sip(&e).as_str());
+                Some(ServerMessage::sip_failed(aor, &e))
             }
             Event::Lost(e) => {
                 self.remove(id);
-                Some(sip_error(
-                    json!({"type": "registrationLost", "code": e.code(), "message": e.to_string()}),
-                    &e,
-                ))
+                Some(ServerMessage::RegistrationLost {
+                    aor,
+                    code: ErrorCode::of_sip(&e),
+                    message: e.to_string(),
+                    sip_status: e.status(),
+                })
             }
             Event::Unregistered => {
                 self.remove(id);
-                Some(json!({"type": "unregistered", "aor": aor}))
+                Some(ServerMessage::Unregistered { aor })
             }
         }
     }
@@ -568,7 +750,7 @@ mod tests {
             format!(r#"{{"type":"lgin","token":"{token}"}}"#),
             format!(r#"{{"type":"login","token":["{token}"]}}"#),
         ] {
-            let e = parse_client_message(&text).unwrap_err();
+            let e = parse_client_message(&text).unwrap_err().to_string();
             assert!(!e.contains("abababab"), "{e}");
         }
         let ok = parse_client_message(&format!(r#"{{"type":"login","token":"{token}"}}"#));
@@ -579,7 +761,7 @@ mod tests {
     fn errors_never_quote_the_input_and_never_panic() {
         // The ws_message fuzz target's reproducer: a long error message cut inside a character.
         let crash = format!("\"{}ü\"", "\\r".repeat(80));
-        let err = parse_client_message(&crash).unwrap_err();
+        let err = parse_client_message(&crash).unwrap_err().to_string();
         assert!(err.starts_with("not a valid client message: "), "{err}");
         let token = "CRM:v1.k1.".to_owned() + &"ab".repeat(200);
         for text in [
@@ -587,8 +769,173 @@ mod tests {
             format!(r#"{{"type":{token:?}}}"#),
             format!(r#"{{"type":"login","token":"{token}"#),
         ] {
-            let err = parse_client_message(&text).unwrap_err();
+            let err = parse_client_message(&text).unwrap_err().to_string();
             assert!(!err.contains("abab"), "{err}");
+        }
+    }
+
+    /// The wire format of every gateway message, byte for byte as docs/gateway-protocol.md
+    /// shows it: `type` first, then the fields in the documented order, optional ones left
+    /// out when absent.
+    #[test]
+    fn server_messages_on_the_wire() {
+        let aor = || "sip:crm1@sip.example.org".to_owned();
+        for (m, json) in [
+            (
+                ServerMessage::Registering { aor: aor() },
+                r#"{"type":"registering","aor":"sip:crm1@sip.example.org"}"#,
+            ),
+            (
+                ServerMessage::Registered {
+                    aor: aor(),
+                    expires: 600,
+                },
+                r#"{"type":"registered","aor":"sip:crm1@sip.example.org","expires":600}"#,
+            ),
+            (
+                ServerMessage::Authenticated { aor: aor() },
+                r#"{"type":"authenticated","aor":"sip:crm1@sip.example.org"}"#,
+            ),
+            (
+                ServerMessage::Unregistered { aor: aor() },
+                r#"{"type":"unregistered","aor":"sip:crm1@sip.example.org"}"#,
+            ),
+            (
+                ServerMessage::RegistrationLost {
+                    aor: aor(),
+                    code: ErrorCode::SipTimeout,
+                    message: "no answer".into(),
+                    sip_status: None,
+                },
+                r#"{"type":"registrationLost","aor":"sip:crm1@sip.example.org","code":"sip_timeout","message":"no answer"}"#,
+            ),
+            (
+                ServerMessage::RegistrationLost {
+                    aor: aor(),
+                    code: ErrorCode::SipRejected,
+                    message: "x".into(),
+                    sip_status: Some(404),
+                },
+                r#"{"type":"registrationLost","aor":"sip:crm1@sip.example.org","code":"sip_rejected","message":"x","sipStatus":404}"#,
+            ),
+            (ServerMessage::Pong, r#"{"type":"pong"}"#),
+            (
+                ServerMessage::error(ErrorCode::NotLoggedIn, "none"),
+                r#"{"type":"error","code":"not_logged_in","message":"none"}"#,
+            ),
+            (
+                ServerMessage::Error {
+                    code: ErrorCode::TokenRejected,
+                    message: "expired".into(),
+                    detail: Some("expired"),
+                    sip_status: None,
+                    aor: None,
+                },
+                r#"{"type":"error","code":"token_rejected","message":"expired","detail":"expired"}"#,
+            ),
+            (
+                ServerMessage::sip_failed(aor(), &SipError::AuthFailed { status: 403 }),
+                r#"{"type":"error","code":"sip_auth_failed","message":"the registrar refused the credentials (403)","sipStatus":403,"aor":"sip:crm1@sip.example.org"}"#,
+            ),
+            (
+                ServerMessage::sip_failed(aor(), &SipError::Timeout),
+                r#"{"type":"error","code":"sip_timeout","message":"no answer from the registrar","aor":"sip:crm1@sip.example.org"}"#,
+            ),
+        ] {
+            assert_eq!(m.to_json(), json);
+        }
+    }
+
+    #[test]
+    fn error_codes_are_written_as_their_names() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::TokenRejected,
+            ErrorCode::Replayed,
+            ErrorCode::SipAuthFailed,
+            ErrorCode::SipRejected,
+            ErrorCode::SipTimeout,
+            ErrorCode::SipUnreachable,
+            ErrorCode::RateLimited,
+            ErrorCode::SessionLimit,
+            ErrorCode::NotLoggedIn,
+            ErrorCode::IdleTimeout,
+            ErrorCode::StoreUnavailable,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
+        }
+    }
+
+    /// Whether `s` holds something that looks like an IP address or a port.
+    fn names_an_address(s: &str) -> bool {
+        let dotted_quad = s
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .any(|t| {
+                let parts: Vec<&str> = t.trim_matches('.').split('.').collect();
+                parts.len() >= 4 && parts.iter().all(|p| !p.is_empty())
+            });
+        let port = s
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0] == b':' && w[1].is_ascii_digit());
+        dotted_quad || port || s.contains("::") || s.contains("]:")
+    }
+
+    /// Issue 14 item 12: no failed registration tells the client an address or a port; the
+    /// registrar's reason phrase (free text) is not passed on either.
+    #[test]
+    fn sip_failures_name_no_address() {
+        use crate::sip::transport_error::{TlsFailure, TransportError as T};
+        assert!(names_an_address("TLS handshake with 127.0.0.1:5061 failed"));
+        assert!(names_an_address("refused by [::1]:5060"));
+        assert!(!names_an_address(
+            "the registrar rejected the registration: 404 Not Found"
+        ));
+        let mut errors = vec![
+            SipError::AuthFailed { status: 401 },
+            SipError::Rejected {
+                status: 503,
+                reason: "Overloaded, try 10.0.0.7:5060".into(),
+            },
+            SipError::NoBinding { status: 200 },
+            SipError::BadChallenge {
+                status: 407,
+                error: crate::sip::digest::ChallengeError::Missing("nonce"),
+            },
+            SipError::Timeout,
+        ];
+        for t in [
+            T::Refused,
+            T::Reset,
+            T::NoRoute,
+            T::Closed,
+            T::Garbage,
+            T::ConnectTimeout,
+            T::Resolve,
+            T::ResolveTimeout,
+            T::NoAddress,
+            T::TlsNotConfigured,
+            T::TlsName,
+            T::TlsTimeout,
+            T::Tls(TlsFailure::UnknownIssuer),
+            T::Tls(TlsFailure::NameMismatch),
+            T::Tls(TlsFailure::Validity),
+            T::Tls(TlsFailure::Certificate),
+            T::Tls(TlsFailure::Protocol),
+            T::Io(std::io::ErrorKind::AddrInUse),
+        ] {
+            errors.push(SipError::Unreachable(t));
+        }
+        for e in &errors {
+            let json = ServerMessage::sip_failed("sip:crm1@sip.test".into(), e).to_json();
+            let message = serde_json::from_str::<serde_json::Value>(&json).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(!names_an_address(&message), "{message}");
         }
     }
 }

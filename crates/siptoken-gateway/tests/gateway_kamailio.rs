@@ -425,12 +425,13 @@ async fn registers_over_ipv6() {
     let kam = Kamailio::start("MD5", USERS);
     let gw = Gateway::start_with_args("", &["--sip-bind", "::1"]);
     let mut ws = gw.ws().await;
-    for (user, password, transport) in [
-        ("alice", "s3cr<t \"x\"", Transport::Udp),
-        ("bob", "b0b", Transport::Tcp),
+    // The outbound proxy bracketed, and bare (issue 14 item 7: written bracketed).
+    for (user, password, transport, proxy) in [
+        ("alice", "s3cr<t \"x\"", Transport::Udp, "[::1]"),
+        ("bob", "b0b", Transport::Tcp, "::1"),
     ] {
         let claims = siptoken::Claims::builder(user, password, DOMAIN)
-            .outbound_proxy("[::1]")
+            .outbound_proxy(proxy)
             .port(kam.port)
             .transport(transport)
             .build()

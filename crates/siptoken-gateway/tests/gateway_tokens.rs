@@ -393,3 +393,59 @@ async fn sigterm_with_a_register_in_flight_to_a_silent_registrar_exits_in_bounde
         t0.elapsed()
     );
 }
+
+/// Issue 14 item 12: a failed registration's message does not tell the browser the registrar's
+/// resolved address and port (the token names `localhost`; the gateway resolves it to
+/// 127.0.0.1 and meets a TLS peer that hangs up, a closed TCP port, a closed UDP port). The
+/// log keeps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_registrations_do_not_reveal_the_registrars_address() {
+    let pki = tempfile::tempdir().unwrap();
+    let certs = Certs::make(pki.path(), "sip.test");
+    let gw = Gateway::start(&format!(
+        "sip_t1_ms = 100\nsip_transaction_timeout_ms = 1500\nsip_tls_ca_file = \"{}\"",
+        certs.ca.display()
+    ));
+    // A peer that accepts TCP connections and closes them at once: every TLS handshake fails.
+    let hangup = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hangup_port = hangup.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in hangup.incoming() {
+            drop(c);
+        }
+    });
+    let closed = free_port();
+    let mut ws = gw.ws().await;
+    for (transport, port) in [
+        (Transport::Tls, hangup_port),
+        (Transport::Tcp, closed),
+        (Transport::Udp, closed),
+    ] {
+        let tok = Issuer::new(&ring())
+            .issue(
+                "CRM",
+                &Claims::builder("crm1", "pw", DOMAIN)
+                    .outbound_proxy("localhost")
+                    .port(port)
+                    .transport(transport)
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        ws.login(&tok).await;
+        ws.expect("registering").await;
+        let v = ws.expect_error("sip_unreachable").await;
+        let text = v.to_string();
+        for address in ["127.0.0.1", "::1", &format!(":{port}")] {
+            assert!(
+                !text.contains(address),
+                "{transport:?}: {address} in {text}"
+            );
+        }
+    }
+    assert!(
+        gw.log().contains(&format!("127.0.0.1:{hangup_port}")),
+        "the log keeps it"
+    );
+    ws.ping().await;
+}

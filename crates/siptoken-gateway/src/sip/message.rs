@@ -1,13 +1,19 @@
 //! SIP messages (RFC 3261 §7): a small, strict parser for what a registering user agent
-//! receives — responses to its REGISTERs and requests such as OPTIONS keep-alives — and helpers
-//! for the header values it needs (lists, Contact parameters, Via branch).
+//! receives — responses to its REGISTERs and requests such as OPTIONS keep-alives — and the
+//! framing of a message on a stream. The values of the headers it needs are read by their own
+//! grammars: [`super::address`] (From, To, Contact), [`super::via`], [`super::uri`],
+//! [`super::host`].
 //!
 //! Header names are matched case-insensitively and compact forms (`v`, `f`, `t`, `i`, `m`, `l`,
 //! …) are expanded; folded header lines (a continuation line starting with space or tab) are
 //! joined with one space. Every header occurrence is kept in order, so several
-//! `WWW-Authenticate` headers stay several challenges.
+//! `WWW-Authenticate` headers stay several challenges. The version (`SIP/2.0`) is matched
+//! case-insensitively (RFC 3261 §7.1); a message with two Content-Length headers is refused, as
+//! its framing would be ambiguous.
 
-use std::fmt;
+use super::address::Address;
+use super::params::is_token_char;
+use super::via::Via;
 
 /// Largest message accepted (header section plus body), bytes.
 pub const MAX_MESSAGE_LEN: usize = 65_535;
@@ -43,27 +49,68 @@ pub struct Message {
 }
 
 /// Why bytes are not (yet) a SIP message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// More bytes are needed (stream transports): the header section or body is not complete.
+    #[error("incomplete SIP message")]
     Incomplete,
     /// The bytes are not a valid SIP message.
-    Invalid(String),
+    #[error("invalid SIP message: {0}")]
+    Invalid(Invalid),
 }
 
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseError::Incomplete => f.write_str("incomplete SIP message"),
-            ParseError::Invalid(why) => write!(f, "invalid SIP message: {why}"),
-        }
-    }
+/// What is wrong with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// No blank line within [`MAX_MESSAGE_LEN`] bytes.
+    #[error("header section too long")]
+    HeadersTooLong,
+    /// A datagram without the blank line that ends the headers.
+    #[error("no blank line after the headers")]
+    NoBlankLine,
+    /// The header section is not UTF-8.
+    #[error("header section is not UTF-8")]
+    NotUtf8,
+    /// Neither a status line nor a request line.
+    #[error("bad request line")]
+    BadRequestLine,
+    /// A version other than SIP/2.0.
+    #[error("not SIP/2.0")]
+    NotSip20,
+    /// A status code that is not three digits.
+    #[error("bad status code")]
+    BadStatusCode,
+    /// A status code outside 100–699.
+    #[error("status code out of range")]
+    StatusOutOfRange,
+    /// A folded line before any header.
+    #[error("continuation line before any header")]
+    ContinuationFirst,
+    /// A header line without `:`.
+    #[error("header line without a colon")]
+    NoColon,
+    /// A header name that is not a token.
+    #[error("bad header name")]
+    BadHeaderName,
+    /// A Content-Length that is not a number.
+    #[error("bad Content-Length")]
+    BadContentLength,
+    /// More than one Content-Length (the framing would be ambiguous).
+    #[error("more than one Content-Length")]
+    DuplicateContentLength,
+    /// No Content-Length on a stream, where it is the framing.
+    #[error("Content-Length missing on a stream transport")]
+    MissingContentLength,
+    /// Longer than [`MAX_MESSAGE_LEN`].
+    #[error("message too long")]
+    TooLong,
+    /// A datagram with fewer body bytes than Content-Length says.
+    #[error("body shorter than Content-Length")]
+    BodyTooShort,
 }
 
-impl std::error::Error for ParseError {}
-
-fn invalid(why: impl Into<String>) -> ParseError {
-    ParseError::Invalid(why.into())
+fn invalid(why: Invalid) -> ParseError {
+    ParseError::Invalid(why)
 }
 
 /// The canonical lower-case full name for a header name (compact forms expanded, RFC 3261
@@ -93,10 +140,6 @@ pub fn canonical_name(name: &str) -> String {
         _ => return lower,
     };
     full.to_owned()
-}
-
-fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
 
 /// Where the header section ends: (index of the first body byte, length of the header section
@@ -131,25 +174,24 @@ pub fn parse(buf: &[u8], stream: bool) -> Result<(Message, usize), ParseError> {
     let rest = &buf[skip..];
     let Some((body_start, head_len)) = header_end(rest) else {
         if rest.len() > MAX_MESSAGE_LEN {
-            return Err(invalid("header section too long"));
+            return Err(invalid(Invalid::HeadersTooLong));
         }
         return if stream || rest.is_empty() {
             Err(ParseError::Incomplete)
         } else {
-            Err(invalid("no blank line after the headers"))
+            Err(invalid(Invalid::NoBlankLine))
         };
     };
-    let head = std::str::from_utf8(&rest[..head_len])
-        .map_err(|_| invalid("header section is not UTF-8"))?;
+    let head = std::str::from_utf8(&rest[..head_len]).map_err(|_| invalid(Invalid::NotUtf8))?;
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let first = lines.next().ok_or_else(|| invalid("empty message"))?;
+    let first = lines.next().ok_or(invalid(Invalid::BadRequestLine))?;
     let start = parse_start_line(first)?;
 
     let mut headers: Vec<(String, String)> = Vec::new();
     for line in lines {
         if line.starts_with([' ', '\t']) {
             let Some(last) = headers.last_mut() else {
-                return Err(invalid("continuation line before any header"));
+                return Err(invalid(Invalid::ContinuationFirst));
             };
             let more = line.trim();
             if !more.is_empty() {
@@ -161,11 +203,11 @@ pub fn parse(buf: &[u8], stream: bool) -> Result<(Message, usize), ParseError> {
             continue;
         }
         let Some((name, value)) = line.split_once(':') else {
-            return Err(invalid("header line without a colon"));
+            return Err(invalid(Invalid::NoColon));
         };
         let name = name.trim_end_matches([' ', '\t']);
         if name.is_empty() || !name.bytes().all(is_token_char) {
-            return Err(invalid("bad header name"));
+            return Err(invalid(Invalid::BadHeaderName));
         }
         headers.push((canonical_name(name), value.trim().to_owned()));
     }
@@ -176,37 +218,48 @@ pub fn parse(buf: &[u8], stream: bool) -> Result<(Message, usize), ParseError> {
         body: Vec::new(),
     };
     let available = rest.len() - body_start;
-    let body_len = match message.header("content-length") {
-        Some(v) => v
-            .trim()
-            .parse::<usize>()
-            .map_err(|_| invalid("bad Content-Length"))?,
-        None if stream => return Err(invalid("Content-Length missing on a stream transport")),
-        None => available,
+    let body_len = {
+        let mut lengths = message.headers_named("content-length");
+        match (lengths.next(), lengths.next()) {
+            (Some(_), Some(_)) => return Err(invalid(Invalid::DuplicateContentLength)),
+            (Some(v), None) => v
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| invalid(Invalid::BadContentLength))?,
+            (None, _) if stream => return Err(invalid(Invalid::MissingContentLength)),
+            (None, _) => available,
+        }
     };
     if body_start + body_len > MAX_MESSAGE_LEN {
-        return Err(invalid("message too long"));
+        return Err(invalid(Invalid::TooLong));
     }
     if body_len > available {
         return if stream {
             Err(ParseError::Incomplete)
         } else {
-            Err(invalid("body shorter than Content-Length"))
+            Err(invalid(Invalid::BodyTooShort))
         };
     }
     message.body = rest[body_start..body_start + body_len].to_vec();
     Ok((message, skip + body_start + body_len))
 }
 
+/// The version, matched case-insensitively (RFC 3261 §7.1).
+const VERSION: &str = "SIP/2.0";
+
 fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
-    if let Some(rest) = line.strip_prefix("SIP/2.0 ") {
+    let status = line
+        .get(..VERSION.len() + 1)
+        .filter(|v| v.eq_ignore_ascii_case("SIP/2.0 "));
+    if status.is_some() {
+        let rest = &line[VERSION.len() + 1..];
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid("bad status code"));
+            return Err(invalid(Invalid::BadStatusCode));
         }
-        let code: u16 = code.parse().map_err(|_| invalid("bad status code"))?;
+        let code: u16 = code.parse().map_err(|_| invalid(Invalid::BadStatusCode))?;
         if !(100..=699).contains(&code) {
-            return Err(invalid("status code out of range"));
+            return Err(invalid(Invalid::StatusOutOfRange));
         }
         return Ok(StartLine::Response {
             code,
@@ -217,13 +270,13 @@ fn parse_start_line(line: &str) -> Result<StartLine, ParseError> {
     let (Some(method), Some(uri), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(invalid("bad request line"));
+        return Err(invalid(Invalid::BadRequestLine));
     };
-    if version != "SIP/2.0" {
-        return Err(invalid("not SIP/2.0"));
+    if !version.eq_ignore_ascii_case(VERSION) {
+        return Err(invalid(Invalid::NotSip20));
     }
     if method.is_empty() || !method.bytes().all(is_token_char) || uri.is_empty() {
-        return Err(invalid("bad request line"));
+        return Err(invalid(Invalid::BadRequestLine));
     }
     Ok(StartLine::Request {
         method: method.to_owned(),
@@ -280,12 +333,11 @@ impl Message {
         Some((n.trim().parse().ok()?, m.trim()))
     }
 
-    /// The `branch` parameter of the topmost Via.
+    /// The `branch` parameter of the topmost Via (`None` when it has none or the Via is not
+    /// valid).
     pub fn top_via_branch(&self) -> Option<&str> {
         let via = *self.list("via").first()?;
-        params(via)
-            .find(|(k, _)| k.eq_ignore_ascii_case("branch"))?
-            .1
+        Via::parse(via).ok()?.branch()
     }
 }
 
@@ -322,39 +374,68 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
     out.into_iter().filter(|s| !s.is_empty())
 }
 
-/// The `;name[=value]` parameters after a header value's main part (after `>` when the value
-/// has an angle-bracketed URI, else after the first `;`). Quoted values keep their quotes.
-pub fn params(value: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
-    let tail = match value.rfind('>') {
-        Some(i) => &value[i + 1..],
-        None => value.split_once(';').map_or("", |(_, t)| t),
-    };
-    tail.split(';')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (k.trim(), Some(v.trim())),
-            None => (p, None),
-        })
-}
-
-/// The URI of a name-addr or addr-spec (`"Name" <sip:…>;p=1` → `sip:…`; `sip:…;p=1` → `sip:…`).
-pub fn addr_uri(value: &str) -> &str {
-    if let (Some(a), Some(b)) = (value.find('<'), value.rfind('>')) {
-        if a < b {
-            return &value[a + 1..b];
-        }
-    }
-    value.split(';').next().unwrap_or("").trim()
-}
-
-/// The user part of a SIP URI (`sip:user@host` → `user`), if any.
-pub fn uri_user(uri: &str) -> Option<&str> {
-    let rest = uri
-        .strip_prefix("sip:")
-        .or_else(|| uri.strip_prefix("sips:"))?;
-    let (user, _) = rest.split_once('@')?;
-    Some(user.split(':').next().unwrap_or(user))
+/// The standard reason phrase of a status code (RFC 3261 §21 and the extensions a registrar
+/// uses), `None` for codes without one.
+pub fn reason_phrase(code: u16) -> Option<&'static str> {
+    Some(match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        423 => "Interval Too Brief",
+        429 => "Provide Referrer Identity",
+        430 => "Flow Failed",
+        439 => "First Hop Lacks Outbound Support",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        489 => "Bad Event",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        494 => "Security Agreement Required",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => return None,
+    })
 }
 
 /// Builds the response to a request (RFC 3261 §8.2.6): Via, From, Call-ID and CSeq copied, To
@@ -374,7 +455,8 @@ pub fn response_to(
             "call-id" => out.push_str(&format!("Call-ID: {value}\r\n")),
             "cseq" => out.push_str(&format!("CSeq: {value}\r\n")),
             "to" => {
-                if params(value).any(|(k, _)| k.eq_ignore_ascii_case("tag")) {
+                let tagged = Address::parse(value).is_ok_and(|a| a.param("tag").is_some());
+                if tagged {
                     out.push_str(&format!("To: {value}\r\n"));
                 } else {
                     out.push_str(&format!("To: {value};tag={to_tag}\r\n"));
@@ -386,6 +468,37 @@ pub fn response_to(
     out.push_str(extra);
     out.push_str("Content-Length: 0\r\n\r\n");
     out
+}
+
+/// The `;name[=value]` parameters of a header value, read by the grammars (quoted values keep
+/// their quotes): a Via value's after its sent-by, an address's (From, To, Contact, Route) after
+/// the address. Empty when the value does not parse.
+pub fn params(value: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    let list = if value.trim_start().starts_with("SIP/") {
+        value
+            .find(';')
+            .and_then(|i| super::params::parse(&value[i..]).ok())
+            .unwrap_or_default()
+    } else {
+        Address::parse(value).map(|a| a.params).unwrap_or_default()
+    };
+    list.into_iter().map(|p| (p.name, p.value))
+}
+
+/// The URI of a name-addr or addr-spec (`"Name" <sip:…>;p=1` → `sip:…`; `sip:…;p=1` → `sip:…`),
+/// read by the address grammar; empty when the value is not an address.
+pub fn addr_uri(value: &str) -> &str {
+    Address::parse(value).map_or("", |a| a.uri)
+}
+
+/// The user part of a SIP URI as written (`sip:user@host` → `user`), if any.
+pub fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
+    let end = rest.find([';', '?']).unwrap_or(rest.len());
+    let (user, _) = rest[..end].split_once('@')?;
+    Some(user.split(':').next().unwrap_or(user))
 }
 
 #[cfg(test)]
@@ -473,21 +586,70 @@ mod tests {
     }
 
     #[test]
-    fn lists_and_params() {
-        let v = r#""Op, 1" <sip:a@h;transport=tcp>;expires=60, <sip:b@h>;expires="30""#;
+    fn lists_split_at_top_level_commas_only() {
+        let v = r#""Op, 1" <sip:a@h;transport=tcp>;expires=60, <sip:b@h>;expires="30,5", sip:c@h"#;
         let items: Vec<_> = split_list(v).collect();
-        assert_eq!(items.len(), 2);
-        assert_eq!(addr_uri(items[0]), "sip:a@h;transport=tcp");
         assert_eq!(
-            params(items[0]).collect::<Vec<_>>(),
-            vec![("expires", Some("60"))]
+            items,
+            [
+                r#""Op, 1" <sip:a@h;transport=tcp>;expires=60"#,
+                r#"<sip:b@h>;expires="30,5""#,
+                "sip:c@h"
+            ]
         );
-        assert_eq!(uri_user(addr_uri(items[1])), Some("b"));
-        assert_eq!(addr_uri("sip:c@h;expires=5"), "sip:c@h");
+        let a = Address::parse(items[0]).unwrap();
+        assert_eq!(a.uri, "sip:a@h;transport=tcp");
+    }
+
+    /// Issue 12: `sip/2.0` was refused although the version is case-insensitive.
+    #[test]
+    fn the_version_is_case_insensitive() {
+        let (m, _) = parse(b"sip/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", true).unwrap();
+        assert_eq!(m.code(), Some(200));
+        let (m, _) = parse(
+            b"OPTIONS sip:x@h Sip/2.0\r\nContent-Length: 0\r\n\r\n",
+            true,
+        )
+        .unwrap();
+        assert_eq!(m.method(), Some("OPTIONS"));
         assert_eq!(
-            params("sip:c@h;expires=5").next(),
-            Some(("expires", Some("5")))
+            parse(b"OPTIONS sip:x@h SIP/2.1\r\n\r\n", false),
+            Err(ParseError::Invalid(Invalid::NotSip20))
         );
+    }
+
+    /// Issue 12: two Content-Length headers silently took the first; the framing is ambiguous,
+    /// so the message is refused.
+    #[test]
+    fn two_content_lengths_are_refused() {
+        for m in [
+            &b"SIP/2.0 200 OK\r\nContent-Length: 0\r\nl: 4\r\n\r\nabcd"[..],
+            b"SIP/2.0 200 OK\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd",
+        ] {
+            for stream in [true, false] {
+                assert_eq!(
+                    parse(m, stream),
+                    Err(ParseError::Invalid(Invalid::DuplicateContentLength))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_top_via_branch_is_read_by_the_via_grammar() {
+        let msg =
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP [::1]:5070;x=\"a;branch=no\";branch=z9hG4bK7\r\n\
+                   Via: SIP/2.0/UDP h;branch=z9hG4bK8\r\nContent-Length: 0\r\n\r\n";
+        let (m, _) = parse(msg.as_bytes(), true).unwrap();
+        assert_eq!(m.top_via_branch(), Some("z9hG4bK7"));
+        let (m, _) = parse(b"SIP/2.0 200 OK\r\nVia: garbage\r\n\r\n", false).unwrap();
+        assert_eq!(m.top_via_branch(), None);
+    }
+
+    #[test]
+    fn reason_phrases() {
+        assert_eq!(reason_phrase(423), Some("Interval Too Brief"));
+        assert_eq!(reason_phrase(299), None);
     }
 
     #[test]
@@ -501,6 +663,11 @@ mod tests {
         let (r, _) = parse(resp.as_bytes(), true).unwrap();
         assert_eq!(r.code(), Some(200));
         assert_eq!(r.header("to"), Some("<sip:gw@x>;tag=t1"));
+        // A To that already has a tag keeps it (a quoted "tag" in the display name is no tag).
+        let req = req.replace("To: <sip:gw@x>", "To: \"tag=x\" <sip:gw@x>;tag=old");
+        let (m, _) = parse(req.as_bytes(), false).unwrap();
+        let (r, _) = parse(response_to(&m, 200, "OK", "t1", "").as_bytes(), true).unwrap();
+        assert_eq!(r.header("to"), Some("\"tag=x\" <sip:gw@x>;tag=old"));
         assert_eq!(r.top_via_branch(), Some("z9hG4bK1"));
         assert_eq!(r.cseq(), Some((1, "OPTIONS")));
     }

@@ -1,17 +1,27 @@
-//! The SIP side: a message parser, digest authentication, DNS SRV, UDP (one shared socket per registrar), TCP and TLS transports and the REGISTER
-//! client.
+//! The SIP side: the message parser and the grammars of the header values it needs (hosts,
+//! URIs, addresses, parameters, Via), digest authentication, DNS SRV, the transports (UDP: one
+//! shared socket per registrar; TCP; TLS) and the REGISTER client (a sans-IO state machine and
+//! its async driver).
 //!
 //! Calls (issue 13): sans-IO transactions (`invite_client`, `invite_server`, `non_invite_client`,
 //! `non_invite_server`, `uas_answer`), `dialog`, outgoing messages (`compose`) and the call
 //! state machine (`call`), with `incoming` (what to do with a request no call claims) and
 //! `routing` (which registration a message is for).
 
+pub mod account;
+pub mod address;
 pub mod digest;
 pub mod dns;
+pub mod host;
 pub mod message;
+pub mod params;
 pub mod register;
+pub mod registration;
 pub mod transport;
+pub mod transport_error;
 pub mod udp;
+pub mod uri;
+pub mod via;
 
 // The call signalling is not driven by the WebSocket session yet: until it is, its items are
 // used only by its tests.

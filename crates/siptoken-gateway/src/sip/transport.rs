@@ -4,10 +4,9 @@
 //! its own (rustls, the server certificate verified against the configured CAs and the host
 //! name the token names) on its own ephemeral local port.
 //!
-//! ICMP port-unreachable on the (connected) UDP socket and a refused or reset connection
-//! become [`TransportError::Unreachable`].
+//! Failures are [`TransportError`]s (a leaf module shared with [`super::udp`]); they name what
+//! happened, never the registrar's address, which is logged here beside them instead.
 
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -16,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::message::{self, Message, ParseError};
+use super::transport_error::{TlsFailure, TransportError};
 use super::udp::UdpRoute;
 
 /// Which transport.
@@ -45,42 +45,8 @@ impl Kind {
     }
 }
 
-/// A transport failure.
-#[derive(Debug)]
-pub enum TransportError {
-    /// The peer refused (ICMP unreachable, TCP RST) or could not be reached or resolved.
-    Unreachable(String),
-    /// The TCP connection closed.
-    Closed,
-    /// Another I/O error.
-    Io(io::Error),
-}
-
-impl fmt::Display for TransportError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TransportError::Unreachable(why) => write!(f, "unreachable: {why}"),
-            TransportError::Closed => f.write_str("connection closed by the peer"),
-            TransportError::Io(e) => write!(f, "I/O error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for TransportError {}
-
-fn classify(e: io::Error) -> TransportError {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused
-        | io::ErrorKind::ConnectionReset
-        | io::ErrorKind::HostUnreachable
-        | io::ErrorKind::NetworkUnreachable
-        | io::ErrorKind::AddrNotAvailable => TransportError::Unreachable(e.to_string()),
-        _ => TransportError::Io(e),
-    }
-}
-
-/// Resolves `host:port` (an IP literal, or a DNS A/AAAA lookup bounded by `timeout`), preferring
-/// an address of the same family as `bind`.
+/// Resolves `host:port` (`host` without brackets: an IP literal, or a DNS A/AAAA lookup bounded
+/// by `timeout`), preferring an address of the same family as `bind`.
 pub async fn resolve(
     host: &str,
     port: u16,
@@ -93,14 +59,17 @@ pub async fn resolve(
     }
     let found = tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
         .await
-        .map_err(|_| TransportError::Unreachable(format!("DNS lookup of {host} timed out")))?
-        .map_err(|e| TransportError::Unreachable(format!("cannot resolve {host}: {e}")))?;
+        .map_err(|_| TransportError::ResolveTimeout)?
+        .map_err(|e| {
+            tracing::debug!(%host, "cannot resolve: {e}");
+            TransportError::Resolve
+        })?;
     let all: Vec<SocketAddr> = found.collect();
     all.iter()
         .find(|a| a.is_ipv4() == bind.is_ipv4())
         .or(all.first())
         .copied()
-        .ok_or_else(|| TransportError::Unreachable(format!("{host} has no address")))
+        .ok_or(TransportError::NoAddress)
 }
 
 enum Inner {
@@ -127,7 +96,9 @@ pub struct SipSocket {
     peer: SocketAddr,
     /// TCP and TLS: bytes received but not yet parsed.
     buf: Vec<u8>,
-    /// TLS: how to connect again.
+    /// How to connect again: the bind address asked for, the connect timeout, TLS.
+    bind: IpAddr,
+    timeout: Duration,
     tls: Option<TlsTarget>,
 }
 
@@ -135,7 +106,7 @@ impl SipSocket {
     /// Opens a transport from `bind` to `peer`: for UDP, joins the socket shared with `peer`
     /// under `route` (unique per registration; see [`super::udp`]); for TCP and TLS, a new
     /// connection from a fresh ephemeral port. `tls` is required for [`Kind::Tls`] (its absence
-    /// is [`TransportError::Unreachable`]). `timeout` bounds the TCP connect and the TLS
+    /// is [`TransportError::TlsNotConfigured`]). `timeout` bounds the TCP connect and the TLS
     /// handshake each.
     pub async fn connect(
         kind: Kind,
@@ -145,6 +116,7 @@ impl SipSocket {
         tls: Option<TlsTarget>,
         route: &str,
     ) -> Result<SipSocket, TransportError> {
+        let asked = bind;
         let bind = if bind.is_ipv4() != peer.is_ipv4() && bind.is_unspecified() {
             if peer.is_ipv4() {
                 IpAddr::from([0u8; 4])
@@ -155,44 +127,37 @@ impl SipSocket {
             bind
         };
         let inner = match kind {
-            Kind::Udp => Inner::Udp(UdpRoute::join(bind, peer, route).map_err(classify)?),
+            Kind::Udp => Inner::Udp(UdpRoute::join(bind, peer, route).map_err(|e| {
+                tracing::debug!(%peer, "cannot open the shared UDP socket: {e}");
+                TransportError::of(&e)
+            })?),
             Kind::Tcp | Kind::Tls => {
                 let s = if peer.is_ipv4() {
                     TcpSocket::new_v4()
                 } else {
                     TcpSocket::new_v6()
-                }
-                .map_err(TransportError::Io)?;
-                s.bind(SocketAddr::new(bind, 0))
-                    .map_err(TransportError::Io)?;
+                }?;
+                s.bind(SocketAddr::new(bind, 0))?;
                 let stream = tokio::time::timeout(timeout, s.connect(peer))
                     .await
-                    .map_err(|_| {
-                        TransportError::Unreachable(format!("TCP connect to {peer} timed out"))
-                    })?
-                    .map_err(classify)?;
-                stream.set_nodelay(true).map_err(TransportError::Io)?;
+                    .map_err(|_| TransportError::ConnectTimeout)?
+                    .map_err(|e| {
+                        tracing::debug!(%peer, "TCP connect failed: {e}");
+                        TransportError::of(&e)
+                    })?;
+                stream.set_nodelay(true)?;
                 if kind == Kind::Tcp {
                     Inner::Tcp(stream)
                 } else {
-                    let t = tls.as_ref().ok_or_else(|| {
-                        TransportError::Unreachable(
-                            "SIP over TLS is not configured (no CA bundle)".into(),
-                        )
-                    })?;
+                    let t = tls.as_ref().ok_or(TransportError::TlsNotConfigured)?;
                     let connector = tokio_rustls::TlsConnector::from(t.config.clone());
                     let name = t.name.clone();
                     let s = tokio::time::timeout(timeout, connector.connect(name, stream))
                         .await
-                        .map_err(|_| {
-                            TransportError::Unreachable(format!(
-                                "TLS handshake with {peer} timed out"
-                            ))
-                        })?
+                        .map_err(|_| TransportError::TlsTimeout)?
                         .map_err(|e| {
-                            TransportError::Unreachable(format!(
-                                "TLS handshake with {peer} failed: {e}"
-                            ))
+                            tracing::info!(%peer, "TLS handshake failed: {e}");
+                            TransportError::Tls(TlsFailure::of(&e))
                         })?;
                     Inner::Tls(Box::new(s))
                 }
@@ -202,26 +167,31 @@ impl SipSocket {
             Inner::Udp(s) => Ok(s.local_addr()),
             Inner::Tcp(s) => s.local_addr(),
             Inner::Tls(s) => s.get_ref().0.local_addr(),
-        }
-        .map_err(TransportError::Io)?;
+        }?;
         Ok(SipSocket {
             inner,
             kind,
             local,
             peer,
             buf: Vec::new(),
+            bind: asked,
+            timeout,
             tls,
         })
     }
 
-    /// The TLS target this socket was opened with (to reconnect).
-    pub fn tls_target(&self) -> Option<TlsTarget> {
-        self.tls.clone()
-    }
-
-    /// The transport kind.
-    pub fn kind(&self) -> Kind {
-        self.kind
+    /// A new transport to the same registrar, as [`SipSocket::connect`] opened this one (for a
+    /// connection, a new one from a new local port).
+    pub async fn reconnect(&self, route: &str) -> Result<SipSocket, TransportError> {
+        SipSocket::connect(
+            self.kind,
+            self.bind,
+            self.peer,
+            self.timeout,
+            self.tls.clone(),
+            route,
+        )
+        .await
     }
 
     /// The local address (for Via and Contact).
@@ -237,17 +207,18 @@ impl SipSocket {
     /// Sends one message.
     pub async fn send(&mut self, data: &[u8]) -> Result<(), TransportError> {
         match &mut self.inner {
-            Inner::Udp(s) => s.send(data).await.map_err(classify),
-            Inner::Tcp(s) => s.write_all(data).await.map_err(classify),
+            Inner::Udp(s) => s.send(data).await?,
+            Inner::Tcp(s) => s.write_all(data).await?,
             Inner::Tls(s) => {
-                s.write_all(data).await.map_err(classify)?;
-                s.flush().await.map_err(classify)
+                s.write_all(data).await?;
+                s.flush().await?
             }
         }
+        Ok(())
     }
 
     /// Marks whether a response is awaited (UDP reports ICMP errors to a registration only
-    /// then; a connection reports its own errors either way).
+    /// then, as soft notices; a connection reports its own errors either way).
     pub fn set_awaiting(&self, awaiting: bool) {
         if let Inner::Udp(s) = &self.inner {
             s.set_awaiting(awaiting);
@@ -274,7 +245,7 @@ impl SipSocket {
                         Err(e) => {
                             // A stream cannot resynchronise after garbage.
                             tracing::warn!(peer = %self.peer, "closing TCP stream: {e}");
-                            return Err(TransportError::Closed);
+                            return Err(TransportError::Garbage);
                         }
                     }
                     let n = match &mut self.inner {
@@ -289,7 +260,7 @@ impl SipSocket {
                         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
                             return Err(TransportError::Closed)
                         }
-                        Err(e) => return Err(classify(e)),
+                        Err(e) => return Err(TransportError::of(&e)),
                     }
                 }
             }

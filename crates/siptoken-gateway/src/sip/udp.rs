@@ -9,14 +9,17 @@
 //! user (`st-ROUTE`: requests from the registrar, such as OPTIONS keep-alives, are addressed to
 //! it). Messages for no current route are dropped.
 //!
-//! The socket is connected, so an ICMP port-unreachable from the registrar still surfaces, as
-//! `ConnectionRefused`; it is reported to the registrations that are waiting for a response at
-//! that moment (their transaction fails as unreachable), not to idle ones, which learn it at
-//! their next refresh — as they would with a socket each, and without one ICMP error turning
-//! every registration into a re-registration at once.
+//! The socket is connected, so an ICMP port- or host-unreachable from the registrar still
+//! surfaces (as `ConnectionRefused` and the like). It reaches the registrations that are
+//! waiting for a response at that moment as one *notice* each ([`TransportError`] from
+//! [`UdpRoute::recv`], after any queued message; several ICMP errors before the registration
+//! reads make one notice, so a flood of them cannot fill its queue), not idle ones. The notice
+//! is soft: anyone who can guess the socket's port can forge an ICMP error, so the transaction
+//! keeps retransmitting until Timer F (issue 14 item 5; see [`super::registration`]).
 //!
 //! The socket closes when its last registration ends.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -27,7 +30,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
 use super::message::{self, Message};
-use super::transport::TransportError;
+use super::transport_error::TransportError;
+use super::uri::SipUri;
 
 /// Messages queued for one registration beyond which more are dropped (a registration reads
 /// its messages as they come; a backlog means a flood, not traffic).
@@ -43,33 +47,46 @@ pub static UNROUTED: AtomicU64 = AtomicU64::new(0);
 
 /// The route of a message: for a response, the Call-ID before `@siptoken`; for a request, the
 /// Request-URI's user after `st-`. `None` for anything else.
-pub fn route_of(m: &Message) -> Option<&str> {
+pub fn route_of(m: &Message) -> Option<Cow<'_, str>> {
     match &m.start {
-        message::StartLine::Response { .. } => {
-            m.header("call-id")?.trim().strip_suffix("@siptoken")
+        message::StartLine::Response { .. } => m
+            .header("call-id")?
+            .trim()
+            .strip_suffix("@siptoken")
+            .map(Cow::Borrowed),
+        message::StartLine::Request { uri, .. } => {
+            let user = SipUri::parse(uri).ok()?.user?;
+            user.strip_prefix("st-").map(|r| Cow::Owned(r.to_owned()))
         }
-        message::StartLine::Request { uri, .. } => message::uri_user(uri)?.strip_prefix("st-"),
     }
 }
 
-/// What one registration receives: messages in arrival order, or a transport error.
+/// What one registration receives: messages in arrival order, and at most one pending
+/// unreachable notice.
 #[derive(Default)]
 struct Inbox {
-    queue: Mutex<VecDeque<Result<Message, TransportError>>>,
+    queue: Mutex<VecDeque<Message>>,
+    /// An ICMP error not yet read (one, however many arrived).
+    notice: Mutex<Option<TransportError>>,
     ready: Notify,
     /// Set while the registration waits for a response (ICMP errors are reported then).
     awaiting: AtomicBool,
 }
 
 impl Inbox {
-    fn push(&self, item: Result<Message, TransportError>) {
+    fn push(&self, m: Message) {
         let mut q = lock(&self.queue);
         if q.len() >= INBOX_LIMIT {
             tracing::debug!("dropping a SIP message: the registration has {INBOX_LIMIT} unread");
             return;
         }
-        q.push_back(item);
+        q.push_back(m);
         drop(q);
+        self.ready.notify_one();
+    }
+
+    fn notify_unreachable(&self, e: TransportError) {
+        lock(&self.notice).get_or_insert(e);
         self.ready.notify_one();
     }
 }
@@ -171,12 +188,17 @@ impl UdpRoute {
         self.shared.sock.send(data).await.map(|_| ())
     }
 
-    /// The next message (or transport error) for this route. Cancel-safe.
+    /// The next message for this route, or an unreachable notice (an ICMP error that arrived
+    /// while this registration was waiting for a response; soft, see the module doc).
+    /// Messages come first. Cancel-safe.
     pub async fn recv(&self) -> Result<Message, TransportError> {
         loop {
             let next = lock(&self.inbox.queue).pop_front();
-            if let Some(item) = next {
-                return item;
+            if let Some(m) = next {
+                return Ok(m);
+            }
+            if let Some(e) = lock(&self.inbox.notice).take() {
+                return Err(e);
             }
             self.inbox.ready.notified().await;
         }
@@ -215,11 +237,17 @@ async fn pump(shared: Arc<Shared>) {
         };
         match got {
             Ok(n) => dispatch(&shared, &buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            Err(e)
+                if matches!(
+                    TransportError::of(&e),
+                    TransportError::Refused | TransportError::NoRoute
+                ) =>
+            {
+                tracing::debug!(peer = %shared.peer, "ICMP error on the shared SIP socket: {e}");
                 let routes = lock(&shared.routes);
                 for inbox in routes.values() {
                     if inbox.awaiting.load(Ordering::Relaxed) {
-                        inbox.push(Err(TransportError::Unreachable(e.to_string())));
+                        inbox.notify_unreachable(TransportError::of(&e));
                     }
                 }
             }
@@ -242,9 +270,9 @@ fn dispatch(shared: &Shared, datagram: &[u8]) {
             return;
         }
     };
-    let inbox = route_of(&m).and_then(|r| lock(&shared.routes).get(r).cloned());
+    let inbox = route_of(&m).and_then(|r| lock(&shared.routes).get(r.as_ref()).cloned());
     match inbox {
-        Some(inbox) => inbox.push(Ok(m)),
+        Some(inbox) => inbox.push(m),
         None => {
             UNROUTED.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(peer = %shared.peer, "ignoring a SIP message for no current registration");
@@ -285,11 +313,11 @@ mod tests {
     #[test]
     fn routes_come_from_call_id_and_contact_user() {
         let (m, _) = message::parse(response("abc@siptoken").as_bytes(), false).unwrap();
-        assert_eq!(route_of(&m), Some("abc"));
+        assert_eq!(route_of(&m).as_deref(), Some("abc"));
         let (m, _) = message::parse(response("abc@elsewhere").as_bytes(), false).unwrap();
         assert_eq!(route_of(&m), None);
         let (m, _) = message::parse(options("st-def").as_bytes(), false).unwrap();
-        assert_eq!(route_of(&m), Some("def"));
+        assert_eq!(route_of(&m).as_deref(), Some("def"));
         let (m, _) = message::parse(options("alice").as_bytes(), false).unwrap();
         assert_eq!(route_of(&m), None);
     }
@@ -349,8 +377,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unreachable_registrar_fails_only_waiting_registrations() {
-        // A port nobody listens on: the kernel answers with ICMP port unreachable.
+    async fn icmp_errors_reach_waiting_registrations_as_one_notice() {
+        // A port nobody listens on: the kernel answers each datagram with ICMP port unreachable.
         let peer = {
             let s = std::net::UdpSocket::bind((loopback(), 0)).unwrap();
             s.local_addr().unwrap()
@@ -358,18 +386,53 @@ mod tests {
         let waiting = UdpRoute::join(loopback(), peer, "w").unwrap();
         let idle = UdpRoute::join(loopback(), peer, "i").unwrap();
         waiting.set_awaiting(true);
-        // The send itself may already see the error of an earlier datagram; either way the
-        // waiting registration learns the registrar is unreachable.
-        let _ = waiting.send(b"REGISTER").await;
-        match next(&waiting).await {
-            Err(TransportError::Unreachable(_)) => {}
-            other => panic!("expected unreachable, got {:?}", other.map(|m| m.start)),
+        // The send itself may already see the error of an earlier datagram.
+        for _ in 0..5 {
+            let _ = waiting.send(b"REGISTER").await;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(next(&waiting).await.err(), Some(TransportError::Refused));
+        // Five ICMP errors, at most two notices (one may arrive after the first was read);
+        // then the queue is empty again.
+        let more = tokio::time::timeout(Duration::from_millis(100), waiting.recv()).await;
+        if let Ok(r) = more {
+            assert_eq!(r.err(), Some(TransportError::Refused));
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), waiting.recv())
+                .await
+                .is_err(),
+            "ICMP errors are coalesced"
+        );
         assert!(
             tokio::time::timeout(Duration::from_millis(200), idle.recv())
                 .await
                 .is_err(),
             "an idle registration is not told"
         );
+    }
+
+    /// Issue 14 item 5 at the socket: after an ICMP error, the registrar's answer still
+    /// reaches the registration (it is the registration's choice what a notice means).
+    #[tokio::test]
+    async fn messages_still_arrive_after_an_icmp_error() {
+        let peer = {
+            let s = std::net::UdpSocket::bind((loopback(), 0)).unwrap();
+            s.local_addr().unwrap()
+        };
+        let waiting = UdpRoute::join(loopback(), peer, "w3").unwrap();
+        waiting.set_awaiting(true);
+        let _ = waiting.send(b"REGISTER").await;
+        assert_eq!(next(&waiting).await.err(), Some(TransportError::Refused));
+        let registrar = UdpSocket::bind(peer).await.unwrap();
+        waiting.send(b"REGISTER again").await.unwrap();
+        let mut buf = [0u8; 64];
+        let (_, from) = registrar.recv_from(&mut buf).await.unwrap();
+        registrar
+            .send_to(response("w3@siptoken").as_bytes(), from)
+            .await
+            .unwrap();
+        let m = next(&waiting).await.unwrap();
+        assert_eq!(m.header("call-id"), Some("w3@siptoken"));
     }
 }

@@ -2,7 +2,7 @@
 //! URI, or a user part or number sent as `sip:TO@<account domain>`), checked so it cannot break
 //! a request line or header.
 
-use crate::sip::register::escape_user;
+use crate::sip::uri::escape_user;
 
 /// Longest target accepted, bytes.
 pub const MAX_TARGET_LEN: usize = 512;

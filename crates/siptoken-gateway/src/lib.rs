@@ -2,7 +2,8 @@
 //! token over a WebSocket, the gateway verifies it and registers the SIP account itself.
 //!
 //! The public surface is what the binary needs: [`cli`], [`config`], [`serve`] and
-//! [`check_tls`]. Inside, one module per job: `http` (routes, origin check, demo page), `ws` (the
+//! [`check_tls`]; and [`media`], the calls' media layer (WebRTC ↔ RTP relay), public so the
+//! integration tests and the load tool drive it directly. Inside, one module per job: `http` (routes, origin check, demo page), `ws` (the
 //! WebSocket session protocol), `replay` and `redis` (single use), `metrics`, `ratelimit`, `tls`
 //! (rustls for `wss://` and SIP over TLS), and `sip` (message parser, digest, DNS, transports,
 //! the REGISTER client). The protocol is specified in `docs/gateway-protocol.md`.
@@ -10,6 +11,7 @@
 pub mod cli;
 pub mod config;
 mod http;
+pub mod media;
 mod metrics;
 mod ratelimit;
 mod redis;

@@ -675,11 +675,9 @@ async fn a_dtls_fingerprint_mismatch_is_reported() {
         .find(|l| l.starts_with("a=fingerprint:sha-256 "))
         .unwrap();
     let hex = line.trim_start_matches("a=fingerprint:sha-256 ");
-    let flipped = if hex.starts_with("00") {
-        format!("11{}", &hex[2..])
-    } else {
-        format!("00{}", &hex[2..])
-    };
+    // Flip the first hex digit of the fingerprint.
+    let first = if hex.starts_with('0') { "1" } else { "0" };
+    let flipped = format!("{first}{}", &hex[1..]);
     let offer = offer.replace(hex, &flipped);
     let (answer, mut session) = engine.create_for_browser_offer(&offer, options()).unwrap();
     browser.accept_answer(&answer);

@@ -68,7 +68,7 @@ impl PortRange {
         if self.base() + 1 > last {
             0
         } else {
-            (last - self.base() + 1) / 2
+            (last - self.base()).div_ceil(2)
         }
     }
 }

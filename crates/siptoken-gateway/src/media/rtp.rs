@@ -133,11 +133,10 @@ impl Reception {
         self.expected_prior = expected;
         self.received_prior = self.received;
         let lost_interval = expected_interval.saturating_sub(received_interval);
-        let fraction_lost = if expected_interval == 0 {
-            0
-        } else {
-            ((lost_interval << 8) / expected_interval).min(255) as u8
-        };
+        let fraction_lost = (lost_interval << 8)
+            .checked_div(expected_interval)
+            .unwrap_or(0)
+            .min(255) as u8;
         let (lsr, dlsr) = match last_sr {
             Some((middle, at)) => {
                 let d = now.saturating_duration_since(at);

@@ -401,11 +401,11 @@ impl CallTask {
                 },
                 d = self.datagrams.recv() => {
                     let Some(d) = d else { break };
-                    self.from_browser(d);
+                    self.on_browser_datagram(d);
                 }
                 r = self.rtp.recv_from(&mut rtp_buf) => {
                     if let Ok((n, source)) = r {
-                        self.from_sip(source, &rtp_buf[..n]);
+                        self.on_sip_rtp(source, &rtp_buf[..n]);
                     }
                 }
                 r = self.rtcp.recv_from(&mut rtcp_buf) => {
@@ -479,13 +479,13 @@ impl CallTask {
         self.relay.to_browser.set_sending(receives);
     }
 
-    fn from_browser(&mut self, d: Datagram) {
+    fn on_browser_datagram(&mut self, d: Datagram) {
         if self.leg.receive(d.at, d.source, &d.data) {
             self.drain(d.at);
         }
     }
 
-    fn from_sip(&mut self, source: SocketAddr, data: &[u8]) {
+    fn on_sip_rtp(&mut self, source: SocketAddr, data: &[u8]) {
         let now = Instant::now();
         let a = match self.sip.on_rtp(now, source, data) {
             Ok(a) => a,

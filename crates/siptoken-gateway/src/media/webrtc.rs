@@ -65,8 +65,10 @@ pub enum BrowserEvent {
     Failed,
 }
 
-/// One step of [`BrowserLeg::poll`].
+/// One step of [`BrowserLeg::poll`]. Returned by value and consumed at once in the drain loop
+/// (as str0m's own `Output`), so the size difference between variants costs nothing.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum BrowserOutput {
     /// Nothing more until this time (or new input).
     Timeout(Instant),
@@ -436,5 +438,120 @@ pub fn inbound(p: &str0m::rtp::RtpPacket) -> Inbound<'_> {
         marker: p.header.marker,
         payload_type: *p.header.payload_type,
         payload: &p.payload,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An audio-only offer as Chrome makes it (Opus, RED, G.722, G.711, CN, two
+    /// telephone-events), with one host candidate.
+    const CHROME_OFFER: &str = "v=0
+o=- 6410813413233323591 2 IN IP4 127.0.0.1
+s=-
+t=0 0
+a=group:BUNDLE 0
+a=extmap-allow-mixed
+a=msid-semantic: WMS 9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e
+m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126
+c=IN IP4 0.0.0.0
+a=rtcp:9 IN IP4 0.0.0.0
+a=candidate:1467250027 1 udp 2122260223 127.0.0.1 46243 typ host generation 0 network-id 1
+a=ice-ufrag:7ZSq
+a=ice-pwd:7s/mWw5DR0IZnzN3cJxHg4zN
+a=ice-options:trickle
+a=fingerprint:sha-256 5B:6B:1E:8A:26:1A:6A:BC:7C:34:27:6E:21:04:16:AB:5E:FB:C8:66:2A:6D:11:9E:5C:87:6A:1E:8C:0E:C1:17
+a=setup:actpass
+a=mid:0
+a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level
+a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time
+a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01
+a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid
+a=sendrecv
+a=msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-bb8d-4a8a7f5ad8e1
+a=rtcp-mux
+a=rtcp-rsize
+a=rtpmap:111 opus/48000/2
+a=rtcp-fb:111 transport-cc
+a=fmtp:111 minptime=10;useinbandfec=1
+a=rtpmap:63 red/48000/2
+a=fmtp:63 111/111
+a=rtpmap:9 G722/8000
+a=rtpmap:0 PCMU/8000
+a=rtpmap:8 PCMA/8000
+a=rtpmap:13 CN/8000
+a=rtpmap:110 telephone-event/48000
+a=rtpmap:126 telephone-event/8000
+a=ssrc:3285416542 cname:dZsA2rJ0vGZ0k8Lh
+a=ssrc:3285416542 msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-bb8d-4a8a7f5ad8e1
+";
+
+    fn crlf(s: &str) -> String {
+        s.lines().map(|l| format!("{l}\r\n")).collect()
+    }
+
+    fn audio_line(answer: &str) -> &str {
+        answer.lines().find(|l| l.starts_with("m=audio")).unwrap()
+    }
+
+    #[test]
+    fn answers_a_chrome_offer_with_g711_and_telephone_event() {
+        let ctx = WebRtcContext::new("192.0.2.5:30000".parse().unwrap());
+        let now = Instant::now();
+        let (leg, answer) =
+            BrowserLeg::answer(now, &ctx, &crlf(CHROME_OFFER), &[Law::Pcmu, Law::Pcma]).unwrap();
+        assert_eq!(audio_line(&answer), "m=audio 9 UDP/TLS/RTP/SAVPF 0 8 126");
+        for needed in [
+            "a=ice-lite",
+            "a=setup:passive",
+            "a=rtcp-mux",
+            "a=mid:0",
+            "a=fingerprint:sha-256 ",
+            " 192.0.2.5 30000 typ host",
+        ] {
+            assert!(answer.contains(needed), "{needed} missing from {answer}");
+        }
+        assert_eq!(
+            leg.codecs(),
+            &BrowserCodecs {
+                laws: vec![Law::Pcmu, Law::Pcma],
+                telephone_event: Some(126),
+            }
+        );
+        assert!(!leg.ufrag().is_empty() && answer.contains(&format!("a=ice-ufrag:{}", leg.ufrag())));
+        assert!(!leg.is_connected());
+        // An incoming call on PCMA: the browser is answered PCMA only.
+        let (leg, answer) = BrowserLeg::answer(now, &ctx, &crlf(CHROME_OFFER), &[Law::Pcma]).unwrap();
+        assert_eq!(audio_line(&answer), "m=audio 9 UDP/TLS/RTP/SAVPF 8 126");
+        assert_eq!(leg.codecs().leg_codecs().laws, [Law::Pcma]);
+    }
+
+    #[test]
+    fn refuses_offers_without_g711_or_audio() {
+        let ctx = WebRtcContext::new("192.0.2.5:30000".parse().unwrap());
+        let now = Instant::now();
+        let laws = [Law::Pcmu, Law::Pcma];
+        let opus_only = crlf(CHROME_OFFER).replace(" 111 63 9 0 8 13 110 126", " 111 63 110");
+        let e = BrowserLeg::answer(now, &ctx, &opus_only, &laws).unwrap_err();
+        assert!(matches!(e, WebRtcError::NoCommonCodec), "{e}");
+        let e = BrowserLeg::answer(now, &ctx, "v=0\r\n", &laws).unwrap_err();
+        assert!(matches!(e, WebRtcError::InvalidOffer(_)), "{e}");
+        let no_fingerprint: String = crlf(CHROME_OFFER)
+            .lines()
+            .filter(|l| !l.starts_with("a=fingerprint"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        assert!(BrowserLeg::answer(now, &ctx, &no_fingerprint, &laws).is_err());
+    }
+
+    #[test]
+    fn sdp_helpers() {
+        let offer = crlf(CHROME_OFFER);
+        assert_eq!(offered_formats(&offer, Mid::from("0")), [111, 63, 9, 0, 8, 13, 110, 126]);
+        assert!(offered_formats(&offer, Mid::from("1")).is_empty());
+        let answer = "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:v\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:a\r\n";
+        assert_eq!(audio_mid(answer), Some(Mid::from("a")));
+        assert_eq!(audio_mid("m=audio 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:a\r\n"), None);
     }
 }

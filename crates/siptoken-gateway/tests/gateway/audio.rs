@@ -21,7 +21,7 @@ pub fn ulaw_encode(sample: i16) -> u8 {
     // Exponent: position of the highest set bit above bit 7.
     let exponent = (0..8).rev().find(|e| v & (0x80 << e) != 0).unwrap_or(0);
     let mantissa = (v >> (exponent + 3)) & 0x0f;
-    !(sign | (exponent << 4) as i32 | mantissa) as u8
+    !(sign | (exponent << 4) | mantissa) as u8
 }
 
 /// μ-law decoding.

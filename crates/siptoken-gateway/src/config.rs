@@ -274,7 +274,10 @@ impl Config {
         if self.webrtc_listen.ip().is_unspecified() && self.webrtc_public_ip.is_none() {
             return bad("webrtc_listen binds every interface: set webrtc_public_ip to the address browsers reach");
         }
-        if self.webrtc_public_ip.is_some_and(|ip| ip.is_unspecified() || ip.is_multicast()) {
+        if self
+            .webrtc_public_ip
+            .is_some_and(|ip| ip.is_unspecified() || ip.is_multicast())
+        {
             return bad("webrtc_public_ip must be a unicast address");
         }
         for o in &self.allowed_origins {

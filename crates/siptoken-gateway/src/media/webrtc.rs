@@ -519,10 +519,13 @@ a=ssrc:3285416542 msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-b
                 telephone_event: Some(126),
             }
         );
-        assert!(!leg.ufrag().is_empty() && answer.contains(&format!("a=ice-ufrag:{}", leg.ufrag())));
+        assert!(
+            !leg.ufrag().is_empty() && answer.contains(&format!("a=ice-ufrag:{}", leg.ufrag()))
+        );
         assert!(!leg.is_connected());
         // An incoming call on PCMA: the browser is answered PCMA only.
-        let (leg, answer) = BrowserLeg::answer(now, &ctx, &crlf(CHROME_OFFER), &[Law::Pcma]).unwrap();
+        let (leg, answer) =
+            BrowserLeg::answer(now, &ctx, &crlf(CHROME_OFFER), &[Law::Pcma]).unwrap();
         assert_eq!(audio_line(&answer), "m=audio 9 UDP/TLS/RTP/SAVPF 8 126");
         assert_eq!(leg.codecs().leg_codecs().laws, [Law::Pcma]);
     }
@@ -548,10 +551,16 @@ a=ssrc:3285416542 msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-b
     #[test]
     fn sdp_helpers() {
         let offer = crlf(CHROME_OFFER);
-        assert_eq!(offered_formats(&offer, Mid::from("0")), [111, 63, 9, 0, 8, 13, 110, 126]);
+        assert_eq!(
+            offered_formats(&offer, Mid::from("0")),
+            [111, 63, 9, 0, 8, 13, 110, 126]
+        );
         assert!(offered_formats(&offer, Mid::from("1")).is_empty());
         let answer = "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:v\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:a\r\n";
         assert_eq!(audio_mid(answer), Some(Mid::from("a")));
-        assert_eq!(audio_mid("m=audio 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:a\r\n"), None);
+        assert_eq!(
+            audio_mid("m=audio 0 UDP/TLS/RTP/SAVPF 0\r\na=mid:a\r\n"),
+            None
+        );
     }
 }

@@ -100,7 +100,7 @@ pub struct PortAllocator {
 impl PortAllocator {
     /// An allocator binding on `address` within `range`.
     pub fn new(address: IpAddr, range: PortRange) -> PortAllocator {
-        let start = rand::random::<u32>() % range.pairs();
+        let start = rand::random::<u32>() % range.pairs().max(1);
         PortAllocator {
             address,
             range,
@@ -112,7 +112,7 @@ impl PortAllocator {
     pub fn allocate(&self) -> io::Result<PortPair> {
         let pairs = self.range.pairs();
         for _ in 0..pairs {
-            let i = self.cursor.fetch_add(1, Ordering::Relaxed) % pairs;
+            let i = self.cursor.fetch_add(1, Ordering::Relaxed) % pairs.max(1);
             let port = (self.range.base() + 2 * i) as u16;
             let Ok(rtp) = bind(SocketAddr::new(self.address, port)) else {
                 continue;
@@ -185,6 +185,15 @@ mod tests {
         assert!(got.len() <= 4);
         let e = a.allocate().unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        // A range built by hand with no pair in it is an error, not a panic.
+        let none = PortAllocator::new(
+            "127.0.0.1".parse().unwrap(),
+            PortRange {
+                first: 5001,
+                last: 5001,
+            },
+        );
+        assert!(none.allocate().is_err());
         // Released pairs are reused.
         if !got.is_empty() {
             got.pop();

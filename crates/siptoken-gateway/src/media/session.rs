@@ -303,8 +303,9 @@ impl MediaSession {
         self.set_hold(true)
     }
 
-    /// Takes the call off hold: returns the re-INVITE offer (`sendrecv`); audio resumes when the
-    /// answer is applied.
+    /// Takes the call off hold: returns the re-INVITE offer (`sendrecv`). The browser's audio
+    /// resumes at once (the far end accepted it before the hold, and still does); the far end's
+    /// reaches the browser again once the answer is applied.
     pub fn unhold(&mut self) -> String {
         self.set_hold(false)
     }

@@ -2,8 +2,7 @@
 //! controlling agent, DTLS-SRTP, rtcp-mux, RTP mode) that offers what Chrome offers for audio
 //! (Opus first, then G.711 and telephone-event), sends a 20 ms G.711 frame every 20 ms once
 //! connected, and records what it receives. Include with
-//! `#[path = "gateway/sim_browser.rs"] mod sim_browser;` (it needs `audio.rs` as `audio` beside
-//! it).
+//! `#[path = "gateway/sim_browser.rs"] mod sim_browser;`.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;

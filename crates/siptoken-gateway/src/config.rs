@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::client_addr::{Cidr, ForwardedHeader};
 use super::sip::digest::{DigestPolicy, HashStrength};
+use super::media::{MediaSettings, PortRange};
 use super::sip::register::SipSettings;
 use siptoken::verify::{LEEWAY_LIMIT_SECONDS, LIFETIME_LIMIT_SECONDS};
 use siptoken::VerifyOptions;
@@ -166,6 +167,22 @@ pub struct Config {
     /// `https://crm.example.org/clients?phone={from}` (`{from}`: the caller's number, `{name}`:
     /// the caller's display name, both percent-encoded by the page). Unset (default): no link.
     pub screen_pop_url: Option<String>,
+    /// The one UDP socket for every browser's WebRTC audio, advertised as the ICE host
+    /// candidate. Port 0 picks a free port at start. Default `127.0.0.1:0`.
+    pub webrtc_listen: SocketAddr,
+    /// The address browsers are told to send WebRTC audio to, when `webrtc_listen`'s is not it
+    /// (NAT, or listening on every interface). Unset by default.
+    pub webrtc_public_ip: Option<IpAddr>,
+    /// Ports for the SIP legs' RTP (even) and RTCP (next odd) sockets. Default `20000-29999`.
+    pub rtp_ports: PortRange,
+    /// Address the SIP legs' RTP sockets bind to and their SDP advertises. Default: `sip_bind`
+    /// (when that is `0.0.0.0` or `::`, the SDP names the local address of the call's SIP
+    /// socket).
+    pub rtp_address: Option<IpAddr>,
+    /// An established call whose far end sends no RTP for this long (outside hold) is ended
+    /// (`media_timeout`), seconds; 0: never. Also bounds the browser leg's ICE and DTLS setup.
+    /// Default 30.
+    pub media_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -212,6 +229,14 @@ impl Default for Config {
             min_digest_algorithm: HashStrength::Md5,
             allow_rfc2069_digest: false,
             screen_pop_url: None,
+            webrtc_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            webrtc_public_ip: None,
+            rtp_ports: PortRange {
+                first: 20000,
+                last: 29999,
+            },
+            rtp_address: None,
+            media_timeout_seconds: 30,
         }
     }
 }
@@ -348,6 +373,15 @@ impl Config {
         if self.replay_store_timeout_ms == 0 {
             return bad("replay_store_timeout_ms must be positive");
         }
+        if self.webrtc_listen.ip().is_unspecified() && self.webrtc_public_ip.is_none() {
+            return bad("webrtc_listen binds every interface: set webrtc_public_ip to the address browsers reach");
+        }
+        if self
+            .webrtc_public_ip
+            .is_some_and(|ip| ip.is_unspecified() || ip.is_multicast())
+        {
+            return bad("webrtc_public_ip must be a unicast address");
+        }
         if let Some(u) = &self.screen_pop_url {
             if !(u.starts_with("http://") || u.starts_with("https://"))
                 || u.chars().any(char::is_control)
@@ -390,6 +424,18 @@ impl Config {
             leeway_seconds: self.leeway_seconds,
             max_lifetime_seconds: self.max_lifetime_seconds,
             ..VerifyOptions::default()
+        }
+    }
+
+    /// The media settings.
+    pub fn media_settings(&self) -> MediaSettings {
+        MediaSettings {
+            webrtc_listen: self.webrtc_listen,
+            webrtc_public_ip: self.webrtc_public_ip,
+            rtp_ports: self.rtp_ports,
+            rtp_address: self.rtp_address.unwrap_or(self.sip_bind),
+            media_timeout: (self.media_timeout_seconds > 0)
+                .then(|| Duration::from_secs(self.media_timeout_seconds)),
         }
     }
 
@@ -604,6 +650,35 @@ mod tests {
         for bad in ["\"SHA-1\"", "\"sha-256\"", "1"] {
             let e = Config::parse(&format!("min_digest_algorithm = {bad}")).unwrap_err();
             assert!(e.0.contains("min_digest_algorithm"), "{e}");
+        }
+    }
+
+    #[test]
+    fn media_keys() {
+        let c = Config::parse("keys = \"k\"").unwrap();
+        c.validate().unwrap();
+        let m = c.media_settings();
+        assert_eq!(m.webrtc_listen.to_string(), "127.0.0.1:0");
+        assert_eq!((m.rtp_ports.first, m.rtp_ports.last), (20000, 29999));
+        assert_eq!(m.rtp_address, c.sip_bind);
+        assert_eq!(m.media_timeout, Some(Duration::from_secs(30)));
+        let c = Config::parse(
+            "keys = \"k\"\nwebrtc_listen = \"0.0.0.0:3478\"\nwebrtc_public_ip = \"203.0.113.9\"\n\
+             rtp_ports = \"40000-40099\"\nrtp_address = \"10.0.0.2\"\nmedia_timeout_seconds = 0",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let m = c.media_settings();
+        assert_eq!(m.rtp_ports.to_string(), "40000-40099");
+        assert_eq!(m.rtp_address.to_string(), "10.0.0.2");
+        assert_eq!(m.media_timeout, None);
+        let e = Config::parse("keys = \"k\"\nwebrtc_listen = \"0.0.0.0:3478\"").unwrap();
+        assert!(e.validate().unwrap_err().0.contains("webrtc_public_ip"));
+        let e = Config::parse("webrtc_public_ip = \"0.0.0.0\"\nkeys = \"k\"").unwrap();
+        assert!(e.validate().unwrap_err().0.contains("webrtc_public_ip"));
+        for bad in ["20000", "30000-20000", "80-90", "x"] {
+            let e = Config::parse(&format!("rtp_ports = \"{bad}\"")).unwrap_err();
+            assert!(e.0.contains("rtp_ports"), "{bad}: {e}");
         }
     }
 

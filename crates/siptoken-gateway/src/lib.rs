@@ -2,13 +2,15 @@
 //! token over a WebSocket, the gateway verifies it and registers the SIP account itself.
 //!
 //! The public surface is what the binary needs: [`cli`], [`config`] (with the types of its keys
-//! in [`client_addr`]), [`serve`] and [`check_tls`]. Inside, one module per job: `conn` (one
-//! connection: caps, PROXY header, TLS, HTTP with its timeouts), `admission` (connection and
-//! session caps), `proxy_protocol`, `http` (routes, demo page), `origin` (the Origin check), `ws`
-//! (the WebSocket session protocol) with `session_clock` (its login and idle deadlines), `replay`
-//! and `redis` (single use), `metrics`, `ratelimit`, `tls` (rustls for `wss://` and SIP over
-//! TLS), and `sip` (message parser, digest, DNS, transports, the REGISTER client). The protocol
-//! is specified in `docs/gateway-protocol.md`.
+//! in [`client_addr`]), [`serve`] and [`check_tls`]; and [`media`], the calls' media layer
+//! (WebRTC ↔ RTP relay), public so the integration tests and the load tool drive it directly.
+//! Inside, one module per job: `conn` (one connection: caps, PROXY header, TLS, HTTP with its
+//! timeouts), `admission` (connection and session caps), `proxy_protocol`, `http` (routes, demo
+//! page), `origin` (the Origin check), `ws` (the WebSocket session protocol) with
+//! `session_clock` (its login and idle deadlines), `replay` and `redis` (single use), `metrics`,
+//! `ratelimit`, `tls` (rustls for `wss://` and SIP over TLS), and `sip` (message parser,
+//! digest, DNS, transports, the REGISTER client, calls). The protocol is specified in
+//! `docs/gateway-protocol.md`.
 
 mod admission;
 pub mod cli;
@@ -16,6 +18,7 @@ pub mod client_addr;
 pub mod config;
 mod conn;
 mod http;
+pub mod media;
 mod metrics;
 mod origin;
 mod proxy_protocol;

@@ -1,0 +1,154 @@
+//! Media counters for `/metrics` (Prometheus text format), shared by every call.
+//!
+//! Calls count into their own state per packet and add their increments here about once a
+//! second and when they end, so the hot path touches no shared cache line.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use super::relay::PathStats;
+use super::rtp::SipLegStats;
+
+/// Process-wide media counters.
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    /// Media sessions open.
+    pub sessions: AtomicI64,
+    /// RTP packets relayed browser → SIP far end (injected DTMF included).
+    pub packets_to_sip: AtomicU64,
+    /// RTP packets relayed SIP far end → browser.
+    pub packets_to_browser: AtomicU64,
+    /// Packets whose G.711 law was converted.
+    pub packets_converted: AtomicU64,
+    /// Telephone-event packets generated for `dtmf` messages.
+    pub dtmf_packets_sent: AtomicU64,
+    /// RTP packets dropped by the relay (hold, codec not negotiated, during injected DTMF).
+    pub packets_dropped: AtomicU64,
+    /// Datagrams on a SIP leg's ports from an address the SDP did not name.
+    pub unexpected_source: AtomicU64,
+    /// Datagrams on the WebRTC socket that belonged to no call.
+    pub webrtc_unrouted: AtomicU64,
+    /// Datagrams on the WebRTC socket dropped because their call's queue was full.
+    pub webrtc_dropped: AtomicU64,
+    /// Calls whose far end sent no RTP for `media_timeout_seconds`.
+    pub media_timeouts: AtomicU64,
+    /// Browser legs that failed (DTLS, ICE consent lost, no connection in time).
+    pub browser_failures: AtomicU64,
+}
+
+/// What one call has counted so far (what it already added is subtracted when it adds more).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallTotals {
+    /// Browser → SIP.
+    pub to_sip: PathStats,
+    /// SIP → browser.
+    pub to_browser: PathStats,
+    /// The SIP leg.
+    pub sip: SipLegStats,
+}
+
+fn dropped(p: &PathStats) -> u64 {
+    p.dropped_codec + p.dropped_not_sending + p.dropped_other
+}
+
+impl MediaCounters {
+    /// Adds what a call counted since `before` (its totals at the previous call).
+    pub fn add(&self, before: &CallTotals, now: &CallTotals) {
+        let add = |c: &AtomicU64, a: u64, b: u64| {
+            if b > a {
+                c.fetch_add(b - a, Ordering::Relaxed);
+            }
+        };
+        add(
+            &self.packets_to_sip,
+            before.to_sip.packets,
+            now.to_sip.packets,
+        );
+        add(
+            &self.packets_to_browser,
+            before.to_browser.packets,
+            now.to_browser.packets,
+        );
+        add(
+            &self.packets_converted,
+            before.to_sip.converted + before.to_browser.converted,
+            now.to_sip.converted + now.to_browser.converted,
+        );
+        add(
+            &self.dtmf_packets_sent,
+            before.to_sip.events_injected,
+            now.to_sip.events_injected,
+        );
+        add(
+            &self.packets_dropped,
+            dropped(&before.to_sip) + dropped(&before.to_browser),
+            dropped(&now.to_sip) + dropped(&now.to_browser),
+        );
+        add(
+            &self.unexpected_source,
+            before.sip.unexpected_source,
+            now.sip.unexpected_source,
+        );
+    }
+
+    /// Appends the Prometheus text exposition of these counters to `out`.
+    pub fn render(&self, out: &mut String) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP siptoken_gateway_media_sessions Media sessions (calls with media) open.\n\
+             # TYPE siptoken_gateway_media_sessions gauge\n\
+             siptoken_gateway_media_sessions {}",
+            self.sessions.load(Ordering::Relaxed)
+        );
+        let counters: [(&str, &str, u64); 10] = [
+            ("rtp_packets_to_sip_total", "RTP packets relayed from browsers to SIP far ends (generated DTMF included).", get(&self.packets_to_sip)),
+            ("rtp_packets_to_browser_total", "RTP packets relayed from SIP far ends to browsers.", get(&self.packets_to_browser)),
+            ("rtp_packets_converted_total", "Relayed packets whose G.711 law was converted (PCMU <-> PCMA).", get(&self.packets_converted)),
+            ("dtmf_packets_sent_total", "RFC 4733 telephone-event packets generated for dtmf messages.", get(&self.dtmf_packets_sent)),
+            ("rtp_packets_dropped_total", "RTP packets the relay dropped (hold, codec not negotiated, during generated DTMF).", get(&self.packets_dropped)),
+            ("rtp_unexpected_source_total", "Datagrams on SIP-leg RTP/RTCP ports from an address the far end's SDP did not name (dropped).", get(&self.unexpected_source)),
+            ("webrtc_unrouted_total", "Datagrams on the WebRTC socket that belonged to no call (dropped).", get(&self.webrtc_unrouted)),
+            ("webrtc_queue_drops_total", "Datagrams on the WebRTC socket dropped because their call was not keeping up.", get(&self.webrtc_dropped)),
+            ("media_timeouts_total", "Calls whose far end sent no RTP for media_timeout_seconds.", get(&self.media_timeouts)),
+            ("browser_leg_failures_total", "Browser legs that failed: DTLS error, ICE consent lost, or not connected in time.", get(&self.browser_failures)),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP siptoken_gateway_media_{name} {help}\n\
+                 # TYPE siptoken_gateway_media_{name} counter\n\
+                 siptoken_gateway_media_{name} {v}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_increments_and_renders() {
+        let c = MediaCounters::default();
+        let mut a = CallTotals::default();
+        a.to_sip.packets = 10;
+        a.to_browser.dropped_codec = 2;
+        a.sip.unexpected_source = 1;
+        c.add(&CallTotals::default(), &a);
+        let mut b = a;
+        b.to_sip.packets = 15;
+        c.add(&a, &b);
+        c.sessions.fetch_add(1, Ordering::Relaxed);
+        let mut text = String::new();
+        c.render(&mut text);
+        assert!(
+            text.contains("siptoken_gateway_media_rtp_packets_to_sip_total 15\n"),
+            "{text}"
+        );
+        assert!(text.contains("siptoken_gateway_media_rtp_packets_dropped_total 2\n"));
+        assert!(text.contains("siptoken_gateway_media_rtp_unexpected_source_total 1\n"));
+        assert!(text.contains("siptoken_gateway_media_sessions 1\n"));
+        assert!(text.contains("# TYPE siptoken_gateway_media_media_timeouts_total counter"));
+    }
+}

@@ -1,0 +1,247 @@
+//! The shared WebRTC socket: one UDP socket for every browser leg, and the task that reads it
+//! and hands each datagram to its call.
+//!
+//! Routing, in order:
+//! 1. a STUN binding request goes to the call whose ICE username fragment is the first half of
+//!    its USERNAME (`OURS:THEIRS`), and its source address is remembered for that call;
+//! 2. anything else (DTLS, SRTP, SRTCP, further STUN) goes to the call its source address was
+//!    remembered for.
+//!
+//! The call then asks str0m whether the datagram is really its own (`Rtc::accepts`, which
+//! checks the ufrag or the nominated address) before str0m authenticates it (STUN
+//! MESSAGE-INTEGRITY, DTLS, SRTP). A call remembers at most [`MAX_ADDRESSES`] addresses (a
+//! browser checks a few candidate pairs), the oldest forgotten first; datagrams for no call are
+//! dropped and counted. A datagram is copied once, into the call's queue; a full queue drops it
+//! (UDP semantics: a call that cannot keep up loses packets, the reader never waits).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::counters::MediaCounters;
+
+/// Addresses remembered per call.
+pub const MAX_ADDRESSES: usize = 8;
+
+/// Datagrams queued per call before more are dropped.
+pub const QUEUE: usize = 256;
+
+/// A datagram from a browser, with its arrival time.
+#[derive(Debug)]
+pub struct Datagram {
+    /// When it was read.
+    pub at: Instant,
+    /// Who sent it.
+    pub source: SocketAddr,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Route {
+    tx: mpsc::Sender<Datagram>,
+    ufrag: String,
+    addresses: VecDeque<SocketAddr>,
+}
+
+/// Which call each datagram belongs to.
+#[derive(Debug, Default)]
+pub struct Demux {
+    next: u64,
+    routes: HashMap<u64, Route>,
+    by_ufrag: HashMap<String, u64>,
+    by_address: HashMap<SocketAddr, u64>,
+}
+
+fn lock(m: &Mutex<Demux>) -> MutexGuard<'_, Demux> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The first half of a STUN binding request's USERNAME, if `data` is one.
+fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
+    if data.len() < 20 || data[0] >= 2 {
+        return None;
+    }
+    let m = str0m::ice::StunMessage::parse(data).ok()?;
+    if !m.is_binding_request() {
+        return None;
+    }
+    Some(m.username()?.split_once(':')?.0)
+}
+
+impl Demux {
+    /// Registers a call by its ICE username fragment; returns its id and its datagram queue.
+    pub fn register(&mut self, ufrag: &str) -> (u64, mpsc::Receiver<Datagram>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        self.next += 1;
+        let id = self.next;
+        self.by_ufrag.insert(ufrag.to_owned(), id);
+        self.routes.insert(
+            id,
+            Route {
+                tx,
+                ufrag: ufrag.to_owned(),
+                addresses: VecDeque::new(),
+            },
+        );
+        (id, rx)
+    }
+
+    /// Forgets a call.
+    pub fn unregister(&mut self, id: u64) {
+        if let Some(r) = self.routes.remove(&id) {
+            if self.by_ufrag.get(&r.ufrag) == Some(&id) {
+                self.by_ufrag.remove(&r.ufrag);
+            }
+            for a in r.addresses {
+                if self.by_address.get(&a) == Some(&id) {
+                    self.by_address.remove(&a);
+                }
+            }
+        }
+    }
+
+    /// The call a datagram from `source` belongs to (learning `source` from a binding
+    /// request), and that call's queue.
+    fn route(&mut self, source: SocketAddr, data: &[u8]) -> Option<&mpsc::Sender<Datagram>> {
+        if let Some(ufrag) = stun_local_ufrag(data) {
+            let id = *self.by_ufrag.get(ufrag)?;
+            if self.by_address.get(&source) != Some(&id) {
+                if let Some(old) = self.by_address.insert(source, id) {
+                    if let Some(r) = self.routes.get_mut(&old) {
+                        r.addresses.retain(|a| *a != source);
+                    }
+                }
+                let route = self.routes.get_mut(&id)?;
+                route.addresses.push_back(source);
+                if route.addresses.len() > MAX_ADDRESSES {
+                    if let Some(gone) = route.addresses.pop_front() {
+                        self.by_address.remove(&gone);
+                    }
+                }
+            }
+            return self.routes.get(&id).map(|r| &r.tx);
+        }
+        let id = self.by_address.get(&source)?;
+        self.routes.get(id).map(|r| &r.tx)
+    }
+}
+
+/// The shared socket, its routing table and the media counters.
+#[derive(Debug)]
+pub struct Shared {
+    /// The socket every browser leg sends and receives on.
+    pub socket: UdpSocket,
+    /// The routing table.
+    pub demux: Mutex<Demux>,
+    /// Counters for `/metrics`.
+    pub counters: Arc<MediaCounters>,
+}
+
+impl Shared {
+    /// Registers a call (see [`Demux::register`]).
+    pub fn register(&self, ufrag: &str) -> (u64, mpsc::Receiver<Datagram>) {
+        lock(&self.demux).register(ufrag)
+    }
+
+    /// Forgets a call.
+    pub fn unregister(&self, id: u64) {
+        lock(&self.demux).unregister(id);
+    }
+}
+
+/// Reads the shared socket until the task is aborted (when the engine is dropped).
+pub async fn read_loop(shared: Arc<Shared>) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let (n, source) = match shared.socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on Linux; nothing to do.
+                tracing::debug!("WebRTC socket: {e}");
+                continue;
+            }
+        };
+        let data = &buf[..n];
+        let mut demux = lock(&shared.demux);
+        match demux.route(source, data) {
+            Some(tx) => {
+                let d = Datagram {
+                    at: Instant::now(),
+                    source,
+                    data: data.to_vec(),
+                };
+                if tx.try_send(d).is_err() {
+                    shared
+                        .counters
+                        .webrtc_dropped
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            None => {
+                shared
+                    .counters
+                    .webrtc_unrouted
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use str0m::ice::{StunMessage, TransId};
+
+    fn binding(username: &str) -> Vec<u8> {
+        let m = StunMessage::binding_request(username, TransId::new(), true, 0, 1, false);
+        let mut buf = vec![0u8; 512];
+        // The demultiplexer does not check MESSAGE-INTEGRITY (str0m does).
+        let n = m
+            .to_bytes(Some(b"password"), &mut buf, |_, _| [0; 20])
+            .unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[tokio::test]
+    async fn stun_teaches_addresses_and_other_datagrams_follow_them() {
+        let mut d = Demux::default();
+        let (a, _ra) = d.register("aaaa");
+        let (b, _rb) = d.register("bbbb");
+        let x: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let y: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let dtls = [22u8, 0xfe, 0xfd, 0, 0];
+        assert!(d.route(x, &dtls).is_none(), "unknown address");
+        assert!(d.route(x, &binding("cccc:them")).is_none(), "unknown ufrag");
+        assert!(d.route(x, &binding("aaaa:them")).is_some());
+        assert_eq!(d.by_address.get(&x), Some(&a));
+        assert!(d.route(x, &dtls).is_some());
+        assert!(d.route(y, &dtls).is_none());
+        // The same address checking for another call moves to it.
+        assert!(d.route(x, &binding("bbbb:them")).is_some());
+        assert_eq!(d.by_address.get(&x), Some(&b));
+        assert!(d.routes[&a].addresses.is_empty());
+        // At most MAX_ADDRESSES per call.
+        for port in 0..20u16 {
+            let s = SocketAddr::new("10.0.0.3".parse().unwrap(), 6000 + port);
+            d.route(s, &binding("aaaa:them"));
+        }
+        assert_eq!(d.routes[&a].addresses.len(), MAX_ADDRESSES);
+        assert_eq!(
+            d.by_address.values().filter(|v| **v == a).count(),
+            MAX_ADDRESSES
+        );
+        d.unregister(a);
+        assert!(d.route(x, &dtls).is_some(), "b keeps its address");
+        assert_eq!(d.by_address.len(), 1);
+        assert!(!d.by_ufrag.contains_key("aaaa"));
+        d.unregister(b);
+        assert!(d.by_address.is_empty() && d.routes.is_empty());
+    }
+}

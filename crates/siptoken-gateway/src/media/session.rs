@@ -1,0 +1,637 @@
+//! [`MediaEngine`] (one per gateway: the shared WebRTC socket, the RTP port pool) and
+//! [`MediaSession`] (one per call: the call layer's handle), and the task that does each call's
+//! I/O.
+//!
+//! The call layer's side is synchronous where it can be: SDP is negotiated in the handle
+//! ([`MediaSession::sip_offer`], [`MediaSession::apply_sip_answer`],
+//! [`MediaSession::answer_sip_offer`]) and the outcome is passed to the call's task, in order,
+//! over a channel. The task owns the call's str0m `Rtc`, its relay, its SIP-leg sockets (RTP and
+//! RTCP), and the queue the shared socket's reader fills with the browser's datagrams; it waits
+//! for whichever comes first — a command, a datagram from either leg, or the earliest of str0m's
+//! timeout, the next DTMF packet, the next RTCP report and the media timeout — handles it, and
+//! drains str0m's output. One task per call spreads calls over the runtime's threads and keeps a
+//! failing call (or a str0m panic) to itself.
+//!
+//! A session ends when [`MediaSession::close`] is called or the handle is dropped: the task sends
+//! an RTCP BYE to the far end, closes DTLS towards the browser, and frees its ports.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::counters::{CallTotals, MediaCounters};
+use super::demux::{self, Datagram, Shared};
+use super::dtmf;
+use super::g711::Law;
+use super::packet::{self, RtpHeader};
+use super::ports::{PortAllocator, PortPair};
+use super::relay::{Inbound, LegCodecs, Relay};
+use super::rtp::SipLeg;
+use super::sdp::{self, LocalMedia, MediaDirection, Negotiated, SdpWriter, TELEPHONE_EVENT_PT};
+use super::webrtc::{self, BrowserEvent, BrowserLeg, BrowserOutput, WebRtcContext};
+use super::{BrowserFailure, MediaError, MediaEvent, MediaSettings};
+
+/// How long a browser leg may take to connect when no media timeout is configured.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a call adds its counts to the shared counters.
+const COUNTERS_EVERY: Duration = Duration::from_secs(1);
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The gateway's media side: the shared WebRTC socket (and the task reading it), the RTP port
+/// pool, and the media counters. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct MediaEngine {
+    inner: Arc<EngineInner>,
+}
+
+#[derive(Debug)]
+struct EngineInner {
+    shared: Arc<Shared>,
+    ctx: WebRtcContext,
+    ports: PortAllocator,
+    rtp_address: IpAddr,
+    timeout: Option<Duration>,
+    _reader: AbortOnDrop,
+}
+
+/// Per-call choices for [`MediaEngine::create_for_browser_offer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// The address the SIP leg's SDP advertises when `rtp_address` is unspecified (`0.0.0.0`
+    /// or `::`): the local address of the SIP socket that carries the call.
+    pub sip_address: IpAddr,
+    /// For an incoming call, the law the far end's offer leads with (see
+    /// [`sdp::RemoteMedia::laws`]): the browser is answered with it alone, so both legs use
+    /// it. `None` (an outgoing call): the browser may use PCMU or PCMA.
+    pub law: Option<Law>,
+}
+
+impl MediaEngine {
+    /// Binds the shared WebRTC socket and starts reading it. Must run inside a tokio runtime.
+    pub async fn bind(settings: &MediaSettings) -> io::Result<MediaEngine> {
+        let socket = UdpSocket::bind(settings.webrtc_listen).await?;
+        let local = socket.local_addr()?;
+        let ip = match settings.webrtc_public_ip {
+            Some(ip) => ip,
+            None if local.ip().is_unspecified() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "webrtc_listen binds every interface: set webrtc_public_ip",
+                ))
+            }
+            None => local.ip(),
+        };
+        let advertised = SocketAddr::new(ip, local.port());
+        let shared = Arc::new(Shared {
+            socket,
+            demux: Default::default(),
+            counters: Arc::new(MediaCounters::default()),
+        });
+        let reader = AbortOnDrop(tokio::spawn(demux::read_loop(shared.clone())));
+        Ok(MediaEngine {
+            inner: Arc::new(EngineInner {
+                shared,
+                ctx: WebRtcContext::new(advertised),
+                ports: PortAllocator::new(settings.rtp_address, settings.rtp_ports),
+                rtp_address: settings.rtp_address,
+                timeout: settings.media_timeout,
+                _reader: reader,
+            }),
+        })
+    }
+
+    /// The address browsers are told to send to (the host candidate).
+    pub fn webrtc_address(&self) -> SocketAddr {
+        self.inner.ctx.advertised
+    }
+
+    /// The media counters (for `/metrics`).
+    pub fn counters(&self) -> &Arc<MediaCounters> {
+        &self.inner.shared.counters
+    }
+
+    /// Answers a browser's WebRTC offer and starts the call's media: returns the SDP answer for
+    /// the browser and the session handle. The SIP leg's port pair is bound now; its far end
+    /// comes with [`MediaSession::apply_sip_answer`] or [`MediaSession::answer_sip_offer`].
+    pub fn create_for_browser_offer(
+        &self,
+        offer: &str,
+        options: SessionOptions,
+    ) -> Result<(String, MediaSession), MediaError> {
+        let now = Instant::now();
+        let inner = &self.inner;
+        let laws: Vec<Law> = match options.law {
+            Some(l) => vec![l],
+            None => vec![Law::Pcmu, Law::Pcma],
+        };
+        let (leg, answer) = BrowserLeg::answer(now, &inner.ctx, offer, &laws)?;
+        let PortPair { rtp, rtcp } = inner.ports.allocate().map_err(MediaError::Ports)?;
+        let port = rtp.local_addr().map_err(MediaError::Ports)?.port();
+        let (id, datagrams) = inner.shared.register(leg.ufrag());
+        let sip_address = if inner.rtp_address.is_unspecified() {
+            options.sip_address
+        } else {
+            inner.rtp_address
+        };
+        let browser_laws = leg.codecs().laws.clone();
+        let mut relay = Relay::new();
+        relay.set_browser_codecs(leg.codecs().leg_codecs());
+        let cname = format!("siptoken-{:08x}@gateway", rand::random::<u32>());
+        let sip = SipLeg::new(now, rand::random(), cname, inner.timeout);
+        let (cmd_tx, cmds) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let connect_timeout = inner.timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let task = CallTask {
+            shared: inner.shared.clone(),
+            id,
+            leg,
+            sip,
+            relay,
+            rtp,
+            rtcp,
+            cmds,
+            datagrams,
+            events: event_tx,
+            rtc_timeout: now,
+            connect_by: Some(now + connect_timeout),
+            local_hold: false,
+            negotiated: None,
+            out: Vec::with_capacity(1500),
+            reported: CallTotals::default(),
+            reported_at: now,
+        };
+        inner
+            .shared
+            .counters
+            .sessions
+            .fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(task.run());
+        let session = MediaSession {
+            cmds: cmd_tx,
+            events,
+            writer: SdpWriter::new(),
+            address: sip_address,
+            port,
+            browser_laws,
+            hold: false,
+            offer: None,
+            negotiated: None,
+        };
+        Ok((answer, session))
+    }
+}
+
+/// What the handle tells the call's task.
+#[derive(Debug)]
+enum Command {
+    /// A completed offer/answer on the SIP leg.
+    Negotiated(Box<Negotiated>),
+    /// Local hold on or off (takes effect at once; the SDP exchange follows).
+    LocalHold(bool),
+    /// Play DTMF towards the far end.
+    Dtmf(String),
+    /// The call is established: arm the media timeout.
+    Established,
+}
+
+/// One call's media, for the call layer. Dropping it ends the media (like [`Self::close`]).
+#[derive(Debug)]
+pub struct MediaSession {
+    cmds: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<MediaEvent>,
+    writer: SdpWriter,
+    address: IpAddr,
+    port: u16,
+    browser_laws: Vec<Law>,
+    hold: bool,
+    offer: Option<LocalMedia>,
+    negotiated: Option<Negotiated>,
+}
+
+impl MediaSession {
+    /// The SIP leg's RTP address as advertised in our SDP.
+    pub fn sip_rtp_address(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+
+    /// The laws the browser leg negotiated, the one it sends first.
+    pub fn browser_laws(&self) -> &[Law] {
+        &self.browser_laws
+    }
+
+    /// The SIP leg's current negotiation, if any.
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+
+    fn direction(&self) -> MediaDirection {
+        if self.hold {
+            MediaDirection::SendOnly
+        } else {
+            MediaDirection::SendRecv
+        }
+    }
+
+    /// Our SDP offer for the SIP leg (INVITE or re-INVITE): PCMU and PCMA in the browser's
+    /// order of preference, telephone-event/8000 on 101, `sendrecv` (`sendonly` on hold).
+    pub fn sip_offer(&mut self) -> String {
+        let mut laws = self.browser_laws.clone();
+        for law in [Law::Pcmu, Law::Pcma] {
+            if !laws.contains(&law) {
+                laws.push(law);
+            }
+        }
+        let local = LocalMedia {
+            address: self.address,
+            port: self.port,
+            laws,
+            telephone_event: Some(TELEPHONE_EVENT_PT),
+            direction: self.direction(),
+        };
+        let text = self.writer.offer(&local);
+        self.offer = Some(local);
+        text
+    }
+
+    /// Applies the far end's answer to our last offer (a 183 or 200 body, or an ACK's for a
+    /// delayed offer). Another answer to the same offer (183, then 200) replaces the first.
+    pub fn apply_sip_answer(&mut self, answer: &str) -> Result<&Negotiated, MediaError> {
+        let offer = self.offer.as_ref().ok_or(MediaError::NoOffer)?;
+        let n = sdp::accept_answer(offer, answer)?;
+        Ok(self.commit(n))
+    }
+
+    /// Answers the far end's offer (an INVITE's or re-INVITE's body): returns our answer. The
+    /// browser's law is kept when the far end offers it; a hold offer is answered `recvonly`
+    /// (or `inactive` when we hold too).
+    pub fn answer_sip_offer(&mut self, offer: &str) -> Result<String, MediaError> {
+        let n = sdp::answer_offer(
+            offer,
+            self.address,
+            self.port,
+            self.browser_laws.first().copied(),
+            self.direction(),
+        )?;
+        let text = self.writer.answer(&n);
+        self.commit(n);
+        Ok(text)
+    }
+
+    fn commit(&mut self, n: Negotiated) -> &Negotiated {
+        let _ = self.cmds.send(Command::Negotiated(Box::new(n.clone())));
+        self.negotiated.insert(n)
+    }
+
+    /// Puts the call on hold: stops sending the browser's audio at once and returns the
+    /// re-INVITE offer (`sendonly`).
+    pub fn hold(&mut self) -> String {
+        self.set_hold(true)
+    }
+
+    /// Takes the call off hold: returns the re-INVITE offer (`sendrecv`). The browser's audio
+    /// resumes at once (the far end accepted it before the hold, and still does); the far end's
+    /// reaches the browser again once the answer is applied.
+    pub fn unhold(&mut self) -> String {
+        self.set_hold(false)
+    }
+
+    fn set_hold(&mut self, hold: bool) -> String {
+        self.hold = hold;
+        if hold {
+            let _ = self.cmds.send(Command::LocalHold(true));
+        }
+        let offer = self.sip_offer();
+        if !hold {
+            let _ = self.cmds.send(Command::LocalHold(false));
+        }
+        offer
+    }
+
+    /// The re-INVITE with our last offer failed (not 491-retried): back to the state of the
+    /// last completed exchange.
+    pub fn rollback_offer(&mut self) {
+        let held = self.negotiated.as_ref().is_some_and(|n| {
+            n.local.direction == MediaDirection::SendOnly
+                || n.local.direction == MediaDirection::Inactive
+        });
+        if held != self.hold {
+            self.hold = held;
+            let _ = self.cmds.send(Command::LocalHold(held));
+        }
+        self.offer = self.negotiated.as_ref().map(|n| n.local.clone());
+    }
+
+    /// Sends DTMF digits (`0-9 * # A-D`, at most 32) to the far end as RFC 4733 events, in
+    /// order, 180 ms per digit. [`dtmf::DtmfError::NotNegotiated`] when the far end has no
+    /// telephone-event (use SIP INFO then) or the call is on hold.
+    pub fn send_dtmf(&self, digits: &str) -> Result<(), MediaError> {
+        dtmf::parse_digits(digits)?;
+        let negotiated = self
+            .negotiated
+            .as_ref()
+            .filter(|n| n.telephone_event.is_some() && n.direction.sends() && !self.hold);
+        if negotiated.is_none() {
+            return Err(dtmf::DtmfError::NotNegotiated.into());
+        }
+        let _ = self.cmds.send(Command::Dtmf(digits.to_owned()));
+        Ok(())
+    }
+
+    /// The call is established (200 OK sent or received): from now a silent far end ends it
+    /// after `media_timeout_seconds`.
+    pub fn call_established(&self) {
+        let _ = self.cmds.send(Command::Established);
+    }
+
+    /// The next media event; `None` once the session has ended.
+    pub async fn next_event(&mut self) -> Option<MediaEvent> {
+        self.events.recv().await
+    }
+
+    /// Ends the media: RTCP BYE to the far end, DTLS close to the browser, ports freed.
+    pub fn close(self) {}
+}
+
+/// One call's I/O.
+struct CallTask {
+    shared: Arc<Shared>,
+    id: u64,
+    leg: BrowserLeg,
+    sip: SipLeg,
+    relay: Relay,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    cmds: mpsc::UnboundedReceiver<Command>,
+    datagrams: mpsc::Receiver<Datagram>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    rtc_timeout: Instant,
+    connect_by: Option<Instant>,
+    local_hold: bool,
+    negotiated: Option<Negotiated>,
+    out: Vec<u8>,
+    reported: CallTotals,
+    reported_at: Instant,
+}
+
+impl CallTask {
+    async fn run(mut self) {
+        let mut rtp_buf = vec![0u8; 2048];
+        let mut rtcp_buf = vec![0u8; 2048];
+        self.drain(Instant::now());
+        loop {
+            let deadline = self.deadline();
+            tokio::select! {
+                cmd = self.cmds.recv() => match cmd {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                d = self.datagrams.recv() => {
+                    let Some(d) = d else { break };
+                    self.on_browser_datagram(d);
+                }
+                r = self.rtp.recv_from(&mut rtp_buf) => {
+                    if let Ok((n, source)) = r {
+                        self.on_sip_rtp(source, &rtp_buf[..n]);
+                    }
+                }
+                r = self.rtcp.recv_from(&mut rtcp_buf) => {
+                    if let Ok((n, source)) = r {
+                        let _ = self.sip.on_rtcp(Instant::now(), source, &rtcp_buf[..n]);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline.into()) => self.on_timer(),
+            }
+        }
+        self.shutdown();
+    }
+
+    fn deadline(&self) -> Instant {
+        let mut d = self.rtc_timeout.min(self.sip.next_deadline());
+        if let Some(t) = self.relay.to_sip.next_dtmf_at() {
+            d = d.min(t);
+        }
+        if let Some(t) = self.connect_by {
+            d = d.min(t);
+        }
+        d
+    }
+
+    fn event(&self, e: MediaEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn command(&mut self, c: Command) {
+        let now = Instant::now();
+        match c {
+            Command::Negotiated(n) => {
+                let te = n.telephone_event;
+                let mut receive: Vec<u8> = te.map(|t| t.receive).into_iter().collect();
+                if let Some(t) = te.filter(|t| t.send != t.receive) {
+                    receive.push(t.send);
+                }
+                self.relay.set_sip_codecs(LegCodecs {
+                    laws: n.laws.clone(),
+                    telephone_event_send: te.map(|t| t.send),
+                    telephone_event_receive: receive,
+                });
+                self.sip.set_remote(n.remote.rtp, n.remote.rtcp);
+                self.sip
+                    .set_expect_media(now, n.direction == MediaDirection::SendRecv);
+                self.negotiated = Some(*n);
+                self.update_sending();
+            }
+            Command::LocalHold(h) => {
+                self.local_hold = h;
+                self.update_sending();
+            }
+            Command::Dtmf(digits) => {
+                if let Err(e) = self.relay.to_sip.send_dtmf(now, &digits) {
+                    tracing::debug!("DTMF not sent: {e}");
+                }
+            }
+            Command::Established => self.sip.arm_timeout(now),
+        }
+    }
+
+    fn update_sending(&mut self) {
+        let (sends, receives) = match &self.negotiated {
+            Some(n) => (
+                n.direction.sends() && n.remote.rtp.is_some(),
+                n.direction.receives(),
+            ),
+            None => (false, false),
+        };
+        self.relay.to_sip.set_sending(sends && !self.local_hold);
+        self.relay.to_browser.set_sending(receives);
+    }
+
+    fn on_browser_datagram(&mut self, d: Datagram) {
+        if self.leg.receive(d.at, d.source, &d.data) {
+            self.drain(d.at);
+        }
+    }
+
+    fn on_sip_rtp(&mut self, source: SocketAddr, data: &[u8]) {
+        let now = Instant::now();
+        let a = match self.sip.on_rtp(now, source, data) {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+        if a.first {
+            self.event(MediaEvent::SipMediaStarted);
+        }
+        let p = Inbound {
+            ssrc: a.header.ssrc,
+            seq: a.seq,
+            timestamp: a.header.timestamp,
+            marker: a.header.marker,
+            payload_type: a.header.payload_type,
+            payload: &data[a.payload.clone()],
+        };
+        if let Some(out) = self.relay.to_browser.forward(now, p) {
+            self.leg.write(now, &out);
+            self.drain(now);
+            self.leg.handle_timeout(now);
+            self.drain(now);
+        }
+    }
+
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        if now >= self.rtc_timeout {
+            self.leg.handle_timeout(now);
+            self.drain(now);
+        }
+        while let Some(p) = self.relay.to_sip.poll_dtmf(now) {
+            let h = RtpHeader {
+                marker: p.marker,
+                payload_type: p.payload_type,
+                seq: p.seq as u16,
+                timestamp: p.timestamp,
+                ssrc: self.sip.ssrc(),
+            };
+            let (timestamp, len) = (p.timestamp, p.payload.len());
+            packet::write_rtp(&mut self.out, &h, p.payload);
+            if let Some(to) = self.sip.rtp_destination() {
+                let _ = self.rtp.try_send_to(&self.out, to);
+                self.sip.on_sent(now, timestamp, len);
+            }
+        }
+        if let Some(to) = self.sip.poll_report(now, SystemTime::now(), &mut self.out) {
+            let _ = self.rtcp.try_send_to(&self.out, to);
+        }
+        if self.sip.poll_timeout(now) {
+            self.shared
+                .counters
+                .media_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+            self.event(MediaEvent::MediaTimeout);
+        }
+        if self.connect_by.is_some_and(|t| now >= t) {
+            self.connect_by = None;
+            self.browser_failed(BrowserFailure::ConnectTimeout);
+        }
+        if now.duration_since(self.reported_at) >= COUNTERS_EVERY {
+            self.report_counters(now);
+        }
+    }
+
+    fn browser_failed(&mut self, f: BrowserFailure) {
+        self.shared
+            .counters
+            .browser_failures
+            .fetch_add(1, Ordering::Relaxed);
+        self.event(MediaEvent::BrowserFailed(f));
+    }
+
+    /// Polls str0m until its next timeout: datagrams to the shared socket, the browser's RTP to
+    /// the relay and on to the far end, events to the call layer.
+    fn drain(&mut self, now: Instant) {
+        loop {
+            match self.leg.poll() {
+                BrowserOutput::Timeout(t) => {
+                    self.rtc_timeout = t;
+                    return;
+                }
+                BrowserOutput::Transmit(t) => {
+                    let _ = self.shared.socket.try_send_to(&t.contents, t.destination);
+                }
+                BrowserOutput::Rtp(p) => {
+                    if let Some(out) = self.relay.to_sip.forward(now, webrtc::inbound(&p)) {
+                        let Some(to) = self.sip.rtp_destination() else {
+                            continue;
+                        };
+                        let h = RtpHeader {
+                            marker: out.marker,
+                            payload_type: out.payload_type,
+                            seq: out.seq as u16,
+                            timestamp: out.timestamp,
+                            ssrc: self.sip.ssrc(),
+                        };
+                        packet::write_rtp(&mut self.out, &h, out.payload);
+                        let _ = self.rtp.try_send_to(&self.out, to);
+                        self.sip.on_sent(now, h.timestamp, out.payload.len());
+                    }
+                }
+                BrowserOutput::Event(e) => match e {
+                    BrowserEvent::Connected => {
+                        self.connect_by = None;
+                        self.event(MediaEvent::BrowserConnected);
+                    }
+                    BrowserEvent::Disconnected => self.browser_failed(BrowserFailure::Disconnected),
+                    BrowserEvent::Closed => self.browser_failed(BrowserFailure::Closed),
+                    BrowserEvent::DtlsFailed => {
+                        self.connect_by = None;
+                        self.browser_failed(BrowserFailure::Dtls);
+                    }
+                    BrowserEvent::Failed => {
+                        self.connect_by = None;
+                        self.browser_failed(BrowserFailure::Error);
+                    }
+                },
+            }
+        }
+    }
+
+    fn report_counters(&mut self, now: Instant) {
+        let totals = CallTotals {
+            to_sip: self.relay.to_sip.stats(),
+            to_browser: self.relay.to_browser.stats(),
+            sip: self.sip.stats(),
+        };
+        self.shared.counters.add(&self.reported, &totals);
+        self.reported = totals;
+        self.reported_at = now;
+    }
+
+    fn shutdown(mut self) {
+        let now = Instant::now();
+        if let Some(to) = self.sip.bye(&mut self.out) {
+            let _ = self.rtcp.try_send_to(&self.out, to);
+        }
+        self.leg.close();
+        self.leg.handle_timeout(now);
+        self.drain(now);
+        self.report_counters(now);
+        self.shared.unregister(self.id);
+        self.shared
+            .counters
+            .sessions
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}

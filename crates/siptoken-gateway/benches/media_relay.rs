@@ -135,7 +135,7 @@ impl Pair {
         let mut change = client.sdp_api();
         let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         let (offer, pending) = change.apply().unwrap();
-        let ctx = WebRtcContext::new(gateway_addr);
+        let ctx = WebRtcContext::new(gateway_addr).unwrap();
         let (leg, answer) =
             BrowserLeg::answer(now, &ctx, &offer.to_sdp_string(), &[Law::Pcmu]).unwrap();
         client

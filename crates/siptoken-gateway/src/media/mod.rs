@@ -30,7 +30,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 pub use ports::PortRange;
-pub use session::{MediaEngine, MediaSession};
+pub use session::{MediaEngine, MediaSession, SessionOptions};
 
 /// Media settings (from the configuration: `webrtc_listen`, `webrtc_public_ip`, `rtp_ports`,
 /// `rtp_address`, `media_timeout_seconds`).

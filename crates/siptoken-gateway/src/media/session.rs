@@ -106,7 +106,7 @@ impl MediaEngine {
         Ok(MediaEngine {
             inner: Arc::new(EngineInner {
                 shared,
-                ctx: WebRtcContext::new(advertised),
+                ctx: WebRtcContext::new(advertised).map_err(io::Error::other)?,
                 ports: PortAllocator::new(settings.rtp_address, settings.rtp_ports),
                 rtp_address: settings.rtp_address,
                 timeout: settings.media_timeout,

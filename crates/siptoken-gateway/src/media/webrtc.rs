@@ -48,6 +48,9 @@ pub enum WebRtcError {
     /// The advertised address is not a usable host candidate.
     #[error("bad WebRTC address: {0}")]
     Candidate(#[source] RtcError),
+    /// The crypto provider could not make the DTLS certificate.
+    #[error("cannot generate the DTLS certificate")]
+    Certificate,
 }
 
 /// Something that happened on the browser leg.
@@ -122,17 +125,17 @@ impl std::fmt::Debug for WebRtcContext {
 
 impl WebRtcContext {
     /// Creates the crypto provider (aws-lc-rs) and a DTLS certificate.
-    pub fn new(advertised: SocketAddr) -> WebRtcContext {
+    pub fn new(advertised: SocketAddr) -> Result<WebRtcContext, WebRtcError> {
         let provider = str0m::crypto::from_feature_flags();
         let cert = provider
             .dtls_provider
             .generate_certificate()
-            .expect("the aws-lc-rs provider generates certificates");
-        WebRtcContext {
+            .ok_or(WebRtcError::Certificate)?;
+        Ok(WebRtcContext {
             advertised,
             provider: Arc::new(provider),
             cert,
-        }
+        })
     }
 }
 
@@ -499,7 +502,7 @@ a=ssrc:3285416542 msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-b
 
     #[test]
     fn answers_a_chrome_offer_with_g711_and_telephone_event() {
-        let ctx = WebRtcContext::new("192.0.2.5:30000".parse().unwrap());
+        let ctx = WebRtcContext::new("192.0.2.5:30000".parse().unwrap()).unwrap();
         let now = Instant::now();
         let (leg, answer) =
             BrowserLeg::answer(now, &ctx, &crlf(CHROME_OFFER), &[Law::Pcmu, Law::Pcma]).unwrap();
@@ -534,7 +537,7 @@ a=ssrc:3285416542 msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-b
 
     #[test]
     fn refuses_offers_without_g711_or_audio() {
-        let ctx = WebRtcContext::new("192.0.2.5:30000".parse().unwrap());
+        let ctx = WebRtcContext::new("192.0.2.5:30000".parse().unwrap()).unwrap();
         let now = Instant::now();
         let laws = [Law::Pcmu, Law::Pcma];
         let opus_only = crlf(CHROME_OFFER).replace(" 111 63 9 0 8 13 110 126", " 111 63 110");

@@ -18,7 +18,7 @@ if [ ! -d "$node_dir/node_modules/playwright-core" ]; then
 fi
 export SIPTOKEN_NODE_MODULES="$PWD/$node_dir/node_modules"
 
-gateway_tests=(--test gateway_tokens --test gateway_kamailio --test gateway_sipp --test gateway_browser --test softphone_browser --test gateway_man)
+gateway_tests=(--test gateway_tokens --test gateway_kamailio --test gateway_sipp --test gateway_browser --test softphone_browser --test gateway_man --test gateway_media)
 # No unwiped copy of the password or HA1 in freed memory (issue 14, item 9).
 gateway_tests+=(--test digest_secrets)
 

@@ -122,6 +122,12 @@ pub struct Config {
     pub http2_max_streams: u32,
     /// Most accounts one WebSocket session may log in at once. Default 4.
     pub max_accounts_per_session: usize,
+    /// Most calls in progress on the whole gateway. Default 1000.
+    pub max_calls: usize,
+    /// Most calls in progress on one WebSocket session. Default 2.
+    pub max_calls_per_session: usize,
+    /// How long a call may ring (either direction) before it ends as `no_answer`. Default 60.
+    pub ring_timeout_seconds: u64,
     /// Login attempts allowed per client IP per minute (token bucket). Default 60.
     pub login_rate_per_minute: u32,
     /// Burst of login attempts allowed per client IP. Default 20.
@@ -213,6 +219,9 @@ impl Default for Config {
             proxy_protocol: false,
             http2_max_streams: 1000,
             max_accounts_per_session: 4,
+            max_calls: 1000,
+            max_calls_per_session: 2,
+            ring_timeout_seconds: 60,
             login_rate_per_minute: 60,
             login_burst: 20,
             sip_t1_ms: 500,
@@ -338,6 +347,9 @@ impl Config {
         }
         if self.login_timeout_seconds == 0 {
             return bad("login_timeout_seconds must be positive");
+        }
+        if self.ring_timeout_seconds == 0 || self.ring_timeout_seconds > 3600 {
+            return bad("ring_timeout_seconds must be 1 to 3600");
         }
         if self.max_sessions_per_ip == 0
             || self.max_connections == 0

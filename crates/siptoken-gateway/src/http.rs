@@ -37,7 +37,13 @@ async fn metrics(AxState(state): AxState<Arc<State>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        {
+            let mut text = state.metrics.render();
+            if let Some(c) = &state.calls {
+                c.media.counters().render(&mut text);
+            }
+            text
+        },
     )
         .into_response()
 }

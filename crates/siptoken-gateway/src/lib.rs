@@ -72,6 +72,8 @@ pub(crate) struct State {
     pub sip: SipSettings,
     /// The single-use store.
     pub replay: Arc<dyn ReplayStore>,
+    /// What registrations need to carry calls (the media engine, call timers).
+    pub calls: Option<sip::agent::CallContext>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Per-client login rate limiter.
@@ -124,6 +126,21 @@ pub async fn serve(
         Ok(None) => Arc::new(replay::MemoryStore::new()),
         Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
     };
+    // Calls: one WebRTC socket for every browser, RTP ports for the SIP legs.
+    let media = media::MediaEngine::bind(&config.media_settings()).await?;
+    tracing::info!(webrtc = %media.webrtc_address(), "calls' media ready");
+    let calls = Some(sip::agent::CallContext {
+        media,
+        settings: sip::call::CallSettings {
+            timers: sip::timers::Timers {
+                t1: sip.t1,
+                t2: sip.t2,
+                ..Default::default()
+            },
+            ring_timeout: sip::agent::ring_timeout(config.ring_timeout_seconds),
+            user_agent: sip.user_agent.clone(),
+        },
+    });
     let origins = origin::OriginPolicy::new(
         &config.public_origin,
         &config.allowed_origins,
@@ -140,6 +157,7 @@ pub async fn serve(
         config,
         ring,
         replay,
+        calls,
         metrics: Arc::new(Metrics::default()),
         shutdown,
         tasks: Arc::downgrade(&tasks),

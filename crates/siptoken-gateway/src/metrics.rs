@@ -28,6 +28,9 @@ pub struct Metrics {
     pub refreshes: AtomicU64,
     /// Calls to the shared single-use store that failed (down, timed out, refused).
     pub replay_store_errors: AtomicU64,
+    /// Calls in progress (placed, ringing or established).
+    pub calls: AtomicI64,
+    calls_ended: Mutex<BTreeMap<&'static str, u64>>,
     logins: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     closed: Mutex<BTreeMap<&'static str, u64>>,
     latency: Mutex<Histogram>,
@@ -53,6 +56,12 @@ impl Metrics {
     /// `connection_limit_per_ip`, `login_timeout`, `idle_timeout`, `message_too_big`).
     pub fn closed(&self, reason: &'static str) {
         let mut m = self.closed.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(reason).or_default() += 1;
+    }
+
+    /// Counts an ended call by its end reason.
+    pub fn call_ended(&self, reason: &'static str) {
+        let mut m = self.calls_ended.lock().unwrap_or_else(|p| p.into_inner());
         *m.entry(reason).or_default() += 1;
     }
 
@@ -93,6 +102,19 @@ impl Metrics {
             "Accounts registered (or authenticated) by open sessions.",
             self.registered.load(Ordering::Relaxed),
         );
+        gauge(
+            &mut out,
+            "siptoken_gateway_calls",
+            "Calls in progress.",
+            self.calls.load(Ordering::Relaxed),
+        );
+        out.push_str(
+            "# HELP siptoken_gateway_calls_ended_total Calls ended, by reason.\n\
+             # TYPE siptoken_gateway_calls_ended_total counter\n",
+        );
+        for (reason, n) in self.calls_ended.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "siptoken_gateway_calls_ended_total{{reason=\"{reason}\"}} {n}");
+        }
         counter(
             &mut out,
             "siptoken_gateway_sip_transactions_total",

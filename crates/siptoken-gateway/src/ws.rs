@@ -14,7 +14,11 @@ use tokio::sync::mpsc;
 
 use super::config::StoreFailure;
 use super::session_clock::{Expired, SessionClock};
-use super::sip::register::{self, Account, AccountClaims, Command, Event, SipError};
+use super::sip::call::Party;
+use super::sip::register::{
+    self, Account, AccountClaims, CallCommand, CallUpdate, Command, Event, Refusal, Report,
+    SipError,
+};
 use super::sip::transport::Kind;
 use super::State;
 use siptoken::{Transport, Verifier};
@@ -33,6 +37,62 @@ pub enum ClientMessage {
     Logout,
     /// `{"type":"ping"}`.
     Ping,
+    /// `{"type":"call","call":"c1","to":"1002","sdp":"<offer>"[,"aor":…]}`: place a call.
+    Call {
+        /// The client's id for the call.
+        call: String,
+        /// A `sip:`/`sips:`/`tel:` URI, or a user part or number.
+        to: String,
+        /// The browser's WebRTC offer.
+        sdp: String,
+        /// Which logged-in account calls (default: the first).
+        #[serde(default)]
+        aor: Option<String>,
+    },
+    /// `{"type":"answer","call":"in-…","sdp":"<offer>"}`: take an incoming call.
+    Answer {
+        /// The incoming call's id.
+        call: String,
+        /// The browser's WebRTC offer.
+        sdp: String,
+    },
+    /// `{"type":"reject","call":"…"[,"status":486|603]}`: decline an incoming call.
+    Reject {
+        /// The call.
+        call: String,
+        /// 486 (default) or 603.
+        #[serde(default)]
+        status: Option<u16>,
+    },
+    /// `{"type":"hangup","call":"…"}`: CANCEL before the answer, BYE after.
+    Hangup {
+        /// The call.
+        call: String,
+    },
+    /// `{"type":"hold","call":"…"}`.
+    Hold {
+        /// The call.
+        call: String,
+    },
+    /// `{"type":"unhold","call":"…"}`.
+    Unhold {
+        /// The call.
+        call: String,
+    },
+    /// `{"type":"dtmf","call":"…","digits":"12#"}`.
+    Dtmf {
+        /// The call.
+        call: String,
+        /// `0-9 * # A-D`, at most 32.
+        digits: String,
+    },
+    /// `{"type":"transfer","call":"…","to":"1003"}`: blind transfer.
+    Transfer {
+        /// The call.
+        call: String,
+        /// Where to.
+        to: String,
+    },
 }
 
 impl std::fmt::Debug for ClientMessage {
@@ -44,6 +104,14 @@ impl std::fmt::Debug for ClientMessage {
                 .finish(),
             ClientMessage::Logout => f.write_str("Logout"),
             ClientMessage::Ping => f.write_str("Ping"),
+            ClientMessage::Call { call, .. } => write!(f, "Call({call})"),
+            ClientMessage::Answer { call, .. } => write!(f, "Answer({call})"),
+            ClientMessage::Reject { call, .. } => write!(f, "Reject({call})"),
+            ClientMessage::Hangup { call } => write!(f, "Hangup({call})"),
+            ClientMessage::Hold { call } => write!(f, "Hold({call})"),
+            ClientMessage::Unhold { call } => write!(f, "Unhold({call})"),
+            ClientMessage::Dtmf { call, .. } => write!(f, "Dtmf({call})"),
+            ClientMessage::Transfer { call, .. } => write!(f, "Transfer({call})"),
         }
     }
 }
@@ -68,7 +136,7 @@ pub enum BadKind {
     NotJson,
     /// JSON, but not one of the client messages.
     #[error(
-        "expected {{\"type\":\"login\",\"token\":\"…\"}}, {{\"type\":\"logout\"}} or {{\"type\":\"ping\"}}"
+        "expected one of the client messages (login, logout, ping, call, answer, reject, hangup, hold, unhold, dtmf, transfer) with its fields"
     )]
     NotAClientMessage,
 }
@@ -132,6 +200,71 @@ pub enum ServerMessage {
     },
     /// The answer to `ping`.
     Pong,
+    /// An INVITE reached one of this socket's accounts.
+    #[serde(rename_all = "camelCase")]
+    IncomingCall {
+        /// The gateway's id for the call (`in-…`).
+        call: String,
+        /// The account called.
+        aor: String,
+        /// The caller's URI.
+        from: String,
+        /// The caller's display name, when the caller sent one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+    },
+    /// The gateway's SDP answer to the browser's offer (right after `call` or `answer`).
+    Media {
+        /// The call.
+        call: String,
+        /// The answer.
+        sdp: String,
+    },
+    /// 180, or 183 without SDP.
+    Ringing {
+        /// The call.
+        call: String,
+    },
+    /// 183 with SDP: the far end's audio now plays.
+    EarlyMedia {
+        /// The call.
+        call: String,
+    },
+    /// The call is established.
+    Answered {
+        /// The call.
+        call: String,
+    },
+    /// The call went on hold.
+    Held {
+        /// The call.
+        call: String,
+        /// `local` (this client) or `remote` (the far end).
+        by: HoldParty,
+    },
+    /// The call came off hold.
+    Resumed {
+        /// The call.
+        call: String,
+        /// `local` or `remote`.
+        by: HoldParty,
+    },
+    /// The REFER was accepted; `ended` with `transferred` follows when the transfer succeeds.
+    Transferring {
+        /// The call.
+        call: String,
+    },
+    /// The call is over: exactly once for every call id ever announced.
+    #[serde(rename_all = "camelCase")]
+    Ended {
+        /// The call.
+        call: String,
+        /// Why (`docs/gateway-protocol.md`, "Calls").
+        reason: &'static str,
+        /// The SIP status that decided it, when one did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sip_status: Option<u16>,
+    },
     /// A request failed.
     #[serde(rename_all = "camelCase")]
     Error {
@@ -148,7 +281,20 @@ pub enum ServerMessage {
         /// `sip_*`: the account's address of record.
         #[serde(skip_serializing_if = "Option::is_none")]
         aor: Option<String>,
+        /// The call the failed request was about.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        call: Option<String>,
     },
+}
+
+/// Who changed a call's hold state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldParty {
+    /// This client.
+    Local,
+    /// The far end.
+    Remote,
 }
 
 /// The `code` of an `error` or `registrationLost` message.
@@ -181,6 +327,16 @@ pub enum ErrorCode {
     LoginTimeout,
     /// The shared single-use store is unavailable.
     StoreUnavailable,
+    /// A call command names no live call of this socket.
+    UnknownCall,
+    /// `max_calls` or `max_calls_per_session` reached.
+    CallLimit,
+    /// The call target is not a usable URI, user or number.
+    InvalidTarget,
+    /// The browser's SDP offer cannot be answered.
+    InvalidSdp,
+    /// A call operation failed on the SIP or media side (the call goes on unless `ended` follows).
+    CallFailed,
 }
 
 impl ErrorCode {
@@ -200,6 +356,11 @@ impl ErrorCode {
             ErrorCode::IdleTimeout => "idle_timeout",
             ErrorCode::LoginTimeout => "login_timeout",
             ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::UnknownCall => "unknown_call",
+            ErrorCode::CallLimit => "call_limit",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::InvalidSdp => "invalid_sdp",
+            ErrorCode::CallFailed => "call_failed",
         }
     }
 
@@ -227,6 +388,19 @@ impl ServerMessage {
             detail: None,
             sip_status: None,
             aor: None,
+            call: None,
+        }
+    }
+
+    /// An `error` about a call.
+    pub fn call_error(code: ErrorCode, call: &str, message: impl Into<String>) -> ServerMessage {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+            detail: None,
+            sip_status: None,
+            aor: None,
+            call: Some(call.to_owned()),
         }
     }
 
@@ -239,6 +413,7 @@ impl ServerMessage {
             detail: None,
             sip_status: e.status(),
             aor: Some(aor),
+            call: None,
         }
     }
 
@@ -257,18 +432,28 @@ struct Registration {
     sip: bool,
 }
 
+/// A call of this socket, by its id.
+struct LiveCall {
+    /// The account (registration task) carrying it.
+    account: u64,
+    /// The client was told about it (`media` for its own calls, `incomingCall` for others);
+    /// until then a refusal of the `call` itself ends it silently.
+    announced: bool,
+}
+
 struct Session {
     state: Arc<State>,
     ip: IpAddr,
     accounts: HashMap<u64, Registration>,
+    calls: HashMap<String, LiveCall>,
     next_id: u64,
-    events: mpsc::UnboundedSender<(u64, Event)>,
+    events: mpsc::UnboundedSender<(u64, Report)>,
     guard: Option<Arc<()>>,
 }
 
 enum Step {
     Ws(Option<Result<WsMessage, axum::Error>>),
-    Event((u64, Event)),
+    Event((u64, Report)),
     Shutdown,
     Heartbeat,
     Deadline,
@@ -319,6 +504,7 @@ pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
         state: state.clone(),
         ip,
         accounts: HashMap::new(),
+        calls: HashMap::new(),
         next_id: 0,
         events: events_tx,
         guard,
@@ -478,7 +664,220 @@ impl Session {
             Ok(ClientMessage::Ping) => vec![ServerMessage::Pong],
             Ok(ClientMessage::Logout) => self.logout(),
             Ok(ClientMessage::Login { token }) => self.login(&token).await,
+            Ok(m) => self.call_message(m).into_iter().collect(),
         }
+    }
+
+    /// A call message: checked here (ids, limits, digits), carried out by the account's
+    /// registration task, whose answer comes back as [`Report::Call`].
+    fn call_message(&mut self, m: ClientMessage) -> Option<ServerMessage> {
+        let st = self.state.clone();
+        if !self.accounts.values().any(|a| a.sip) {
+            return Some(ServerMessage::error(
+                ErrorCode::NotLoggedIn,
+                "log an account in before calling",
+            ));
+        }
+        let cmd = match m {
+            ClientMessage::Call { call, to, sdp, aor } => {
+                if !valid_call_id(&call) {
+                    return Some(ServerMessage::call_error(
+                        ErrorCode::BadRequest,
+                        &call,
+                        "a call id is 1 to 64 of A-Z a-z 0-9 _ . -",
+                    ));
+                }
+                if self.calls.contains_key(&call) {
+                    return Some(ServerMessage::call_error(
+                        ErrorCode::BadRequest,
+                        &call,
+                        "a live call of this socket has that id",
+                    ));
+                }
+                let account = self
+                    .accounts
+                    .iter()
+                    .filter(|(_, a)| a.sip && a.commands.is_some())
+                    .filter(|(_, a)| aor.as_ref().is_none_or(|w| *w == a.aor))
+                    .min_by_key(|(id, _)| **id)
+                    .map(|(id, _)| *id);
+                let Some(account) = account else {
+                    return Some(ServerMessage::call_error(
+                        ErrorCode::BadRequest,
+                        &call,
+                        "no logged-in account of this socket has that aor",
+                    ));
+                };
+                if !sdp.trim_start().starts_with("v=0") {
+                    return Some(ServerMessage::call_error(
+                        ErrorCode::InvalidSdp,
+                        &call,
+                        "sdp must be the browser's SDP offer",
+                    ));
+                }
+                if let Some(refusal) = self.call_limit() {
+                    return Some(ServerMessage::call_error(ErrorCode::CallLimit, &call, refusal));
+                }
+                self.start_call(&call, account, false);
+                (account, CallCommand::Call { call, target: to, sdp })
+            }
+            other => {
+                let call = match &other {
+                    ClientMessage::Answer { call, .. }
+                    | ClientMessage::Reject { call, .. }
+                    | ClientMessage::Hangup { call }
+                    | ClientMessage::Hold { call }
+                    | ClientMessage::Unhold { call }
+                    | ClientMessage::Dtmf { call, .. }
+                    | ClientMessage::Transfer { call, .. } => call.clone(),
+                    _ => unreachable!("login, logout and ping are handled before"),
+                };
+                let Some(live) = self.calls.get(&call) else {
+                    return Some(ServerMessage::call_error(
+                        ErrorCode::UnknownCall,
+                        &call,
+                        "no live call of this socket has that id",
+                    ));
+                };
+                let cmd = match other {
+                    ClientMessage::Answer { sdp, .. } => {
+                        if !sdp.trim_start().starts_with("v=0") {
+                            return Some(ServerMessage::call_error(
+                                ErrorCode::InvalidSdp,
+                                &call,
+                                "sdp must be the browser's SDP offer",
+                            ));
+                        }
+                        CallCommand::Answer { call: call.clone(), sdp }
+                    }
+                    ClientMessage::Reject { status, .. } => match status.unwrap_or(486) {
+                        s @ (486 | 603) => CallCommand::Reject { call: call.clone(), status: s },
+                        _ => {
+                            return Some(ServerMessage::call_error(
+                                ErrorCode::BadRequest,
+                                &call,
+                                "status must be 486 or 603",
+                            ))
+                        }
+                    },
+                    ClientMessage::Hangup { .. } => CallCommand::Hangup { call: call.clone() },
+                    ClientMessage::Hold { .. } => CallCommand::Hold { call: call.clone(), on: true },
+                    ClientMessage::Unhold { .. } => CallCommand::Hold { call: call.clone(), on: false },
+                    ClientMessage::Dtmf { digits, .. } => {
+                        if digits.is_empty()
+                            || digits.len() > 32
+                            || !digits.bytes().all(|b| b"0123456789*#ABCD".contains(&b))
+                        {
+                            return Some(ServerMessage::call_error(
+                                ErrorCode::BadRequest,
+                                &call,
+                                "digits are 1 to 32 of 0-9 * # A-D",
+                            ));
+                        }
+                        CallCommand::Dtmf { call: call.clone(), digits }
+                    }
+                    ClientMessage::Transfer { to, .. } => CallCommand::Transfer { call: call.clone(), target: to },
+                    _ => unreachable!("call messages only"),
+                };
+                (live.account, cmd)
+            }
+        };
+        let (account, cmd) = cmd;
+        let call = cmd.call().to_owned();
+        let sent = self
+            .accounts
+            .get(&account)
+            .and_then(|a| a.commands.as_ref())
+            .is_some_and(|c| c.try_send(Command::Call(cmd)).is_ok());
+        if sent {
+            return None;
+        }
+        let _ = st;
+        if self.calls.get(&call).is_some_and(|c| !c.announced) {
+            self.end_call(&call);
+        }
+        Some(ServerMessage::call_error(
+            ErrorCode::CallFailed,
+            &call,
+            "the account is logging out or busy; try again",
+        ))
+    }
+
+    /// Why a new call would be over a limit, if it would.
+    fn call_limit(&self) -> Option<String> {
+        let c = &self.state.config;
+        if self.calls.len() >= c.max_calls_per_session {
+            return Some(format!("at most {} calls per WebSocket", c.max_calls_per_session));
+        }
+        if self.state.metrics.calls.load(Ordering::Relaxed) >= c.max_calls as i64 {
+            return Some("the gateway has too many calls; try again later".into());
+        }
+        None
+    }
+
+    fn start_call(&mut self, call: &str, account: u64, announced: bool) {
+        self.state.metrics.calls.fetch_add(1, Ordering::Relaxed);
+        self.calls
+            .insert(call.to_owned(), LiveCall { account, announced });
+    }
+
+    fn end_call(&mut self, call: &str) {
+        if self.calls.remove(call).is_some() {
+            self.state.metrics.calls.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An update about a call, as the client hears it.
+    fn call_update(&mut self, account: u64, call: String, update: CallUpdate) -> Option<ServerMessage> {
+        if let CallUpdate::Incoming { from, display_name } = update {
+            let aor = self.accounts.get(&account)?.aor.clone();
+            if self.call_limit().is_some() {
+                // Busy here: the caller hears 486, the client hears nothing.
+                if let Some(c) = self.accounts.get(&account).and_then(|a| a.commands.as_ref()) {
+                    let _ = c.try_send(Command::Call(CallCommand::Reject { call, status: 486 }));
+                }
+                return None;
+            }
+            self.start_call(&call, account, true);
+            return Some(ServerMessage::IncomingCall { call, aor, from, display_name });
+        }
+        let live = self.calls.get_mut(&call)?;
+        let announced = live.announced;
+        Some(match update {
+            CallUpdate::Incoming { .. } => unreachable!("handled above"),
+            CallUpdate::Media { sdp } => {
+                live.announced = true;
+                ServerMessage::Media { call, sdp }
+            }
+            CallUpdate::Ringing => ServerMessage::Ringing { call },
+            CallUpdate::EarlyMedia => ServerMessage::EarlyMedia { call },
+            CallUpdate::Answered => ServerMessage::Answered { call },
+            CallUpdate::Held { by } => ServerMessage::Held { call, by: party(by) },
+            CallUpdate::Resumed { by } => ServerMessage::Resumed { call, by: party(by) },
+            CallUpdate::Transferring => ServerMessage::Transferring { call },
+            CallUpdate::Ended { reason, sip_status } => {
+                self.end_call(&call);
+                self.state.metrics.call_ended(reason.as_str());
+                if !announced {
+                    return None;
+                }
+                ServerMessage::Ended { call, reason: reason.as_str(), sip_status }
+            }
+            CallUpdate::Refused { refusal, message } => {
+                if !announced {
+                    // The `call` itself was refused: the id is free again.
+                    self.end_call(&call);
+                }
+                let code = match refusal {
+                    Refusal::UnknownCall => ErrorCode::UnknownCall,
+                    Refusal::InvalidTarget => ErrorCode::InvalidTarget,
+                    Refusal::InvalidSdp => ErrorCode::InvalidSdp,
+                    Refusal::BadRequest => ErrorCode::BadRequest,
+                    Refusal::Failed => ErrorCode::CallFailed,
+                };
+                ServerMessage::call_error(code, &call, message)
+            }
+        })
     }
 
     fn logout(&mut self) -> Vec<ServerMessage> {
@@ -526,6 +925,7 @@ impl Session {
                 detail: Some(detail),
                 sip_status: None,
                 aor: None,
+                call: None,
             }]
         };
         if !st.limiter.allow(self.ip) {
@@ -646,6 +1046,7 @@ impl Session {
             id,
             account,
             st.sip.clone(),
+            st.calls.clone(),
             st.metrics.clone(),
             self.events.clone(),
             self.guard.clone(),
@@ -664,7 +1065,11 @@ impl Session {
     }
 
     /// Turns a registration task's event into a message for the client.
-    fn event(&mut self, (id, e): (u64, Event)) -> Option<ServerMessage> {
+    fn event(&mut self, (id, report): (u64, Report)) -> Option<ServerMessage> {
+        let e = match report {
+            Report::Registration(e) => e,
+            Report::Call { call, update } => return self.call_update(id, call, update),
+        };
         let m = &self.state.metrics;
         let a = self.accounts.get_mut(&id)?;
         let aor = a.aor.clone();
@@ -830,6 +1235,7 @@ mod tests {
                     detail: Some("expired"),
                     sip_status: None,
                     aor: None,
+                    call: None,
                 },
                 r#"{"type":"error","code":"token_rejected","message":"expired","detail":"expired"}"#,
             ),
@@ -937,5 +1343,20 @@ mod tests {
                 .to_owned();
             assert!(!names_an_address(&message), "{message}");
         }
+    }
+}
+
+/// Whether a client's call id is 1–64 of `[A-Za-z0-9_.-]`.
+fn valid_call_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn party(p: Party) -> HoldParty {
+    match p {
+        Party::Local => HoldParty::Local,
+        Party::Remote => HoldParty::Remote,
     }
 }

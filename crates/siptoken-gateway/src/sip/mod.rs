@@ -10,6 +10,7 @@
 
 pub mod account;
 pub mod address;
+pub mod agent;
 pub mod digest;
 pub mod dns;
 pub mod host;
@@ -23,8 +24,7 @@ pub mod udp;
 pub mod uri;
 pub mod via;
 
-// The call signalling is not driven by the WebSocket session yet: until it is, its items are
-// used only by its tests.
+// Accessors of the call machinery that only its unit tests read yet.
 #[allow(dead_code)]
 pub mod call;
 #[allow(dead_code)]
@@ -43,7 +43,5 @@ pub mod non_invite_client;
 pub mod non_invite_server;
 #[allow(dead_code)]
 pub mod routing;
-#[allow(dead_code)]
 pub mod timers;
-#[allow(dead_code)]
 pub mod uas_answer;

@@ -12,14 +12,20 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
+use super::agent::{Agent, COMMAND_QUEUE};
+use super::call::Local;
 use super::dns;
 use super::host::Host;
+use super::incoming::{self, Disposition};
+use super::message::Message;
 use super::registration::{self, Output, Registration, Timing, TransmitKind};
 use super::transport::{self, Kind, SipSocket, TlsTarget};
 use super::transport_error::TransportError;
+use crate::media::MediaEvent;
 use crate::metrics::Metrics;
 
 pub use super::account::{Account, AccountClaims};
+pub use super::agent::{CallCommand, CallContext, CallUpdate, Refusal};
 pub use super::registration::{Event, SipError};
 
 /// SIP timing and identity settings.
@@ -190,25 +196,43 @@ async fn connect(
 /// A request to a registration task.
 #[derive(Debug)]
 pub enum Command {
-    /// Unregister and end.
+    /// Hang up every call, unregister and end.
     Unregister,
+    /// Something about a call of this account.
+    Call(CallCommand),
 }
 
-/// Starts a registration task. It reports `(id, Event)` on `events`; sending
-/// [`Command::Unregister`] or dropping the returned sender makes it unregister and end.
-/// `alive` is held until the task ends (shutdown waits for such guards to drop).
+/// What a registration task reports about its account.
+#[derive(Debug)]
+pub enum Report {
+    /// The registration's own events.
+    Registration(Event),
+    /// An update about one of its calls (`call`: the client's or the gateway's id).
+    Call {
+        /// The call's id.
+        call: String,
+        /// What happened.
+        update: CallUpdate,
+    },
+}
+
+/// Starts a registration task. It reports `(id, Report)` on `events`; sending
+/// [`Command::Unregister`] or dropping the returned sender makes it hang up its calls,
+/// unregister and end. With `calls`, it carries calls too. `alive` is held until the task ends
+/// (shutdown waits for such guards to drop).
 pub fn spawn(
     id: u64,
     account: Account,
     settings: SipSettings,
+    calls: Option<CallContext>,
     metrics: Arc<Metrics>,
-    events: mpsc::UnboundedSender<(u64, Event)>,
+    events: mpsc::UnboundedSender<(u64, Report)>,
     alive: impl Send + 'static,
 ) -> mpsc::Sender<Command> {
-    let (tx, rx) = mpsc::channel(4);
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     tokio::spawn(async move {
         let _alive = alive;
-        run(id, account, settings, metrics, events, rx).await;
+        run(id, account, settings, calls, metrics, events, rx).await;
     });
     tx
 }
@@ -220,13 +244,14 @@ async fn run(
     id: u64,
     account: Account,
     settings: SipSettings,
+    calls: Option<CallContext>,
     metrics: Arc<Metrics>,
-    events: mpsc::UnboundedSender<(u64, Event)>,
+    events: mpsc::UnboundedSender<(u64, Report)>,
     mut commands: mpsc::Receiver<Command>,
 ) {
     let aor = account.aor().to_string();
     let send = |e: Event| {
-        let _ = events.send((id, e));
+        let _ = events.send((id, Report::Registration(e)));
     };
     let route = registration::random_hex(12);
     let mut sock = match Box::pin(connect(&account, &settings, &route)).await {
@@ -238,7 +263,30 @@ async fn run(
         }
     };
     let peer = sock.peer_addr();
+    let caller = calls.map(|ctx| {
+        (
+            ctx,
+            account.auth_name.clone(),
+            account.password.clone(),
+            account.display_name.clone(),
+            account.domain.to_string(),
+            account.transport,
+        )
+    });
     let mut reg = Registration::new(account, settings.timing(), &route, sock.local_addr());
+    let mut agent = caller.map(|(ctx, auth_name, password, display_name, domain, transport)| {
+        let local = Local {
+            aor: reg.aor().to_string(),
+            display_name,
+            contact: reg.contact().to_string(),
+            sent_by: sock.local_addr().to_string(),
+            transport,
+            route: route.clone(),
+            auth_name,
+            password,
+        };
+        Agent::new(ctx, local, domain, sock.local_addr().ip())
+    });
     reg.start(Instant::now().into_std());
     let mut registered_once = false;
     let mut commands_open = true;
@@ -288,29 +336,105 @@ async fn run(
                         }
                         Event::Unregistered => {}
                     }
+                    if matches!(e, Event::Failed(_) | Event::Lost(_)) {
+                        // No registration, no calls: hang them up while the flow is there.
+                        if let Some(a) = agent.as_mut() {
+                            a.hang_up_all(Instant::now().into_std());
+                        }
+                    }
                     send(e);
                 }
+            }
+        }
+        if let Some(a) = agent.as_mut() {
+            while let Some(bytes) = a.poll_transmit() {
+                metrics.sip_transactions.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = sock.send(&bytes).await {
+                    tracing::debug!(%aor, %peer, "send failed: {e}");
+                }
+            }
+            while let Some((call, update)) = a.poll_update() {
+                let _ = events.send((id, Report::Call { call, update }));
             }
         }
         if reg.is_done() {
             return;
         }
         sock.set_awaiting(reg.awaiting_response());
-        let wake = reg.poll_timeout().map(Instant::from_std);
-        tokio::select! {
-            c = commands.recv(), if commands_open => {
-                commands_open = c.is_some();
-                reg.unregister(Instant::now().into_std());
+        let call_wake = agent.as_ref().and_then(Agent::poll_timeout);
+        let wake = match (reg.poll_timeout(), call_wake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(Instant::from_std);
+        let media = async {
+            match agent.as_mut() {
+                Some(a) => a.next_media_event().await,
+                None => std::future::pending().await,
             }
-            m = sock.recv() => {
-                let now = Instant::now().into_std();
-                match m {
-                    Ok(m) => reg.handle_message(now, &m),
-                    Err(e) => reg.handle_transport_error(now, e),
+        };
+        enum Step {
+            Command(Option<Command>),
+            Message(Result<Message, TransportError>),
+            Media(String, Option<MediaEvent>),
+            Timeout,
+        }
+        let step = tokio::select! {
+            c = commands.recv(), if commands_open => Step::Command(c),
+            m = sock.recv() => Step::Message(m),
+            (call, ev) = media => Step::Media(call, ev),
+            _ = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => Step::Timeout,
+        };
+        let now = Instant::now().into_std();
+        match step {
+            Step::Command(Some(Command::Call(c))) => match agent.as_mut() {
+                Some(a) => a.command(now, c),
+                None => {
+                    let update = CallUpdate::Refused {
+                        refusal: Refusal::Failed,
+                        message: "this gateway carries no calls".into(),
+                    };
+                    let call = c.call().to_owned();
+                    let _ = events.send((id, Report::Call { call, update }));
+                }
+            },
+            Step::Command(c) => {
+                commands_open = c.is_some();
+                if let Some(a) = agent.as_mut() {
+                    a.hang_up_all(now);
+                }
+                reg.unregister(now);
+            }
+            Step::Message(Ok(m)) => {
+                let taken = agent.as_mut().is_some_and(|a| a.handle_message(now, &m));
+                if !taken {
+                    match (agent.as_mut(), m.method()) {
+                        (Some(a), Some(method)) if method != "OPTIONS" && method != "REGISTER" => {
+                            match incoming::out_of_dialog(&m, |r| r == route) {
+                                Disposition::NewCall => a.incoming(now, &m),
+                                Disposition::Respond(bytes) => {
+                                    if let Err(e) = sock.send(&bytes).await {
+                                        tracing::debug!(%aor, %peer, "send failed: {e}");
+                                    }
+                                }
+                                Disposition::Ignore => {}
+                            }
+                        }
+                        _ => reg.handle_message(now, &m),
+                    }
                 }
             }
-            _ = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
-                reg.handle_timeout(Instant::now().into_std());
+            Step::Message(Err(e)) => reg.handle_transport_error(now, e),
+            Step::Media(call, ev) => {
+                if let Some(a) = agent.as_mut() {
+                    a.handle_media(now, &call, ev);
+                }
+            }
+            Step::Timeout => {
+                reg.handle_timeout(now);
+                if let Some(a) = agent.as_mut() {
+                    a.handle_timeout(now);
+                }
             }
         }
     }

@@ -49,10 +49,12 @@ pub static UNROUTED: AtomicU64 = AtomicU64::new(0);
 /// Request-URI's user after `st-`. `None` for anything else.
 pub fn route_of(m: &Message) -> Option<Cow<'_, str>> {
     match &m.start {
+        // A call's requests carry the route in their Via branch (their Call-IDs are the
+        // caller's or random); a REGISTER's in its Call-ID.
         message::StartLine::Response { .. } => m
-            .header("call-id")?
-            .trim()
-            .strip_suffix("@siptoken")
+            .top_via_branch()
+            .and_then(super::routing::route_of_branch)
+            .or_else(|| m.header("call-id")?.trim().strip_suffix("@siptoken"))
             .map(Cow::Borrowed),
         message::StartLine::Request { uri, .. } => {
             let user = SipUri::parse(uri).ok()?.user?;
@@ -275,7 +277,14 @@ fn dispatch(shared: &Shared, datagram: &[u8]) {
         Some(inbox) => inbox.push(m),
         None => {
             UNROUTED.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(peer = %shared.peer, "ignoring a SIP message for no current registration");
+            tracing::debug!(peer = %shared.peer, "a SIP message for no current registration");
+            // A request for a route no session holds: 480 (404 when it names no route at
+            // all), so a caller does not wait for a timeout.
+            if let super::incoming::Disposition::Respond(reply) =
+                super::incoming::out_of_dialog(&m, |_| false)
+            {
+                let _ = shared.sock.try_send_to(&reply, shared.peer);
+            }
         }
     }
 }

@@ -38,12 +38,16 @@ fn settings() -> SipSettings {
     }
 }
 
-async fn event(events: &mut mpsc::UnboundedReceiver<(u64, Event)>) -> Event {
-    tokio::time::timeout(WITHIN, events.recv())
+async fn event(events: &mut mpsc::UnboundedReceiver<(u64, Report)>) -> Event {
+    match tokio::time::timeout(WITHIN, events.recv())
         .await
         .expect("an event in time")
         .expect("the task is alive")
         .1
+    {
+        Report::Registration(e) => e,
+        other => panic!("not a registration event: {other:?}"),
+    }
 }
 
 /// Issue 14 item 5: one ICMP port-unreachable on the shared UDP socket (forged by anyone who
@@ -62,6 +66,7 @@ async fn one_icmp_error_does_not_end_a_registration() {
         1,
         account(Kind::Udp, peer.port()),
         settings(),
+        None,
         Arc::new(Metrics::default()),
         tx,
         (),
@@ -112,6 +117,7 @@ async fn registers_answers_reconnects_and_unregisters_over_tcp() {
         1,
         account(Kind::Tcp, port),
         settings(),
+        None,
         metrics.clone(),
         tx,
         (),

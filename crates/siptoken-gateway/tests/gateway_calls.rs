@@ -113,9 +113,13 @@ fn browser_calls_an_echo_callee_through_the_proxy_and_hears_itself() {
     let mut echo = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
     let kam = kamailio(&[("echo", &echo)]);
     let gw = call_gateway("");
+    eprintln!("STEP gateway up");
     let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    eprintln!("STEP registered");
     alice.cmd(json!({"cmd": "call", "call": "c1", "to": "echo"}));
+    eprintln!("STEP call sent");
     alice.event("media", Some("c1"), T);
+    eprintln!("STEP media");
     alice.event("answered", Some("c1"), T);
     // What the browser sends comes back from the echo through Kamailio's callee and the gateway.
     alice.assert_hears("c1", BROWSER_HZ);

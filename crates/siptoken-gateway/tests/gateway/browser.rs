@@ -174,10 +174,14 @@ impl BrowserPhone {
                 Ok(Line::Event(e)) if want(&e) => return e,
                 Ok(Line::Event(e)) => self.pending.push(e),
                 Ok(Line::Reply(..)) => {}
-                Err(_) => panic!(
-                    "browser phone: no matching gateway message in {timeout:?}; received: {:?}",
-                    self.pending
-                ),
+                Err(_) => {}
+            }
+            if Instant::now() >= deadline {
+                let tail = &self.pending[self.pending.len().saturating_sub(20)..];
+                panic!(
+                    "browser phone: no matching gateway message in {timeout:?}; the last of {} received: {tail:?}",
+                    self.pending.len()
+                );
             }
         }
     }
@@ -224,10 +228,20 @@ impl BrowserPhone {
 impl Drop for BrowserPhone {
     fn drop(&mut self) {
         // node, and the Chromium it started, are in their own process group.
+        // playwright may wait for Chromium to close: TERM, a moment, then KILL.
         let pgid = self.child.id() as i32;
-        let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{pgid}")])
-            .status();
+        let kill = |sig: &str| {
+            let _ = Command::new("kill")
+                .args([sig, "--", &format!("-{pgid}")])
+                .stderr(Stdio::null())
+                .status();
+        };
+        kill("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kill("-KILL");
         let _ = self.child.wait();
     }
 }

@@ -759,9 +759,11 @@ impl Sipp {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         // sipp's RTP echo takes the media port and the one above it (RTCP).
+        // (Linux hands out odd ports for bind(0): take the even one below and check both.)
         let media_port = loop {
-            let p = free_port();
-            if p % 2 == 0 && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            let p = free_port() & !1;
+            let free = |port: u16| std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+            if p > 1024 && free(p) && free(p + 1) {
                 break p;
             }
         };

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::client_addr::{Cidr, ForwardedHeader};
-use super::sip::digest::{DigestPolicy, HashStrength};
 use super::media::{MediaSettings, PortRange};
+use super::sip::digest::{DigestPolicy, HashStrength};
 use super::sip::register::SipSettings;
 use siptoken::verify::{LEEWAY_LIMIT_SECONDS, LIFETIME_LIMIT_SECONDS};
 use siptoken::VerifyOptions;

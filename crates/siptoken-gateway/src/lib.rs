@@ -39,9 +39,9 @@ mod parser_properties;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::sip::call::fuzz as call_fuzz;
     pub use crate::sip::digest;
     pub use crate::sip::message;
-    pub use crate::sip::call::fuzz as call_fuzz;
     pub use crate::sip::{address, host, params, uri, via};
     pub use crate::ws::parse_client_message;
 }

@@ -112,8 +112,16 @@ impl Metrics {
             "# HELP siptoken_gateway_calls_ended_total Calls ended, by reason.\n\
              # TYPE siptoken_gateway_calls_ended_total counter\n",
         );
-        for (reason, n) in self.calls_ended.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "siptoken_gateway_calls_ended_total{{reason=\"{reason}\"}} {n}");
+        for (reason, n) in self
+            .calls_ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "siptoken_gateway_calls_ended_total{{reason=\"{reason}\"}} {n}"
+            );
         }
         counter(
             &mut out,

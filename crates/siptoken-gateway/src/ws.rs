@@ -716,10 +716,21 @@ impl Session {
                     ));
                 }
                 if let Some(refusal) = self.call_limit() {
-                    return Some(ServerMessage::call_error(ErrorCode::CallLimit, &call, refusal));
+                    return Some(ServerMessage::call_error(
+                        ErrorCode::CallLimit,
+                        &call,
+                        refusal,
+                    ));
                 }
                 self.start_call(&call, account, false);
-                (account, CallCommand::Call { call, target: to, sdp })
+                (
+                    account,
+                    CallCommand::Call {
+                        call,
+                        target: to,
+                        sdp,
+                    },
+                )
             }
             other => {
                 let call = match &other {
@@ -748,10 +759,16 @@ impl Session {
                                 "sdp must be the browser's SDP offer",
                             ));
                         }
-                        CallCommand::Answer { call: call.clone(), sdp }
+                        CallCommand::Answer {
+                            call: call.clone(),
+                            sdp,
+                        }
                     }
                     ClientMessage::Reject { status, .. } => match status.unwrap_or(486) {
-                        s @ (486 | 603) => CallCommand::Reject { call: call.clone(), status: s },
+                        s @ (486 | 603) => CallCommand::Reject {
+                            call: call.clone(),
+                            status: s,
+                        },
                         _ => {
                             return Some(ServerMessage::call_error(
                                 ErrorCode::BadRequest,
@@ -761,8 +778,14 @@ impl Session {
                         }
                     },
                     ClientMessage::Hangup { .. } => CallCommand::Hangup { call: call.clone() },
-                    ClientMessage::Hold { .. } => CallCommand::Hold { call: call.clone(), on: true },
-                    ClientMessage::Unhold { .. } => CallCommand::Hold { call: call.clone(), on: false },
+                    ClientMessage::Hold { .. } => CallCommand::Hold {
+                        call: call.clone(),
+                        on: true,
+                    },
+                    ClientMessage::Unhold { .. } => CallCommand::Hold {
+                        call: call.clone(),
+                        on: false,
+                    },
                     ClientMessage::Dtmf { digits, .. } => {
                         if digits.is_empty()
                             || digits.len() > 32
@@ -774,9 +797,15 @@ impl Session {
                                 "digits are 1 to 32 of 0-9 * # A-D",
                             ));
                         }
-                        CallCommand::Dtmf { call: call.clone(), digits }
+                        CallCommand::Dtmf {
+                            call: call.clone(),
+                            digits,
+                        }
                     }
-                    ClientMessage::Transfer { to, .. } => CallCommand::Transfer { call: call.clone(), target: to },
+                    ClientMessage::Transfer { to, .. } => CallCommand::Transfer {
+                        call: call.clone(),
+                        target: to,
+                    },
                     _ => unreachable!("call messages only"),
                 };
                 (live.account, cmd)
@@ -807,7 +836,10 @@ impl Session {
     fn call_limit(&self) -> Option<String> {
         let c = &self.state.config;
         if self.calls.len() >= c.max_calls_per_session {
-            return Some(format!("at most {} calls per WebSocket", c.max_calls_per_session));
+            return Some(format!(
+                "at most {} calls per WebSocket",
+                c.max_calls_per_session
+            ));
         }
         if self.state.metrics.calls.load(Ordering::Relaxed) >= c.max_calls as i64 {
             return Some("the gateway has too many calls; try again later".into());
@@ -828,18 +860,32 @@ impl Session {
     }
 
     /// An update about a call, as the client hears it.
-    fn call_update(&mut self, account: u64, call: String, update: CallUpdate) -> Option<ServerMessage> {
+    fn call_update(
+        &mut self,
+        account: u64,
+        call: String,
+        update: CallUpdate,
+    ) -> Option<ServerMessage> {
         if let CallUpdate::Incoming { from, display_name } = update {
             let aor = self.accounts.get(&account)?.aor.clone();
             if self.call_limit().is_some() {
                 // Busy here: the caller hears 486, the client hears nothing.
-                if let Some(c) = self.accounts.get(&account).and_then(|a| a.commands.as_ref()) {
+                if let Some(c) = self
+                    .accounts
+                    .get(&account)
+                    .and_then(|a| a.commands.as_ref())
+                {
                     let _ = c.try_send(Command::Call(CallCommand::Reject { call, status: 486 }));
                 }
                 return None;
             }
             self.start_call(&call, account, true);
-            return Some(ServerMessage::IncomingCall { call, aor, from, display_name });
+            return Some(ServerMessage::IncomingCall {
+                call,
+                aor,
+                from,
+                display_name,
+            });
         }
         let live = self.calls.get_mut(&call)?;
         let announced = live.announced;
@@ -852,8 +898,14 @@ impl Session {
             CallUpdate::Ringing => ServerMessage::Ringing { call },
             CallUpdate::EarlyMedia => ServerMessage::EarlyMedia { call },
             CallUpdate::Answered => ServerMessage::Answered { call },
-            CallUpdate::Held { by } => ServerMessage::Held { call, by: party(by) },
-            CallUpdate::Resumed { by } => ServerMessage::Resumed { call, by: party(by) },
+            CallUpdate::Held { by } => ServerMessage::Held {
+                call,
+                by: party(by),
+            },
+            CallUpdate::Resumed { by } => ServerMessage::Resumed {
+                call,
+                by: party(by),
+            },
             CallUpdate::Transferring => ServerMessage::Transferring { call },
             CallUpdate::Ended { reason, sip_status } => {
                 self.end_call(&call);
@@ -861,7 +913,11 @@ impl Session {
                 if !announced {
                     return None;
                 }
-                ServerMessage::Ended { call, reason: reason.as_str(), sip_status }
+                ServerMessage::Ended {
+                    call,
+                    reason: reason.as_str(),
+                    sip_status,
+                }
             }
             CallUpdate::Refused { refusal, message } => {
                 if !announced {
@@ -1116,6 +1172,21 @@ impl Session {
     }
 }
 
+/// Whether a client's call id is 1–64 of `[A-Za-z0-9_.-]`.
+fn valid_call_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn party(p: Party) -> HoldParty {
+    match p {
+        Party::Local => HoldParty::Local,
+        Party::Remote => HoldParty::Remote,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1343,20 +1414,5 @@ mod tests {
                 .to_owned();
             assert!(!names_an_address(&message), "{message}");
         }
-    }
-}
-
-/// Whether a client's call id is 1–64 of `[A-Za-z0-9_.-]`.
-fn valid_call_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-}
-
-fn party(p: Party) -> HoldParty {
-    match p {
-        Party::Local => HoldParty::Local,
-        Party::Remote => HoldParty::Remote,
     }
 }

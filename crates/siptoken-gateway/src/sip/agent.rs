@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::call::target::target_uri;
-use super::call::{Call, CallError, CallEvent, CallSettings, Direction, EndReason, Local, Output, Party};
+use super::call::{
+    Call, CallError, CallEvent, CallSettings, Direction, EndReason, Local, Output, Party,
+};
 use super::message::Message;
 use crate::media::dtmf::DtmfError;
 use crate::media::{sdp, MediaEngine, MediaError, MediaEvent, MediaSession, SessionOptions};
@@ -228,7 +230,10 @@ impl Agent {
 
     /// When [`Agent::handle_timeout`] has work next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.calls.iter().filter_map(|e| e.call.poll_timeout()).min()
+        self.calls
+            .iter()
+            .filter_map(|e| e.call.poll_timeout())
+            .min()
     }
 
     /// Time passed.
@@ -244,8 +249,10 @@ impl Agent {
     /// Offers a message that arrived on the flow to the calls: `true` when one of them took it.
     pub fn handle_message(&mut self, now: Instant, m: &Message) -> bool {
         let Some(i) = self.calls.iter().position(|e| e.call.matches(m)) else {
+            tracing::debug!(method = ?m.method(), status = ?m.code(), cseq = ?m.header("cseq"), "a SIP message no call claims");
             return false;
         };
+        tracing::debug!(call = %self.calls[i].id, method = ?m.method(), status = ?m.code(), cseq = ?m.header("cseq"), "SIP message for a call");
         self.calls[i].call.handle_message(m, now);
         self.pump(now);
         true
@@ -305,8 +312,12 @@ impl Agent {
             (r, e.to_string())
         };
         if let CallCommand::Call { call, target, sdp } = cmd {
-            let uri = target_uri(&target, &self.domain)
-                .map_err(|_| refuse(Refusal::InvalidTarget, "not a SIP or tel URI, user or number"))?;
+            let uri = target_uri(&target, &self.domain).map_err(|_| {
+                refuse(
+                    Refusal::InvalidTarget,
+                    "not a SIP or tel URI, user or number",
+                )
+            })?;
             let options = SessionOptions {
                 sip_address: self.sip_address,
                 law: None,
@@ -346,7 +357,10 @@ impl Agent {
             CallCommand::Call { .. } => unreachable!("handled above"),
             CallCommand::Answer { sdp, .. } => {
                 if e.call.direction() != Direction::Inbound || e.media.is_some() {
-                    return Err(refuse(Refusal::BadRequest, "not an incoming call waiting for an answer"));
+                    return Err(refuse(
+                        Refusal::BadRequest,
+                        "not an incoming call waiting for an answer",
+                    ));
                 }
                 let law = match &e.sip_offer {
                     Some(offer) => match sdp::parse(offer) {
@@ -421,7 +435,10 @@ impl Agent {
             }
             CallCommand::Transfer { target, .. } => {
                 let uri = target_uri(&target, &self.domain).map_err(|_| {
-                    refuse(Refusal::InvalidTarget, "not a SIP or tel URI, user or number")
+                    refuse(
+                        Refusal::InvalidTarget,
+                        "not a SIP or tel URI, user or number",
+                    )
                 })?;
                 e.call.transfer(&uri, now).map_err(call_error)
             }
@@ -488,7 +505,9 @@ impl Agent {
     fn on_event(&mut self, i: usize, ev: CallEvent, now: Instant) {
         let e = &mut self.calls[i];
         let update = match ev {
-            CallEvent::Incoming { from, display_name, .. } => Some(CallUpdate::Incoming {
+            CallEvent::Incoming {
+                from, display_name, ..
+            } => Some(CallUpdate::Incoming {
                 from: truncate(&from, MAX_FROM),
                 display_name: display_name.map(|d| truncate(&d, MAX_DISPLAY_NAME)),
             }),
@@ -503,7 +522,9 @@ impl Agent {
             }
             CallEvent::Answered { sdp } => {
                 let ok = match (&mut e.media, sdp) {
-                    (Some(m), Some(sdp)) => m.apply_sip_answer(&String::from_utf8_lossy(&sdp)).is_ok(),
+                    (Some(m), Some(sdp)) => {
+                        m.apply_sip_answer(&String::from_utf8_lossy(&sdp)).is_ok()
+                    }
                     (Some(_), None) => true,
                     (None, _) => false,
                 };
@@ -583,6 +604,7 @@ impl Agent {
         };
         if let Some(u) = update {
             let id = self.calls[i].id.clone();
+            tracing::debug!(call = %id, update = ?u, "call update");
             self.updates.push_back((id, u));
         }
     }
@@ -595,7 +617,10 @@ fn call_offer(invite: &Message) -> Option<String> {
 
 fn media_refusal(e: MediaError) -> (Refusal, String) {
     match e {
-        MediaError::WebRtc(_) => (Refusal::InvalidSdp, "the WebRTC offer cannot be answered".into()),
+        MediaError::WebRtc(_) => (
+            Refusal::InvalidSdp,
+            "the WebRTC offer cannot be answered".into(),
+        ),
         MediaError::Ports(_) => (Refusal::Failed, "no media port available".into()),
         other => (Refusal::Failed, other.to_string()),
     }

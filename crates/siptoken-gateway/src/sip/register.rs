@@ -274,19 +274,21 @@ async fn run(
         )
     });
     let mut reg = Registration::new(account, settings.timing(), &route, sock.local_addr());
-    let mut agent = caller.map(|(ctx, auth_name, password, display_name, domain, transport)| {
-        let local = Local {
-            aor: reg.aor().to_string(),
-            display_name,
-            contact: reg.contact().to_string(),
-            sent_by: sock.local_addr().to_string(),
-            transport,
-            route: route.clone(),
-            auth_name,
-            password,
-        };
-        Agent::new(ctx, local, domain, sock.local_addr().ip())
-    });
+    let mut agent = caller.map(
+        |(ctx, auth_name, password, display_name, domain, transport)| {
+            let local = Local {
+                aor: reg.aor().to_string(),
+                display_name,
+                contact: reg.contact().to_string(),
+                sent_by: sock.local_addr().to_string(),
+                transport,
+                route: route.clone(),
+                auth_name,
+                password,
+            };
+            Agent::new(ctx, local, domain, sock.local_addr().ip())
+        },
+    );
     reg.start(Instant::now().into_std());
     let mut registered_once = false;
     let mut commands_open = true;

@@ -165,7 +165,11 @@ impl Baresip {
         while let Ok(v) = self.events.try_recv() {
             self.pending.push(v);
         }
-        self.pending.iter().filter(|e| e["type"] == kind).cloned().collect()
+        self.pending
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .cloned()
+            .collect()
     }
 
     /// baresip's log so far.
@@ -212,7 +216,11 @@ fn read_netstring(r: &mut impl Read) -> Option<Vec<u8>> {
     loop {
         r.read_exact(&mut byte).ok()?;
         match byte[0] {
-            b'0'..=b'9' => len = len.checked_mul(10)?.checked_add((byte[0] - b'0') as usize)?,
+            b'0'..=b'9' => {
+                len = len
+                    .checked_mul(10)?
+                    .checked_add((byte[0] - b'0') as usize)?
+            }
             b':' => break,
             _ => return None,
         }
@@ -226,7 +234,10 @@ fn read_netstring(r: &mut impl Read) -> Option<Vec<u8>> {
 /// written so far (a file still being recorded has a stale length in its header).
 pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
     let b = std::fs::read(path).unwrap();
-    assert!(b.len() >= 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WAVE", "{path:?}: not a WAV file");
+    assert!(
+        b.len() >= 12 && &b[..4] == b"RIFF" && &b[8..12] == b"WAVE",
+        "{path:?}: not a WAV file"
+    );
     let (mut rate, mut channels, mut at) = (0u32, 1usize, 12usize);
     while at + 8 <= b.len() {
         let id = &b[at..at + 4];
@@ -236,7 +247,11 @@ pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
             channels = u16::from_le_bytes([b[body + 2], b[body + 3]]) as usize;
             rate = u32::from_le_bytes(b[body + 4..body + 8].try_into().unwrap());
         } else if id == b"data" {
-            let end = if len == 0 || body + len > b.len() { b.len() } else { body + len };
+            let end = if len == 0 || body + len > b.len() {
+                b.len()
+            } else {
+                body + len
+            };
             let samples = b[body..end]
                 .chunks_exact(2 * channels)
                 .map(|f| i16::from_le_bytes([f[0], f[1]]))

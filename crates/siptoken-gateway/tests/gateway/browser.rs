@@ -29,6 +29,26 @@ pub fn node_modules() -> String {
     modules
 }
 
+/// Chromium offers a host candidate on every interface and the gateway (ICE-lite) answers
+/// whichever checks arrive: on a machine with a LAN address, media would flow to it. These
+/// tests run only where loopback is the only interface — a network namespace of their own
+/// (scripts/ci/40-gateway.sh runs them under `unshare -n`).
+pub fn assert_loopback_only() {
+    let others: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "lo")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        others.is_empty(),
+        "the browser call tests must run where loopback is the only network interface \
+         (e.g. `unshare -n sh -c 'ip link set lo up; cargo test …'`); found {others:?}"
+    );
+}
+
 /// Writes `seconds` of a `freq` Hz sine (half scale) as a 48 kHz mono 16-bit WAV file.
 pub fn write_tone_wav(path: &Path, freq: f64, seconds: u32) {
     let rate = 48_000u32;
@@ -75,11 +95,15 @@ pub struct BrowserPhone {
 impl BrowserPhone {
     /// Starts Chromium on `http://GATEWAY/` with a microphone playing a `tone_hz` sine.
     pub fn start(gateway: std::net::SocketAddr, tone_hz: f64) -> BrowserPhone {
+        assert_loopback_only();
         let modules = node_modules();
         let dir = tempfile::tempdir().unwrap();
         let wav: PathBuf = dir.path().join("tone.wav");
         write_tone_wav(&wav, tone_hz, 120);
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/browser-phone.cjs");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/gateway/browser-phone.cjs"
+        );
         let mut child = Command::new("node")
             .arg(script)
             .arg(format!("http://{gateway}/"))
@@ -177,7 +201,17 @@ impl BrowserPhone {
                 Err(_) => {}
             }
             if Instant::now() >= deadline {
-                let tail = &self.pending[self.pending.len().saturating_sub(20)..];
+                // Without the SDPs, which would drown the rest.
+                let tail: Vec<Value> = self.pending[self.pending.len().saturating_sub(20)..]
+                    .iter()
+                    .map(|e| {
+                        let mut e = e.clone();
+                        if let Some(o) = e.as_object_mut() {
+                            o.remove("sdp");
+                        }
+                        e
+                    })
+                    .collect();
                 panic!(
                     "browser phone: no matching gateway message in {timeout:?}; the last of {} received: {tail:?}",
                     self.pending.len()

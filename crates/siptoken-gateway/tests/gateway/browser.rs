@@ -34,14 +34,15 @@ pub fn node_modules() -> String {
 /// tests run only where loopback is the only interface — a network namespace of their own
 /// (scripts/ci/40-gateway.sh runs them under `unshare -n`).
 pub fn assert_loopback_only() {
-    let others: Vec<String> = std::fs::read_dir("/sys/class/net")
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != "lo")
-                .collect()
-        })
-        .unwrap_or_default();
+    // /proc/self/net is this network namespace's view (sysfs may show another's).
+    let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
+    let others: Vec<String> = dev
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(|n| n.trim().to_owned())
+        .filter(|n| n != "lo")
+        .collect();
     assert!(
         others.is_empty(),
         "the browser call tests must run where loopback is the only network interface \

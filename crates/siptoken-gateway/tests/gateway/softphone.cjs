@@ -35,6 +35,8 @@ async function launch(profile) {
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+    // Loopback is the only interface where the tests run (a network namespace of their own).
+    "--allow-loopback-in-peer-connection",
     "--autoplay-policy=no-user-gesture-required",
   ];
   if (process.env.SIPTOKEN_FAKE_AUDIO) args.push(`--use-file-for-fake-audio-capture=${process.env.SIPTOKEN_FAKE_AUDIO}`);

@@ -299,7 +299,9 @@ async fn http_endpoints() {
     assert_eq!(gw.get("/healthz"), (200, "ok\n".to_owned()));
     let (status, page) = gw.get("/");
     assert_eq!(status, 200);
-    assert!(page.contains("<button id=\"login\">Login</button>"));
+    // The softphone page: its login button, and its script on the browser SDK.
+    assert!(page.contains("<button id=\"login\""), "{page}");
+    assert!(page.contains("phone.js"), "{page}");
     let (status, metrics) = gw.get("/metrics");
     assert_eq!(status, 200);
     assert!(metrics.contains("# TYPE siptoken_gateway_login_latency_seconds histogram"));

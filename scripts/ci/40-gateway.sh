@@ -31,7 +31,7 @@ step "gateway: integration tests (Kamailio, sipp, Chromium)" \
 # Calls with real browsers: Chromium offers a host candidate on every interface and the gateway
 # (ICE-lite) answers whichever checks arrive, so these run in a network namespace of their own
 # with loopback only (the tests refuse to run elsewhere); built outside it first.
-calls_tests=(--test gateway_calls --test softphone_browser)
+calls_tests=(--test gateway_calls --test softphone_browser --test softphone_gateway)
 in_loopback_namespace() {
   unshare -n sh -c 'ip link set lo up && exec "$@"' sh "$@"
 }

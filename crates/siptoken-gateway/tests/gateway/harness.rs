@@ -330,6 +330,17 @@ impl Gateway {
 
     /// Like [`Gateway::start_with_args`], with `env` variables set for the gateway.
     pub fn start_with_env(extra: &str, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        Gateway::start_listening("127.0.0.1:0", extra, args, env)
+    }
+
+    /// Like [`Gateway::start_with_env`], listening on `listen` (e.g. the address of a gateway
+    /// that was just killed, to restart it where its clients reconnect).
+    pub fn start_listening(
+        listen: &str,
+        extra: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("keys.conf");
         std::fs::write(&keys, KEYS).unwrap();
@@ -337,7 +348,7 @@ impl Gateway {
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
         std::fs::set_permissions(&keys, perms).unwrap();
         let config = format!(
-            "listen = \"127.0.0.1:0\"\nkeys = \"keys.conf\"\nsip_bind = \"127.0.0.1\"\n{extra}\n"
+            "listen = \"{listen}\"\nkeys = \"keys.conf\"\nsip_bind = \"127.0.0.1\"\n{extra}\n"
         );
         let config_path = dir.path().join("gateway.toml");
         std::fs::write(&config_path, config).unwrap();

@@ -19,6 +19,7 @@
 //       stdout (`OK …` or `ERR …`), for the end-to-end tests of calls:
 //         login TOKEN | token TOKEN (paste one for the next reconnection) | state TEXT (wait)
 //         call NUMBER | callstate STATE (wait for the newest call card) | incoming (wait: FROM NAME HREF)
+//         status TEXT (wait for the newest call card's status line, e.g. `On hold`)
 //         answer | reject | hangup | hold | unhold | mute | dtmf DIGITS | transfer TO
 //         rtp (inbound RTP packets of the newest call) | tone (dominant frequency of its audio, Hz)
 //         history (newest call-log entry: REASON missed|-) | logout | screenshot FILE | quit
@@ -342,6 +343,7 @@ async function drive(url, profile) {
       state: (...words) => u.state(words.join(" ")),
       call: (n) => u.dial(n),
       callstate: (s) => u.callState(s),
+      status: (...words) => u.waitText(`${newest} .status`, words.join(" ")),
       incoming: async () => Object.values(await u.incoming()).join(" "),
       answer: () => page.click('.call[data-state="incoming"] .answer'),
       reject: () => page.click('.call[data-state="incoming"] .reject'),

@@ -1,0 +1,431 @@
+//! The softphone page end to end (issue 15): the page the gateway serves at `/` (demo.html +
+//! phone.js on the browser SDK), in a real headless Chromium driven by
+//! tests/gateway/softphone.cjs `drive` mode, against the real gateway, Kamailio (registrar and
+//! proxy) and real far ends: a sipp callee echoing RTP, and baresip calling in with a 400 Hz
+//! tone. Nothing of the protocol is scripted: every message the page sees came from the gateway.
+//! The page's fake microphone plays a WAV tone of a known frequency, so "hears the far end" is
+//! checked by frequency (a WebAudio analyser on the call's remote stream) and by inbound RTP
+//! packets (getStats).
+//!
+//! Like the other browser call tests these run only where loopback is the only interface
+//! (scripts/ci/40-gateway.sh runs them under `unshare -n`).
+
+#[path = "gateway/harness.rs"]
+mod harness;
+
+#[path = "gateway/browser.rs"]
+mod browser;
+
+#[path = "gateway/baresip.rs"]
+mod baresip;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use baresip::Baresip;
+use harness::*;
+use siptoken::Transport;
+
+/// The page's microphone tone, and baresip's.
+const PAGE_HZ: f64 = 1000.0;
+const BARESIP_HZ: u32 = 400;
+const SCREEN_POP: &str = "https://crm.example.org/clients?phone={from}&name={name}";
+
+/// The softphone page in headless Chromium, one `drive` command at a time.
+struct Softphone {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Softphone {
+    /// Opens `http://GATEWAY/` with a microphone playing a `hz` sine.
+    fn open(gateway: std::net::SocketAddr, hz: f64) -> Softphone {
+        browser::assert_loopback_only();
+        let modules = browser::node_modules();
+        let dir = tempfile::tempdir().unwrap();
+        let wav = dir.path().join("tone.wav");
+        browser::write_tone_wav(&wav, hz, 120);
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/softphone.cjs");
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg("drive")
+            .arg(format!("http://{gateway}/"))
+            .arg(dir.path().join("profile"))
+            .env("NODE_PATH", &modules)
+            .env("SIPTOKEN_FAKE_AUDIO", &wav)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()
+            .expect("node is installed");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Softphone {
+            child,
+            stdin,
+            lines,
+            _dir: dir,
+        }
+    }
+
+    /// Sends one command line; returns what follows `OK`, panics on `ERR` (with `context`).
+    fn run(&mut self, line: &str, context: &dyn Fn() -> String) -> String {
+        let shown = line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        self.try_run(line, context)
+            .unwrap_or_else(|reply| panic!("`{shown}` failed: {reply}\n{}", context()))
+    }
+
+    /// Sends one command line; `Ok(what follows OK)` or `Err(the ERR line)`. Tokens in `line`
+    /// are not printed.
+    fn try_run(&mut self, line: &str, context: &dyn Fn() -> String) -> Result<String, String> {
+        writeln!(self.stdin, "{line}").unwrap();
+        let shown = line.split_whitespace().next().unwrap_or_default();
+        let started = Instant::now();
+        let reply = self
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the page did not answer `{shown}`\n{}", context()));
+        println!(
+            "softphone: {shown} -> {reply} ({} ms)",
+            started.elapsed().as_millis()
+        );
+        match reply.strip_prefix("OK") {
+            Some(rest) => Ok(rest.trim().to_owned()),
+            None => Err(reply),
+        }
+    }
+
+    /// Polls `line` (bounded) until its numeric answer satisfies `done`.
+    fn until(
+        &mut self,
+        line: &str,
+        within: Duration,
+        done: impl Fn(f64) -> bool,
+        context: &dyn Fn() -> String,
+    ) -> f64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let v: f64 = self.run(line, context).parse().unwrap();
+            if done(v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{line}` still {v} after {within:?}\n{}",
+                context()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Waits (bounded) until the newest call-log entry reads `want` (`REASON missed|-`).
+    fn wait_history(&mut self, want: &str, context: &dyn Fn() -> String) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // ERR while the call log is still empty.
+            let last = self.try_run("history", context).unwrap_or_default();
+            if last == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the call log shows {last:?}, not {want:?}\n{}",
+                context()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until 50 more RTP packets arrived for the newest call and its remote audio peaks
+    /// at `hz` (±15 Hz).
+    fn assert_hears(&mut self, hz: f64, context: &dyn Fn() -> String) {
+        let base: f64 = self.run("rtp", context).parse().unwrap();
+        self.until("rtp", Duration::from_secs(15), |n| n > base + 50.0, context);
+        self.until(
+            "tone",
+            Duration::from_secs(15),
+            |f| (f - hz).abs() <= 15.0,
+            context,
+        );
+    }
+}
+
+impl Drop for Softphone {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A gateway that carries calls (browser leg and RTP ports on loopback), listening on `listen`,
+/// with the screen-pop link configured.
+fn call_gateway(listen: &str, webrtc: u16, rtp_base: u16) -> Gateway {
+    Gateway::start_listening(
+        listen,
+        &format!(
+            "webrtc_listen = \"127.0.0.1:{webrtc}\"\nrtp_address = \"127.0.0.1\"\n\
+             rtp_ports = \"{rtp_base}-{}\"\nscreen_pop_url = \"{SCREEN_POP}\"",
+            rtp_base + 99
+        ),
+        &[],
+        &[],
+    )
+}
+
+fn fresh_call_gateway() -> Gateway {
+    call_gateway(
+        "127.0.0.1:0",
+        free_port(),
+        20_000 + (free_port() % 200) * 100,
+    )
+}
+
+fn kamailio(routes: &[(&str, &Sipp)]) -> Kamailio {
+    Kamailio::start_with(
+        "MD5",
+        &[("alice", "pa55"), ("bob", "b0b")],
+        KamailioOptions {
+            routes: routes
+                .iter()
+                .map(|(user, sipp)| (user.to_string(), format!("sip:127.0.0.1:{}", sipp.port)))
+                .collect(),
+            ..Default::default()
+        },
+    )
+}
+
+/// The end of a (trace-level, long) log, for failure messages.
+fn tail(log: String) -> String {
+    let cut = log.len().saturating_sub(12_000);
+    let cut = (cut..log.len())
+        .find(|&i| log.is_char_boundary(i))
+        .unwrap_or(0);
+    log[cut..].to_owned()
+}
+
+/// The share of 100 ms windows of `samples` (at `rate` Hz) whose energy is mostly a `freq` tone
+/// (Goertzel power over the window's energy above 0.5).
+fn tone_presence(samples: &[i16], rate: u32, freq: f64) -> f64 {
+    let windows: Vec<&[i16]> = samples.chunks_exact(rate as usize / 10).collect();
+    if windows.is_empty() {
+        return 0.0;
+    }
+    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / f64::from(rate)).cos();
+    let dominant = |w: &[i16]| {
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &x in w {
+            let s0 = f64::from(x) + k * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        let energy: f64 = w.iter().map(|&x| f64::from(x).powi(2)).sum();
+        energy > 0.0 && (s1 * s1 + s2 * s2 - k * s1 * s2) / (energy * w.len() as f64 / 2.0) > 0.5
+    };
+    windows.iter().filter(|w| dominant(w)).count() as f64 / windows.len() as f64
+}
+
+/// A metric's value, found by the end of its series name.
+fn metric_ending(gw: &Gateway, suffix: &str) -> f64 {
+    let (_, body) = gw.get("/metrics");
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(name, _)| name.ends_with(suffix))
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, headless Chromium and playwright-core (scripts/ci/40-gateway.sh)"]
+fn softphone_calls_an_echo_callee_holds_sends_dtmf_and_logs_the_call() {
+    browser::assert_loopback_only();
+    let started = Instant::now();
+    // call-hold.xml answers, then checks the re-INVITEs of hold (a=sendonly) and resume.
+    let mut echo = Sipp::start_with(&scenario("call-hold.xml"), &["-rtp_echo"]);
+    let kam = kamailio(&[("echo", &echo)]);
+    let gw = fresh_call_gateway();
+    let mut page = Softphone::open(gw.addr, PAGE_HZ);
+    let ctx = || format!("gateway log:\n{}\nkamailio:\n{}", tail(gw.log()), kam.log());
+
+    page.run(
+        &format!("login {}", token("alice", "pa55", kam.port, Transport::Udp)),
+        &ctx,
+    );
+    page.run("state Registered", &ctx);
+    assert_eq!(
+        kam.wait_bindings("alice", 1, Duration::from_secs(10)).len(),
+        1
+    );
+
+    page.run("call echo", &ctx);
+    page.run("callstate answered", &ctx);
+    page.run("status Connected", &ctx);
+    // The page's own tone comes back from the echo: the far end is heard.
+    page.assert_hears(PAGE_HZ, &ctx);
+
+    page.run("hold", &ctx);
+    page.run("status On hold", &ctx);
+    page.run("unhold", &ctx);
+    page.run("status Connected", &ctx);
+    page.assert_hears(PAGE_HZ, &ctx);
+
+    let dtmf_before = metric_ending(&gw, "dtmf_packets_sent_total");
+    page.run("dtmf 12#", &ctx);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric_ending(&gw, "dtmf_packets_sent_total") <= dtmf_before {
+        assert!(
+            Instant::now() < deadline,
+            "no telephone-event packets for the keypad's digits\n{}",
+            ctx()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    page.run("hangup", &ctx);
+    page.wait_history("hangup -", &ctx);
+    echo.wait_success(Duration::from_secs(20));
+    let log = echo.log();
+    assert!(
+        log.contains("held: a=sendonly") && log.contains("resumed: a=sendrecv"),
+        "{log}"
+    );
+    page.run("logout", &ctx);
+    page.run("state Unregistered", &ctx);
+    println!("softphone outgoing call: {:?}", started.elapsed());
+}
+
+#[test]
+#[ignore = "needs Kamailio, baresip, headless Chromium and playwright-core (scripts/ci/40-gateway.sh)"]
+fn an_incoming_call_shows_the_banner_and_screen_pop_and_is_answered_on_the_page() {
+    browser::assert_loopback_only();
+    let started = Instant::now();
+    let kam = kamailio(&[]);
+    let mut bob = Baresip::start(kam.port, "bob", "b0b", BARESIP_HZ, "");
+    let gw = fresh_call_gateway();
+    let mut page = Softphone::open(gw.addr, PAGE_HZ);
+    let ctx = || format!("gateway log:\n{}", tail(gw.log()));
+
+    page.run(
+        &format!("login {}", token("alice", "pa55", kam.port, Transport::Udp)),
+        &ctx,
+    );
+    page.run("state Registered", &ctx);
+    kam.wait_bindings("alice", 1, Duration::from_secs(10));
+
+    bob.command("dial", &format!("sip:alice@127.0.0.1:{}", kam.port));
+    let banner = page.run("incoming", &ctx);
+    // FROM NAME… HREF: the caller's number, display name and the CRM link built from both.
+    let (from, rest) = banner.split_once(' ').unwrap();
+    let (name, href) = rest.rsplit_once(' ').unwrap();
+    assert_eq!(from, "bob", "{banner}");
+    assert_eq!(name, "Test bob", "{banner}");
+    assert_eq!(
+        href, "https://crm.example.org/clients?phone=bob&name=Test%20bob",
+        "{banner}"
+    );
+
+    page.run("answer", &ctx);
+    page.run("callstate answered", &ctx);
+    bob.event("CALL_ESTABLISHED", Duration::from_secs(20));
+    page.assert_hears(BARESIP_HZ as f64, &ctx);
+
+    std::thread::sleep(Duration::from_secs(2));
+    bob.command("hangup", "");
+    page.wait_history("remote_hangup -", &ctx);
+    // And the caller heard the operator: the page's microphone tone in baresip's recording.
+    let file = bob
+        .heard()
+        .pop()
+        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", bob.log()));
+    let (samples, rate) = baresip::read_wav(&file);
+    let presence = tone_presence(&samples, rate, PAGE_HZ);
+    println!(
+        "baresip heard {:.1} s, {PAGE_HZ} Hz in {:.0} % of it",
+        samples.len() as f64 / f64::from(rate),
+        presence * 100.0
+    );
+    assert!(
+        presence > 0.5,
+        "baresip did not hear the page's {PAGE_HZ} Hz: {presence:.2} of {file:?}"
+    );
+    println!("softphone incoming call: {:?}", started.elapsed());
+}
+
+#[test]
+#[ignore = "needs Kamailio, sipp, headless Chromium and playwright-core (scripts/ci/40-gateway.sh)"]
+fn after_the_gateway_is_killed_and_restarted_the_page_reconnects_with_a_fresh_token() {
+    browser::assert_loopback_only();
+    let echo = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
+    let mut after = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
+    let kam = kamailio(&[("echo", &echo), ("after", &after)]);
+    let webrtc = free_port();
+    let rtp_base = 20_000 + (free_port() % 200) * 100;
+    let mut gw = call_gateway("127.0.0.1:0", webrtc, rtp_base);
+    let addr = gw.addr;
+    let mut page = Softphone::open(addr, PAGE_HZ);
+    let log = |gw: &Gateway| format!("gateway log:\n{}\nkamailio:\n{}", tail(gw.log()), kam.log());
+
+    let ctx = || log(&gw);
+    page.run(
+        &format!("login {}", token("alice", "pa55", kam.port, Transport::Udp)),
+        &ctx,
+    );
+    page.run("state Registered", &ctx);
+    // A call in progress when the gateway dies.
+    page.run("call echo", &ctx);
+    page.run("callstate answered", &ctx);
+    page.assert_hears(PAGE_HZ, &ctx);
+    // The next token, for the reconnection (the first one is spent).
+    page.run(
+        &format!("token {}", token("alice", "pa55", kam.port, Transport::Udp)),
+        &ctx,
+    );
+
+    let killed = gw.signal("KILL", Duration::from_secs(10));
+    assert!(!killed.success(), "{killed:?}");
+    let lost = Instant::now();
+    let ctx = || format!("kamailio:\n{}", kam.log());
+    page.run("state Reconnecting…", &ctx);
+    // The call is reported ended (connection lost), not silently dropped.
+    page.wait_history("logged_out -", &ctx);
+
+    let gw = call_gateway(&addr.to_string(), webrtc, rtp_base);
+    assert_eq!(gw.addr, addr);
+    let ctx = || log(&gw);
+    page.run("state Registered", &ctx);
+    println!("softphone reconnected {:?} after the kill", lost.elapsed());
+    // The page's session is on the new gateway (it logged in with the fresh token: the first
+    // one is spent, and the page keeps no other).
+    assert_eq!(gw.metric("siptoken_gateway_sessions"), 1.0, "{}", ctx());
+    // And the new session carries calls, audio included.
+    page.run("call after", &ctx);
+    page.run("callstate answered", &ctx);
+    page.assert_hears(PAGE_HZ, &ctx);
+    page.run("hangup", &ctx);
+    page.wait_history("hangup -", &ctx);
+    after.wait_success(Duration::from_secs(20));
+    page.run("logout", &ctx);
+    page.run("state Unregistered", &ctx);
+}

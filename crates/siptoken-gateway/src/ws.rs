@@ -368,6 +368,7 @@ impl Session {
             password: zeroize::Zeroizing::new(c.password().expose().to_owned()),
             display_name: c.visible_name().map(str::to_owned),
             transport,
+            transport_given: c.transport().is_some(),
             host: c.outbound_proxy().unwrap_or(c.domain()).to_owned(),
             port: c.port(),
         };

@@ -1,6 +1,8 @@
-//! The SIP side: a message parser, digest authentication, DNS SRV, UDP (one shared socket per registrar), TCP and TLS transports and the REGISTER
-//! client.
+//! The SIP side: a message parser, digest authentication, server location (DNS NAPTR, SRV,
+//! A/AAAA; `allowed_registrars`), UDP (one shared socket per registrar), TCP and TLS transports
+//! and the REGISTER client.
 
+pub mod allowed_registrars;
 pub mod digest;
 pub mod dns;
 pub mod message;

@@ -2,6 +2,7 @@
 //! refreshes before the granted expiry (with jitter), answers OPTIONS keep-alives, and
 //! unregisters (`Expires: 0`) when told to or when its owner goes away.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -12,10 +13,11 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use zeroize::Zeroizing;
 
+use super::allowed_registrars::AllowedRegistrars;
 use super::digest::{self, Challenge};
-use super::dns;
+use super::dns::{self, Candidate};
 use super::message::{self, Message};
-use super::transport::{self, Kind, SipSocket, TlsTarget, TransportError};
+use super::transport::{Kind, SipSocket, TlsTarget, TransportError};
 use crate::metrics::Metrics;
 
 /// The SIP account a token describes.
@@ -30,11 +32,15 @@ pub struct Account {
     pub password: Zeroizing<String>,
     /// Display name for From/To.
     pub display_name: Option<String>,
-    /// Transport.
+    /// Transport: the token's, else UDP (the default, unless NAPTR chooses another: see
+    /// `transport_given`).
     pub transport: Kind,
+    /// Whether the token names the transport; if not, DNS NAPTR records may choose it
+    /// (RFC 3263 §4.1).
+    pub transport_given: bool,
     /// Where to send: the outbound proxy or the domain.
     pub host: String,
-    /// Port at `host`; `None`: look up DNS SRV for a host name, else 5060 (RFC 3263).
+    /// Port at `host`; `None`: located with DNS NAPTR/SRV for a host name (RFC 3263).
     pub port: Option<u16>,
 }
 
@@ -117,10 +123,11 @@ pub struct SipSettings {
     pub max_retry_after: Duration,
     /// User-Agent header value.
     pub user_agent: String,
-    /// Look up DNS SRV records when a token names a host without a port.
-    pub srv_lookup: bool,
-    /// Name servers for SRV lookups; empty: those in /etc/resolv.conf.
-    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Locates registrars (RFC 3263: NAPTR, SRV, A/AAAA; `srv_lookup`, `dns_servers`), with
+    /// one DNS cache for every registration.
+    pub dns: dns::Resolver,
+    /// Which registrars a token may name (`allowed_registrars`; empty: any).
+    pub allowed_registrars: AllowedRegistrars,
     /// Interval of CRLF keep-alives on idle TCP connections; zero: none.
     pub tcp_keepalive: Duration,
     /// rustls client configuration for SIP over TLS (trusted CAs); `None`: TLS unavailable.
@@ -137,8 +144,8 @@ impl Default for SipSettings {
             transaction_timeout: Duration::from_secs(32),
             max_retry_after: Duration::from_secs(30),
             user_agent: format!("siptoken-gateway/{}", env!("CARGO_PKG_VERSION")),
-            srv_lookup: true,
-            dns_servers: Vec::new(),
+            dns: dns::Resolver::new(&[], true, IpAddr::from([0u8; 4])),
+            allowed_registrars: AllowedRegistrars::default(),
             tcp_keepalive: Duration::from_secs(30),
             tls: None,
         }
@@ -164,6 +171,9 @@ pub enum SipError {
     Timeout,
     /// Resolution failed, ICMP unreachable, connection refused or closed.
     Unreachable(String),
+    /// `allowed_registrars` refuses the host the token names or every address it resolves to;
+    /// nothing was sent to it.
+    NotAllowed,
 }
 
 impl SipError {
@@ -174,6 +184,7 @@ impl SipError {
             SipError::Rejected { .. } => "sip_rejected",
             SipError::Timeout => "sip_timeout",
             SipError::Unreachable(_) => "sip_unreachable",
+            SipError::NotAllowed => "registrar_not_allowed",
         }
     }
 
@@ -200,13 +211,38 @@ impl fmt::Display for SipError {
             }
             SipError::Timeout => f.write_str("no answer from the registrar"),
             SipError::Unreachable(why) => write!(f, "registrar unreachable: {why}"),
+            SipError::NotAllowed => {
+                f.write_str("this gateway does not register with the registrar the token names")
+            }
         }
+    }
+}
+
+impl SipError {
+    /// Whether the registrar did not answer at all (RFC 3263 §4.3: then the next candidate is
+    /// tried): a transaction timeout, an ICMP error, a connection refused, reset or timed out, a
+    /// failed TLS handshake; also `503 Service Unavailable` (after any `Retry-After` wait).
+    pub fn is_failover(&self) -> bool {
+        matches!(
+            self,
+            SipError::Timeout | SipError::Unreachable(_) | SipError::Rejected { status: 503, .. }
+        )
     }
 }
 
 impl From<TransportError> for SipError {
     fn from(e: TransportError) -> SipError {
         SipError::Unreachable(e.to_string())
+    }
+}
+
+impl From<dns::LocateError> for SipError {
+    fn from(e: dns::LocateError) -> SipError {
+        if e.is_not_allowed() {
+            SipError::NotAllowed
+        } else {
+            SipError::Unreachable(e.to_string())
+        }
     }
 }
 
@@ -239,46 +275,74 @@ pub fn refresh_delay(granted: u32) -> Duration {
     Duration::from_secs_f64((granted as f64 * frac).max(1.0))
 }
 
-/// Where to send, in order (RFC 3263 §4): the token's host and port when a port is given or the
-/// host is an IP address; else the targets of `_sip._udp.HOST` / `_sip._tcp.HOST` SRV records;
-/// else HOST:5060.
-async fn targets(account: &Account, settings: &SipSettings) -> Vec<(String, u16)> {
-    let host = account.host.clone();
-    let is_ip = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .is_ok();
-    if let Some(port) = account.port {
-        return vec![(host, port)];
-    }
-    if is_ip || !settings.srv_lookup {
-        return vec![(host, 5060)];
-    }
-    // RFC 3263 §4.2: TLS is `_sips._tcp`.
-    let service = match account.transport {
-        Kind::Udp => "_sip._udp",
-        Kind::Tcp => "_sip._tcp",
-        Kind::Tls => "_sips._tcp",
+/// Where to send, in order (RFC 3263 §4, see [`dns::Resolver::locate`]), after the
+/// `allowed_registrars` checks.
+async fn locate(
+    account: &Account,
+    settings: &SipSettings,
+) -> Result<VecDeque<Candidate>, SipError> {
+    let target = dns::Target {
+        host: &account.host,
+        port: account.port,
+        transport: account.transport_given.then_some(account.transport),
+        tls: settings.tls.is_some(),
     };
-    let name = format!("{service}.{host}");
-    let servers = if settings.dns_servers.is_empty() {
-        dns::system_nameservers()
-    } else {
-        settings.dns_servers.clone()
-    };
-    let timeout = settings.transaction_timeout.min(Duration::from_secs(2));
-    match dns::lookup_srv(&servers, &name, timeout).await {
-        Ok(records) if !records.is_empty() => {
-            tracing::debug!(%name, ?records, "SRV");
-            records.into_iter().map(|r| (r.target, r.port)).collect()
-        }
-        Ok(_) => vec![(host, 5060)],
+    let found = settings
+        .dns
+        .locate(
+            &target,
+            settings.bind,
+            &settings.allowed_registrars,
+            settings.transaction_timeout,
+        )
+        .await;
+    match found {
+        Ok(list) => Ok(list.into()),
         Err(e) => {
-            tracing::debug!(%name, "SRV lookup failed ({e}); using A/AAAA");
-            vec![(host, 5060)]
+            if e.is_not_allowed() {
+                tracing::warn!(aor = %account.aor(), host = %account.host, "registrar refused by allowed_registrars: {e}");
+            } else {
+                tracing::info!(aor = %account.aor(), host = %account.host, "cannot locate the registrar: {e:?}");
+            }
+            Err(e.into())
         }
     }
+}
+
+/// Opens a transport to the first of `candidates` that accepts one (a TCP connection refused or
+/// timed out, a failed TLS handshake: the next), removing the candidates it used up.
+async fn open_next(
+    candidates: &mut VecDeque<Candidate>,
+    account: &Account,
+    settings: &SipSettings,
+    route: &str,
+) -> Result<SipSocket, SipError> {
+    let mut last = None;
+    while let Some(c) = candidates.pop_front() {
+        let tls = match c.transport {
+            Kind::Tls => tls_target(account, settings)?,
+            _ => None,
+        };
+        let opened = SipSocket::connect(
+            c.transport,
+            settings.bind,
+            c.addr,
+            settings.transaction_timeout,
+            tls,
+            route,
+        )
+        .await;
+        match opened {
+            Ok(s) => return Ok(s),
+            Err(e) => {
+                tracing::info!(aor = %account.aor(), peer = %c.addr, transport = c.transport.via_name(), "cannot open a transport ({e}): trying the next candidate");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last
+        .map(SipError::from)
+        .unwrap_or_else(|| SipError::Unreachable("no address to try".into())))
 }
 
 /// The TLS configuration and the name the registrar's certificate must carry: the host the
@@ -315,6 +379,8 @@ pub struct Client {
     /// The Contact of a TCP connection that was replaced: removed (`expires=0`) by the next
     /// successful REGISTER, so a reconnect does not leave a stale binding behind.
     replaced_contact: Option<String>,
+    /// The candidates not tried yet (RFC 3263 §4.3), for [`Client::register_first`].
+    candidates: VecDeque<Candidate>,
 }
 
 /// A challenge being answered: the challenge, our cnonce and the last nonce count used.
@@ -331,7 +397,7 @@ enum Wait {
 }
 
 impl Client {
-    /// Resolves the registrar and opens the socket.
+    /// Locates the registrar and opens a transport to the first candidate that accepts one.
     pub async fn connect(
         account: Account,
         settings: SipSettings,
@@ -340,52 +406,8 @@ impl Client {
         // This registration's route on a shared UDP socket: its Call-ID and Contact user carry
         // it (see `udp`).
         let route = random_hex(12);
-        let mut last = None;
-        let mut sock = None;
-        for (host, port) in targets(&account, &settings).await {
-            let peer =
-                match transport::resolve(&host, port, settings.bind, settings.transaction_timeout)
-                    .await
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        last = Some(e);
-                        continue;
-                    }
-                };
-            let tls = match account.transport {
-                Kind::Tls => tls_target(&account, &settings),
-                _ => Ok(None),
-            };
-            let tls = match tls {
-                Ok(t) => t,
-                Err(e) => {
-                    last = Some(e);
-                    break;
-                }
-            };
-            match SipSocket::connect(
-                account.transport,
-                settings.bind,
-                peer,
-                settings.transaction_timeout,
-                tls,
-                &route,
-            )
-            .await
-            {
-                Ok(s) => {
-                    sock = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let Some(sock) = sock else {
-            return Err(last
-                .map(SipError::from)
-                .unwrap_or_else(|| SipError::Unreachable("no address to try".into())));
-        };
+        let mut candidates = locate(&account, &settings).await?;
+        let sock = open_next(&mut candidates, &account, &settings, &route).await?;
         Ok(Client {
             sock,
             account,
@@ -398,7 +420,35 @@ impl Client {
             challenges: [None, None],
             min_expires: 0,
             replaced_contact: None,
+            candidates,
         })
+    }
+
+    /// The first registration (see [`Client::register`]): while the registrar does not answer
+    /// ([`SipError::is_failover`]) and candidates are left, the REGISTER moves on to the next
+    /// one (RFC 3263 §4.3) with a fresh transport, instead of failing.
+    pub async fn register_first(&mut self, expires: u32) -> Result<u32, SipError> {
+        loop {
+            match Box::pin(self.register(expires)).await {
+                Err(e) if e.is_failover() && !self.candidates.is_empty() => {
+                    tracing::info!(aor = %self.aor(), peer = %self.sock.peer_addr(), transport = self.sock.kind().via_name(), "registrar did not answer ({e}): trying the next candidate");
+                    self.sock = open_next(
+                        &mut self.candidates,
+                        &self.account,
+                        &self.settings,
+                        &self.contact_user["st-".len()..],
+                    )
+                    .await?;
+                    // Challenges and interval limits were the other server's.
+                    self.challenges = [None, None];
+                    self.min_expires = 0;
+                }
+                result => {
+                    self.candidates.clear();
+                    return result;
+                }
+            }
+        }
     }
 
     /// Replaces a TCP connection that closed with a new one (a new local port, so a new
@@ -780,7 +830,7 @@ async fn run(
             return;
         }
     };
-    let granted = match Box::pin(client.register(expires)).await {
+    let granted = match Box::pin(client.register_first(expires)).await {
         Ok(g) => g,
         Err(e) => {
             tracing::warn!(%aor, "registration failed: {e}");
@@ -889,5 +939,29 @@ mod tests {
         assert_eq!(SipError::Timeout.code(), "sip_timeout");
         assert_eq!(SipError::AuthFailed { status: 403 }.status(), Some(403));
         assert_eq!(SipError::Unreachable("x".into()).code(), "sip_unreachable");
+        assert_eq!(SipError::NotAllowed.code(), "registrar_not_allowed");
+        assert!(!SipError::NotAllowed.to_string().contains('.'));
+        for (e, failover) in [
+            (SipError::Timeout, true),
+            (SipError::Unreachable("ICMP".into()), true),
+            (
+                SipError::Rejected {
+                    status: 503,
+                    reason: "Busy".into(),
+                },
+                true,
+            ),
+            (
+                SipError::Rejected {
+                    status: 500,
+                    reason: "Oops".into(),
+                },
+                false,
+            ),
+            (SipError::AuthFailed { status: 403 }, false),
+            (SipError::NotAllowed, false),
+        ] {
+            assert_eq!(e.is_failover(), failover, "{e}");
+        }
     }
 }

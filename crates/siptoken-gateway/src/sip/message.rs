@@ -230,7 +230,9 @@ pub fn parse(buf: &[u8], stream: bool) -> Result<(Message, usize), ParseError> {
             (None, _) => available,
         }
     };
-    if body_start + body_len > MAX_MESSAGE_LEN {
+    // A Content-Length near usize::MAX must not wrap the sum (found by the call_in_dialog fuzz
+    // target: a panic in debug builds, a wrong bound in release).
+    if body_start.saturating_add(body_len) > MAX_MESSAGE_LEN {
         return Err(invalid(Invalid::TooLong));
     }
     if body_len > available {
@@ -670,5 +672,16 @@ mod tests {
         assert_eq!(r.header("to"), Some("\"tag=x\" <sip:gw@x>;tag=old"));
         assert_eq!(r.top_via_branch(), Some("z9hG4bK1"));
         assert_eq!(r.cseq(), Some((1, "OPTIONS")));
+    }
+    #[test]
+    fn a_content_length_near_usize_max_is_too_long_not_a_panic() {
+        let m = "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                 Content-Length: 18446744073709551610\r\n\r\nv=0\r\n";
+        for stream in [false, true] {
+            assert!(matches!(
+                parse(m.as_bytes(), stream),
+                Err(ParseError::Invalid(_))
+            ));
+        }
     }
 }

@@ -15,9 +15,12 @@ mod browser;
 #[path = "gateway/baresip.rs"]
 mod baresip;
 
+#[path = "gateway/audio.rs"]
+mod audio;
+
 use std::time::Duration;
 
-use baresip::{read_wav, Baresip};
+use baresip::Baresip;
 use browser::BrowserPhone;
 use harness::*;
 use serde_json::json;
@@ -64,47 +67,6 @@ fn operator(gw: &Gateway, kam: &Kamailio, user: &str, password: &str, hz: f64) -
     phone
 }
 
-/// Goertzel: the share of the signal's energy at `freq` in the middle second of `samples`.
-fn tone_share(samples: &[i16], rate: u32, freq: f64) -> f64 {
-    let n = rate as usize;
-    let start = samples.len().saturating_sub(n) / 2;
-    let seg = &samples[start..(start + n).min(samples.len())];
-    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / rate as f64).cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in seg {
-        let s0 = x as f64 + k * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
-    let energy: f64 = seg.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
-    if energy == 0.0 {
-        return 0.0;
-    }
-    power / (energy * seg.len() as f64 / 2.0)
-}
-
-/// Asserts that baresip's last recording holds at least `min_seconds` of audio whose energy is
-/// mostly a `freq` tone.
-fn assert_baresip_heard(bob: &Baresip, freq: f64, min_seconds: f64) {
-    let file = bob
-        .heard()
-        .pop()
-        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", bob.log()));
-    let (samples, rate) = read_wav(&file);
-    let seconds = samples.len() as f64 / rate as f64;
-    assert!(
-        seconds >= min_seconds,
-        "baresip heard only {seconds:.1} s ({file:?})"
-    );
-    let share = tone_share(&samples, rate, freq);
-    assert!(
-        share > 0.5,
-        "baresip did not hear {freq} Hz: {:.3} of the energy is there ({file:?}, {seconds:.1} s)",
-        share
-    );
-}
-
 #[test]
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn browser_calls_an_echo_callee_through_the_proxy_and_hears_itself() {
@@ -145,7 +107,7 @@ fn browser_and_baresip_hear_each_other() {
     alice.send(json!({"type": "hangup", "call": "c1"}));
     assert_eq!(alice.event("ended", Some("c1"), T)["reason"], "hangup");
     bob.event("CALL_CLOSED", T);
-    assert_baresip_heard(&bob, BROWSER_HZ, 2.0);
+    bob.assert_heard(BROWSER_HZ, 2.0);
 }
 
 #[test]
@@ -173,7 +135,7 @@ fn baresip_calls_the_operator_who_answers_and_the_caller_hangs_up() {
     bob.command("hangup", "");
     let ended = alice.event("ended", Some(&id), T);
     assert_eq!(ended["reason"], "remote_hangup", "{ended}");
-    assert_baresip_heard(&bob, BROWSER_HZ, 2.0);
+    bob.assert_heard(BROWSER_HZ, 2.0);
 }
 
 #[test]

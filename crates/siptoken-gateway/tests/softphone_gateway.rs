@@ -19,6 +19,9 @@ mod browser;
 #[path = "gateway/baresip.rs"]
 mod baresip;
 
+#[path = "gateway/audio.rs"]
+mod audio;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -225,27 +228,6 @@ fn tail(log: String) -> String {
     log[cut..].to_owned()
 }
 
-/// The share of 100 ms windows of `samples` (at `rate` Hz) whose energy is mostly a `freq` tone
-/// (Goertzel power over the window's energy above 0.5).
-fn tone_presence(samples: &[i16], rate: u32, freq: f64) -> f64 {
-    let windows: Vec<&[i16]> = samples.chunks_exact(rate as usize / 10).collect();
-    if windows.is_empty() {
-        return 0.0;
-    }
-    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / f64::from(rate)).cos();
-    let dominant = |w: &[i16]| {
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for &x in w {
-            let s0 = f64::from(x) + k * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        let energy: f64 = w.iter().map(|&x| f64::from(x).powi(2)).sum();
-        energy > 0.0 && (s1 * s1 + s2 * s2 - k * s1 * s2) / (energy * w.len() as f64 / 2.0) > 0.5
-    };
-    windows.iter().filter(|w| dominant(w)).count() as f64 / windows.len() as f64
-}
-
 /// A metric's value, found by the end of its series name.
 fn metric_ending(gw: &Gateway, suffix: &str) -> f64 {
     let (_, body) = gw.get("/metrics");
@@ -355,20 +337,10 @@ fn an_incoming_call_shows_the_banner_and_screen_pop_and_is_answered_on_the_page(
     bob.command("hangup", "");
     page.wait_history("remote_hangup -", &ctx);
     // And the caller heard the operator: the page's microphone tone in baresip's recording.
-    let file = bob
-        .heard()
-        .pop()
-        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", bob.log()));
-    let (samples, rate) = baresip::read_wav(&file);
-    let presence = tone_presence(&samples, rate, PAGE_HZ);
+    let presence = bob.assert_heard(PAGE_HZ, 2.0);
     println!(
-        "baresip heard {:.1} s, {PAGE_HZ} Hz in {:.0} % of it",
-        samples.len() as f64 / f64::from(rate),
+        "baresip heard {PAGE_HZ} Hz in {:.0} % of its recording",
         presence * 100.0
-    );
-    assert!(
-        presence > 0.5,
-        "baresip did not hear the page's {PAGE_HZ} Hz: {presence:.2} of {file:?}"
     );
     println!("softphone incoming call: {:?}", started.elapsed());
 }

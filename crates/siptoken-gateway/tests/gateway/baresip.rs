@@ -209,6 +209,34 @@ impl Drop for Baresip {
     }
 }
 
+impl Baresip {
+    /// Asserts that baresip's last recording holds at least `min_seconds` of audio and that a
+    /// `freq` tone dominates more than half of its 100 ms windows; returns that share. (The
+    /// including test crate also includes `gateway/audio.rs` as `audio`.)
+    pub fn assert_heard(&self, freq: f64, min_seconds: f64) -> f64 {
+        let file = self
+            .heard()
+            .pop()
+            .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", self.log()));
+        let (samples, rate) = read_wav(&file);
+        assert_eq!(
+            rate, 8000,
+            "baresip records the decoded G.711 at 8 kHz: {file:?}"
+        );
+        let seconds = samples.len() as f64 / f64::from(rate);
+        assert!(
+            seconds >= min_seconds,
+            "baresip heard only {seconds:.1} s ({file:?})"
+        );
+        let presence = crate::audio::tone_presence(&samples, freq);
+        assert!(
+            presence > 0.5,
+            "baresip did not hear {freq} Hz: it dominates {presence:.2} of {seconds:.1} s ({file:?})"
+        );
+        presence
+    }
+}
+
 /// One netstring (`LEN:BYTES,`), or `None` at the end of the stream.
 fn read_netstring(r: &mut impl Read) -> Option<Vec<u8>> {
     let mut len = 0usize;

@@ -1498,13 +1498,13 @@ impl Call {
                 481
             };
             let r = retry_after(self, code);
-            self.reply_invite(m, r, now);
+            self.reply(m, r, now);
             return;
         }
         if self.servers.iter().any(Server::is_pending_invite) {
             // RFC 3261 §14.2: an INVITE while another is unanswered.
             let r = retry_after(self, 500);
-            self.reply_invite(m, r, now);
+            self.reply(m, r, now);
             return;
         }
         let ours_pending = self.clients.iter().any(|c| {
@@ -1513,13 +1513,13 @@ impl Call {
         let offer_pending = self.answer.as_ref().is_some_and(|a| !a.is_acked());
         if ours_pending || offer_pending {
             let r = retry_after(self, 491);
-            self.reply_invite(m, r, now);
+            self.reply(m, r, now);
             return;
         }
         if !m.body.is_empty() && !m.header("content-type").is_some_and(sdp::is_sdp_type) {
             let mut r = Response::to(m, 415, Some(&self.local_tag));
             r.push("Accept", "application/sdp");
-            self.reply_invite(m, r, now);
+            self.reply(m, r, now);
             return;
         }
         let Some(tx) = InviteServer::new(m, self.reliable(), self.settings.timers) else {
@@ -1740,35 +1740,21 @@ impl Call {
     }
 
     /// Answers a request through a server transaction of its own (so its retransmissions get
-    /// the same answer; an INVITE's failure is retransmitted until its ACK).
+    /// the same answer; an INVITE's failure is retransmitted until its ACK). Past
+    /// `MAX_SERVER_TRANSACTIONS` the answer goes out once, statelessly.
     fn reply(&mut self, m: &Message, r: Response, now: Instant) {
-        if m.method() == Some("INVITE") {
-            return self.reply_invite(m, r, now);
-        }
-        let tx = NonInviteServer::new(m, self.reliable(), self.settings.timers)
-            .filter(|_| self.servers.len() < MAX_SERVER_TRANSACTIONS);
+        let (reliable, timers) = (self.reliable(), self.settings.timers);
+        let tx = if self.servers.len() >= MAX_SERVER_TRANSACTIONS {
+            None
+        } else if m.method() == Some("INVITE") {
+            InviteServer::new(m, reliable, timers).map(ServerTx::Invite)
+        } else {
+            NonInviteServer::new(m, reliable, timers).map(ServerTx::NonInvite)
+        };
         match tx {
             Some(tx) => {
                 self.servers.push(Server {
-                    tx: ServerTx::NonInvite(tx),
-                    kind: ServerKind::Other,
-                });
-                let idx = self.servers.len() - 1;
-                self.respond(idx, r, now);
-            }
-            None => self.transmit(r.encode()),
-        }
-    }
-
-    /// Refuses an INVITE through a server transaction of its own (the failure is retransmitted
-    /// until its ACK).
-    fn reply_invite(&mut self, m: &Message, r: Response, now: Instant) {
-        let tx = InviteServer::new(m, self.reliable(), self.settings.timers)
-            .filter(|_| self.servers.len() < MAX_SERVER_TRANSACTIONS);
-        match tx {
-            Some(tx) => {
-                self.servers.push(Server {
-                    tx: ServerTx::Invite(tx),
+                    tx,
                     kind: ServerKind::Other,
                 });
                 let idx = self.servers.len() - 1;

@@ -10,6 +10,16 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# Disk: a full run builds the workspace in debug, release, fuzz and WASM flavours, and a CI
+# machine's disk is shared and sometimes nearly full (a run once died of ENOSPC in the gateway
+# stage). Incremental caches are useless on a clean clone, and full debug info triples the size of
+# every test binary; line tables keep file:line in panics and backtraces. Set either variable to
+# override.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
+free_disk() { df -h --output=avail . | tail -1 | tr -d ' '; }
+echo "free disk at start: $(free_disk)"
+
 passed=0
 failed=0
 failures=()
@@ -24,11 +34,11 @@ for stage in scripts/ci/*.sh; do
   t0=$SECONDS
   if bash "$stage"; then
     passed=$((passed + 1))
-    echo "=== stage $name: passed ($((SECONDS - t0)) s)"
+    echo "=== stage $name: passed ($((SECONDS - t0)) s, $(free_disk) free)"
   else
     failed=$((failed + 1))
     failures+=("$name")
-    echo "=== stage $name: FAILED ($((SECONDS - t0)) s)"
+    echo "=== stage $name: FAILED ($((SECONDS - t0)) s, $(free_disk) free)"
   fi
 done
 echo

@@ -22,8 +22,6 @@ gateway_tests=(--test gateway_tokens --test gateway_kamailio --test gateway_sipp
 # No unwiped copy of the password or HA1 in freed memory (issue 14, item 9).
 gateway_tests+=(--test digest_secrets)
 
-step "gateway: rustfmt" cargo fmt -p siptoken-gateway -- --check
-step "gateway: clippy" cargo clippy -p siptoken-gateway --all-targets -- -D warnings
 step "gateway: unit tests (parser, digest, config, replay, limits)" cargo test -p siptoken-gateway --lib --bins
 step "gateway: integration tests (Kamailio, sipp, Chromium)" \
   cargo test -p siptoken-gateway "${gateway_tests[@]}" -- --include-ignored

@@ -223,20 +223,15 @@ pub async fn serve(
 }
 
 /// The rustls client configuration for SIP over TLS: from `sip_tls_ca_file` (an error if it is
-/// unusable), else from the system CA bundle when there is one (else `None`: `transport="tls"`
-/// tokens are then refused with `sip_unreachable`).
+/// unusable), else from the platform's trusted CAs (`rustls-native-certs`: `SSL_CERT_FILE` /
+/// `SSL_CERT_DIR` when set, else the system store), when it has any (else `None`:
+/// `transport="tls"` tokens are then refused with `sip_unreachable`).
 pub(crate) fn sip_tls(config: &Config) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
     match &config.sip_tls_ca_file {
         Some(ca) => tls::client_config(ca)
             .map(Some)
             .map_err(|e| format!("sip_tls_ca_file: {e}")),
-        None => match tls::client_config(std::path::Path::new(tls::SYSTEM_CA_BUNDLE)) {
-            Ok(c) => Ok(Some(c)),
-            Err(e) => {
-                tracing::warn!("SIP over TLS disabled: {e}");
-                Ok(None)
-            }
-        },
+        None => Ok(tls::native_client_config()),
     }
 }
 

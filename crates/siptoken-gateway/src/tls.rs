@@ -1,15 +1,13 @@
 //! TLS with rustls (ring provider): the server side for `wss://` / `https://` (certificate and
-//! key files from the configuration) and the client side for SIP over TLS (a CA bundle file).
-//! Errors name the file and the problem, never a key's bytes.
+//! key files from the configuration) and the client side for SIP over TLS (a CA bundle file,
+//! else the platform's trusted CAs through `rustls-native-certs`). Errors name the file and the
+//! problem, never a key's bytes.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-/// Debian's bundle of trusted CAs (package ca-certificates): the default `sip_tls_ca_file`.
-pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -61,6 +59,38 @@ pub fn client_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, String
     if added == 0 {
         return Err(format!("no usable CA certificate in {}", ca_file.display()));
     }
+    client_config_with(roots)
+}
+
+/// The client configuration for SIP over TLS without `sip_tls_ca_file`: the CAs the platform
+/// trusts, as `rustls-native-certs` finds them — the files `SSL_CERT_FILE` and `SSL_CERT_DIR`
+/// name when either is set, else the system store (on Debian, /etc/ssl/certs). `None`, with a
+/// warning, when that yields no usable CA (SIP over TLS is then off); unreadable or malformed
+/// entries are skipped with a warning.
+pub fn native_client_config() -> Option<Arc<rustls::ClientConfig>> {
+    let found = rustls_native_certs::load_native_certs();
+    for e in &found.errors {
+        tracing::warn!("trusted CAs for SIP over TLS: {e}");
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    if ignored > 0 {
+        tracing::warn!(
+            ignored,
+            "trusted CAs for SIP over TLS: unusable certificates skipped"
+        );
+    }
+    if added == 0 {
+        tracing::warn!("SIP over TLS disabled: the platform trusts no CA (set sip_tls_ca_file or SSL_CERT_FILE)");
+        return None;
+    }
+    tracing::debug!(cas = added, "SIP over TLS trusts the platform's CAs");
+    client_config_with(roots)
+        .inspect_err(|e| tracing::warn!("SIP over TLS disabled: {e}"))
+        .ok()
+}
+
+fn client_config_with(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, String> {
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?

@@ -258,3 +258,41 @@ async fn sip_over_tls_registers_with_kamailio_and_refuses_untrusted_certificates
     ws.ping().await;
     ws2.ping().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Kamailio with its TLS module (scripts/ci/45-hardening.sh)"]
+async fn without_sip_tls_ca_file_the_cas_in_ssl_cert_file_are_trusted() {
+    let kam = Kamailio::start_with(
+        "MD5",
+        &[("alice", "tls-pw")],
+        KamailioOptions {
+            tls: true,
+            ..Default::default()
+        },
+    );
+    let certs = kam.certs.clone().unwrap();
+    // No sip_tls_ca_file: the platform's CAs, here the file SSL_CERT_FILE names.
+    let gw = Gateway::start_with_env("", &[], &[("SSL_CERT_FILE", &certs.ca)]);
+    let mut ws = gw.ws().await;
+    ws.login_registered(&token("alice", "tls-pw", kam.tls_port, Transport::Tls))
+        .await;
+    let b = kam.wait_bindings("alice", 1, Duration::from_secs(2));
+    assert!(b[0].contains(";transport=tls"), "{b:?}");
+    ws.logout().await;
+    assert!(kam.bindings("alice").is_empty(), "{}", kam.dump());
+
+    // SSL_CERT_FILE naming another CA: Kamailio's certificate is not trusted.
+    let other = tempfile::tempdir().unwrap();
+    let stranger = Certs::make(other.path(), "sip.test");
+    let gw2 = Gateway::start_with_env("", &[], &[("SSL_CERT_FILE", &stranger.ca)]);
+    let mut ws2 = gw2.ws().await;
+    ws2.login(&token("alice", "tls-pw", kam.tls_port, Transport::Tls))
+        .await;
+    ws2.expect("registering").await;
+    let v = ws2.expect_error("sip_unreachable").await;
+    assert!(
+        v["message"].as_str().unwrap().contains("certificate"),
+        "{v}"
+    );
+    assert!(kam.bindings("alice").is_empty());
+}

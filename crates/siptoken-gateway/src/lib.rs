@@ -48,7 +48,7 @@ pub mod fuzzing {
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -84,9 +84,9 @@ pub(crate) struct State {
     pub sessions_per_client: Arc<admission::PerClient>,
     /// Becomes `true` when the gateway shuts down.
     pub shutdown: watch::Receiver<bool>,
-    /// Upgraded and held by every session and registration task; shutdown waits until
-    /// only the original strong reference (held by [`serve`]) is left.
-    pub tasks: std::sync::Weak<()>,
+    /// Every session and registration task holds a token of it; shutdown closes it and waits
+    /// until every token is dropped.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 /// Serves HTTP and WebSockets on `listener` until `signal` completes, then unregisters every
@@ -114,7 +114,7 @@ pub async fn serve(
         )),
         _ => None,
     };
-    let tasks = Arc::new(());
+    let tasks = tokio_util::task::TaskTracker::new();
     let replay: Arc<dyn ReplayStore> = match config.redis_url() {
         Ok(Some(url)) => {
             tracing::info!(store = %url, "single-use store on Redis");
@@ -160,7 +160,7 @@ pub async fn serve(
         calls,
         metrics: Arc::new(Metrics::default()),
         shutdown,
-        tasks: Arc::downgrade(&tasks),
+        tasks: tasks.clone(),
     });
     let grace = state.sip.transaction_timeout + Duration::from_secs(3);
     let connections = Arc::new(conn::Connections {
@@ -206,12 +206,9 @@ pub async fn serve(
     }
     tracing::info!("shutting down: unregistering every account");
     let _ = shutdown_tx.send(true);
-    let deadline = Instant::now() + grace;
-    while Arc::strong_count(&tasks) > 1 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let left = Arc::strong_count(&tasks) - 1;
-    if left > 0 {
+    tasks.close();
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+        let left = tasks.len();
         tracing::warn!(
             left,
             "shutdown timeout: some sessions did not finish unregistering"

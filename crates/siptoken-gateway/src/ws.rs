@@ -448,7 +448,7 @@ struct Session {
     calls: HashMap<String, LiveCall>,
     next_id: u64,
     events: mpsc::UnboundedSender<(u64, Report)>,
-    guard: Option<Arc<()>>,
+    guard: tokio_util::task::task_tracker::TaskTrackerToken,
 }
 
 enum Step {
@@ -481,7 +481,7 @@ async fn send(socket: &mut WebSocket, m: ServerMessage) -> bool {
 /// Runs one WebSocket session until the client closes it or the gateway shuts down; every
 /// account it registered is unregistered.
 pub async fn session(mut socket: WebSocket, state: Arc<State>, ip: IpAddr) {
-    let guard = state.tasks.upgrade();
+    let guard = state.tasks.token();
     let open = state.metrics.sessions.fetch_add(1, Ordering::Relaxed) + 1;
     struct Count(Arc<State>);
     impl Drop for Count {

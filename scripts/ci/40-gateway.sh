@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Gateway (issue 5): lints, unit tests, and the siptoken-gateway binary against real peers it
-# starts itself on loopback — Kamailio (registrar), sipp (faulty registrars), dnsmasq (SRV
-# records), headless Chromium (the demo page). The tests that need those peers are #[ignore]d in a
-# plain `cargo test`; this stage runs them with --include-ignored after installing the peers.
+# starts itself on loopback — Kamailio (registrar), sipp (faulty registrars), dnsmasq (NAPTR, SRV,
+# A/AAAA records: server location, failover, allowed_registrars), headless Chromium (the demo
+# page, calls). The tests that need those peers are #[ignore]d in a plain `cargo test`; this
+# stage runs them with --include-ignored after installing the peers.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -18,7 +19,7 @@ if [ ! -d "$node_dir/node_modules/playwright-core" ]; then
 fi
 export SIPTOKEN_NODE_MODULES="$PWD/$node_dir/node_modules"
 
-gateway_tests=(--test gateway_tokens --test gateway_kamailio --test gateway_sipp --test gateway_browser --test gateway_man --test gateway_media)
+gateway_tests=(--test gateway_tokens --test gateway_kamailio --test gateway_sipp --test gateway_dns --test gateway_browser --test gateway_man --test gateway_media)
 # No unwiped copy of the password or HA1 in freed memory (issue 14, item 9).
 gateway_tests+=(--test digest_secrets)
 

@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use super::client_addr::{Cidr, ForwardedHeader};
 use super::media::{MediaSettings, PortRange};
+use super::sip::allowed_registrars::AllowedRegistrars;
 use super::sip::digest::{DigestPolicy, HashStrength};
+use super::sip::dns;
 use super::sip::register::SipSettings;
 use siptoken::verify::{LEEWAY_LIMIT_SECONDS, LIFETIME_LIMIT_SECONDS};
 use siptoken::VerifyOptions;
@@ -63,8 +65,9 @@ pub struct Config {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key for `tls_cert_file`.
     pub tls_key_file: Option<PathBuf>,
-    /// PEM bundle of the CAs trusted for SIP over TLS (`transport="tls"` tokens). Default
-    /// `/etc/ssl/certs/ca-certificates.crt` (Debian's ca-certificates).
+    /// PEM bundle of the CAs trusted for SIP over TLS (`transport="tls"` tokens). Unset
+    /// (default): the platform's trusted CAs (`SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else
+    /// the system store).
     pub sip_tls_ca_file: Option<PathBuf>,
     /// Accept legacy (unauthenticated) tokens. Default `false`.
     pub allow_legacy: bool,
@@ -156,11 +159,16 @@ pub struct Config {
     /// Replicas that must acknowledge a token's key (`WAIT`) before the token is accepted, so
     /// that a failover cannot lose it. Default 0 (the master's answer suffices).
     pub replay_store_min_replicas: u32,
-    /// Look up `_sip._udp` / `_sip._tcp` SRV records when a token names a host without a port.
-    /// Default `true`.
+    /// Locate registrars with DNS NAPTR and SRV records (RFC 3263) when a token names a host
+    /// name without a port; `false`: A/AAAA only, port 5060 (5061 for TLS). Default `true`.
     pub srv_lookup: bool,
-    /// Name servers (`IP:PORT`) for SRV lookups; empty: those in /etc/resolv.conf.
+    /// Name servers (`IP:PORT`, asked over UDP, and TCP for truncated answers) for every
+    /// registrar lookup; empty: those in /etc/resolv.conf.
     pub dns_servers: Vec<SocketAddr>,
+    /// Registrars a token may name: host patterns (`sip.example.org`, `*.example.org`) and
+    /// networks (`10.1.0.0/16`, `2001:db8::/32`, a single address). Empty (default): any. See
+    /// `sip::allowed_registrars`.
+    pub allowed_registrars: AllowedRegistrars,
     /// Seconds between CRLF keep-alives on idle SIP TCP connections (0: none). Default 30.
     pub tcp_keepalive_seconds: u64,
     /// The weakest digest algorithm answered: `MD5` (default), `SHA-256` or `SHA-512-256`.
@@ -234,6 +242,7 @@ impl Default for Config {
             replay_store_min_replicas: 0,
             srv_lookup: true,
             dns_servers: Vec::new(),
+            allowed_registrars: AllowedRegistrars::default(),
             tcp_keepalive_seconds: 30,
             min_digest_algorithm: HashStrength::Md5,
             allow_rfc2069_digest: false,
@@ -461,8 +470,8 @@ impl Config {
             t2: (t1 * 8).max(Duration::from_millis(1)),
             transaction_timeout: Duration::from_millis(self.sip_transaction_timeout_ms),
             max_retry_after: Duration::from_secs(self.max_retry_after_seconds),
-            srv_lookup: self.srv_lookup,
-            dns_servers: self.dns_servers.clone(),
+            dns: dns::Resolver::new(&self.dns_servers, self.srv_lookup, self.sip_bind),
+            allowed_registrars: self.allowed_registrars.clone(),
             tcp_keepalive: Duration::from_secs(self.tcp_keepalive_seconds),
             digest: DigestPolicy {
                 min_algorithm: self.min_digest_algorithm,
@@ -692,6 +701,24 @@ mod tests {
             let e = Config::parse(&format!("rtp_ports = \"{bad}\"")).unwrap_err();
             assert!(e.0.contains("rtp_ports"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn allowed_registrars_parse_or_name_the_bad_entry() {
+        let c = Config::parse(
+            "allowed_registrars = [\"sip.example.org\", \"*.example.net\", \"10.1.0.0/16\", \"2001:db8::/32\"]",
+        )
+        .unwrap();
+        let a = &c.allowed_registrars;
+        assert!(a.allows_name("x.example.net") && !a.allows_name("example.net"));
+        assert!(a.allows_addr("10.1.2.3".parse().unwrap()));
+        assert!(!a.allows_addr("127.0.0.1".parse().unwrap()));
+        assert!(Config::parse("").unwrap().allowed_registrars.is_empty());
+        let e = Config::parse("allowed_registrars = [\"10.0.0.0/40\"]").unwrap_err();
+        assert!(
+            e.0.contains("allowed_registrars") && e.0.contains("10.0.0.0/40"),
+            "{e}"
+        );
     }
 
     #[test]

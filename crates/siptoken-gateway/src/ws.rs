@@ -315,6 +315,8 @@ pub enum ErrorCode {
     SipTimeout,
     /// The registrar could not be resolved or reached.
     SipUnreachable,
+    /// `allowed_registrars` does not allow the registrar the token names.
+    RegistrarNotAllowed,
     /// Too many login attempts from this client address.
     RateLimited,
     /// Too many sessions, or too many accounts on this socket.
@@ -350,6 +352,7 @@ impl ErrorCode {
             ErrorCode::SipRejected => "sip_rejected",
             ErrorCode::SipTimeout => "sip_timeout",
             ErrorCode::SipUnreachable => "sip_unreachable",
+            ErrorCode::RegistrarNotAllowed => "registrar_not_allowed",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::SessionLimit => "session_limit",
             ErrorCode::NotLoggedIn => "not_logged_in",
@@ -374,7 +377,8 @@ impl ErrorCode {
             | SipError::NoBinding { .. }
             | SipError::BadChallenge { .. } => ErrorCode::SipRejected,
             SipError::Timeout => ErrorCode::SipTimeout,
-            SipError::Unreachable(_) => ErrorCode::SipUnreachable,
+            SipError::Unreachable(_) | SipError::NotFound(_) => ErrorCode::SipUnreachable,
+            SipError::NotAllowed => ErrorCode::RegistrarNotAllowed,
         }
     }
 }
@@ -1017,15 +1021,16 @@ impl Session {
             .saturating_add(st.config.leeway_seconds as i64);
         // Checked before the token is spent, so the CRM can retry it elsewhere.
         let transport = match c.transport() {
-            None | Some(Transport::Udp) => Kind::Udp,
-            Some(Transport::Tcp) => Kind::Tcp,
+            None => None,
+            Some(Transport::Udp) => Some(Kind::Udp),
+            Some(Transport::Tcp) => Some(Kind::Tcp),
             Some(Transport::Tls) if c.should_register() && st.sip.tls.is_none() => {
                 return fail(
                     ErrorCode::SipUnreachable,
                     "SIP over TLS is not configured on this gateway (no CA bundle)".into(),
                 );
             }
-            Some(Transport::Tls) => Kind::Tls,
+            Some(Transport::Tls) => Some(Kind::Tls),
         };
         let account = match Account::new(AccountClaims {
             login: c.login(),
@@ -1391,8 +1396,6 @@ mod tests {
             T::Closed,
             T::Garbage,
             T::ConnectTimeout,
-            T::Resolve,
-            T::ResolveTimeout,
             T::NoAddress,
             T::TlsNotConfigured,
             T::TlsName,
@@ -1405,6 +1408,30 @@ mod tests {
             T::Io(std::io::ErrorKind::AddrInUse),
         ] {
             errors.push(SipError::Unreachable(t));
+        }
+        use crate::sip::dns::{LocateError as L, LookupFailure};
+        let host = || "sip.test".to_owned();
+        for l in [
+            L::NameNotAllowed,
+            L::AddressNotAllowed,
+            L::Lookup {
+                name: "_sip._udp.sip.test.".into(),
+                failure: LookupFailure::NoRecords,
+            },
+            L::Lookup {
+                name: host(),
+                failure: LookupFailure::Timeout,
+            },
+            L::Lookup {
+                name: host(),
+                failure: LookupFailure::Failed,
+            },
+            L::NoAddress { host: host() },
+            L::NotOffered { host: host() },
+            L::NoResolver,
+            L::Timeout,
+        ] {
+            errors.push(SipError::from(l));
         }
         for e in &errors {
             let json = ServerMessage::sip_failed("sip:crm1@sip.test".into(), e).to_json();

@@ -272,7 +272,7 @@ async fn without_sip_tls_ca_file_the_cas_in_ssl_cert_file_are_trusted() {
     );
     let certs = kam.certs.clone().unwrap();
     // No sip_tls_ca_file: the platform's CAs, here the file SSL_CERT_FILE names.
-    let gw = Gateway::start_with_env("", &[], &[("SSL_CERT_FILE", &certs.ca)]);
+    let gw = Gateway::start_with_env("", &[], &[("SSL_CERT_FILE", certs.ca.to_str().unwrap())]);
     let mut ws = gw.ws().await;
     ws.login_registered(&token("alice", "tls-pw", kam.tls_port, Transport::Tls))
         .await;
@@ -284,7 +284,7 @@ async fn without_sip_tls_ca_file_the_cas_in_ssl_cert_file_are_trusted() {
     // SSL_CERT_FILE naming another CA: Kamailio's certificate is not trusted.
     let other = tempfile::tempdir().unwrap();
     let stranger = Certs::make(other.path(), "sip.test");
-    let gw2 = Gateway::start_with_env("", &[], &[("SSL_CERT_FILE", &stranger.ca)]);
+    let gw2 = Gateway::start_with_env("", &[], &[("SSL_CERT_FILE", stranger.ca.to_str().unwrap())]);
     let mut ws2 = gw2.ws().await;
     ws2.login(&token("alice", "tls-pw", kam.tls_port, Transport::Tls))
         .await;

@@ -21,11 +21,14 @@ pub struct Account {
     pub password: Zeroizing<String>,
     /// Display name for From/To.
     pub display_name: Option<String>,
-    /// Transport.
+    /// Transport: the token's, else UDP until server location picks one (NAPTR, SRV).
     pub transport: Kind,
+    /// Whether the token names the transport; if not, DNS NAPTR records may choose it
+    /// (RFC 3263 §4.1).
+    pub transport_given: bool,
     /// Where to send: the outbound proxy or the domain.
     pub host: Host,
-    /// Port at `host`; `None`: look up DNS SRV for a host name, else 5060 (RFC 3263).
+    /// Port at `host`; `None`: located with DNS NAPTR/SRV for a host name (RFC 3263).
     pub port: Option<u16>,
 }
 
@@ -61,8 +64,8 @@ pub struct AccountClaims<'a> {
     pub outbound_proxy: Option<&'a str>,
     /// `port`.
     pub port: Option<u16>,
-    /// The transport.
-    pub transport: Kind,
+    /// The transport, when the token names one.
+    pub transport: Option<Kind>,
 }
 
 impl Account {
@@ -82,7 +85,8 @@ impl Account {
             auth_name: c.auth_name.to_owned(),
             password: Zeroizing::new(c.password.to_owned()),
             display_name: c.display_name.map(str::to_owned),
-            transport: c.transport,
+            transport: c.transport.unwrap_or(Kind::Udp),
+            transport_given: c.transport.is_some(),
             host,
             port: c.port,
         })
@@ -112,7 +116,7 @@ mod tests {
             display_name: None,
             outbound_proxy: None,
             port: None,
-            transport: Kind::Udp,
+            transport: Some(Kind::Udp),
         }
     }
 

@@ -1,13 +1,221 @@
-//! DNS SRV lookups for locating a SIP server (RFC 3263 §4.2, RFC 2782): a small stub resolver
-//! that asks the configured name servers (else those in /etc/resolv.conf) over UDP for
-//! `_sip._udp.DOMAIN` / `_sip._tcp.DOMAIN`. A/AAAA lookups of the targets go through the system
-//! resolver.
+//! Locating the registrar (RFC 3263 §4): NAPTR → SRV → A/AAAA, giving an ordered list of
+//! candidates — (transport, address) pairs — that the REGISTER tries in turn until one answers
+//! (RFC 3263 §4.3).
+//!
+//! The DNS itself is hickory-resolver's (tokio): queries to `dns_servers` (else the name
+//! servers of /etc/resolv.conf) over UDP, repeated over TCP when an answer comes back
+//! truncated, and one cache for every registration that keeps each answer for its TTL. What is
+//! written here is what RFC 3263 adds on top and no crate provides: which NAPTR records the
+//! gateway can use, RFC 2782's weighted order of SRV records, and the candidate list itself,
+//! filtered by the address family `sip_bind` can reach and by `allowed_registrars`.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolverConfig,
+};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::NetError;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::TokioResolver;
+
+use super::allowed_registrars::AllowedRegistrars;
+use super::transport::Kind;
+
+/// At most this many candidates are tried for one registration (a hostile zone could list
+/// hundreds of SRV records and addresses).
+pub const MAX_CANDIDATES: usize = 16;
+
+/// How long one DNS query may take before the resolver retries it (once).
+const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The transports the gateway speaks, in the order it prefers them when the DNS offers a
+/// choice without saying (no NAPTR records, SRV records for several).
+const TRANSPORTS: [Kind; 3] = [Kind::Udp, Kind::Tcp, Kind::Tls];
+
+/// One place to send the REGISTER to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// The transport to use there.
+    pub transport: Kind,
+    /// The registrar's (or outbound proxy's) address.
+    pub addr: SocketAddr,
+}
+
+/// What to locate: the host a token names, and what the token fixes.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// `outboundProxy`, else `domain`: a host name or an IP address (IPv6 possibly bracketed).
+    pub host: &'a str,
+    /// The token's `port`: no SRV or NAPTR lookups then (RFC 3263 §4.2).
+    pub port: Option<u16>,
+    /// The token's `transport`: no NAPTR lookup then (RFC 3263 §4.1).
+    pub transport: Option<Kind>,
+    /// Whether SIP over TLS is available (a trusted CA set is configured).
+    pub tls: bool,
+}
+
+/// How one DNS lookup failed (the resolver's error, reduced to what the gateway acts on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupFailure {
+    /// The name exists with no such records, or does not exist.
+    NoRecords,
+    /// No answer in time.
+    Timeout,
+    /// Any other failure (a refused query, an unreachable name server, a malformed answer).
+    Failed,
+}
+
+impl From<&NetError> for LookupFailure {
+    fn from(e: &NetError) -> LookupFailure {
+        if e.is_no_records_found() {
+            LookupFailure::NoRecords
+        } else if matches!(e, NetError::Timeout) {
+            LookupFailure::Timeout
+        } else {
+            LookupFailure::Failed
+        }
+    }
+}
+
+/// Why no candidate could be given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocateError {
+    /// The host name matches no host pattern of `allowed_registrars` (nothing was looked up).
+    NameNotAllowed,
+    /// The host is an IP address, or every address found, outside the networks of
+    /// `allowed_registrars`.
+    AddressNotAllowed,
+    /// A lookup failed, and nothing else was found.
+    Lookup {
+        /// The name looked up.
+        name: String,
+        /// How it failed.
+        failure: LookupFailure,
+    },
+    /// The names were found but have no address the gateway can reach from `sip_bind`.
+    NoAddress {
+        /// The host the token names.
+        host: String,
+    },
+    /// The SRV records say the service is not offered there (a target of `.`, RFC 2782).
+    NotOffered {
+        /// The host the token names.
+        host: String,
+    },
+    /// No resolver: the system's configuration could not be read and no `dns_servers` are set.
+    NoResolver,
+    /// The whole lookup took longer than the SIP transaction timeout.
+    Timeout,
+}
+
+impl LocateError {
+    /// Whether `allowed_registrars` refused the registrar.
+    pub fn is_not_allowed(&self) -> bool {
+        matches!(
+            self,
+            LocateError::NameNotAllowed | LocateError::AddressNotAllowed
+        )
+    }
+}
+
+/// Short and free of addresses: the text may reach the client.
+impl fmt::Display for LocateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LocateError::NameNotAllowed => {
+                f.write_str("the registrar's name is not in allowed_registrars")
+            }
+            LocateError::AddressNotAllowed => {
+                f.write_str("the registrar's address is not in allowed_registrars")
+            }
+            LocateError::Lookup { name, failure } => {
+                let name = name.trim_end_matches('.');
+                match failure {
+                    LookupFailure::NoRecords => write!(f, "{name} has no address in DNS"),
+                    LookupFailure::Timeout => write!(f, "DNS lookup of {name} timed out"),
+                    LookupFailure::Failed => write!(f, "DNS lookup of {name} failed"),
+                }
+            }
+            LocateError::NoAddress { host } => {
+                write!(f, "{host} has no address reachable from sip_bind")
+            }
+            LocateError::NotOffered { host } => {
+                write!(
+                    f,
+                    "DNS says {host} offers no SIP service (SRV target \".\")"
+                )
+            }
+            LocateError::NoResolver => f.write_str("no DNS resolver is configured"),
+            LocateError::Timeout => f.write_str("DNS lookups took too long"),
+        }
+    }
+}
+
+impl std::error::Error for LocateError {}
+
+/// The default port of a transport (RFC 3261 §19.1.2: 5061 for TLS).
+pub fn default_port(kind: Kind) -> u16 {
+    match kind {
+        Kind::Udp | Kind::Tcp => 5060,
+        Kind::Tls => 5061,
+    }
+}
+
+/// The SRV service name of a transport (RFC 3263 §4.1: TLS is `_sips._tcp`).
+fn srv_prefix(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Udp => "_sip._udp",
+        Kind::Tcp => "_sip._tcp",
+        Kind::Tls => "_sips._tcp",
+    }
+}
+
+/// A name as the resolver is asked for it: fully qualified, so no search domain is tried.
+fn fqdn(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_owned()
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// One NAPTR record, as far as RFC 3263 uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Naptr {
+    /// Lower first.
+    pub order: u16,
+    /// Lower first, within one order.
+    pub preference: u16,
+    /// `S` for records that lead to SRV records (the only ones RFC 3263 uses).
+    pub flags: String,
+    /// `SIP+D2U`, `SIP+D2T`, `SIPS+D2T`, …
+    pub services: String,
+    /// The SRV name to look up.
+    pub replacement: String,
+}
+
+/// The NAPTR records the gateway can follow, in order (RFC 3263 §4.1, RFC 3403): flag `S`, a
+/// service it speaks (`SIP+D2U` UDP, `SIP+D2T` TCP, `SIPS+D2T` TLS when `tls`), sorted by order
+/// then preference; each with its transport and SRV name.
+pub fn usable_naptr(mut records: Vec<Naptr>, tls: bool) -> Vec<(Kind, String)> {
+    records.sort_by_key(|r| (r.order, r.preference));
+    records
+        .into_iter()
+        .filter(|r| r.flags.eq_ignore_ascii_case("s"))
+        .filter_map(|r| {
+            let kind = match r.services.to_ascii_uppercase().as_str() {
+                "SIP+D2U" => Kind::Udp,
+                "SIP+D2T" => Kind::Tcp,
+                "SIPS+D2T" if tls => Kind::Tls,
+                _ => return None,
+            };
+            Some((kind, r.replacement))
+        })
+        .collect()
+}
 
 /// One SRV record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,169 +226,8 @@ pub struct Srv {
     pub weight: u16,
     /// Port at the target.
     pub port: u16,
-    /// Target host name (without the trailing dot).
+    /// Target host name.
     pub target: String,
-}
-
-/// Why a lookup failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DnsError {
-    /// The name cannot be put in a query.
-    BadName,
-    /// The answer is not a valid DNS message for our query.
-    BadAnswer(&'static str),
-    /// The server answered with an error code (other than NXDOMAIN).
-    Server(u8),
-    /// No server answered in time.
-    Timeout,
-    /// A socket error.
-    Io(String),
-}
-
-impl fmt::Display for DnsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DnsError::BadName => f.write_str("name not valid in DNS"),
-            DnsError::BadAnswer(why) => write!(f, "bad DNS answer: {why}"),
-            DnsError::Server(rcode) => write!(f, "DNS server error (rcode {rcode})"),
-            DnsError::Timeout => f.write_str("DNS timeout"),
-            DnsError::Io(e) => write!(f, "DNS I/O error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for DnsError {}
-
-const TYPE_SRV: u16 = 33;
-const CLASS_IN: u16 = 1;
-
-/// The name servers listed in /etc/resolv.conf (port 53).
-pub fn system_nameservers() -> Vec<SocketAddr> {
-    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| {
-            let mut parts = l.split_whitespace();
-            (parts.next() == Some("nameserver"))
-                .then(|| parts.next()?.parse::<IpAddr>().ok())
-                .flatten()
-        })
-        .map(|ip| SocketAddr::new(ip, 53))
-        .collect()
-}
-
-/// A standard recursive query for `name` of type `qtype`.
-pub fn build_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, DnsError> {
-    let mut q = Vec::with_capacity(name.len() + 18);
-    q.extend_from_slice(&id.to_be_bytes());
-    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD; one question
-    let name = name.trim_end_matches('.');
-    if name.is_empty() || name.len() > 253 {
-        return Err(DnsError::BadName);
-    }
-    for label in name.split('.') {
-        if label.is_empty() || label.len() > 63 || !label.is_ascii() {
-            return Err(DnsError::BadName);
-        }
-        q.push(label.len() as u8);
-        q.extend_from_slice(label.as_bytes());
-    }
-    q.push(0);
-    q.extend_from_slice(&qtype.to_be_bytes());
-    q.extend_from_slice(&CLASS_IN.to_be_bytes());
-    Ok(q)
-}
-
-fn u16_at(b: &[u8], i: usize) -> Result<u16, DnsError> {
-    b.get(i..i + 2)
-        .map(|s| u16::from_be_bytes([s[0], s[1]]))
-        .ok_or(DnsError::BadAnswer("truncated"))
-}
-
-/// Reads a (possibly compressed) name at `pos`; returns it and the position after it.
-fn read_name(b: &[u8], mut pos: usize) -> Result<(String, usize), DnsError> {
-    let mut name = String::new();
-    let mut end = None;
-    for _hops in 0..128 {
-        let len = *b.get(pos).ok_or(DnsError::BadAnswer("truncated name"))? as usize;
-        match len {
-            0 => {
-                return Ok((name, end.unwrap_or(pos + 1)));
-            }
-            l if l & 0xc0 == 0xc0 => {
-                let ptr = (u16_at(b, pos)? & 0x3fff) as usize;
-                end.get_or_insert(pos + 2);
-                if ptr >= b.len() {
-                    return Err(DnsError::BadAnswer("bad compression pointer"));
-                }
-                pos = ptr;
-            }
-            l if l & 0xc0 == 0 => {
-                let label = b
-                    .get(pos + 1..pos + 1 + l)
-                    .ok_or(DnsError::BadAnswer("truncated label"))?;
-                if !name.is_empty() {
-                    name.push('.');
-                }
-                name.push_str(&String::from_utf8_lossy(label));
-                if name.len() > 255 {
-                    return Err(DnsError::BadAnswer("name too long"));
-                }
-                pos += 1 + l;
-            }
-            _ => return Err(DnsError::BadAnswer("bad label type")),
-        }
-    }
-    Err(DnsError::BadAnswer("compression loop"))
-}
-
-/// Parses the answer to an SRV query with this `id`: the SRV records (empty for NXDOMAIN or no
-/// data), in the order to try them (see [`order`]).
-pub fn parse_srv_answer(id: u16, b: &[u8]) -> Result<Vec<Srv>, DnsError> {
-    if b.len() < 12 {
-        return Err(DnsError::BadAnswer("shorter than a header"));
-    }
-    if u16_at(b, 0)? != id {
-        return Err(DnsError::BadAnswer("id mismatch"));
-    }
-    if b[2] & 0x80 == 0 {
-        return Err(DnsError::BadAnswer("not a response"));
-    }
-    match b[3] & 0x0f {
-        0 => {}
-        3 => return Ok(Vec::new()), // NXDOMAIN
-        rcode => return Err(DnsError::Server(rcode)),
-    }
-    let (qd, an) = (u16_at(b, 4)?, u16_at(b, 6)?);
-    let mut pos = 12;
-    for _ in 0..qd {
-        pos = read_name(b, pos)?.1 + 4;
-    }
-    let mut out = Vec::new();
-    for _ in 0..an {
-        let (_, p) = read_name(b, pos)?;
-        let rtype = u16_at(b, p)?;
-        let rdlen = u16_at(b, p + 8)? as usize;
-        let rdata = p + 10;
-        if rdata + rdlen > b.len() {
-            return Err(DnsError::BadAnswer("truncated record"));
-        }
-        if rtype == TYPE_SRV {
-            if rdlen < 7 {
-                return Err(DnsError::BadAnswer("short SRV record"));
-            }
-            let (target, _) = read_name(b, rdata + 6)?;
-            if !target.is_empty() {
-                out.push(Srv {
-                    priority: u16_at(b, rdata)?,
-                    weight: u16_at(b, rdata + 2)?,
-                    port: u16_at(b, rdata + 4)?,
-                    target,
-                });
-            }
-        }
-        pos = rdata + rdlen;
-    }
-    Ok(order(out, rand::random))
 }
 
 /// Orders SRV records for trying (RFC 2782): by priority, and within one priority by repeated
@@ -214,113 +261,360 @@ pub fn order(mut records: Vec<Srv>, mut random: impl FnMut() -> u32) -> Vec<Srv>
     out
 }
 
-/// Looks up SRV records for `name`, asking each server in turn (one query each, `timeout`
-/// per server).
-pub async fn lookup_srv(
-    servers: &[SocketAddr],
-    name: &str,
-    timeout: Duration,
-) -> Result<Vec<Srv>, DnsError> {
-    let id: u16 = rand::random();
-    let query = build_query(id, name, TYPE_SRV)?;
-    let mut last = DnsError::Timeout;
-    for server in servers {
-        let bind: SocketAddr = if server.is_ipv4() {
-            "0.0.0.0:0".parse().expect("literal")
-        } else {
-            "[::]:0".parse().expect("literal")
-        };
-        let sock = UdpSocket::bind(bind)
-            .await
-            .map_err(|e| DnsError::Io(e.to_string()))?;
-        if let Err(e) = sock.connect(server).await {
-            last = DnsError::Io(e.to_string());
-            continue;
-        }
-        if let Err(e) = sock.send(&query).await {
-            last = DnsError::Io(e.to_string());
-            continue;
-        }
-        let mut buf = vec![0u8; 4096];
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-                Err(_) => {
-                    last = DnsError::Timeout;
-                    break;
-                }
-                Ok(Err(e)) => {
-                    last = DnsError::Io(e.to_string());
-                    break;
-                }
-                Ok(Ok(n)) => match parse_srv_answer(id, &buf[..n]) {
-                    // A stray or spoofed datagram with another id: keep waiting.
-                    Err(DnsError::BadAnswer("id mismatch")) => continue,
-                    r => return r,
-                },
+/// A name to resolve to addresses, with the transport and port to use there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// Transport.
+    pub transport: Kind,
+    /// Host name (an SRV target, or the token's host).
+    pub name: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// The result of one SRV query.
+enum SrvAnswer {
+    /// Records, ordered (RFC 2782).
+    Found(Vec<Srv>),
+    /// No records (or an error, logged: the caller falls back as if there were none).
+    Nothing,
+    /// Only a `.` target: the service is decidedly not offered (RFC 2782).
+    NotOffered,
+}
+
+/// Builds the candidate list from resolved hops, in order: each hop's addresses in the order the
+/// resolver gave them, without addresses `bind` cannot reach (another family, when `bind` is not
+/// a wildcard) or `allowed` refuses, without duplicates, at most [`MAX_CANDIDATES`].
+/// `AddressNotAllowed` when `allowed` refused every address there was.
+pub fn candidates(
+    hops: &[(Hop, Vec<IpAddr>)],
+    bind: IpAddr,
+    allowed: &AllowedRegistrars,
+) -> Result<Vec<Candidate>, LocateError> {
+    let mut out: Vec<Candidate> = Vec::new();
+    let mut refused = 0;
+    for (hop, ips) in hops {
+        for &ip in ips {
+            if !bind.is_unspecified() && ip.is_ipv4() != bind.is_ipv4() {
+                continue;
+            }
+            if !allowed.allows_addr(ip) {
+                refused += 1;
+                continue;
+            }
+            let c = Candidate {
+                transport: hop.transport,
+                addr: SocketAddr::new(ip, hop.port),
+            };
+            if !out.contains(&c) && out.len() < MAX_CANDIDATES {
+                out.push(c);
             }
         }
     }
-    Err(last)
+    if out.is_empty() && refused > 0 {
+        return Err(LocateError::AddressNotAllowed);
+    }
+    Ok(out)
+}
+
+/// The registrar locator: hickory's resolver (its cache shared by every registration, since
+/// clones share it) and the `srv_lookup` switch.
+#[derive(Clone, Debug)]
+pub struct Resolver {
+    dns: Option<TokioResolver>,
+    srv_lookup: bool,
+}
+
+impl Resolver {
+    /// A resolver asking `servers` (UDP, and TCP on truncation; empty: the name servers of
+    /// /etc/resolv.conf, with its options), looking up A and AAAA records as `bind` can use
+    /// them (only one family when `bind` is a specific address). `srv_lookup = false` skips
+    /// NAPTR and SRV. Without a usable configuration only IP addresses can be located (logged).
+    pub fn new(servers: &[SocketAddr], srv_lookup: bool, bind: IpAddr) -> Resolver {
+        let builder = if servers.is_empty() {
+            match TokioResolver::builder_tokio() {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::warn!("cannot read the system's DNS configuration ({e}): only registrars given as IP addresses can be reached (set dns_servers)");
+                    None
+                }
+            }
+        } else {
+            let name_servers = servers
+                .iter()
+                .map(|s| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = s.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = s.port();
+                    NameServerConfig::new(s.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            Some(TokioResolver::builder_with_config(
+                ResolverConfig::from_parts(None, Vec::new(), name_servers),
+                TokioRuntimeProvider::default(),
+            ))
+        };
+        let dns = builder.and_then(|mut b| {
+            let o = b.options_mut();
+            o.timeout = QUERY_TIMEOUT;
+            o.attempts = 2;
+            o.ip_strategy = match bind {
+                IpAddr::V4(a) if a.is_unspecified() => LookupIpStrategy::Ipv4AndIpv6,
+                IpAddr::V6(a) if a.is_unspecified() => LookupIpStrategy::Ipv6AndIpv4,
+                IpAddr::V4(_) => LookupIpStrategy::Ipv4Only,
+                IpAddr::V6(_) => LookupIpStrategy::Ipv6Only,
+            };
+            b.build()
+                .inspect_err(|e| tracing::warn!("cannot build the DNS resolver: {e}"))
+                .ok()
+        });
+        Resolver { dns, srv_lookup }
+    }
+
+    /// The candidates for `target` in the order to try them (RFC 3263 §4):
+    ///
+    /// - an IP address: that address, with the token's port and transport (else the default
+    ///   port and UDP); no lookups;
+    /// - a name with a port: its A/AAAA records, the token's transport (else UDP);
+    /// - a name without a port, transport given: the SRV records of that transport
+    ///   (`_sip._udp`, `_sip._tcp`, `_sips._tcp`), else A/AAAA with the default port;
+    /// - a name, neither: its NAPTR records choose among the transports the gateway speaks;
+    ///   without usable ones, the SRV records of each (UDP, TCP, then TLS); without any, A/AAAA
+    ///   and port 5060 over UDP.
+    ///
+    /// SRV targets are resolved (A/AAAA) in RFC 2782 order. `allowed` is applied before anything
+    /// is looked up (to the name) and to every address found; `bind` drops addresses of a family
+    /// it cannot reach. At most `timeout` in all.
+    pub async fn locate(
+        &self,
+        target: &Target<'_>,
+        bind: IpAddr,
+        allowed: &AllowedRegistrars,
+        timeout: Duration,
+    ) -> Result<Vec<Candidate>, LocateError> {
+        let bare = target.host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            if !allowed.allows_literal(ip) {
+                return Err(LocateError::AddressNotAllowed);
+            }
+            let transport = target.transport.unwrap_or(Kind::Udp);
+            let port = target.port.unwrap_or(default_port(transport));
+            return Ok(vec![Candidate {
+                transport,
+                addr: SocketAddr::new(ip, port),
+            }]);
+        }
+        if !allowed.allows_name(bare) {
+            return Err(LocateError::NameNotAllowed);
+        }
+        let dns = self.dns.as_ref().ok_or(LocateError::NoResolver)?;
+        tokio::time::timeout(timeout, self.resolve(dns, bare, target, bind, allowed))
+            .await
+            .map_err(|_| LocateError::Timeout)?
+    }
+
+    async fn resolve(
+        &self,
+        dns: &TokioResolver,
+        host: &str,
+        target: &Target<'_>,
+        bind: IpAddr,
+        allowed: &AllowedRegistrars,
+    ) -> Result<Vec<Candidate>, LocateError> {
+        let hops = self.hops(dns, host, target).await?;
+        let mut resolved = Vec::with_capacity(hops.len());
+        let mut failure = None;
+        let mut found = 0;
+        for hop in hops {
+            if found >= MAX_CANDIDATES {
+                break;
+            }
+            match dns.lookup_ip(fqdn(&hop.name)).await {
+                Ok(ips) => {
+                    let ips: Vec<IpAddr> = ips.iter().collect();
+                    found += ips.len();
+                    resolved.push((hop, ips));
+                }
+                Err(error) => {
+                    tracing::debug!(name = %hop.name, "A/AAAA lookup failed: {error}");
+                    failure.get_or_insert(LocateError::Lookup {
+                        name: hop.name,
+                        failure: LookupFailure::from(&error),
+                    });
+                }
+            }
+        }
+        let list = candidates(&resolved, bind, allowed)?;
+        tracing::debug!(%host, candidates = ?list, "registrar located");
+        if list.is_empty() {
+            return Err(failure.unwrap_or(LocateError::NoAddress {
+                host: host.to_owned(),
+            }));
+        }
+        Ok(list)
+    }
+
+    /// The names to resolve, in order (RFC 3263 §4.1 and §4.2).
+    async fn hops(
+        &self,
+        dns: &TokioResolver,
+        host: &str,
+        target: &Target<'_>,
+    ) -> Result<Vec<Hop>, LocateError> {
+        let direct = |transport: Kind, port: u16| {
+            vec![Hop {
+                transport,
+                name: host.to_owned(),
+                port,
+            }]
+        };
+        if let Some(port) = target.port {
+            return Ok(direct(target.transport.unwrap_or(Kind::Udp), port));
+        }
+        if !self.srv_lookup {
+            let t = target.transport.unwrap_or(Kind::Udp);
+            return Ok(direct(t, default_port(t)));
+        }
+        let srv_name = |kind: Kind| format!("{}.{host}", srv_prefix(kind));
+        if let Some(kind) = target.transport {
+            return match srv(dns, &srv_name(kind)).await {
+                SrvAnswer::Found(records) => Ok(srv_hops(kind, records)),
+                SrvAnswer::Nothing => Ok(direct(kind, default_port(kind))),
+                SrvAnswer::NotOffered => Err(LocateError::NotOffered {
+                    host: host.to_owned(),
+                }),
+            };
+        }
+        let mut hops = Vec::new();
+        let naptr = naptr(dns, host).await;
+        for (kind, replacement) in usable_naptr(naptr, target.tls) {
+            if let SrvAnswer::Found(records) = srv(dns, &replacement).await {
+                hops.extend(srv_hops(kind, records));
+            }
+        }
+        if !hops.is_empty() {
+            return Ok(hops);
+        }
+        // No usable NAPTR records: the SRV records of every transport the gateway speaks.
+        let [udp_name, tcp_name, tls_name] = TRANSPORTS.map(srv_name);
+        let (udp, tcp, tls) = tokio::join!(srv(dns, &udp_name), srv(dns, &tcp_name), async {
+            if target.tls {
+                srv(dns, &tls_name).await
+            } else {
+                SrvAnswer::Nothing
+            }
+        },);
+        let mut not_offered = 0;
+        for (kind, answer) in TRANSPORTS.into_iter().zip([udp, tcp, tls]) {
+            match answer {
+                SrvAnswer::Found(records) => hops.extend(srv_hops(kind, records)),
+                SrvAnswer::NotOffered => not_offered += 1,
+                SrvAnswer::Nothing => {}
+            }
+        }
+        if hops.is_empty() {
+            if not_offered > 0 {
+                return Err(LocateError::NotOffered {
+                    host: host.to_owned(),
+                });
+            }
+            return Ok(direct(Kind::Udp, default_port(Kind::Udp)));
+        }
+        Ok(hops)
+    }
+}
+
+fn srv_hops(transport: Kind, records: Vec<Srv>) -> Vec<Hop> {
+    records
+        .into_iter()
+        .map(|r| Hop {
+            transport,
+            name: r.target,
+            port: r.port,
+        })
+        .collect()
+}
+
+/// The NAPTR records of `host` (none when the lookup fails: logged).
+async fn naptr(dns: &TokioResolver, host: &str) -> Vec<Naptr> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    match dns.lookup(fqdn(host), RecordType::NAPTR).await {
+        Ok(lookup) => lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::NAPTR(n) => Some(Naptr {
+                    order: n.order,
+                    preference: n.preference,
+                    flags: text(&n.flags),
+                    services: text(&n.services),
+                    replacement: n.replacement.to_ascii(),
+                }),
+                _ => None,
+            })
+            .collect(),
+        Err(e) => {
+            if !e.is_no_records_found() {
+                tracing::debug!(%host, "NAPTR lookup failed ({e}): trying SRV");
+            }
+            Vec::new()
+        }
+    }
+}
+
+/// The SRV records of `name`, ordered.
+async fn srv(dns: &TokioResolver, name: &str) -> SrvAnswer {
+    let records: Vec<Srv> = match dns.srv_lookup(fqdn(name)).await {
+        Ok(lookup) => lookup
+            .answers()
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::SRV(s) => Some(Srv {
+                    priority: s.priority,
+                    weight: s.weight,
+                    port: s.port,
+                    target: s.target.to_ascii(),
+                }),
+                _ => None,
+            })
+            .collect(),
+        Err(e) => {
+            if !e.is_no_records_found() {
+                tracing::debug!(%name, "SRV lookup failed ({e}): as if there were none");
+            }
+            return SrvAnswer::Nothing;
+        }
+    };
+    let (dot, usable): (Vec<Srv>, Vec<Srv>) = records
+        .into_iter()
+        .partition(|r| r.target.trim_end_matches('.').is_empty());
+    if usable.is_empty() {
+        return if dot.is_empty() {
+            SrvAnswer::Nothing
+        } else {
+            SrvAnswer::NotOffered
+        };
+    }
+    tracing::debug!(%name, records = ?usable, "SRV");
+    SrvAnswer::Found(order(usable, rand::random))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn answer(id: u16, records: &[(u16, u16, u16, &str)]) -> Vec<u8> {
-        let mut b = build_query(id, "_sip._udp.example.org", TYPE_SRV).unwrap();
-        b[2] = 0x81;
-        b[3] = 0x80;
-        b[7] = records.len() as u8;
-        for (prio, weight, port, target) in records {
-            b.extend_from_slice(&[0xc0, 12]); // pointer to the question name
-            b.extend_from_slice(&TYPE_SRV.to_be_bytes());
-            b.extend_from_slice(&CLASS_IN.to_be_bytes());
-            b.extend_from_slice(&60u32.to_be_bytes());
-            let mut rdata = Vec::new();
-            rdata.extend_from_slice(&prio.to_be_bytes());
-            rdata.extend_from_slice(&weight.to_be_bytes());
-            rdata.extend_from_slice(&port.to_be_bytes());
-            for l in target.split('.') {
-                rdata.push(l.len() as u8);
-                rdata.extend_from_slice(l.as_bytes());
-            }
-            rdata.push(0);
-            b.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-            b.extend_from_slice(&rdata);
-        }
-        b
-    }
-
-    #[test]
-    fn parses_and_orders_srv_records() {
-        let b = answer(
-            7,
-            &[
-                (20, 0, 5070, "b.example.org"),
-                (10, 5, 5060, "a.example.org"),
-                (10, 50, 5062, "c.example.org"),
-            ],
-        );
-        let r = parse_srv_answer(7, &b).unwrap();
-        assert_eq!(r.len(), 3);
-        assert_eq!(r[2].target, "b.example.org", "priority 20 comes last");
-        assert!(r[..2].iter().all(|s| s.priority == 10));
-        assert_eq!(
-            parse_srv_answer(8, &b),
-            Err(DnsError::BadAnswer("id mismatch"))
-        );
-    }
-
-    #[test]
-    fn weights_share_out_the_first_choice() {
-        let rec = |t: &str, prio, weight| Srv {
+    fn rec(t: &str, prio: u16, weight: u16) -> Srv {
+        Srv {
             priority: prio,
             weight,
             port: 5060,
             target: t.into(),
-        };
+        }
+    }
+
+    #[test]
+    fn weights_share_out_the_first_choice() {
         let records = vec![
             rec("a", 10, 90),
             rec("b", 10, 10),
@@ -346,35 +640,181 @@ mod tests {
     }
 
     #[test]
-    fn nxdomain_is_empty_and_garbage_is_an_error() {
-        let mut b = answer(1, &[]);
-        b[3] = 0x83;
-        assert_eq!(parse_srv_answer(1, &b), Ok(Vec::new()));
-        b[3] = 0x82;
-        assert_eq!(parse_srv_answer(1, &b), Err(DnsError::Server(2)));
-        let good = answer(1, &[(1, 1, 5060, "a.example.org")]);
-        for cut in 0..good.len() {
-            let _ = parse_srv_answer(1, &good[..cut]);
+    fn priorities_come_first_whatever_the_weights() {
+        let records = vec![rec("c", 30, 1000), rec("a", 10, 0), rec("b", 20, 65535)];
+        let o = order(records, || u32::MAX);
+        let names: Vec<_> = o.iter().map(|r| r.target.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+    }
+
+    fn naptr(order: u16, pref: u16, flags: &str, services: &str, repl: &str) -> Naptr {
+        Naptr {
+            order,
+            preference: pref,
+            flags: flags.into(),
+            services: services.into(),
+            replacement: repl.into(),
         }
-        for i in 12..good.len() {
-            let mut m = good.clone();
-            m[i] ^= 0xff;
-            let _ = parse_srv_answer(1, &m);
-        }
-        // A compression pointer to itself must not loop.
-        let mut looped = answer(1, &[]);
-        looped[7] = 1;
-        looped.extend_from_slice(&[0xc0, (looped.len()) as u8]);
-        assert!(parse_srv_answer(1, &looped).is_err());
     }
 
     #[test]
-    fn queries_reject_bad_names() {
-        assert!(build_query(1, "a..b", TYPE_SRV).is_err());
-        assert!(build_query(1, &"x".repeat(64), TYPE_SRV).is_err());
-        assert!(build_query(1, "é.example", TYPE_SRV).is_err());
-        let q = build_query(0x1234, "_sip._udp.a.b.", TYPE_SRV).unwrap();
-        assert_eq!(&q[..2], &[0x12, 0x34]);
-        assert_eq!(&q[12..], b"\x04_sip\x04_udp\x01a\x01b\x00\x00\x21\x00\x01");
+    fn naptr_records_pick_the_transports_the_gateway_speaks_in_order() {
+        let records = vec![
+            naptr(20, 10, "S", "SIP+D2U", "_sip._udp.example.org."),
+            naptr(10, 20, "s", "sip+d2t", "_sip._tcp.example.org."),
+            naptr(10, 10, "S", "SIPS+D2T", "_sips._tcp.example.org."),
+            naptr(5, 10, "S", "SIP+D2S", "_sip._sctp.example.org."),
+            naptr(5, 20, "S", "SIP+D2W", "_sip._ws.example.org."),
+            naptr(1, 10, "A", "SIP+D2U", "other.example.org."),
+            naptr(1, 10, "", "SIP+D2U", "nonterminal.example.org."),
+        ];
+        let with_tls = usable_naptr(records.clone(), true);
+        assert_eq!(
+            with_tls,
+            [
+                (Kind::Tls, "_sips._tcp.example.org.".into()),
+                (Kind::Tcp, "_sip._tcp.example.org.".into()),
+                (Kind::Udp, "_sip._udp.example.org.".into()),
+            ]
+        );
+        let without_tls = usable_naptr(records, false);
+        assert_eq!(without_tls[0].0, Kind::Tcp, "{without_tls:?}");
+        assert_eq!(without_tls.len(), 2);
+        assert!(usable_naptr(vec![naptr(1, 1, "S", "E2U+sip", "x.")], true).is_empty());
+    }
+
+    fn hop(t: Kind, name: &str, port: u16) -> Hop {
+        Hop {
+            transport: t,
+            name: name.into(),
+            port,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn candidates_follow_the_hops_then_their_addresses() {
+        let hops = vec![
+            (
+                hop(Kind::Udp, "a", 5070),
+                vec![ip("192.0.2.1"), ip("2001:db8::1"), ip("192.0.2.2")],
+            ),
+            (hop(Kind::Tcp, "b", 5080), vec![ip("192.0.2.3")]),
+            (hop(Kind::Udp, "a-again", 5070), vec![ip("192.0.2.1")]),
+        ];
+        let any = AllowedRegistrars::default();
+        let c = candidates(&hops, ip("0.0.0.0"), &any).unwrap();
+        let got: Vec<_> = c.iter().map(|c| (c.transport, c.addr)).collect();
+        assert_eq!(
+            got,
+            [
+                (Kind::Udp, sa("192.0.2.1:5070")),
+                (Kind::Udp, sa("[2001:db8::1]:5070")),
+                (Kind::Udp, sa("192.0.2.2:5070")),
+                (Kind::Tcp, sa("192.0.2.3:5080")),
+            ],
+            "in order, the duplicate dropped"
+        );
+        // A specific bind address reaches its own family only.
+        let v4 = candidates(&hops, ip("127.0.0.1"), &any).unwrap();
+        assert!(v4.iter().all(|c| c.addr.is_ipv4()) && v4.len() == 3);
+        let v6 = candidates(&hops, ip("::1"), &any).unwrap();
+        assert_eq!(v6.len(), 1);
+        assert_eq!(v6[0].addr, sa("[2001:db8::1]:5070"));
+        // The wildcard of either family reaches both.
+        assert_eq!(candidates(&hops, ip("::"), &any).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn candidates_are_capped() {
+        let ips: Vec<IpAddr> = (1..=40).map(|i| ip(&format!("192.0.2.{i}"))).collect();
+        let hops = vec![(hop(Kind::Udp, "many", 5060), ips)];
+        let c = candidates(&hops, ip("0.0.0.0"), &AllowedRegistrars::default()).unwrap();
+        assert_eq!(c.len(), MAX_CANDIDATES);
+        assert_eq!(c[0].addr, sa("192.0.2.1:5060"));
+    }
+
+    #[test]
+    fn allowed_registrars_drop_addresses_and_refuse_when_none_is_left() {
+        let allowed = AllowedRegistrars::parse(&["10.1.0.0/16".into()]).unwrap();
+        let hops = vec![
+            (hop(Kind::Udp, "a", 5060), vec![ip("127.0.0.1")]),
+            (hop(Kind::Udp, "b", 5060), vec![ip("10.1.0.5")]),
+        ];
+        let c = candidates(&hops, ip("0.0.0.0"), &allowed).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].addr, sa("10.1.0.5:5060"));
+        let inner = vec![(hop(Kind::Udp, "a", 5060), vec![ip("127.0.0.1"), ip("::1")])];
+        assert!(matches!(
+            candidates(&inner, ip("0.0.0.0"), &allowed),
+            Err(LocateError::AddressNotAllowed)
+        ));
+        // Nothing found at all is not a refusal.
+        assert!(candidates(&[], ip("0.0.0.0"), &allowed).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn ip_addresses_and_refused_names_need_no_lookup() {
+        // A resolver whose only name server is a closed port: any lookup would fail.
+        let r = Resolver::new(&[sa("127.0.0.1:9")], true, ip("0.0.0.0"));
+        let any = AllowedRegistrars::default();
+        let t = |host, port, transport| Target {
+            host,
+            port,
+            transport,
+            tls: true,
+        };
+        let locate = |target: Target<'static>, allowed: AllowedRegistrars| {
+            let r = r.clone();
+            async move {
+                r.locate(&target, ip("0.0.0.0"), &allowed, Duration::from_secs(1))
+                    .await
+            }
+        };
+        let c = locate(t("192.0.2.1", None, None), any.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            c,
+            [Candidate {
+                transport: Kind::Udp,
+                addr: sa("192.0.2.1:5060")
+            }]
+        );
+        let c = locate(t("[2001:db8::1]", None, Some(Kind::Tls)), any.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            c,
+            [Candidate {
+                transport: Kind::Tls,
+                addr: sa("[2001:db8::1]:5061")
+            }]
+        );
+        let c = locate(t("2001:db8::1", Some(7000), Some(Kind::Tcp)), any.clone())
+            .await
+            .unwrap();
+        assert_eq!(c[0].addr, sa("[2001:db8::1]:7000"));
+        let only = AllowedRegistrars::parse(&["*.example.org".into()]).unwrap();
+        assert!(matches!(
+            locate(t("127.0.0.1", Some(5060), None), only.clone()).await,
+            Err(LocateError::AddressNotAllowed)
+        ));
+        let t0 = std::time::Instant::now();
+        assert!(matches!(
+            locate(t("internal.corp", None, None), only).await,
+            Err(LocateError::NameNotAllowed)
+        ));
+        assert!(
+            t0.elapsed() < Duration::from_millis(100),
+            "no DNS query was made"
+        );
     }
 }

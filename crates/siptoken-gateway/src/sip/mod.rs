@@ -1,5 +1,6 @@
 //! The SIP side: the message parser and the grammars of the header values it needs (hosts,
-//! URIs, addresses, parameters, Via), digest authentication, DNS SRV, the transports (UDP: one
+//! URIs, addresses, parameters, Via), digest authentication, server location
+//! (RFC 3263 NAPTR, SRV, A/AAAA on hickory-resolver; `allowed_registrars`), the transports (UDP: one
 //! shared socket per registrar; TCP; TLS) and the REGISTER client (a sans-IO state machine and
 //! its async driver).
 //!
@@ -11,6 +12,7 @@
 pub mod account;
 pub mod address;
 pub mod agent;
+pub mod allowed_registrars;
 pub mod digest;
 pub mod dns;
 pub mod host;

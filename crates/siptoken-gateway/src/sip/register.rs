@@ -4,6 +4,7 @@
 //! what it asks for (send, reconnect, report). The SIP logic itself is in
 //! [`super::registration`].
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,13 +14,14 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::agent::{Agent, COMMAND_QUEUE};
+use super::allowed_registrars::AllowedRegistrars;
 use super::call::Local;
-use super::dns;
+use super::dns::{self, Candidate};
 use super::host::Host;
 use super::incoming::{self, Disposition};
 use super::message::Message;
 use super::registration::{self, Output, Registration, Timing, TransmitKind};
-use super::transport::{self, Kind, SipSocket, TlsTarget};
+use super::transport::{Kind, SipSocket, TlsTarget};
 use super::transport_error::TransportError;
 use crate::media::MediaEvent;
 use crate::metrics::Metrics;
@@ -46,10 +48,11 @@ pub struct SipSettings {
     pub max_retry_after: Duration,
     /// User-Agent header value.
     pub user_agent: String,
-    /// Look up DNS SRV records when a token names a host without a port.
-    pub srv_lookup: bool,
-    /// Name servers for SRV lookups; empty: those in /etc/resolv.conf.
-    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Locates registrars (RFC 3263: NAPTR, SRV, A/AAAA; `srv_lookup`, `dns_servers`), with
+    /// one DNS cache for every registration.
+    pub dns: dns::Resolver,
+    /// Which registrars a token may name (`allowed_registrars`; empty: any).
+    pub allowed_registrars: AllowedRegistrars,
     /// Interval of CRLF keep-alives on idle TCP connections; zero: none.
     pub tcp_keepalive: Duration,
     /// rustls client configuration for SIP over TLS (trusted CAs); `None`: TLS unavailable.
@@ -68,8 +71,8 @@ impl Default for SipSettings {
             transaction_timeout: Duration::from_secs(32),
             max_retry_after: Duration::from_secs(30),
             user_agent: format!("siptoken-gateway/{}", env!("CARGO_PKG_VERSION")),
-            srv_lookup: true,
-            dns_servers: Vec::new(),
+            dns: dns::Resolver::new(&[], true, IpAddr::from([0u8; 4])),
+            allowed_registrars: AllowedRegistrars::default(),
             tcp_keepalive: Duration::from_secs(30),
             tls: None,
             digest: super::digest::DigestPolicy::default(),
@@ -93,51 +96,51 @@ impl SipSettings {
     }
 }
 
-/// Where to send, in order (RFC 3263 §4): the token's host and port when a port is given or the
-/// host is an IP address; else the targets of `_sip._udp.HOST` / `_sip._tcp.HOST` SRV records;
-/// else HOST:5060.
-async fn targets(account: &Account, settings: &SipSettings) -> Vec<(String, u16)> {
+/// Where to send, in order (RFC 3263 §4, see [`dns::Resolver::locate`]), after the
+/// `allowed_registrars` checks.
+async fn locate(
+    account: &Account,
+    given: Option<Kind>,
+    settings: &SipSettings,
+) -> Result<VecDeque<Candidate>, SipError> {
     let host = account.host.bare();
-    if let Some(port) = account.port {
-        return vec![(host, port)];
-    }
-    if account.host.ip().is_some() || !settings.srv_lookup {
-        return vec![(host, 5060)];
-    }
-    // RFC 3263 §4.2: TLS is `_sips._tcp`.
-    let service = match account.transport {
-        Kind::Udp => "_sip._udp",
-        Kind::Tcp => "_sip._tcp",
-        Kind::Tls => "_sips._tcp",
+    let target = dns::Target {
+        host: &host,
+        port: account.port,
+        transport: given,
+        tls: settings.tls.is_some(),
     };
-    let name = format!("{service}.{host}");
-    let servers = if settings.dns_servers.is_empty() {
-        dns::system_nameservers()
-    } else {
-        settings.dns_servers.clone()
-    };
-    let timeout = settings.transaction_timeout.min(Duration::from_secs(2));
-    match dns::lookup_srv(&servers, &name, timeout).await {
-        Ok(records) if !records.is_empty() => {
-            tracing::debug!(%name, ?records, "SRV");
-            records.into_iter().map(|r| (r.target, r.port)).collect()
-        }
-        Ok(_) => vec![(host, 5060)],
+    let found = settings
+        .dns
+        .locate(
+            &target,
+            settings.bind,
+            &settings.allowed_registrars,
+            settings.transaction_timeout,
+        )
+        .await;
+    match found {
+        Ok(list) => Ok(list.into()),
         Err(e) => {
-            tracing::debug!(%name, "SRV lookup failed ({e}); using A/AAAA");
-            vec![(host, 5060)]
+            if e.is_not_allowed() {
+                tracing::warn!(aor = %account.aor(), %host, "registrar refused by allowed_registrars: {e}");
+            } else {
+                tracing::info!(aor = %account.aor(), %host, "cannot locate the registrar: {e:?}");
+            }
+            Err(e.into())
         }
     }
 }
 
 /// The TLS configuration and the name the registrar's certificate must carry: the host the
-/// token names (`outboundProxy`, else `domain`), a DNS name or an IP address.
-fn tls_target(account: &Account, settings: &SipSettings) -> Result<TlsTarget, TransportError> {
+/// token names (`outboundProxy`, else `domain`), a DNS name or an IP address — also when SRV
+/// records point elsewhere (RFC 3263 §4.1 keeps the domain as the identity to check).
+fn tls_target(host: &Host, settings: &SipSettings) -> Result<TlsTarget, TransportError> {
     let config = settings
         .tls
         .clone()
         .ok_or(TransportError::TlsNotConfigured)?;
-    let name = match &account.host {
+    let name = match host {
         Host::Name(n) => rustls::pki_types::ServerName::try_from(n.clone())
             .map_err(|_| TransportError::TlsName)?,
         h => rustls::pki_types::ServerName::from(h.ip().expect("an address")),
@@ -145,52 +148,61 @@ fn tls_target(account: &Account, settings: &SipSettings) -> Result<TlsTarget, Tr
     Ok(TlsTarget { config, name })
 }
 
-/// Resolves the registrar and opens the transport, trying the targets in order. `route` is
-/// the registration's identifier on a shared UDP socket (see [`super::udp`]).
-async fn connect(
-    account: &Account,
+/// Opens a transport to the first of `candidates` that accepts one (a TCP connection refused or
+/// timed out, a failed TLS handshake: the next), removing the candidates it used up. `route`
+/// is the registration's identifier on a shared UDP socket (see [`super::udp`]).
+async fn open_next(
+    candidates: &mut VecDeque<Candidate>,
+    host: &Host,
     settings: &SipSettings,
     route: &str,
-) -> Result<SipSocket, TransportError> {
-    let tls = match account.transport {
-        Kind::Tls => Some(tls_target(account, settings)?),
-        _ => None,
-    };
+) -> Result<(SipSocket, Kind), SipError> {
     let mut last = TransportError::NoAddress;
-    for (host, port) in targets(account, settings).await {
-        let peer = match transport::resolve(
-            &host,
-            port,
-            settings.bind,
-            settings.transaction_timeout,
-        )
-        .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::info!(%host, port, "cannot resolve the registrar: {e}");
-                last = e;
-                continue;
-            }
+    while let Some(c) = candidates.pop_front() {
+        let tls = match c.transport {
+            Kind::Tls => Some(tls_target(host, settings).map_err(SipError::Unreachable)?),
+            _ => None,
         };
-        match SipSocket::connect(
-            account.transport,
+        let opened = SipSocket::connect(
+            c.transport,
             settings.bind,
-            peer,
+            c.addr,
             settings.transaction_timeout,
-            tls.clone(),
+            tls,
             route,
         )
-        .await
-        {
-            Ok(s) => return Ok(s),
+        .await;
+        match opened {
+            Ok(s) => return Ok((s, c.transport)),
             Err(e) => {
-                tracing::info!(%host, %peer, "cannot reach the registrar: {e}");
+                tracing::info!(%host, peer = %c.addr, transport = c.transport.via_name(), "cannot open a transport ({e}): trying the next candidate");
                 last = e;
             }
         }
     }
-    Err(last)
+    Err(SipError::Unreachable(last))
+}
+
+/// The call side of a registration, from what the machine knows of the account and the
+/// transport in use.
+fn agent_for(ctx: CallContext, reg: &Registration, sock: &SipSocket, route: &str) -> Agent {
+    let account = reg.account();
+    let local = Local {
+        aor: reg.aor().to_string(),
+        display_name: account.display_name.clone(),
+        contact: reg.contact().to_string(),
+        sent_by: sock.local_addr().to_string(),
+        transport: account.transport,
+        route: route.to_owned(),
+        auth_name: account.auth_name.clone(),
+        password: account.password.clone(),
+    };
+    Agent::new(
+        ctx,
+        local,
+        account.domain.to_string(),
+        sock.local_addr().ip(),
+    )
 }
 
 /// A request to a registration task.
@@ -254,41 +266,30 @@ async fn run(
         let _ = events.send((id, Report::Registration(e)));
     };
     let route = registration::random_hex(12);
-    let mut sock = match Box::pin(connect(&account, &settings, &route)).await {
-        Ok(s) => s,
+    let given = account.transport_given.then_some(account.transport);
+    let located = match Box::pin(locate(&account, given, &settings)).await {
+        Ok(c) => c,
         Err(e) => {
-            tracing::warn!(%aor, "registration failed: {e}");
-            send(Event::Failed(Box::new(SipError::Unreachable(e))));
+            send(Event::Failed(Box::new(e)));
             return;
         }
     };
-    let peer = sock.peer_addr();
-    let caller = calls.map(|ctx| {
-        (
-            ctx,
-            account.auth_name.clone(),
-            account.password.clone(),
-            account.display_name.clone(),
-            account.domain.to_string(),
-            account.transport,
-        )
-    });
+    let mut candidates = located;
+    let (mut sock, transport) =
+        match Box::pin(open_next(&mut candidates, &account.host, &settings, &route)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%aor, "registration failed: {e}");
+                send(Event::Failed(Box::new(e)));
+                return;
+            }
+        };
+    let mut account = account;
+    account.transport = transport;
+    let mut peer = sock.peer_addr();
     let mut reg = Registration::new(account, settings.timing(), &route, sock.local_addr());
-    let mut agent = caller.map(
-        |(ctx, auth_name, password, display_name, domain, transport)| {
-            let local = Local {
-                aor: reg.aor().to_string(),
-                display_name,
-                contact: reg.contact().to_string(),
-                sent_by: sock.local_addr().to_string(),
-                transport,
-                route: route.clone(),
-                auth_name,
-                password,
-            };
-            Agent::new(ctx, local, domain, sock.local_addr().ip())
-        },
-    );
+    reg.set_alternatives(!candidates.is_empty());
+    let mut agent = calls.clone().map(|ctx| agent_for(ctx, &reg, &sock, &route));
     reg.start(Instant::now().into_std());
     let mut registered_once = false;
     let mut commands_open = true;
@@ -320,6 +321,37 @@ async fn run(
                         reg.reconnect_failed(Instant::now().into_std(), e);
                     }
                 },
+                Output::Event(Event::Failed(e))
+                    if !registered_once && e.is_target_failure() && !candidates.is_empty() =>
+                {
+                    // RFC 3263 §4.3: the next candidate, with a fresh transport.
+                    tracing::info!(%aor, %peer, "registrar did not answer ({e}): trying the next candidate");
+                    let now = Instant::now().into_std();
+                    let host = reg.account().host.clone();
+                    match Box::pin(open_next(&mut candidates, &host, &settings, &route)).await {
+                        Ok((s, transport)) => {
+                            sock = s;
+                            peer = sock.peer_addr();
+                            reg.set_alternatives(!candidates.is_empty());
+                            reg.retarget(now, transport, sock.local_addr());
+                            // Calls placed before the registration went to the silent target.
+                            if let Some(a) = agent.as_mut() {
+                                a.hang_up_all(now);
+                                while let Some((call, update)) = a.poll_update() {
+                                    let _ = events.send((id, Report::Call { call, update }));
+                                }
+                            }
+                            agent = calls.clone().map(|ctx| agent_for(ctx, &reg, &sock, &route));
+                        }
+                        Err(e) => {
+                            tracing::warn!(%aor, "registration failed: {e}");
+                            if let Some(a) = agent.as_mut() {
+                                a.hang_up_all(now);
+                            }
+                            send(Event::Failed(Box::new(e)));
+                        }
+                    }
+                }
                 Output::Event(e) => {
                     match &e {
                         Event::Registered { expires } if registered_once => {

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use super::account::Account;
 use super::address::Address;
 use super::digest::{self, Challenge, ChallengeError, DigestPolicy, PolicyRefusal};
+use super::dns::LocateError;
 use super::host::Host;
 use super::message::{self, Message, StartLine};
 use super::transport::Kind;
@@ -106,6 +107,23 @@ pub enum SipError {
     /// Timer F after an ICMP error.
     #[error("registrar unreachable: {0}")]
     Unreachable(TransportError),
+    /// Server location (RFC 3263) found no address to send to.
+    #[error("registrar not found: {0}")]
+    NotFound(LocateError),
+    /// `allowed_registrars` refuses the host the token names or every address it resolves to;
+    /// nothing was sent to it.
+    #[error("this gateway does not register with the registrar the token names")]
+    NotAllowed,
+}
+
+impl From<LocateError> for SipError {
+    fn from(e: LocateError) -> SipError {
+        if e.is_not_allowed() {
+            SipError::NotAllowed
+        } else {
+            SipError::NotFound(e)
+        }
+    }
 }
 
 /// `404 Not Found`: the status and the standard phrase (none for unknown codes).
@@ -125,7 +143,10 @@ impl SipError {
             | SipError::NoBinding { status }
             | SipError::BadChallenge { status, .. }
             | SipError::DigestRefused { status, .. } => Some(*status),
-            SipError::Timeout | SipError::Unreachable(_) => None,
+            SipError::Timeout
+            | SipError::Unreachable(_)
+            | SipError::NotFound(_)
+            | SipError::NotAllowed => None,
         }
     }
 
@@ -286,6 +307,9 @@ pub struct Registration {
     unregister_reconnected: bool,
     /// The first registration ended with a failure another target might not have.
     target_failed: bool,
+    /// Another address of the registrar remains to be tried (see
+    /// [`Registration::set_alternatives`]).
+    alternatives: bool,
     keepalive_at: Option<Instant>,
     state: State,
     out: VecDeque<Output>,
@@ -338,6 +362,7 @@ impl Registration {
             stop: false,
             unregister_reconnected: false,
             target_failed: false,
+            alternatives: false,
             keepalive_at: None,
             state: State::Idle,
             out: VecDeque::new(),
@@ -353,19 +378,29 @@ impl Registration {
 
     /// After a first registration failed with an error for which
     /// [`SipError::is_target_failure`] holds: starts again towards another address of the
-    /// registrar, from `local` (the new transport's address). Returns `false` (and does
-    /// nothing) in any other state. (For the driver's DNS failover, RFC 3263 §4.3.)
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub fn retarget(&mut self, now: Instant, local: SocketAddr) -> bool {
+    /// registrar, over `transport` (NAPTR and SRV records may name several) from `local` (the
+    /// new transport's address). Returns `false` (and does nothing) in any other state. (For
+    /// the driver's DNS failover, RFC 3263 §4.3.)
+    pub fn retarget(&mut self, now: Instant, transport: Kind, local: SocketAddr) -> bool {
         if !matches!(self.state, State::Done) || self.bound || !self.target_failed || self.stop {
             return false;
         }
+        self.account.transport = transport;
         self.local = local;
         self.challenges = [None, None];
         self.min_expires = 0;
         self.target_failed = false;
         self.begin(now, Purpose::Register);
         true
+    }
+
+    /// Tells the machine whether another address of the registrar remains to be tried. While
+    /// one does, an ICMP error on UDP ends a first registration at once (a target failure, so
+    /// the driver moves on, RFC 3263 §4.3) instead of being soft until Timer F: whoever forges
+    /// one gains only a move to the next address, and a closed port costs milliseconds, not
+    /// Timer F. With no alternative left, ICMP errors stay soft (issue 14 item 5).
+    pub fn set_alternatives(&mut self, remain: bool) {
+        self.alternatives = remain;
     }
 
     /// Asks for the binding to be removed (`Expires: 0`), after the transaction in flight if
@@ -438,7 +473,12 @@ impl Registration {
         c
     }
 
-    /// The account's address of record.
+    /// The account (its transport: the one in use, after [`Registration::retarget`]).
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    /// The address of record.
     pub fn aor(&self) -> SipUri {
         self.account.aor()
     }
@@ -517,6 +557,13 @@ impl Registration {
     /// re-registers on it.
     pub fn handle_transport_error(&mut self, now: Instant, e: TransportError) {
         if self.account.transport == Kind::Udp {
+            if let State::Transaction(tx) = &self.state {
+                if self.alternatives && !self.bound && tx.attempt.purpose == Purpose::Register {
+                    tracing::debug!("{e} on the UDP socket: trying the next address");
+                    self.finish(now, Purpose::Register, Err(SipError::Unreachable(e)));
+                    return;
+                }
+            }
             if let State::Transaction(tx) = &mut self.state {
                 tracing::debug!(
                     "{e} on the UDP socket: a soft error, retransmitting until Timer F"

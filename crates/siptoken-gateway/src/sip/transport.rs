@@ -45,33 +45,6 @@ impl Kind {
     }
 }
 
-/// Resolves `host:port` (`host` without brackets: an IP literal, or a DNS A/AAAA lookup bounded
-/// by `timeout`), preferring an address of the same family as `bind`.
-pub async fn resolve(
-    host: &str,
-    port: u16,
-    bind: IpAddr,
-    timeout: Duration,
-) -> Result<SocketAddr, TransportError> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
-    }
-    let found = tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
-        .await
-        .map_err(|_| TransportError::ResolveTimeout)?
-        .map_err(|e| {
-            tracing::debug!(%host, "cannot resolve: {e}");
-            TransportError::Resolve
-        })?;
-    let all: Vec<SocketAddr> = found.collect();
-    all.iter()
-        .find(|a| a.is_ipv4() == bind.is_ipv4())
-        .or(all.first())
-        .copied()
-        .ok_or(TransportError::NoAddress)
-}
-
 enum Inner {
     Udp(UdpRoute),
     Tcp(TcpStream),

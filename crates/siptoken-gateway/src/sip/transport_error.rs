@@ -29,14 +29,9 @@ pub enum TransportError {
     /// The TCP connect did not complete in time.
     #[error("connecting to the registrar timed out")]
     ConnectTimeout,
-    /// The host name did not resolve.
-    #[error("the registrar's host name does not resolve")]
-    Resolve,
-    /// The DNS lookup did not answer in time.
-    #[error("DNS lookup of the registrar timed out")]
-    ResolveTimeout,
-    /// The host name resolved to no address.
-    #[error("the registrar's host name has no address")]
+    /// Server location gave no address to try (the location errors themselves are
+    /// [`super::dns::LocateError`]).
+    #[error("the registrar has no address to try")]
     NoAddress,
     /// `transport="tls"` without a usable CA bundle.
     #[error("SIP over TLS is not configured (no CA bundle)")]

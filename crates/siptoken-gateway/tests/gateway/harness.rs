@@ -855,12 +855,25 @@ pub fn scenario(name: &str) -> PathBuf {
 /// dnsmasq serving SRV records on 127.0.0.1:`port` (UDP), nothing else.
 pub struct Dnsmasq {
     pub port: u16,
+    dir: tempfile::TempDir,
     child: Child,
 }
 
 impl Dnsmasq {
     /// Starts dnsmasq with `--srv-host` records `(name, target, port)`.
     pub fn start(records: &[(&str, &str, u16)]) -> Dnsmasq {
+        let options: Vec<String> = records
+            .iter()
+            .map(|(name, target, p)| format!("--srv-host={name},{target},{p},0,0"))
+            .collect();
+        Dnsmasq::start_with(&options)
+    }
+
+    /// Starts dnsmasq with these record options (`--srv-host=…`, `--naptr-record=…`,
+    /// `--host-record=…`, `--local-ttl=…`), logging every query it receives (see
+    /// [`Dnsmasq::queries`]).
+    pub fn start_with(options: &[String]) -> Dnsmasq {
+        let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut cmd = Command::new("dnsmasq");
         cmd.args([
@@ -873,10 +886,15 @@ impl Dnsmasq {
             "--pid-file=",
             "--user=root",
         ])
-        .arg(format!("--port={port}"));
-        for (name, target, p) in records {
-            cmd.arg(format!("--srv-host={name},{target},{p},0,0"));
-        }
+        .arg(format!("--port={port}"))
+        // Authoritative for *.test: unknown names are NXDOMAIN, not REFUSED (no upstream).
+        .arg("--local=/test/")
+        .arg("--log-queries")
+        .arg(format!(
+            "--log-facility={}",
+            dir.path().join("queries.log").display()
+        ))
+        .args(options);
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -898,7 +916,14 @@ impl Dnsmasq {
             }
             assert!(Instant::now() < deadline, "dnsmasq did not start");
         }
-        Dnsmasq { port, child }
+        Dnsmasq { port, dir, child }
+    }
+
+    /// How many queries of `qtype` (`NAPTR`, `SRV`, `A`, `AAAA`) for `name` dnsmasq received.
+    pub fn queries(&self, qtype: &str, name: &str) -> usize {
+        let log = std::fs::read_to_string(self.dir.path().join("queries.log")).unwrap_or_default();
+        let needle = format!("query[{qtype}] {name} from");
+        log.lines().filter(|l| l.contains(&needle)).count()
     }
 }
 

@@ -23,7 +23,7 @@ fn account(kind: Kind, port: u16) -> Account {
         display_name: None,
         outbound_proxy: Some("127.0.0.1"),
         port: Some(port),
-        transport: kind,
+        transport: Some(kind),
     })
     .unwrap()
 }

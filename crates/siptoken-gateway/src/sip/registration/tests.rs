@@ -31,7 +31,7 @@ fn account(kind: Kind, domain: &str) -> Account {
         display_name: Some("Op \"1\""),
         outbound_proxy: None,
         port: None,
-        transport: kind,
+        transport: Some(kind),
     })
     .unwrap()
 }
@@ -639,6 +639,36 @@ fn udp_errors_are_soft() {
     );
 }
 
+/// With another address of the registrar left to try, an ICMP error moves on at once (a
+/// forger gains a move to the next address, nothing more); refreshes and the last address keep
+/// ICMP soft.
+#[test]
+fn udp_errors_fail_over_at_once_while_another_address_remains() {
+    let mut t = Test::new(Kind::Udp);
+    t.reg.set_alternatives(true);
+    t.start();
+    t.reg
+        .handle_transport_error(t.at(0.01), TransportError::Refused);
+    assert_eq!(
+        t.event(),
+        Event::Failed(Box::new(SipError::Unreachable(TransportError::Refused)))
+    );
+    let next: SocketAddr = "10.0.0.2:5060".parse().unwrap();
+    t.reg.set_alternatives(false);
+    assert!(t.reg.retarget(t.at(0.02), Kind::Udp, next));
+    let req = t.request();
+    t.reg
+        .handle_transport_error(t.at(0.03), TransportError::Refused);
+    assert!(t.outputs().is_empty(), "the last address: soft");
+    t.answer(0.1, &req, 200, "");
+    assert_eq!(t.event(), Event::Registered { expires: 600 });
+    // Registered: alternatives no longer matter.
+    t.reg.set_alternatives(true);
+    t.reg
+        .handle_transport_error(t.at(1.0), TransportError::Refused);
+    assert!(t.outputs().is_empty());
+}
+
 #[test]
 fn a_connection_error_ends_a_tcp_transaction_at_once() {
     let mut t = Test::new(Kind::Tcp);
@@ -661,15 +691,23 @@ fn a_failed_target_can_be_retried_elsewhere() {
         Some(&Output::Event(Event::Failed(Box::new(SipError::Timeout))))
     );
     let next: SocketAddr = "10.0.0.1:5080".parse().unwrap();
-    assert!(t.reg.retarget(t.t0 + TIMER_F, next));
+    // The next candidate may use another transport (NAPTR/SRV records for several).
+    assert!(t.reg.retarget(t.t0 + TIMER_F, Kind::Tcp, next));
     let req = t.request();
     assert_eq!(req.header("call-id"), first.header("call-id"));
-    assert!(req.header("contact").unwrap().contains("@10.0.0.1:5080>"));
+    assert!(req
+        .header("contact")
+        .unwrap()
+        .contains("@10.0.0.1:5080;transport=tcp>"));
+    assert!(req
+        .header("via")
+        .unwrap()
+        .starts_with("SIP/2.0/TCP 10.0.0.1:5080"));
     assert!(req.cseq().unwrap().0 > first.cseq().unwrap().0);
     t.answer(33.0, &req, 200, "");
     assert_eq!(t.event(), Event::Registered { expires: 600 });
     assert!(
-        !t.reg.retarget(t.at(34.0), next),
+        !t.reg.retarget(t.at(34.0), Kind::Udp, next),
         "only after a target failure"
     );
 
@@ -678,7 +716,7 @@ fn a_failed_target_can_be_retried_elsewhere() {
     let req = t.start();
     t.answer(0.1, &req, 403, "");
     t.outputs();
-    assert!(!t.reg.retarget(t.at(0.2), next));
+    assert!(!t.reg.retarget(t.at(0.2), Kind::Udp, next));
 }
 
 #[test]

@@ -1103,15 +1103,17 @@ impl Session {
             );
             return vec![ServerMessage::Authenticated { aor }];
         }
-        let commands = register::spawn(
-            id,
+        let task = register::Task {
             account,
-            st.sip.clone(),
-            st.calls.clone(),
-            st.metrics.clone(),
-            self.events.clone(),
-            self.guard.clone(),
-        );
+            settings: st.sip.clone(),
+            calls: st.calls.clone(),
+            metrics: st.metrics.clone(),
+            reports: register::Reports {
+                id,
+                events: self.events.clone(),
+            },
+        };
+        let commands = register::spawn(task, self.guard.clone());
         self.accounts.insert(
             id,
             Registration {

@@ -35,6 +35,18 @@ fn token_for(user: &str, proxy: Option<&str>, transport: Option<Transport>) -> S
         .unwrap()
 }
 
+/// Alice's token, over UDP through `proxy`.
+fn udp_token_via(proxy: &str) -> String {
+    token_for("alice", Some(proxy), Some(Transport::Udp))
+}
+
+/// Logs in with `token`, which `allowed_registrars` must refuse; the error.
+async fn refused(ws: &mut Ws, token: &str) -> serde_json::Value {
+    ws.login(token).await;
+    ws.expect("registering").await;
+    ws.expect_error("registrar_not_allowed").await
+}
+
 fn dns_config(dns: &Dnsmasq, extra: &str) -> String {
     format!("dns_servers = [\"127.0.0.1:{}\"]\n{extra}", dns.port)
 }
@@ -344,10 +356,11 @@ async fn allowed_registrars_refuse_literal_addresses_and_names_without_sending()
             .port(silent.port)
             .build()
             .unwrap();
-        ws.login(&Issuer::new(&ring()).issue("CRM", &claims).unwrap())
-            .await;
-        ws.expect("registering").await;
-        let v = ws.expect_error("registrar_not_allowed").await;
+        let v = refused(
+            &mut ws,
+            &Issuer::new(&ring()).issue("CRM", &claims).unwrap(),
+        )
+        .await;
         let m = v["message"].as_str().unwrap();
         assert!(
             !m.contains(host) && !m.contains(&silent.port.to_string()),
@@ -386,25 +399,11 @@ async fn allowed_registrars_check_names_before_dns_and_every_address_after() {
     ));
     let mut ws = gw.ws().await;
     // The name passes, its address does not: refused after DNS, nothing sent.
-    ws.login(&token_for(
-        "alice",
-        Some("evil.example.org"),
-        Some(Transport::Udp),
-    ))
-    .await;
-    ws.expect("registering").await;
-    let v = ws.expect_error("registrar_not_allowed").await;
+    let v = refused(&mut ws, &udp_token_via("evil.example.org")).await;
     assert!(!v["message"].as_str().unwrap().contains("127.0.0.1"), "{v}");
     assert!(dns.queries("SRV", "_sip._udp.evil.example.org") >= 1);
     // A name no pattern allows is refused before any DNS query.
-    ws.login(&token_for(
-        "alice",
-        Some("internal.corp"),
-        Some(Transport::Udp),
-    ))
-    .await;
-    ws.expect("registering").await;
-    ws.expect_error("registrar_not_allowed").await;
+    refused(&mut ws, &udp_token_via("internal.corp")).await;
     assert_eq!(dns.queries("SRV", "_sip._udp.internal.corp"), 0);
     assert_eq!(dns.queries("A", "internal.corp"), 0);
     assert!(silent.received(Duration::from_millis(300)).is_empty());
@@ -415,12 +414,8 @@ async fn allowed_registrars_check_names_before_dns_and_every_address_after() {
         "allowed_registrars = [\"registrar.sip.test\", \"127.0.0.0/8\"]",
     ));
     let mut ws = ok.ws().await;
-    ws.login_registered(&token_for(
-        "alice",
-        Some("registrar.sip.test"),
-        Some(Transport::Udp),
-    ))
-    .await;
+    ws.login_registered(&udp_token_via("registrar.sip.test"))
+        .await;
     kam.wait_bindings("alice", 1, Duration::from_secs(2));
 }
 

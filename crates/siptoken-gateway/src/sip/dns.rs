@@ -536,56 +536,57 @@ fn srv_hops(transport: Kind, records: Vec<Srv>) -> Vec<Hop> {
         .collect()
 }
 
-/// The NAPTR records of `host` (none when the lookup fails: logged).
-async fn naptr(dns: &TokioResolver, host: &str) -> Vec<Naptr> {
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    match dns.lookup(fqdn(host), RecordType::NAPTR).await {
+/// The records of type `rtype` at `name` that `pick` takes (none when the lookup fails; a
+/// failure other than "no such records" is logged).
+async fn records<T>(
+    dns: &TokioResolver,
+    name: &str,
+    rtype: RecordType,
+    pick: impl Fn(&RData) -> Option<T>,
+) -> Vec<T> {
+    match dns.lookup(fqdn(name), rtype).await {
         Ok(lookup) => lookup
             .answers()
             .iter()
-            .filter_map(|r| match &r.data {
-                RData::NAPTR(n) => Some(Naptr {
-                    order: n.order,
-                    preference: n.preference,
-                    flags: text(&n.flags),
-                    services: text(&n.services),
-                    replacement: n.replacement.to_ascii(),
-                }),
-                _ => None,
-            })
+            .filter_map(|r| pick(&r.data))
             .collect(),
         Err(e) => {
             if !e.is_no_records_found() {
-                tracing::debug!(%host, "NAPTR lookup failed ({e}): trying SRV");
+                tracing::debug!(%name, "{rtype} lookup failed ({e}): as if there were none");
             }
             Vec::new()
         }
     }
 }
 
+/// The NAPTR records of `host` (none when the lookup fails).
+async fn naptr(dns: &TokioResolver, host: &str) -> Vec<Naptr> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    records(dns, host, RecordType::NAPTR, |data| match data {
+        RData::NAPTR(n) => Some(Naptr {
+            order: n.order,
+            preference: n.preference,
+            flags: text(&n.flags),
+            services: text(&n.services),
+            replacement: n.replacement.to_ascii(),
+        }),
+        _ => None,
+    })
+    .await
+}
+
 /// The SRV records of `name`, ordered.
 async fn srv(dns: &TokioResolver, name: &str) -> SrvAnswer {
-    let records: Vec<Srv> = match dns.srv_lookup(fqdn(name)).await {
-        Ok(lookup) => lookup
-            .answers()
-            .iter()
-            .filter_map(|r| match &r.data {
-                RData::SRV(s) => Some(Srv {
-                    priority: s.priority,
-                    weight: s.weight,
-                    port: s.port,
-                    target: s.target.to_ascii(),
-                }),
-                _ => None,
-            })
-            .collect(),
-        Err(e) => {
-            if !e.is_no_records_found() {
-                tracing::debug!(%name, "SRV lookup failed ({e}): as if there were none");
-            }
-            return SrvAnswer::Nothing;
-        }
-    };
+    let records = records(dns, name, RecordType::SRV, |data| match data {
+        RData::SRV(s) => Some(Srv {
+            priority: s.priority,
+            weight: s.weight,
+            port: s.port,
+            target: s.target.to_ascii(),
+        }),
+        _ => None,
+    })
+    .await;
     let (dot, usable): (Vec<Srv>, Vec<Srv>) = records
         .into_iter()
         .partition(|r| r.target.trim_end_matches('.').is_empty());

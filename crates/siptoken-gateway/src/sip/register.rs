@@ -228,23 +228,49 @@ pub enum Report {
     },
 }
 
-/// Starts a registration task. It reports `(id, Report)` on `events`; sending
-/// [`Command::Unregister`] or dropping the returned sender makes it hang up its calls,
-/// unregister and end. With `calls`, it carries calls too. `alive` is held until the task ends
-/// (shutdown waits for such guards to drop).
-pub fn spawn(
-    id: u64,
-    account: Account,
-    settings: SipSettings,
-    calls: Option<CallContext>,
-    metrics: Arc<Metrics>,
-    events: mpsc::UnboundedSender<(u64, Report)>,
-    alive: impl Send + 'static,
-) -> mpsc::Sender<Command> {
+/// Where a registration task reports: the session's channel, each report tagged with the
+/// session's id for this registration.
+#[derive(Clone)]
+pub struct Reports {
+    /// The session's id for this registration.
+    pub id: u64,
+    /// The session's channel.
+    pub events: mpsc::UnboundedSender<(u64, Report)>,
+}
+
+impl Reports {
+    /// Sends a report (dropped when the session has gone).
+    fn send(&self, report: Report) {
+        let _ = self.events.send((self.id, report));
+    }
+
+    fn call(&self, call: String, update: CallUpdate) {
+        self.send(Report::Call { call, update });
+    }
+}
+
+/// What a registration task is given.
+pub struct Task {
+    /// The account to register.
+    pub account: Account,
+    /// SIP timing, server location and identity.
+    pub settings: SipSettings,
+    /// With `Some`, the registration carries calls too.
+    pub calls: Option<CallContext>,
+    /// The gateway's counters.
+    pub metrics: Arc<Metrics>,
+    /// Where the task reports.
+    pub reports: Reports,
+}
+
+/// Starts a registration task. It reports on `task.reports`; sending [`Command::Unregister`] or
+/// dropping the returned sender makes it hang up its calls, unregister and end. `alive` is held
+/// until the task ends (shutdown waits for such guards to drop).
+pub fn spawn(task: Task, alive: impl Send + 'static) -> mpsc::Sender<Command> {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     tokio::spawn(async move {
         let _alive = alive;
-        run(id, account, settings, calls, metrics, events, rx).await;
+        run(task, rx).await;
     });
     tx
 }
@@ -252,18 +278,17 @@ pub fn spawn(
 /// The registration task: connects, then feeds the machine until it is done. The connect is
 /// boxed (DNS and TLS make it a large future, which would otherwise size the task's state for
 /// its whole life, almost all of it spent idle between refreshes).
-async fn run(
-    id: u64,
-    account: Account,
-    settings: SipSettings,
-    calls: Option<CallContext>,
-    metrics: Arc<Metrics>,
-    events: mpsc::UnboundedSender<(u64, Report)>,
-    mut commands: mpsc::Receiver<Command>,
-) {
+async fn run(task: Task, mut commands: mpsc::Receiver<Command>) {
+    let Task {
+        account,
+        settings,
+        calls,
+        metrics,
+        reports,
+    } = task;
     let aor = account.aor().to_string();
     let send = |e: Event| {
-        let _ = events.send((id, Report::Registration(e)));
+        reports.send(Report::Registration(e));
     };
     let route = registration::random_hex(12);
     let given = account.transport_given.then_some(account.transport);
@@ -338,7 +363,7 @@ async fn run(
                             if let Some(a) = agent.as_mut() {
                                 a.hang_up_all(now);
                                 while let Some((call, update)) = a.poll_update() {
-                                    let _ = events.send((id, Report::Call { call, update }));
+                                    reports.call(call, update);
                                 }
                             }
                             agent = calls.clone().map(|ctx| agent_for(ctx, &reg, &sock, &route));
@@ -388,7 +413,7 @@ async fn run(
                 }
             }
             while let Some((call, update)) = a.poll_update() {
-                let _ = events.send((id, Report::Call { call, update }));
+                reports.call(call, update);
             }
         }
         if reg.is_done() {
@@ -429,7 +454,7 @@ async fn run(
                         message: "this gateway carries no calls".into(),
                     };
                     let call = c.call().to_owned();
-                    let _ = events.send((id, Report::Call { call, update }));
+                    reports.call(call, update);
                 }
             },
             Step::Command(c) => {

@@ -38,6 +38,16 @@ fn settings() -> SipSettings {
     }
 }
 
+fn task(account: Account, events: mpsc::UnboundedSender<(u64, Report)>) -> Task {
+    Task {
+        account,
+        settings: settings(),
+        calls: None,
+        metrics: Arc::new(Metrics::default()),
+        reports: Reports { id: 1, events },
+    }
+}
+
 async fn event(events: &mut mpsc::UnboundedReceiver<(u64, Report)>) -> Event {
     match tokio::time::timeout(WITHIN, events.recv())
         .await
@@ -62,15 +72,7 @@ async fn one_icmp_error_does_not_end_a_registration() {
     };
     let (tx, mut events) = mpsc::unbounded_channel();
     // The first REGISTER meets a closed port: the kernel answers with ICMP.
-    let _commands = spawn(
-        1,
-        account(Kind::Udp, peer.port()),
-        settings(),
-        None,
-        Arc::new(Metrics::default()),
-        tx,
-        (),
-    );
+    let _commands = spawn(task(account(Kind::Udp, peer.port()), tx), ());
     tokio::time::sleep(Duration::from_millis(50)).await;
     let registrar = UdpSocket::bind(peer).await.unwrap();
     let answer = async {
@@ -112,16 +114,9 @@ async fn registers_answers_reconnects_and_unregisters_over_tcp() {
     let registrar = TcpListener::bind((lo(), 0)).await.unwrap();
     let port = registrar.local_addr().unwrap().port();
     let (tx, mut events) = mpsc::unbounded_channel();
-    let metrics = Arc::new(Metrics::default());
-    let commands = spawn(
-        1,
-        account(Kind::Tcp, port),
-        settings(),
-        None,
-        metrics.clone(),
-        tx,
-        (),
-    );
+    let task = task(account(Kind::Tcp, port), tx);
+    let metrics = task.metrics.clone();
+    let commands = spawn(task, ());
 
     let (mut conn, _) = registrar.accept().await.unwrap();
     let mut buf = Vec::new();

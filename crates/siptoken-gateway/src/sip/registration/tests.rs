@@ -94,6 +94,31 @@ impl Test {
         self.reg.handle_message(self.at(secs), &m);
     }
 
+    /// Answers `req` with a 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`) carrying
+    /// the challenge `value`.
+    fn challenge(&mut self, secs: f64, req: &Message, code: u16, value: &str) {
+        let header = if code == 407 {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
+        };
+        self.answer(secs, req, code, &format!("{header}: {value}\r\n"));
+    }
+
+    /// A registration of a `kind` account, registered at 0.1 s.
+    fn registered(kind: Kind) -> Test {
+        let mut t = Test::new(kind);
+        t.register();
+        t
+    }
+
+    /// A registration of a `kind` account that sent its first REGISTER, and that request.
+    fn started(kind: Kind) -> (Test, Message) {
+        let mut t = Test::new(kind);
+        let req = t.start();
+        (t, req)
+    }
+
     fn start(&mut self) -> Message {
         self.reg.start(self.t0);
         self.request()
@@ -147,8 +172,7 @@ fn check_answer(req: &Message, header: &str, realm: &str, nonce: &str, nc: u32) 
 
 #[test]
 fn the_register_request() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (t, req) = Test::started(Kind::Udp);
     let text =
         String::from_utf8(message::response_to(&req, 200, "OK", "x", "").into_bytes()).unwrap();
     assert!(text.contains("Call-ID: 0123abcd@siptoken"), "{text}");
@@ -218,8 +242,7 @@ fn a_200_grants_our_contacts_expires_else_the_expires_header_else_the_request() 
         ),
         ("", 600),
     ] {
-        let mut t = Test::new(Kind::Udp);
-        let req = t.start();
+        let (mut t, req) = Test::started(Kind::Udp);
         t.answer(1.0, &req, 200, extra);
         assert_eq!(t.event(), Event::Registered { expires: granted }, "{extra}");
         assert!(!t.reg.awaiting_response());
@@ -235,8 +258,7 @@ fn a_200_grants_our_contacts_expires_else_the_expires_header_else_the_request() 
 
 #[test]
 fn a_200_granting_nothing_is_no_binding() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     t.answer(0.1, &req, 200, "Expires: 0\r\n");
     assert_eq!(
         t.event(),
@@ -247,10 +269,9 @@ fn a_200_granting_nothing_is_no_binding() {
 
 #[test]
 fn a_401_is_answered_then_refreshes_reuse_the_challenge_with_the_next_nc() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     let ch = challenge("example.org", "n1", false);
-    t.answer(0.1, &req, 401, &format!("WWW-Authenticate: {ch}\r\n"));
+    t.challenge(0.1, &req, 401, &ch);
     let req2 = t.request();
     assert_eq!(req2.cseq(), Some((2, "REGISTER")));
     assert_ne!(
@@ -275,20 +296,14 @@ fn a_401_is_answered_then_refreshes_reuse_the_challenge_with_the_next_nc() {
 
 #[test]
 fn a_407_and_a_401_are_both_answered() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     let proxy = challenge("proxy.example.org", "p1", false);
-    t.answer(0.1, &req, 407, &format!("Proxy-Authenticate: {proxy}\r\n"));
+    t.challenge(0.1, &req, 407, &proxy);
     let req2 = t.request();
     check_answer(&req2, "proxy-authorization", "proxy.example.org", "p1", 1);
     assert!(req2.header("authorization").is_none());
     let registrar = challenge("example.org", "r1", false);
-    t.answer(
-        0.2,
-        &req2,
-        401,
-        &format!("WWW-Authenticate: {registrar}\r\n"),
-    );
+    t.challenge(0.2, &req2, 401, &registrar);
     let req3 = t.request();
     check_answer(&req3, "proxy-authorization", "proxy.example.org", "p1", 2);
     check_answer(&req3, "authorization", "example.org", "r1", 1);
@@ -298,39 +313,14 @@ fn a_407_and_a_401_are_both_answered() {
 
 #[test]
 fn a_stale_nonce_is_retried_a_second_fresh_challenge_is_auth_failed() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
-    t.answer(
-        0.1,
-        &req,
-        401,
-        &format!(
-            "WWW-Authenticate: {}\r\n",
-            challenge("example.org", "n1", false)
-        ),
-    );
+    let (mut t, req) = Test::started(Kind::Udp);
+    t.challenge(0.1, &req, 401, &challenge("example.org", "n1", false));
     let req2 = t.request();
-    t.answer(
-        0.2,
-        &req2,
-        401,
-        &format!(
-            "WWW-Authenticate: {}\r\n",
-            challenge("example.org", "n2", true)
-        ),
-    );
+    t.challenge(0.2, &req2, 401, &challenge("example.org", "n2", true));
     let req3 = t.request();
     check_answer(&req3, "authorization", "example.org", "n2", 1);
     // The same credentials refused with a fresh nonce: wrong password.
-    t.answer(
-        0.3,
-        &req3,
-        401,
-        &format!(
-            "WWW-Authenticate: {}\r\n",
-            challenge("example.org", "n3", false)
-        ),
-    );
+    t.challenge(0.3, &req3, 401, &challenge("example.org", "n3", false));
     assert_eq!(
         t.event(),
         Event::Failed(Box::new(SipError::AuthFailed { status: 401 }))
@@ -338,26 +328,12 @@ fn a_stale_nonce_is_retried_a_second_fresh_challenge_is_auth_failed() {
     assert!(t.reg.is_done());
 
     // Endless stale nonces end too.
-    let mut t = Test::new(Kind::Udp);
-    let mut req = t.start();
+    let (mut t, mut req) = Test::started(Kind::Udp);
     for i in 0..3 {
-        t.answer(
-            0.1,
-            &req,
-            401,
-            &format!(
-                "WWW-Authenticate: {}\r\n",
-                challenge("e", &format!("s{i}"), i > 0)
-            ),
-        );
+        t.challenge(0.1, &req, 401, &challenge("e", &format!("s{i}"), i > 0));
         req = t.request();
     }
-    t.answer(
-        0.2,
-        &req,
-        401,
-        &format!("WWW-Authenticate: {}\r\n", challenge("e", "s9", true)),
-    );
+    t.challenge(0.2, &req, 401, &challenge("e", "s9", true));
     assert_eq!(
         t.event(),
         Event::Failed(Box::new(SipError::AuthFailed { status: 401 }))
@@ -366,14 +342,8 @@ fn a_stale_nonce_is_retried_a_second_fresh_challenge_is_auth_failed() {
 
 #[test]
 fn a_403_after_the_challenge_is_auth_failed() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
-    t.answer(
-        0.1,
-        &req,
-        401,
-        &format!("WWW-Authenticate: {}\r\n", challenge("e", "n", false)),
-    );
+    let (mut t, req) = Test::started(Kind::Udp);
+    t.challenge(0.1, &req, 401, &challenge("e", "n", false));
     let req2 = t.request();
     t.answer(0.2, &req2, 403, "");
     let e = t.event();
@@ -385,8 +355,7 @@ fn a_403_after_the_challenge_is_auth_failed() {
 
 #[test]
 fn an_unanswerable_challenge_is_rejected() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     t.answer(
         0.1,
         &req,
@@ -452,8 +421,7 @@ fn a_423_is_retried_with_min_expires_which_refreshes_keep() {
 
 #[test]
 fn a_5xx_with_retry_after_backs_off_then_retries() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     t.answer(1.0, &req, 503, "Retry-After: 5 (maintenance)\r\n");
     assert!(t.outputs().is_empty(), "nothing during the back-off");
     assert_eq!(t.reg.poll_timeout(), Some(t.at(6.0)));
@@ -467,8 +435,7 @@ fn a_5xx_with_retry_after_backs_off_then_retries() {
     assert_eq!(t.event(), Event::Registered { expires: 600 });
 
     for extra in ["", "Retry-After: 31\r\n"] {
-        let mut t = Test::new(Kind::Udp);
-        let req = t.start();
+        let (mut t, req) = Test::started(Kind::Udp);
         t.answer(1.0, &req, 503, extra);
         let Event::Failed(e) = t.event() else {
             panic!()
@@ -479,8 +446,7 @@ fn a_5xx_with_retry_after_backs_off_then_retries() {
             "a 503 sends DNS failover to the next target"
         );
     }
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     t.answer(1.0, &req, 500, "");
     let Event::Failed(e) = t.event() else {
         panic!()
@@ -490,8 +456,7 @@ fn a_5xx_with_retry_after_backs_off_then_retries() {
 
 #[test]
 fn the_registrars_reason_phrase_stays_out_of_the_text() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     let resp = message::response_to(&req, 404, "No user at 10.1.2.3:5060", "x", "");
     let (m, _) = message::parse(resp.as_bytes(), true).unwrap();
     t.reg.handle_message(t.at(0.1), &m);
@@ -507,8 +472,7 @@ fn the_registrars_reason_phrase_stays_out_of_the_text() {
 
 #[test]
 fn udp_retransmits_on_timer_e_and_times_out_on_timer_f() {
-    let mut t = Test::new(Kind::Udp);
-    let first = t.start();
+    let (mut t, first) = Test::started(Kind::Udp);
     let mut sent_at = Vec::new();
     while let Some(at) = t.reg.poll_timeout() {
         t.reg.handle_timeout(at);
@@ -548,8 +512,7 @@ fn tcp_does_not_retransmit() {
 
 #[test]
 fn a_provisional_response_moves_retransmissions_to_t2() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     t.answer(0.2, &req, 100, "");
     assert!(t.outputs().is_empty());
     assert_eq!(t.reg.poll_timeout(), Some(t.at(0.2) + T2));
@@ -570,8 +533,7 @@ fn a_provisional_response_moves_retransmissions_to_t2() {
 
 #[test]
 fn responses_of_other_transactions_are_ignored() {
-    let mut t = Test::new(Kind::Tcp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Tcp);
     let ok = message::response_to(&req, 200, "OK", "x", "");
     for (from, to) in [
         (
@@ -600,8 +562,7 @@ fn responses_of_other_transactions_are_ignored() {
 /// the answer to a retransmission registers. With no answer, Timer F reports unreachable.
 #[test]
 fn udp_errors_are_soft() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     t.reg
         .handle_transport_error(t.at(0.01), TransportError::Refused);
     assert!(t.outputs().is_empty());
@@ -682,8 +643,7 @@ fn a_connection_error_ends_a_tcp_transaction_at_once() {
 
 #[test]
 fn a_failed_target_can_be_retried_elsewhere() {
-    let mut t = Test::new(Kind::Udp);
-    let first = t.start();
+    let (mut t, first) = Test::started(Kind::Udp);
     t.reg.handle_timeout(t.t0 + TIMER_F);
     let out = t.outputs();
     assert_eq!(
@@ -712,8 +672,7 @@ fn a_failed_target_can_be_retried_elsewhere() {
     );
 
     // Wrong credentials are no target failure.
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     t.answer(0.1, &req, 403, "");
     t.outputs();
     assert!(!t.reg.retarget(t.at(0.2), Kind::Udp, next));
@@ -739,8 +698,7 @@ fn refreshes_happen_in_time_and_a_failed_one_is_lost() {
 
 #[test]
 fn unregister_sends_expires_0() {
-    let mut t = Test::new(Kind::Udp);
-    t.register();
+    let mut t = Test::registered(Kind::Udp);
     t.reg.unregister(t.at(5.0));
     let req = t.request();
     assert_eq!(req.header("expires"), Some("0"));
@@ -754,8 +712,7 @@ fn unregister_sends_expires_0() {
     assert_eq!(t.reg.poll_timeout(), None);
 
     // A failed unregistration still ends with Unregistered (the log says why).
-    let mut t = Test::new(Kind::Udp);
-    t.register();
+    let mut t = Test::registered(Kind::Udp);
     t.reg.unregister(t.at(5.0));
     t.request();
     t.reg.handle_timeout(t.at(5.0) + TIMER_F);
@@ -765,8 +722,7 @@ fn unregister_sends_expires_0() {
 
 #[test]
 fn unregister_asked_during_the_first_register_follows_it() {
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     t.reg.unregister(t.at(0.05));
     assert!(
         t.outputs().is_empty(),
@@ -787,8 +743,7 @@ fn unregister_asked_during_the_first_register_follows_it() {
     assert_eq!(t.event(), Event::Unregistered);
 
     // During a back-off before any binding: nothing to remove.
-    let mut t = Test::new(Kind::Udp);
-    let req = t.start();
+    let (mut t, req) = Test::started(Kind::Udp);
     t.answer(0.1, &req, 503, "Retry-After: 5\r\n");
     t.reg.unregister(t.at(1.0));
     assert_eq!(t.event(), Event::Unregistered);
@@ -797,8 +752,7 @@ fn unregister_asked_during_the_first_register_follows_it() {
 
 #[test]
 fn an_unregistration_answered_423_is_not_turned_into_a_registration() {
-    let mut t = Test::new(Kind::Udp);
-    t.register();
+    let mut t = Test::registered(Kind::Udp);
     t.reg.unregister(t.at(1.0));
     let req = t.request();
     t.answer(1.1, &req, 423, "Min-Expires: 1200\r\n");
@@ -807,8 +761,7 @@ fn an_unregistration_answered_423_is_not_turned_into_a_registration() {
 
 #[test]
 fn requests_from_the_registrar_are_answered() {
-    let mut t = Test::new(Kind::Udp);
-    t.register();
+    let mut t = Test::registered(Kind::Udp);
     for (method, code) in [("OPTIONS", 200), ("INVITE", 405), ("ACK", 0)] {
         let req = format!(
             "{method} sip:st-0123abcd@10.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKk\r\n\
@@ -837,8 +790,7 @@ fn requests_from_the_registrar_are_answered() {
 
 #[test]
 fn a_closed_idle_connection_is_replaced_and_the_old_contact_removed() {
-    let mut t = Test::new(Kind::Tcp);
-    t.register();
+    let mut t = Test::registered(Kind::Tcp);
     t.reg
         .handle_transport_error(t.at(10.0), TransportError::Closed);
     assert_eq!(t.outputs(), [Output::Reconnect]);
@@ -879,8 +831,7 @@ fn a_closed_idle_connection_is_replaced_and_the_old_contact_removed() {
         1
     );
 
-    let mut t = Test::new(Kind::Tcp);
-    t.register();
+    let mut t = Test::registered(Kind::Tcp);
     t.reg
         .handle_transport_error(t.at(10.0), TransportError::Closed);
     t.outputs();
@@ -893,8 +844,7 @@ fn a_closed_idle_connection_is_replaced_and_the_old_contact_removed() {
 
 #[test]
 fn an_unregistration_on_a_closed_connection_reconnects_once() {
-    let mut t = Test::new(Kind::Tcp);
-    t.register();
+    let mut t = Test::registered(Kind::Tcp);
     t.reg.unregister(t.at(1.0));
     t.request();
     t.reg
@@ -926,8 +876,7 @@ fn tcp_keepalives_while_idle() {
     assert_eq!(t.reg.poll_timeout(), Some(t.at(at + 60.0)));
 
     // None over UDP, none when switched off.
-    let mut t = Test::new(Kind::Udp);
-    t.register();
+    let t = Test::registered(Kind::Udp);
     assert!(t.reg.poll_timeout().unwrap() > t.at(300.0));
     let mut t = Test::with(
         account(Kind::Tls, "sip.example.org"),
@@ -963,8 +912,7 @@ fn every_kind_of_retry_is_bounded() {
         (423, "Min-Expires: 900\r\n".to_owned(), Some(423)),
         (503, "Retry-After: 1\r\n".to_owned(), Some(503)),
     ] {
-        let mut t = Test::new(Kind::Udp);
-        let mut req = t.start();
+        let (mut t, mut req) = Test::started(Kind::Udp);
         let mut requests = 1;
         let mut now = 0.0;
         for (code, extra) in &script {

@@ -44,4 +44,5 @@ pub mod non_invite_server;
 #[allow(dead_code)]
 pub mod routing;
 pub mod timers;
+pub mod transaction;
 pub mod uas_answer;

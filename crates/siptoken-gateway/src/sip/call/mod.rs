@@ -24,6 +24,8 @@
 //! absorbed) and [`Call::is_done`] says it can be dropped.
 
 mod auth;
+#[cfg(any(test, feature = "fuzzing"))]
+mod drive;
 pub mod dtmf;
 mod end;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -710,18 +712,7 @@ impl Call {
         let Some(idx) = self.initial_server() else {
             return Err(CallError::WrongState);
         };
-        let mut r = self.invite_response(&invite, 200);
-        r.set_body("application/sdp", sdp.clone());
-        let bytes = r.encode();
-        let cseq = invite.cseq().map_or(0, |c| c.0);
-        self.respond(idx, r, now);
-        self.answer = Some(AnswerRetransmit::new(
-            bytes,
-            cseq,
-            self.reliable(),
-            self.settings.timers,
-            now,
-        ));
+        self.answer_invite(idx, &invite, sdp.clone(), now);
         self.answer_offered = self.remote_offer.is_none();
         self.local_sdp = Some(sdp);
         self.ring_deadline = None;
@@ -808,18 +799,7 @@ impl Call {
         let Some(request) = request.take() else {
             return Err(CallError::NoOffer);
         };
-        let mut r = self.invite_response(&request, 200);
-        r.set_body("application/sdp", sdp.clone());
-        let bytes = r.encode();
-        self.respond(idx, r, now);
-        let cseq = request.cseq().map_or(0, |c| c.0);
-        self.answer = Some(AnswerRetransmit::new(
-            bytes,
-            cseq,
-            self.reliable(),
-            self.settings.timers,
-            now,
-        ));
+        self.answer_invite(idx, &request, sdp.clone(), now);
         self.answer_offered = false;
         self.local_sdp = Some(sdp);
         if let Some(d) = &mut self.dialog {
@@ -828,6 +808,22 @@ impl Call {
         let hold = sdp::body(&request).is_some_and(|b| sdp::offers_hold(&b));
         self.set_remote_hold(hold);
         Ok(())
+    }
+
+    /// Sends the 200 with `sdp` to `invite` through server transaction `idx`, and retransmits
+    /// it until the ACK (RFC 3261 §13.3.1.4).
+    fn answer_invite(&mut self, idx: usize, invite: &Message, sdp: Vec<u8>, now: Instant) {
+        let mut r = self.invite_response(invite, 200);
+        r.set_body("application/sdp", sdp);
+        let bytes = r.encode();
+        self.respond(idx, r, now);
+        self.answer = Some(AnswerRetransmit::new(
+            bytes,
+            invite.cseq().map_or(0, |c| c.0),
+            self.reliable(),
+            self.settings.timers,
+            now,
+        ));
     }
 
     /// Refuses the far end's re-INVITE with `status` (488 when its offer is unacceptable); the
@@ -1548,17 +1544,7 @@ impl Call {
                     return;
                 };
                 self.servers[idx].kind = ServerKind::Other;
-                let mut r = self.invite_response(m, 200);
-                r.set_body("application/sdp", local);
-                let bytes = r.encode();
-                self.respond(idx, r, now);
-                self.answer = Some(AnswerRetransmit::new(
-                    bytes,
-                    m.cseq().map_or(0, |c| c.0),
-                    self.reliable(),
-                    self.settings.timers,
-                    now,
-                ));
+                self.answer_invite(idx, m, local, now);
                 self.answer_offered = true;
                 if let Some(d) = &mut self.dialog {
                     d.refresh_target(m);

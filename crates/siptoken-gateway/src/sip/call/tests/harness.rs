@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use crate::sip::call::drive::{self, Driven};
 use crate::sip::call::{Call, CallEvent, CallSettings, Local, Output};
 use crate::sip::compose;
 use crate::sip::message::{self, Message};
@@ -40,6 +41,16 @@ pub fn parse(bytes: &[u8]) -> Message {
             "the call sent invalid SIP ({e}): {}",
             String::from_utf8_lossy(bytes)
         ),
+    }
+}
+
+impl Driven for Run {
+    fn clock(&mut self) -> (&mut Call, &mut Instant) {
+        (&mut self.call, &mut self.now)
+    }
+
+    fn pump(&mut self) {
+        Run::pump(self);
     }
 }
 
@@ -139,16 +150,7 @@ impl Run {
 
     /// Moves the clock forward by `d`, firing every timer due on the way at its time.
     pub fn advance(&mut self, d: Duration) {
-        let end = self.now + d;
-        while let Some(t) = self.call.poll_timeout() {
-            if t > end {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.call.handle_timeout(self.now);
-            self.pump();
-        }
-        self.now = end;
+        drive::advance(self, d);
     }
 
     /// Runs timers until the call is done (at most `limit` of virtual time).

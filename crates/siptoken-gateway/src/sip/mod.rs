@@ -13,6 +13,8 @@ pub mod address;
 pub mod agent;
 pub mod digest;
 pub mod dns;
+#[cfg(test)]
+mod grammar_refusals;
 pub mod host;
 pub mod message;
 pub mod params;

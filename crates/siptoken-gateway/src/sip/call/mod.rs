@@ -790,15 +790,7 @@ impl Call {
 
     /// Answers the far end's re-INVITE ([`CallEvent::RemoteOffer`]) with `sdp`.
     pub fn accept_offer(&mut self, sdp: Vec<u8>, now: Instant) -> Result<(), CallError> {
-        let Some(idx) = self.pending_reoffer() else {
-            return Err(CallError::NoOffer);
-        };
-        let ServerKind::Reinvite { request } = &mut self.servers[idx].kind else {
-            return Err(CallError::NoOffer);
-        };
-        let Some(request) = request.take() else {
-            return Err(CallError::NoOffer);
-        };
+        let (idx, request) = self.take_reoffer()?;
         self.answer_invite(idx, &request, sdp.clone(), now);
         self.answer_offered = false;
         self.local_sdp = Some(sdp);
@@ -832,15 +824,7 @@ impl Call {
         if !(400..=699).contains(&status) {
             return Err(CallError::InvalidStatus);
         }
-        let Some(idx) = self.pending_reoffer() else {
-            return Err(CallError::NoOffer);
-        };
-        let ServerKind::Reinvite { request } = &mut self.servers[idx].kind else {
-            return Err(CallError::NoOffer);
-        };
-        let Some(request) = request.take() else {
-            return Err(CallError::NoOffer);
-        };
+        let (idx, request) = self.take_reoffer()?;
         let r = Response::to(&request, status, Some(&self.local_tag));
         self.respond(idx, r, now);
         self.try_reinvite(now);
@@ -1768,6 +1752,18 @@ impl Call {
         self.servers
             .iter()
             .position(|s| matches!(s.kind, ServerKind::Initial))
+    }
+
+    /// Takes the far end's re-INVITE waiting for our answer ([`CallEvent::RemoteOffer`]), with
+    /// the index of its server transaction.
+    fn take_reoffer(&mut self) -> Result<(usize, Box<Message>), CallError> {
+        let idx = self.pending_reoffer().ok_or(CallError::NoOffer)?;
+        match &mut self.servers[idx].kind {
+            ServerKind::Reinvite { request } => {
+                request.take().map(|r| (idx, r)).ok_or(CallError::NoOffer)
+            }
+            _ => Err(CallError::NoOffer),
+        }
     }
 
     fn pending_reoffer(&self) -> Option<usize> {

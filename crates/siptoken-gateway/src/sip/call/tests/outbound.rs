@@ -148,22 +148,7 @@ fn reliable_transport_sends_the_invite_once() {
 
 #[test]
 fn failures_are_acknowledged_and_mapped_to_reasons() {
-    let cases = [
-        (486, "busy"),
-        (600, "busy"),
-        (603, "declined"),
-        (408, "no_answer"),
-        (480, "no_answer"),
-        (404, "not_found"),
-        (484, "not_found"),
-        (604, "not_found"),
-        (488, "unsupported_media"),
-        (606, "unsupported_media"),
-        (403, "failed"),
-        (500, "failed"),
-        (302, "failed"),
-    ];
-    for (code, reason) in cases {
+    for &(code, reason) in crate::sip::call::end::STATUS_REASONS {
         let (mut run, inv, far) = Run::calling();
         run.input(&far.answer(&inv, 180, None));
         run.input(&far.answer(&inv, code, None));

@@ -226,11 +226,21 @@ mod tests {
         message::parse(text.as_bytes(), true).unwrap().0
     }
 
-    fn code(d: &Disposition) -> Option<u16> {
+    /// The response a disposition sends, if it sends one.
+    fn response(d: &Disposition) -> Option<Message> {
         match d {
-            Disposition::Respond(b) => message::parse(b, true).unwrap().0.code(),
+            Disposition::Respond(b) => Some(message::parse(b, true).unwrap().0),
             _ => None,
         }
+    }
+
+    fn code(d: &Disposition) -> Option<u16> {
+        response(d)?.code()
+    }
+
+    /// A request as it arrived, unchecked (for malformed ones).
+    fn raw(text: &[u8]) -> Message {
+        message::parse(text, false).unwrap().0
     }
 
     fn known(r: &str) -> bool {
@@ -256,11 +266,11 @@ mod tests {
             let m = request("INVITE", uri, "");
             assert_eq!(code(&out_of_dialog(&m, known)), Some(404), "{uri}");
         }
-        let resp = out_of_dialog(&request("INVITE", "sip:st-dead@h", ""), known);
-        let Disposition::Respond(b) = resp else {
-            panic!()
-        };
-        let r = message::parse(&b, true).unwrap().0;
+        let r = response(&out_of_dialog(
+            &request("INVITE", "sip:st-dead@h", ""),
+            known,
+        ))
+        .unwrap();
         assert!(compose::tag_of(r.header("to").unwrap()).is_some());
         assert_eq!(r.top_via_branch(), Some("z9hG4bKq"));
     }
@@ -287,21 +297,19 @@ mod tests {
 
     #[test]
     fn options_answered_unknown_methods_405_ack_ignored() {
-        let Disposition::Respond(b) =
-            out_of_dialog(&request("OPTIONS", "sip:st-feed@h", ""), known)
-        else {
-            panic!()
-        };
-        let r = message::parse(&b, true).unwrap().0;
+        let r = response(&out_of_dialog(
+            &request("OPTIONS", "sip:st-feed@h", ""),
+            known,
+        ))
+        .unwrap();
         assert_eq!(r.code(), Some(200));
         assert_eq!(r.header("allow"), Some(ALLOW));
         assert_eq!(r.header("accept"), Some(ACCEPT));
-        let Disposition::Respond(b) =
-            out_of_dialog(&request("MESSAGE", "sip:st-feed@h", ""), known)
-        else {
-            panic!()
-        };
-        let r = message::parse(&b, true).unwrap().0;
+        let r = response(&out_of_dialog(
+            &request("MESSAGE", "sip:st-feed@h", ""),
+            known,
+        ))
+        .unwrap();
         assert_eq!(r.code(), Some(405));
         assert_eq!(r.header("allow"), Some(ALLOW));
         assert_eq!(
@@ -317,10 +325,7 @@ mod tests {
     #[test]
     fn require_gets_420_except_on_cancel() {
         let m = request("INVITE", "sip:st-feed@h", "\r\nRequire: 100rel, timer");
-        let Disposition::Respond(b) = out_of_dialog(&m, known) else {
-            panic!()
-        };
-        let r = message::parse(&b, true).unwrap().0;
+        let r = response(&out_of_dialog(&m, known)).unwrap();
         assert_eq!(r.code(), Some(420));
         assert_eq!(r.header("unsupported"), Some("100rel, timer"));
         let c = request("CANCEL", "sip:st-feed@h", "\r\nRequire: 100rel");
@@ -329,35 +334,23 @@ mod tests {
 
     #[test]
     fn malformed_requests_get_400_or_nothing() {
-        let bad_cseq = message::parse(
+        let bad_cseq = raw(
             b"INVITE sip:st-feed@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\n\
               To: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .0;
+        );
         assert_eq!(code(&out_of_dialog(&bad_cseq, known)), Some(400));
-        let no_branch = message::parse(
+        let no_branch = raw(
             b"BYE sip:st-feed@h SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@x>;tag=1\r\n\
               To: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .0;
+        );
         assert_eq!(code(&out_of_dialog(&no_branch, known)), Some(400));
-        let no_call_id = message::parse(
+        let no_call_id = raw(
             b"BYE sip:st-feed@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@x>\r\nTo: <sip:b@x>\r\nCSeq: 1 BYE\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .0;
+        );
         assert_eq!(out_of_dialog(&no_call_id, known), Disposition::Ignore);
-        let control = message::parse(
+        let control = raw(
             b"BYE sip:st-feed@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@x>\r\nTo: <sip:b\rX: y@x>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .0;
+        );
         assert_eq!(out_of_dialog(&control, known), Disposition::Ignore);
     }
 

@@ -19,12 +19,12 @@
 //!
 //! The ACK of a 2xx is not part of the transaction: the call sends it (RFC 3261 §13.2.2.4).
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::compose::{self, Request};
 use super::message::Message;
 use super::timers::{Timers, TIMER_D};
+use super::transaction::{Backoff, Transmitter};
 
 /// Where the transaction is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,38 +59,22 @@ pub enum Received {
 #[derive(Debug)]
 pub struct InviteClient {
     request: Request,
-    bytes: Vec<u8>,
     branch: String,
-    reliable: bool,
-    timers: Timers,
     state: State,
-    /// Timer A: when to resend and the interval after that.
-    resend: Option<(Instant, Duration)>,
-    /// Timer B (Calling), D (Completed) or M (Accepted).
-    deadline: Option<Instant>,
-    ack: Option<Vec<u8>>,
-    out: VecDeque<Vec<u8>>,
+    /// The request, resent by Timer A, then the ACK of a failure; Timer B (Calling), D
+    /// (Completed) or M (Accepted).
+    wire: Transmitter,
 }
 
 impl InviteClient {
     /// Starts the transaction: the request is queued for sending, Timers A (unreliable
     /// transports only) and B are set. The request must have a Via with a branch.
     pub fn new(request: Request, reliable: bool, timers: Timers, now: Instant) -> InviteClient {
-        let bytes = request.encode();
-        let branch = request.branch().unwrap_or_default().to_owned();
-        let mut out = VecDeque::new();
-        out.push_back(bytes.clone());
         InviteClient {
+            wire: Transmitter::request(request.encode(), reliable, timers, now),
+            branch: request.branch().unwrap_or_default().to_owned(),
             request,
-            bytes,
-            branch,
-            reliable,
-            timers,
             state: State::Calling,
-            resend: (!reliable).then(|| (now + timers.t1, timers.t1)),
-            deadline: Some(now + timers.transaction_timeout()),
-            ack: None,
-            out,
         }
     }
 
@@ -130,14 +114,13 @@ impl InviteClient {
         match (self.state, code) {
             (State::Calling | State::Proceeding, 100..=199) => {
                 self.state = State::Proceeding;
-                self.resend = None;
-                self.deadline = None;
+                self.wire.stop();
                 Some(Received::Provisional)
             }
             (State::Calling | State::Proceeding, 200..=299) => {
                 self.state = State::Accepted;
-                self.resend = None;
-                self.deadline = Some(now + self.timers.transaction_timeout());
+                self.wire.stop_resend();
+                self.wire.set_transaction_timeout(now);
                 Some(Received::Success {
                     retransmission: false,
                 })
@@ -146,23 +129,19 @@ impl InviteClient {
                 retransmission: true,
             }),
             (State::Calling | State::Proceeding, 300..) => {
-                let ack = compose::ack_for_failure(&self.request, response).encode();
-                self.out.push_back(ack.clone());
-                self.ack = Some(ack);
-                self.resend = None;
-                if self.reliable {
-                    self.state = State::Terminated;
-                    self.deadline = None;
+                let ack = compose::ack_for_failure(&self.request, response);
+                self.wire.send(ack.encode());
+                let lingering = self.wire.absorb_retransmissions(now, TIMER_D);
+                self.state = if lingering {
+                    State::Completed
                 } else {
-                    self.state = State::Completed;
-                    self.deadline = Some(now + TIMER_D);
-                }
+                    State::Terminated
+                };
                 Some(Received::Failure)
             }
             (State::Completed, 300..) => {
-                if let Some(ack) = &self.ack {
-                    self.out.push_back(ack.clone());
-                }
+                // The failure again: its ACK again.
+                self.wire.resend();
                 None
             }
             _ => None,
@@ -171,38 +150,23 @@ impl InviteClient {
 
     /// The next time [`InviteClient::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.resend, self.deadline) {
-            (Some((a, _)), Some(d)) => Some(a.min(d)),
-            (Some((a, _)), None) => Some(a),
-            (None, d) => d,
-        }
+        self.wire.poll_timeout()
     }
 
     /// Fires the due timers. Returns `true` when Timer B fired: no response at all (the call
     /// treats it as a 408, RFC 3261 §8.1.3.1).
     pub fn handle_timeout(&mut self, now: Instant) -> bool {
-        if let Some(d) = self.deadline {
-            if now >= d {
-                let timed_out = self.state == State::Calling;
-                self.state = State::Terminated;
-                self.resend = None;
-                self.deadline = None;
-                return timed_out;
-            }
-        }
-        if let Some((at, interval)) = self.resend {
-            if now >= at {
-                self.out.push_back(self.bytes.clone());
-                let next = interval * 2;
-                self.resend = Some((now + next, next));
-            }
+        let calling = self.state == State::Calling;
+        if self.wire.fire(now, Backoff::Double) {
+            self.state = State::Terminated;
+            return calling;
         }
         false
     }
 
     /// The next datagram (or stream message) to send.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.out.pop_front()
+        self.wire.poll_transmit()
     }
 }
 
@@ -210,6 +174,7 @@ impl InviteClient {
 mod tests {
     use super::*;
     use crate::sip::message;
+    use std::time::Duration;
 
     fn invite() -> Request {
         let mut r = Request::new("INVITE", "sip:bob@example.org");

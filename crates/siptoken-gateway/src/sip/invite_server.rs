@@ -16,12 +16,11 @@
 //!
 //! The 2xx itself is retransmitted by the call core until the ACK ([`super::uas_answer`]).
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::compose;
 use super::message::Message;
 use super::timers::Timers;
+use super::transaction::{Backoff, ServerKey, Transmitter};
 
 /// Where the transaction is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,50 +52,21 @@ pub enum Matched {
 /// One INVITE server transaction.
 #[derive(Debug)]
 pub struct InviteServer {
-    branch: String,
-    sent_by: String,
-    call_id: String,
-    cseq: u32,
-    reliable: bool,
-    timers: Timers,
+    key: ServerKey,
     state: State,
-    last: Option<Vec<u8>>,
-    /// Timer G: when to resend and the wait after that.
-    resend: Option<(Instant, Duration)>,
-    /// Timer H (Completed), I (Confirmed) or L (Accepted).
-    deadline: Option<Instant>,
-    out: VecDeque<Vec<u8>>,
-}
-
-/// The identity of a server transaction (RFC 3261 §17.2.3): top Via branch and sent-by, and
-/// the Call-ID and CSeq number as a guard against branch collisions from sloppy peers.
-fn key(request: &Message) -> Option<(&str, &str, &str, u32)> {
-    let via = *request.list("via").first()?;
-    Some((
-        compose::via_branch(via)?,
-        compose::via_sent_by(via)?,
-        request.header("call-id")?,
-        request.cseq()?.0,
-    ))
+    /// The last response, resent by Timer G; Timer H (Completed), I (Confirmed) or L
+    /// (Accepted).
+    wire: Transmitter,
 }
 
 impl InviteServer {
     /// Starts the transaction for `invite`; `None` when the INVITE lacks a Via branch, Call-ID
     /// or CSeq (it gets a 400 instead).
     pub fn new(invite: &Message, reliable: bool, timers: Timers) -> Option<InviteServer> {
-        let (branch, sent_by, call_id, cseq) = key(invite)?;
         Some(InviteServer {
-            branch: branch.to_owned(),
-            sent_by: sent_by.to_owned(),
-            call_id: call_id.to_owned(),
-            cseq,
-            reliable,
-            timers,
+            key: ServerKey::of(invite)?,
             state: State::Proceeding,
-            last: None,
-            resend: None,
-            deadline: None,
-            out: VecDeque::new(),
+            wire: Transmitter::new(reliable, timers),
         })
     }
 
@@ -107,7 +77,7 @@ impl InviteServer {
 
     /// The INVITE's CSeq number.
     pub fn cseq(&self) -> u32 {
-        self.cseq
+        self.key.cseq()
     }
 
     /// Whether the transaction has ended.
@@ -123,18 +93,12 @@ impl InviteServer {
     /// Whether `request` is a retransmission of the INVITE or its ACK (same branch, sent-by,
     /// Call-ID and CSeq number).
     pub fn matches(&self, request: &Message) -> bool {
-        matches!(request.method(), Some("INVITE" | "ACK")) && self.same_key(request)
+        matches!(request.method(), Some("INVITE" | "ACK")) && self.key.matches(request)
     }
 
     /// Whether `cancel` cancels this transaction (RFC 3261 §9.2: the same key, method CANCEL).
     pub fn matches_cancel(&self, cancel: &Message) -> bool {
-        cancel.method() == Some("CANCEL") && self.same_key(cancel)
-    }
-
-    fn same_key(&self, request: &Message) -> bool {
-        key(request).is_some_and(|(b, s, c, n)| {
-            b == self.branch && s == self.sent_by && c == self.call_id && n == self.cseq
-        })
+        cancel.method() == Some("CANCEL") && self.key.matches(cancel)
     }
 
     /// Sends a response built by the call. Returns `false` (and sends nothing) when a final
@@ -143,23 +107,19 @@ impl InviteServer {
         if self.state != State::Proceeding {
             return false;
         }
-        self.out.push_back(bytes.clone());
+        self.wire.send(bytes);
         match code {
             100..=199 => {}
             200..=299 => {
                 self.state = State::Accepted;
-                self.deadline = Some(now + self.timers.transaction_timeout());
+                self.wire.set_transaction_timeout(now);
             }
             _ => {
                 self.state = State::Completed;
-                if !self.reliable {
-                    let g = self.timers.t1;
-                    self.resend = Some((now + g, self.timers.backoff(g)));
-                }
-                self.deadline = Some(now + self.timers.transaction_timeout());
+                self.wire.start_resend(now);
+                self.wire.set_transaction_timeout(now);
             }
         }
-        self.last = Some(bytes);
         true
     }
 
@@ -168,20 +128,17 @@ impl InviteServer {
         let ack = request.method() == Some("ACK");
         match (self.state, ack) {
             (State::Proceeding | State::Completed, false) => {
-                if let Some(last) = &self.last {
-                    self.out.push_back(last.clone());
-                }
+                self.wire.resend();
                 Matched::Absorbed
             }
             (State::Completed, true) => {
-                self.resend = None;
-                if self.reliable {
-                    self.state = State::Terminated;
-                    self.deadline = None;
+                let timer_i = self.wire.timers().t4;
+                let lingering = self.wire.absorb_retransmissions(now, timer_i);
+                self.state = if lingering {
+                    State::Confirmed
                 } else {
-                    self.state = State::Confirmed;
-                    self.deadline = Some(now + self.timers.t4);
-                }
+                    State::Terminated
+                };
                 Matched::FailureAcked
             }
             (State::Accepted, true) => Matched::AckForSuccess,
@@ -191,39 +148,23 @@ impl InviteServer {
 
     /// The next time [`InviteServer::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.resend, self.deadline) {
-            (Some((a, _)), Some(d)) => Some(a.min(d)),
-            (Some((a, _)), None) => Some(a),
-            (None, d) => d,
-        }
+        self.wire.poll_timeout()
     }
 
     /// Fires the due timers. Returns `true` when Timer H fired: the failure response was never
     /// acknowledged.
     pub fn handle_timeout(&mut self, now: Instant) -> bool {
-        if let Some(d) = self.deadline {
-            if now >= d {
-                let no_ack = self.state == State::Completed;
-                self.state = State::Terminated;
-                self.resend = None;
-                self.deadline = None;
-                return no_ack;
-            }
-        }
-        if let Some((at, wait)) = self.resend {
-            if now >= at {
-                if let Some(last) = &self.last {
-                    self.out.push_back(last.clone());
-                }
-                self.resend = Some((now + wait, self.timers.backoff(wait)));
-            }
+        let unacknowledged = self.state == State::Completed;
+        if self.wire.fire(now, Backoff::DoubleUpToT2) {
+            self.state = State::Terminated;
+            return unacknowledged;
         }
         false
     }
 
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.out.pop_front()
+        self.wire.poll_transmit()
     }
 }
 
@@ -231,6 +172,7 @@ impl InviteServer {
 mod tests {
     use super::*;
     use crate::sip::message;
+    use std::time::Duration;
 
     fn request(method: &str, branch: &str) -> Message {
         let text = format!(

@@ -15,6 +15,8 @@ pub mod agent;
 pub mod allowed_registrars;
 pub mod digest;
 pub mod dns;
+#[cfg(test)]
+mod grammar_refusals;
 pub mod host;
 pub mod message;
 pub mod params;
@@ -46,4 +48,5 @@ pub mod non_invite_server;
 #[allow(dead_code)]
 pub mod routing;
 pub mod timers;
+pub mod transaction;
 pub mod uas_answer;

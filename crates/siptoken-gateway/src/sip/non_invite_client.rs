@@ -14,25 +14,15 @@
 //! The REGISTER client in [`super::register`] runs the same rules inside its async task; this
 //! machine is separate so the call can run several transactions at once without a task each.
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::compose::Request;
 use super::message::Message;
 use super::timers::Timers;
+use super::transaction::{Backoff, Transmitter};
 
 /// Where the transaction is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Sent; no response yet.
-    Trying,
-    /// A provisional response arrived.
-    Proceeding,
-    /// A final response arrived; absorbing retransmissions (Timer K).
-    Completed,
-    /// Done.
-    Terminated,
-}
+pub use super::transaction::NonInviteState as State;
 
 /// What a response means to the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,35 +37,20 @@ pub enum Received {
 #[derive(Debug)]
 pub struct NonInviteClient {
     request: Request,
-    bytes: Vec<u8>,
     branch: String,
-    reliable: bool,
-    timers: Timers,
     state: State,
-    /// Timer E: when to resend next, and the wait after that one.
-    resend: Option<(Instant, Duration)>,
-    /// Timer F (Trying, Proceeding) or K (Completed).
-    deadline: Option<Instant>,
-    out: VecDeque<Vec<u8>>,
+    /// The request, resent by Timer E; Timer F (Trying, Proceeding) or K (Completed).
+    wire: Transmitter,
 }
 
 impl NonInviteClient {
     /// Starts the transaction: the request is queued, Timers E (unreliable transports) and F set.
     pub fn new(request: Request, reliable: bool, timers: Timers, now: Instant) -> NonInviteClient {
-        let bytes = request.encode();
-        let branch = request.branch().unwrap_or_default().to_owned();
-        let mut out = VecDeque::new();
-        out.push_back(bytes.clone());
         NonInviteClient {
+            wire: Transmitter::request(request.encode(), reliable, timers, now),
+            branch: request.branch().unwrap_or_default().to_owned(),
             request,
-            bytes,
-            branch,
-            reliable,
-            timers,
             state: State::Trying,
-            resend: (!reliable).then(|| (now + timers.t1, timers.backoff(timers.t1))),
-            deadline: Some(now + timers.transaction_timeout()),
-            out,
         }
     }
 
@@ -113,24 +88,18 @@ impl NonInviteClient {
         let code = response.code()?;
         match (self.state, code) {
             (State::Trying | State::Proceeding, 100..=199) => {
-                if self.state == State::Trying {
-                    self.state = State::Proceeding;
-                    // Further retransmissions at T2 (when next due).
-                    if let Some((at, _)) = self.resend {
-                        self.resend = Some((at, self.timers.t2));
-                    }
-                }
+                // Further retransmissions at T2 (see `handle_timeout`).
+                self.state = State::Proceeding;
                 Some(Received::Provisional)
             }
             (State::Trying | State::Proceeding, 200..) => {
-                self.resend = None;
-                if self.reliable {
-                    self.state = State::Terminated;
-                    self.deadline = None;
+                let timer_k = self.wire.timers().t4;
+                let lingering = self.wire.absorb_retransmissions(now, timer_k);
+                self.state = if lingering {
+                    State::Completed
                 } else {
-                    self.state = State::Completed;
-                    self.deadline = Some(now + self.timers.t4);
-                }
+                    State::Terminated
+                };
                 Some(Received::Final)
             }
             _ => None,
@@ -139,41 +108,27 @@ impl NonInviteClient {
 
     /// The next time [`NonInviteClient::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match (self.resend, self.deadline) {
-            (Some((a, _)), Some(d)) => Some(a.min(d)),
-            (Some((a, _)), None) => Some(a),
-            (None, d) => d,
-        }
+        self.wire.poll_timeout()
     }
 
     /// Fires the due timers. Returns `true` when Timer F fired: no final response (a timeout,
     /// treated as 408 by the call).
     pub fn handle_timeout(&mut self, now: Instant) -> bool {
-        if let Some(d) = self.deadline {
-            if now >= d {
-                let timed_out = matches!(self.state, State::Trying | State::Proceeding);
-                self.state = State::Terminated;
-                self.resend = None;
-                self.deadline = None;
-                return timed_out;
-            }
-        }
-        if let Some((at, interval)) = self.resend {
-            if now >= at {
-                self.out.push_back(self.bytes.clone());
-                let next = match self.state {
-                    State::Proceeding => self.timers.t2,
-                    _ => self.timers.backoff(interval),
-                };
-                self.resend = Some((now + interval, next));
-            }
+        let backoff = match self.state {
+            State::Proceeding => Backoff::T2,
+            _ => Backoff::DoubleUpToT2,
+        };
+        let unanswered = matches!(self.state, State::Trying | State::Proceeding);
+        if self.wire.fire(now, backoff) {
+            self.state = State::Terminated;
+            return unanswered;
         }
         false
     }
 
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.out.pop_front()
+        self.wire.poll_transmit()
     }
 }
 
@@ -181,6 +136,7 @@ impl NonInviteClient {
 mod tests {
     use super::*;
     use crate::sip::message;
+    use std::time::Duration;
 
     fn bye() -> Request {
         let mut r = Request::new("BYE", "sip:bob@10.0.0.2");

@@ -12,58 +12,33 @@
 //!        → Terminated
 //! ```
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::compose;
 use super::message::Message;
 use super::timers::Timers;
+use super::transaction::{Backoff, ServerKey, Transmitter};
 
 /// Where the transaction is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// No response sent yet.
-    Trying,
-    /// A provisional response was sent.
-    Proceeding,
-    /// The final response was sent (Timer J running).
-    Completed,
-    /// Done.
-    Terminated,
-}
+pub use super::transaction::NonInviteState as State;
 
 /// One non-INVITE server transaction.
 #[derive(Debug)]
 pub struct NonInviteServer {
     method: String,
-    branch: String,
-    sent_by: String,
-    call_id: String,
-    cseq: u32,
-    reliable: bool,
-    timers: Timers,
+    key: ServerKey,
     state: State,
-    last: Option<Vec<u8>>,
-    deadline: Option<Instant>,
-    out: VecDeque<Vec<u8>>,
+    /// The last response; Timer J.
+    wire: Transmitter,
 }
 
 impl NonInviteServer {
     /// Starts the transaction for `request`; `None` without a Via branch, Call-ID or CSeq.
     pub fn new(request: &Message, reliable: bool, timers: Timers) -> Option<NonInviteServer> {
-        let via = *request.list("via").first()?;
         Some(NonInviteServer {
             method: request.method()?.to_owned(),
-            branch: compose::via_branch(via)?.to_owned(),
-            sent_by: compose::via_sent_by(via)?.to_owned(),
-            call_id: request.header("call-id")?.to_owned(),
-            cseq: request.cseq()?.0,
-            reliable,
-            timers,
+            key: ServerKey::of(request)?,
             state: State::Trying,
-            last: None,
-            deadline: None,
-            out: VecDeque::new(),
+            wire: Transmitter::new(reliable, timers),
         })
     }
 
@@ -84,14 +59,7 @@ impl NonInviteServer {
 
     /// Whether `request` is a retransmission of this transaction's request.
     pub fn matches(&self, request: &Message) -> bool {
-        let Some(via) = request.list("via").first().copied() else {
-            return false;
-        };
-        request.method() == Some(self.method.as_str())
-            && compose::via_branch(via) == Some(self.branch.as_str())
-            && compose::via_sent_by(via) == Some(self.sent_by.as_str())
-            && request.header("call-id") == Some(self.call_id.as_str())
-            && request.cseq().map(|c| c.0) == Some(self.cseq)
+        request.method() == Some(self.method.as_str()) && self.key.matches(request)
     }
 
     /// Sends a response built by the call; `false` (nothing sent) after the final one.
@@ -99,42 +67,40 @@ impl NonInviteServer {
         if !matches!(self.state, State::Trying | State::Proceeding) {
             return false;
         }
-        self.out.push_back(bytes.clone());
-        self.last = Some(bytes);
-        if code < 200 {
-            self.state = State::Proceeding;
-        } else if self.reliable {
-            self.state = State::Terminated;
+        self.wire.send(bytes);
+        let timer_j = self.wire.timers().transaction_timeout();
+        self.state = if code < 200 {
+            State::Proceeding
+        } else if self.wire.absorb_retransmissions(now, timer_j) {
+            State::Completed
         } else {
-            self.state = State::Completed;
-            self.deadline = Some(now + self.timers.transaction_timeout());
-        }
+            State::Terminated
+        };
         true
     }
 
     /// A retransmission arrived ([`NonInviteServer::matches`]): the last response is resent.
     pub fn handle_retransmission(&mut self) {
-        if let (State::Proceeding | State::Completed, Some(last)) = (self.state, &self.last) {
-            self.out.push_back(last.clone());
+        if matches!(self.state, State::Proceeding | State::Completed) {
+            self.wire.resend();
         }
     }
 
     /// The next time [`NonInviteServer::handle_timeout`] has work (Timer J).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadline
+        self.wire.poll_timeout()
     }
 
-    /// Fires Timer J when due.
+    /// Fires Timer J when due (no retransmission timer runs here).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.deadline.is_some_and(|d| now >= d) {
-            self.deadline = None;
+        if self.wire.fire(now, Backoff::DoubleUpToT2) {
             self.state = State::Terminated;
         }
     }
 
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.out.pop_front()
+        self.wire.poll_transmit()
     }
 }
 

@@ -120,14 +120,12 @@ mod tests {
     #[test]
     fn io_errors_by_kind() {
         let e = |k| io::Error::new(k, "10.0.0.1:5060 said no");
-        assert_eq!(
-            TransportError::of(&e(io::ErrorKind::ConnectionRefused)),
-            TransportError::Refused
-        );
-        assert_eq!(
-            TransportError::of(&e(io::ErrorKind::HostUnreachable)),
-            TransportError::NoRoute
-        );
+        for (kind, want) in [
+            (io::ErrorKind::ConnectionRefused, TransportError::Refused),
+            (io::ErrorKind::HostUnreachable, TransportError::NoRoute),
+        ] {
+            assert_eq!(TransportError::of(&e(kind)), want, "{kind:?}");
+        }
         let other = TransportError::of(&e(io::ErrorKind::PermissionDenied));
         assert_eq!(other, TransportError::Io(io::ErrorKind::PermissionDenied));
         // The OS text (which may name an address) is not carried.
@@ -138,26 +136,30 @@ mod tests {
     fn tls_failures_by_rustls_error() {
         let wrap = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
         let cert = |c| wrap(rustls::Error::InvalidCertificate(c));
-        assert_eq!(
-            TlsFailure::of(&cert(rustls::CertificateError::UnknownIssuer)),
-            TlsFailure::UnknownIssuer
-        );
-        assert_eq!(
-            TlsFailure::of(&cert(rustls::CertificateError::NotValidForName)),
-            TlsFailure::NameMismatch
-        );
-        assert_eq!(
-            TlsFailure::of(&cert(rustls::CertificateError::Expired)),
-            TlsFailure::Validity
-        );
-        assert_eq!(
-            TlsFailure::of(&cert(rustls::CertificateError::BadSignature)),
-            TlsFailure::Certificate
-        );
-        assert_eq!(
-            TlsFailure::of(&io::Error::from(io::ErrorKind::UnexpectedEof)),
-            TlsFailure::Protocol
-        );
+        for (error, want) in [
+            (
+                cert(rustls::CertificateError::UnknownIssuer),
+                TlsFailure::UnknownIssuer,
+            ),
+            (
+                cert(rustls::CertificateError::NotValidForName),
+                TlsFailure::NameMismatch,
+            ),
+            (
+                cert(rustls::CertificateError::Expired),
+                TlsFailure::Validity,
+            ),
+            (
+                cert(rustls::CertificateError::BadSignature),
+                TlsFailure::Certificate,
+            ),
+            (
+                io::Error::from(io::ErrorKind::UnexpectedEof),
+                TlsFailure::Protocol,
+            ),
+        ] {
+            assert_eq!(TlsFailure::of(&error), want, "{error}");
+        }
         for f in [
             TlsFailure::UnknownIssuer,
             TlsFailure::NameMismatch,

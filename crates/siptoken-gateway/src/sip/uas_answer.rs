@@ -4,18 +4,18 @@
 //! without an ACK after 64·T1 the call is given up (the caller must then send BYE). Over TCP and
 //! TLS nothing is retransmitted but the wait for the ACK is the same.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::timers::Timers;
+use super::transaction::{Clock, Fired};
 
 /// One 2xx waiting for its ACK.
 #[derive(Debug)]
 pub struct AnswerRetransmit {
     bytes: Vec<u8>,
     cseq: u32,
-    /// When to resend next and the wait after that (UDP only).
-    resend: Option<(Instant, Duration)>,
-    give_up: Instant,
+    /// Resending (UDP only) until 64·T1.
+    clock: Clock,
     pending: Option<Vec<u8>>,
     acked: bool,
 }
@@ -27,8 +27,7 @@ impl AnswerRetransmit {
             pending: None,
             bytes,
             cseq,
-            resend: (!reliable).then(|| (now + timers.t1, timers.backoff(timers.t1))),
-            give_up: now + timers.transaction_timeout(),
+            clock: Clock::retransmitting(now, reliable, timers),
             acked: false,
         }
     }
@@ -46,38 +45,28 @@ impl AnswerRetransmit {
     /// The ACK arrived: stop.
     pub fn acked(&mut self) {
         self.acked = true;
-        self.resend = None;
+        self.clock.stop();
         self.pending = None;
     }
 
-    /// The next time [`AnswerRetransmit::handle_timeout`] has work.
+    /// The next time [`AnswerRetransmit::handle_timeout`] has work (none once acknowledged).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.acked {
-            return None;
-        }
-        Some(
-            self.resend
-                .map_or(self.give_up, |(at, _)| at.min(self.give_up)),
-        )
+        self.clock.next()
     }
 
     /// Fires the due timers; `true` when 64·T1 passed without an ACK (then it stops).
     pub fn handle_timeout(&mut self, now: Instant, timers: Timers) -> bool {
-        if self.acked {
-            return false;
-        }
-        if now >= self.give_up {
-            self.acked = true;
-            self.resend = None;
-            return true;
-        }
-        if let Some((at, wait)) = self.resend {
-            if now >= at {
-                self.pending = Some(self.bytes.clone());
-                self.resend = Some((now + wait, timers.backoff(wait)));
+        match self.clock.fire(now, |wait| timers.backoff(wait)) {
+            Fired::Deadline => {
+                self.acked = true;
+                true
             }
+            Fired::Resend => {
+                self.pending = Some(self.bytes.clone());
+                false
+            }
+            Fired::Nothing => false,
         }
-        false
     }
 
     /// The 2xx, when it is due to be sent.
@@ -89,6 +78,7 @@ impl AnswerRetransmit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn resent_with_backoff_until_acked() {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use super::drive::{self, Driven};
 use super::{Call, CallEvent, CallSettings, EndReason, Local, Output};
 use crate::sip::message::{self, Message};
 use crate::sip::transport::Kind;
@@ -30,6 +31,18 @@ struct Driver {
 }
 
 impl Driver {
+    /// Starts driving `call` at `t0` (its first output taken).
+    fn new(call: Call, t0: Instant) -> Driver {
+        let mut d = Driver {
+            call,
+            now: t0,
+            ended: 0,
+            sent: Vec::new(),
+        };
+        d.pump();
+        d
+    }
+
     fn pump(&mut self) {
         while let Some(o) = self.call.poll_output() {
             match o {
@@ -81,16 +94,17 @@ impl Driver {
     }
 
     fn advance(&mut self, d: Duration) {
-        let end = self.now + d;
-        while let Some(t) = self.call.poll_timeout() {
-            if t > end {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.call.handle_timeout(self.now);
-            self.pump();
-        }
-        self.now = end;
+        drive::advance(self, d);
+    }
+}
+
+impl Driven for Driver {
+    fn clock(&mut self) -> (&mut Call, &mut Instant) {
+        (&mut self.call, &mut self.now)
+    }
+
+    fn pump(&mut self) {
+        Driver::pump(self);
     }
 }
 
@@ -116,13 +130,7 @@ fn inbound(t0: Instant) -> Driver {
     );
     let (m, _) = message::parse(invite.as_bytes(), true).expect("valid INVITE");
     let call = Call::incoming(local(), CallSettings::default(), &m, t0).expect("accepted");
-    let mut d = Driver {
-        call,
-        now: t0,
-        ended: 0,
-        sent: Vec::new(),
-    };
-    d.pump();
+    let mut d = Driver::new(call, t0);
     d.call.answer(SDP.to_vec(), t0).expect("answer");
     d.pump();
     d.feed(
@@ -143,13 +151,7 @@ fn outbound(t0: Instant) -> Driver {
         t0,
     )
     .expect("valid target");
-    let mut d = Driver {
-        call,
-        now: t0,
-        ended: 0,
-        sent: Vec::new(),
-    };
-    d.pump();
+    let mut d = Driver::new(call, t0);
     let invite = d.sent.pop().expect("INVITE sent");
     let mut ok = String::from("SIP/2.0 200 OK\r\n");
     for (name, value) in invite.headers() {

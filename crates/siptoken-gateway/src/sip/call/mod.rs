@@ -24,6 +24,8 @@
 //! absorbed) and [`Call::is_done`] says it can be dropped.
 
 mod auth;
+#[cfg(any(test, feature = "fuzzing"))]
+mod drive;
 pub mod dtmf;
 mod end;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -710,18 +712,7 @@ impl Call {
         let Some(idx) = self.initial_server() else {
             return Err(CallError::WrongState);
         };
-        let mut r = self.invite_response(&invite, 200);
-        r.set_body("application/sdp", sdp.clone());
-        let bytes = r.encode();
-        let cseq = invite.cseq().map_or(0, |c| c.0);
-        self.respond(idx, r, now);
-        self.answer = Some(AnswerRetransmit::new(
-            bytes,
-            cseq,
-            self.reliable(),
-            self.settings.timers,
-            now,
-        ));
+        self.answer_invite(idx, &invite, sdp.clone(), now);
         self.answer_offered = self.remote_offer.is_none();
         self.local_sdp = Some(sdp);
         self.ring_deadline = None;
@@ -799,27 +790,8 @@ impl Call {
 
     /// Answers the far end's re-INVITE ([`CallEvent::RemoteOffer`]) with `sdp`.
     pub fn accept_offer(&mut self, sdp: Vec<u8>, now: Instant) -> Result<(), CallError> {
-        let Some(idx) = self.pending_reoffer() else {
-            return Err(CallError::NoOffer);
-        };
-        let ServerKind::Reinvite { request } = &mut self.servers[idx].kind else {
-            return Err(CallError::NoOffer);
-        };
-        let Some(request) = request.take() else {
-            return Err(CallError::NoOffer);
-        };
-        let mut r = self.invite_response(&request, 200);
-        r.set_body("application/sdp", sdp.clone());
-        let bytes = r.encode();
-        self.respond(idx, r, now);
-        let cseq = request.cseq().map_or(0, |c| c.0);
-        self.answer = Some(AnswerRetransmit::new(
-            bytes,
-            cseq,
-            self.reliable(),
-            self.settings.timers,
-            now,
-        ));
+        let (idx, request) = self.take_reoffer()?;
+        self.answer_invite(idx, &request, sdp.clone(), now);
         self.answer_offered = false;
         self.local_sdp = Some(sdp);
         if let Some(d) = &mut self.dialog {
@@ -830,21 +802,29 @@ impl Call {
         Ok(())
     }
 
+    /// Sends the 200 with `sdp` to `invite` through server transaction `idx`, and retransmits
+    /// it until the ACK (RFC 3261 §13.3.1.4).
+    fn answer_invite(&mut self, idx: usize, invite: &Message, sdp: Vec<u8>, now: Instant) {
+        let mut r = self.invite_response(invite, 200);
+        r.set_body("application/sdp", sdp);
+        let bytes = r.encode();
+        self.respond(idx, r, now);
+        self.answer = Some(AnswerRetransmit::new(
+            bytes,
+            invite.cseq().map_or(0, |c| c.0),
+            self.reliable(),
+            self.settings.timers,
+            now,
+        ));
+    }
+
     /// Refuses the far end's re-INVITE with `status` (488 when its offer is unacceptable); the
     /// session stays as it was.
     pub fn reject_offer(&mut self, status: u16, now: Instant) -> Result<(), CallError> {
         if !(400..=699).contains(&status) {
             return Err(CallError::InvalidStatus);
         }
-        let Some(idx) = self.pending_reoffer() else {
-            return Err(CallError::NoOffer);
-        };
-        let ServerKind::Reinvite { request } = &mut self.servers[idx].kind else {
-            return Err(CallError::NoOffer);
-        };
-        let Some(request) = request.take() else {
-            return Err(CallError::NoOffer);
-        };
+        let (idx, request) = self.take_reoffer()?;
         let r = Response::to(&request, status, Some(&self.local_tag));
         self.respond(idx, r, now);
         self.try_reinvite(now);
@@ -1548,17 +1528,7 @@ impl Call {
                     return;
                 };
                 self.servers[idx].kind = ServerKind::Other;
-                let mut r = self.invite_response(m, 200);
-                r.set_body("application/sdp", local);
-                let bytes = r.encode();
-                self.respond(idx, r, now);
-                self.answer = Some(AnswerRetransmit::new(
-                    bytes,
-                    m.cseq().map_or(0, |c| c.0),
-                    self.reliable(),
-                    self.settings.timers,
-                    now,
-                ));
+                self.answer_invite(idx, m, local, now);
                 self.answer_offered = true;
                 if let Some(d) = &mut self.dialog {
                     d.refresh_target(m);
@@ -1782,6 +1752,18 @@ impl Call {
         self.servers
             .iter()
             .position(|s| matches!(s.kind, ServerKind::Initial))
+    }
+
+    /// Takes the far end's re-INVITE waiting for our answer ([`CallEvent::RemoteOffer`]), with
+    /// the index of its server transaction.
+    fn take_reoffer(&mut self) -> Result<(usize, Box<Message>), CallError> {
+        let idx = self.pending_reoffer().ok_or(CallError::NoOffer)?;
+        match &mut self.servers[idx].kind {
+            ServerKind::Reinvite { request } => {
+                request.take().map(|r| (idx, r)).ok_or(CallError::NoOffer)
+            }
+            _ => Err(CallError::NoOffer),
+        }
     }
 
     fn pending_reoffer(&self) -> Option<usize> {

@@ -5,15 +5,12 @@
 use std::time::Duration;
 
 use super::confirmed_inbound;
-use super::harness::{respond, starts, Far, Run, ANSWER, OFFER};
+use super::harness::{respond, starts, Run, ANSWER, OFFER};
 
 #[test]
 fn hangup_before_any_provisional_cancels_when_one_arrives() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    let (mut run, inv, far) = Run::calling();
+    run.command(|c, now| c.hangup(now));
     assert_eq!(run.ended(), ("hangup", None), "the client learns at once");
     assert!(
         run.take_sent().is_empty(),
@@ -34,13 +31,8 @@ fn hangup_before_any_provisional_cancels_when_one_arrives() {
 
 #[test]
 fn hangup_while_ringing_cancels_at_once() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
-    run.input(&far.answer(&inv, 180, None));
-    run.take_events();
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    let (mut run, _inv, _far) = Run::ringing_out();
+    run.command(|c, now| c.hangup(now));
     assert_eq!(starts(&run.take_sent()), ["CANCEL"]);
     assert_eq!(run.ended(), ("hangup", None));
     run.advance(Duration::from_millis(600));
@@ -53,13 +45,8 @@ fn hangup_while_ringing_cancels_at_once() {
 
 #[test]
 fn a_200_crossing_the_cancel_is_acknowledged_then_hung_up() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
-    run.input(&far.answer(&inv, 180, None));
-    run.take_events();
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    let (mut run, inv, far) = Run::ringing_out();
+    run.command(|c, now| c.hangup(now));
     let cancel = run.one_sent();
     run.input(&far.answer(&inv, 200, Some(ANSWER)));
     let sent = run.take_sent();
@@ -82,12 +69,9 @@ fn a_200_crossing_the_cancel_is_acknowledged_then_hung_up() {
 
 #[test]
 fn a_cancel_never_ending_the_invite_is_given_up() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
+    let (mut run, inv, far) = Run::calling();
     run.input(&far.answer(&inv, 180, None));
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hangup(now));
     let cancel = run.one_sent();
     run.input(&respond(&cancel, 200, "callee1", "", None));
     run.advance(Duration::from_secs(31));
@@ -98,10 +82,7 @@ fn a_cancel_never_ending_the_invite_is_given_up() {
 
 #[test]
 fn the_caller_cancelling_ends_the_call_as_cancelled() {
-    let mut far = Far::caller();
-    let mut run = Run::incoming(&far);
-    far.learn(&run.take_sent()[1]);
-    run.take_events();
+    let (mut run, far) = Run::ringing_in();
     run.input(&far.cancel());
     let sent = run.take_sent();
     let mut codes: Vec<(u16, &str)> = sent
@@ -123,14 +104,9 @@ fn the_caller_cancelling_ends_the_call_as_cancelled() {
 
 #[test]
 fn a_bye_on_the_early_dialog_is_a_cancel_too() {
-    let mut far = Far::caller();
-    let mut run = Run::incoming(&far);
-    far.learn(&run.take_sent()[1]);
-    run.take_events();
+    let (mut run, mut far) = Run::ringing_in();
     run.input(&far.request("BYE", "", None, ""));
-    let mut codes: Vec<u16> = run.take_sent().iter().map(|m| m.code().unwrap()).collect();
-    codes.sort();
-    assert_eq!(codes, [200, 487]);
+    assert_eq!(run.sorted_codes(), [200, 487]);
     assert_eq!(run.ended(), ("cancelled", None));
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::confirmed_outbound;
-use super::harness::{respond, starts, Far, Run, ANSWER, HOLD, OFFER};
+use super::harness::{respond, starts, Run, ANSWER, HOLD, OFFER};
 use crate::sip::call::CallEvent;
 use crate::sip::digest::{self, Challenge};
 use crate::sip::message::{Message, StartLine};
@@ -50,9 +50,7 @@ fn assert_answers(req: &Message, header: &str, challenge_line: &str) {
 
 #[test]
 fn invite_challenged_by_the_proxy_is_sent_again_with_credentials() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
+    let (mut run, inv, far) = Run::calling();
     run.input(&respond(&inv, 407, "proxytag", PROXY, None));
     let sent = run.take_sent();
     assert_eq!(starts(&sent), ["ACK", "INVITE"]);
@@ -139,8 +137,7 @@ fn an_unanswerable_challenge_fails_the_call() {
 #[test]
 fn bye_challenged_is_sent_again_with_credentials() {
     let (mut run, far) = confirmed_outbound();
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hangup(now));
     let bye = run.one_sent();
     run.input(&respond(&bye, 401, "", WWW, None));
     let bye2 = run.one_sent();
@@ -154,15 +151,12 @@ fn bye_challenged_is_sent_again_with_credentials() {
 
 #[test]
 fn credentials_of_the_invite_are_reused_in_the_dialog() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
+    let (mut run, inv, far) = Run::calling();
     run.input(&respond(&inv, 407, "t", PROXY, None));
     let inv2 = run.take_sent().pop().unwrap();
     run.input(&far.answer(&inv2, 200, Some(ANSWER)));
     run.take_sent();
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hangup(now));
     let bye = run.one_sent();
     assert_answers(&bye, "proxy-authorization", PROXY);
     assert!(bye
@@ -174,8 +168,7 @@ fn credentials_of_the_invite_are_reused_in_the_dialog() {
 #[test]
 fn re_invite_challenged_is_sent_again_with_credentials() {
     let (mut run, far) = confirmed_outbound();
-    run.call.hold(HOLD.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hold(HOLD.to_vec(), now));
     let re = run.one_sent();
     run.input(&respond(&re, 407, "", PROXY, None));
     let sent = run.take_sent();
@@ -195,8 +188,7 @@ fn re_invite_challenged_is_sent_again_with_credentials() {
 #[test]
 fn refer_challenged_is_sent_again_with_credentials() {
     let (mut run, far) = confirmed_outbound();
-    run.call.transfer("sip:1003@example.org", run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.transfer("sip:1003@example.org", now));
     let refer = run.one_sent();
     run.input(&respond(&refer, 401, "", WWW, None));
     let refer2 = run.one_sent();
@@ -209,8 +201,7 @@ fn refer_challenged_is_sent_again_with_credentials() {
 #[test]
 fn info_challenged_is_sent_again_with_credentials() {
     let (mut run, far) = confirmed_outbound();
-    run.call.send_dtmf("5", run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.send_dtmf("5", now));
     let info = run.one_sent();
     run.input(&respond(&info, 407, "", PROXY, None));
     let info2 = run.one_sent();

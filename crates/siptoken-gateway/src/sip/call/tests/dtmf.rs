@@ -9,8 +9,7 @@ use crate::sip::call::{CallError, CallEvent};
 fn digits_go_out_one_info_at_a_time_in_order() {
     let (mut run, far) = confirmed_outbound();
     run.call.send_dtmf("1#", run.now).unwrap();
-    run.call.send_dtmf("D", run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.send_dtmf("D", now));
     let mut bodies = Vec::new();
     for _ in 0..3 {
         let info = run.one_sent();
@@ -34,8 +33,7 @@ fn digits_go_out_one_info_at_a_time_in_order() {
 #[test]
 fn a_refused_info_is_reported_and_drops_the_rest() {
     let (mut run, far) = confirmed_outbound();
-    run.call.send_dtmf("123", run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.send_dtmf("123", now));
     let info = run.one_sent();
     run.input(&far.answer(&info, 415, None));
     assert_eq!(
@@ -51,8 +49,7 @@ fn a_refused_info_is_reported_and_drops_the_rest() {
 #[test]
 fn info_481_ends_the_call() {
     let (mut run, far) = confirmed_outbound();
-    run.call.send_dtmf("1", run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.send_dtmf("1", now));
     let info = run.one_sent();
     run.input(&far.answer(&info, 481, None));
     assert!(

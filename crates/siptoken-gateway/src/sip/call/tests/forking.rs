@@ -8,9 +8,7 @@ use crate::sip::compose;
 
 #[test]
 fn a_second_forks_2xx_is_acknowledged_and_hung_up() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
+    let (mut run, inv, far) = Run::calling();
     run.input(&far.answer(&inv, 200, Some(ANSWER)));
     run.take_sent();
     run.take_events();
@@ -30,17 +28,14 @@ fn a_second_forks_2xx_is_acknowledged_and_hung_up() {
     assert!(run.take_events().is_empty(), "the call is the first fork's");
     assert!(!run.call.is_ended());
     // The first dialog still works.
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hangup(now));
     let bye = run.one_sent();
     assert_eq!(compose::tag_of(bye.header("to").unwrap()), Some("callee1"));
 }
 
 #[test]
 fn a_late_2xx_retransmission_is_acknowledged_again() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
+    let (mut run, inv, far) = Run::calling();
     run.input(&far.answer(&inv, 200, Some(ANSWER)));
     let ack = run.one_sent();
     run.take_events();
@@ -54,9 +49,7 @@ fn a_late_2xx_retransmission_is_acknowledged_again() {
 
 #[test]
 fn a_flood_of_forked_2xx_is_acknowledged_with_a_bounded_number_of_byes() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
+    let (mut run, inv, far) = Run::calling();
     run.input(&far.answer(&inv, 200, Some(ANSWER)));
     run.take_sent();
     let mut byes = 0;

@@ -9,8 +9,7 @@ use crate::sip::call::{glare_delay, CallEvent, Party};
 
 /// Holds, gets 491, and returns when the retry went out.
 fn retry_delay(run: &mut super::Run, far: &super::Far) -> Duration {
-    run.call.hold(HOLD.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hold(HOLD.to_vec(), now));
     let re = run.one_sent();
     run.input(&far.answer(&re, 491, None));
     assert_eq!(starts(&run.take_sent()), ["ACK"]);
@@ -65,8 +64,7 @@ fn delays_are_in_10_ms_steps_within_bounds() {
 #[test]
 fn crossing_re_invites_each_get_491_and_ours_is_retried() {
     let (mut run, mut far) = confirmed_outbound();
-    run.call.hold(HOLD.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hold(HOLD.to_vec(), now));
     let ours = run.one_sent();
     // Theirs arrives while ours is pending: 491, retransmitted until they acknowledge it.
     let theirs = far.request("INVITE", "", Some(OFFER), "application/sdp");
@@ -86,11 +84,9 @@ fn crossing_re_invites_each_get_491_and_ours_is_retried() {
         run.take_events()[..],
         [CallEvent::RemoteOffer { hold: false, .. }]
     ));
-    run.call.accept_offer(ANSWER.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.accept_offer(ANSWER.to_vec(), now));
     assert_eq!(starts(&run.take_sent()), ["100", "200"]);
-    let cseq = far.cseq;
-    run.input(&far.ack(cseq, None));
+    run.input(&far.ack_latest(None));
     // Our hold goes out after our own back-off.
     run.advance(Duration::from_secs(4));
     let sent = run.take_sent();

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use crate::sip::call::{Call, CallEvent, CallSettings, Local, Output};
+use crate::sip::call::drive::{self, Driven};
+use crate::sip::call::{Call, CallError, CallEvent, CallSettings, Local, Output};
 use crate::sip::compose;
 use crate::sip::message::{self, Message};
 use crate::sip::transport::Kind;
@@ -40,6 +41,16 @@ pub fn parse(bytes: &[u8]) -> Message {
             "the call sent invalid SIP ({e}): {}",
             String::from_utf8_lossy(bytes)
         ),
+    }
+}
+
+impl Driven for Run {
+    fn clock(&mut self) -> (&mut Call, &mut Instant) {
+        (&mut self.call, &mut self.now)
+    }
+
+    fn pump(&mut self) {
+        Run::pump(self);
     }
 }
 
@@ -95,6 +106,50 @@ impl Run {
         Run::new(call, t0)
     }
 
+    /// An outbound call over UDP whose INVITE was sent, and the far end that answers it.
+    pub fn calling() -> (Run, Message, Far) {
+        let mut run = Run::outgoing();
+        let invite = run.one_sent();
+        let far = Far::callee(&invite);
+        (run, invite, far)
+    }
+
+    /// [`Run::calling`] after the far end's 180 (its event consumed).
+    pub fn ringing_out() -> (Run, Message, Far) {
+        let (mut run, invite, far) = Run::calling();
+        run.input(&far.answer(&invite, 180, None));
+        run.take_events();
+        (run, invite, far)
+    }
+
+    /// An inbound call over UDP ringing: 100 and 180 sent, `Incoming` emitted (all consumed),
+    /// and the caller knowing our tag.
+    pub fn ringing_in() -> (Run, Far) {
+        Run::ringing_in_with(Kind::Udp, Some(OFFER))
+    }
+
+    /// [`Run::ringing_in`] over `kind`, the INVITE carrying `offer`.
+    pub fn ringing_in_with(kind: Kind, offer: Option<&[u8]>) -> (Run, Far) {
+        let mut far = Far::caller();
+        let mut run = Run::incoming_with(&far, kind, offer);
+        far.learn(&run.take_sent()[1]);
+        run.take_events();
+        (run, far)
+    }
+
+    /// Runs a client command at the current time (it must be accepted) and takes the output.
+    pub fn command(&mut self, command: impl FnOnce(&mut Call, Instant) -> Result<(), CallError>) {
+        command(&mut self.call, self.now).unwrap();
+        self.pump();
+    }
+
+    /// The status codes of the responses sent since the last take, in ascending order.
+    pub fn sorted_codes(&mut self) -> Vec<u16> {
+        let mut codes: Vec<u16> = self.take_sent().iter().map(|m| m.code().unwrap()).collect();
+        codes.sort();
+        codes
+    }
+
     pub fn pump(&mut self) {
         while let Some(o) = self.call.poll_output() {
             match o {
@@ -139,16 +194,7 @@ impl Run {
 
     /// Moves the clock forward by `d`, firing every timer due on the way at its time.
     pub fn advance(&mut self, d: Duration) {
-        let end = self.now + d;
-        while let Some(t) = self.call.poll_timeout() {
-            if t > end {
-                break;
-            }
-            self.now = self.now.max(t);
-            self.call.handle_timeout(self.now);
-            self.pump();
-        }
-        self.now = end;
+        drive::advance(self, d);
     }
 
     /// Runs timers until the call is done (at most `limit` of virtual time).
@@ -317,6 +363,11 @@ impl Far {
     pub fn ack(&mut self, cseq: u32, body: Option<&[u8]>) -> String {
         let branch = self.branch();
         self.in_dialog_with("ACK", cseq, &branch, "", body, "application/sdp")
+    }
+
+    /// The ACK of our 2xx to the far end's latest INVITE (CSeq `self.cseq`).
+    pub fn ack_latest(&mut self, body: Option<&[u8]>) -> String {
+        self.ack(self.cseq, body)
     }
 
     /// A new request in the dialog (next CSeq, new branch).

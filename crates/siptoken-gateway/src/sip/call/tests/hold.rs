@@ -12,8 +12,7 @@ use crate::sip::message::StartLine;
 #[test]
 fn local_hold_and_resume_by_re_invite() {
     let (mut run, far) = confirmed_outbound();
-    run.call.hold(HOLD.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hold(HOLD.to_vec(), now));
     let re = run.one_sent();
     assert_eq!(re.method(), Some("INVITE"));
     let StartLine::Request { uri, .. } = &re.start else {
@@ -37,8 +36,7 @@ fn local_hold_and_resume_by_re_invite() {
             CallEvent::Held { by: Party::Local }
         ]
     );
-    run.call.unhold(OFFER.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.unhold(OFFER.to_vec(), now));
     let re2 = run.one_sent();
     assert_eq!(re2.cseq(), Some((3, "INVITE")));
     run.input(&far.answer(&re2, 200, Some(ANSWER)));
@@ -58,8 +56,7 @@ fn local_hold_and_resume_by_re_invite() {
 fn hold_requests_wait_for_the_re_invite_in_progress() {
     let (mut run, far) = confirmed_outbound();
     run.call.hold(HOLD.to_vec(), run.now).unwrap();
-    run.call.unhold(OFFER.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.unhold(OFFER.to_vec(), now));
     let re = run.one_sent();
     assert_eq!(re.body, HOLD, "one INVITE transaction at a time");
     run.input(&far.answer(&re, 200, Some(HELD_ANSWER)));
@@ -71,8 +68,7 @@ fn hold_requests_wait_for_the_re_invite_in_progress() {
 #[test]
 fn a_refused_re_invite_leaves_the_session_as_it_was() {
     let (mut run, far) = confirmed_outbound();
-    run.call.hold(HOLD.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hold(HOLD.to_vec(), now));
     let re = run.one_sent();
     run.input(&far.answer(&re, 488, None));
     assert_eq!(starts(&run.take_sent()), ["ACK"]);
@@ -83,8 +79,7 @@ fn a_refused_re_invite_leaves_the_session_as_it_was() {
         }]
     );
     assert!(!run.call.is_ended());
-    run.call.hold(HOLD.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hold(HOLD.to_vec(), now));
     assert_eq!(run.one_sent().cseq(), Some((3, "INVITE")));
 }
 
@@ -92,8 +87,7 @@ fn a_refused_re_invite_leaves_the_session_as_it_was() {
 fn re_invite_481_ends_the_call_408_with_a_bye() {
     for (code, after) in [(481, vec!["ACK"]), (408, vec!["ACK", "BYE"])] {
         let (mut run, far) = confirmed_outbound();
-        run.call.hold(HOLD.to_vec(), run.now).unwrap();
-        run.pump();
+        run.command(|c, now| c.hold(HOLD.to_vec(), now));
         let re = run.one_sent();
         run.input(&far.answer(&re, code, None));
         assert_eq!(starts(&run.take_sent()), after, "{code}");
@@ -104,8 +98,7 @@ fn re_invite_481_ends_the_call_408_with_a_bye() {
 #[test]
 fn a_re_invite_without_any_answer_ends_the_call() {
     let (mut run, _far) = confirmed_outbound();
-    run.call.hold(HOLD.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hold(HOLD.to_vec(), now));
     run.take_sent();
     run.advance(Duration::from_secs(32));
     assert_eq!(
@@ -128,10 +121,7 @@ fn remote_hold_and_resume() {
             hold: true
         }]
     );
-    run.call
-        .accept_offer(HELD_ANSWER.to_vec(), run.now)
-        .unwrap();
-    run.pump();
+    run.command(|c, now| c.accept_offer(HELD_ANSWER.to_vec(), now));
     let ok = run.one_sent();
     assert_eq!((ok.code(), ok.body.as_slice()), (Some(200), HELD_ANSWER));
     assert!(ok.header("contact").is_some());
@@ -146,8 +136,7 @@ fn remote_hold_and_resume() {
         ["200"],
         "retransmitted until the ACK"
     );
-    let cseq = far.cseq;
-    run.input(&far.ack(cseq, None));
+    run.input(&far.ack_latest(None));
     run.advance(Duration::from_secs(5));
     assert!(run.take_sent().is_empty());
     // Resume.
@@ -160,8 +149,7 @@ fn remote_hold_and_resume() {
             hold: false
         }]
     );
-    run.call.accept_offer(ANSWER.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.accept_offer(ANSWER.to_vec(), now));
     assert_eq!(
         run.take_events(),
         [CallEvent::Resumed { by: Party::Remote }]
@@ -174,8 +162,7 @@ fn a_refused_remote_offer_changes_nothing() {
     run.input(&far.request("INVITE", "", Some(HOLD), "application/sdp"));
     run.take_sent();
     run.take_events();
-    run.call.reject_offer(488, run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.reject_offer(488, now));
     assert_eq!(run.one_sent().code(), Some(488));
     assert!(run.take_events().is_empty());
     assert_eq!(run.call.reject_offer(488, run.now), Err(CallError::NoOffer));
@@ -188,8 +175,7 @@ fn a_re_invite_without_sdp_gets_our_offer_and_the_ack_answers() {
     let ok = run.one_sent();
     assert_eq!(ok.code(), Some(200));
     assert_eq!(ok.body, ANSWER, "our current SDP, offered again");
-    let cseq = far.cseq;
-    run.input(&far.ack(cseq, Some(OFFER)));
+    run.input(&far.ack_latest(Some(OFFER)));
     assert_eq!(
         run.take_events(),
         [CallEvent::RemoteAnswer {
@@ -201,8 +187,7 @@ fn a_re_invite_without_sdp_gets_our_offer_and_the_ack_answers() {
 #[test]
 fn their_re_invite_while_ours_is_pending_gets_491() {
     let (mut run, mut far) = confirmed_outbound();
-    run.call.hold(HOLD.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hold(HOLD.to_vec(), now));
     run.take_sent();
     run.input(&far.request("INVITE", "", Some(OFFER), "application/sdp"));
     assert_eq!(run.one_sent().code(), Some(491));
@@ -228,17 +213,14 @@ fn our_hold_waits_for_their_re_invite_to_finish() {
     run.input(&far.request("INVITE", "", Some(OFFER), "application/sdp"));
     run.take_sent();
     run.take_events();
-    run.call.hold(HOLD.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hold(HOLD.to_vec(), now));
     assert!(
         run.take_sent().is_empty(),
         "their INVITE transaction is in progress"
     );
-    run.call.accept_offer(ANSWER.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.accept_offer(ANSWER.to_vec(), now));
     assert_eq!(starts(&run.take_sent()), ["200"]);
-    let cseq = far.cseq;
-    run.input(&far.ack(cseq, None));
+    run.input(&far.ack_latest(None));
     let re = run.one_sent();
     assert_eq!((re.method(), re.body.as_slice()), (Some("INVITE"), HOLD));
 }
@@ -266,8 +248,6 @@ fn bye_while_their_offer_waits_answers_it_487() {
     run.take_sent();
     run.take_events();
     run.input(&far.request("BYE", "", None, ""));
-    let mut codes: Vec<u16> = run.take_sent().iter().map(|m| m.code().unwrap()).collect();
-    codes.sort();
-    assert_eq!(codes, [200, 487]);
+    assert_eq!(run.sorted_codes(), [200, 487]);
     assert_eq!(run.ended(), ("remote_hangup", None));
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::harness::{respond, Far, Run, ANSWER, HOLD};
+use super::harness::{respond, Run, ANSWER, HOLD};
 use super::{confirmed_inbound, confirmed_outbound};
 use crate::sip::incoming::{ACCEPT, ALLOW};
 
@@ -115,8 +115,7 @@ fn stray_and_duplicate_responses_are_ignored() {
     assert!(run.take_sent().is_empty());
     assert!(run.take_events().is_empty());
     // The BYE's 200 twice: the second is absorbed.
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hangup(now));
     let bye = run.one_sent();
     run.take_events();
     run.input(&far.answer(&bye, 200, None));
@@ -130,21 +129,17 @@ fn stray_and_duplicate_responses_are_ignored() {
 fn no_message_ever_says_supported() {
     let (mut run, mut far) = confirmed_inbound();
     run.input(&far.request("OPTIONS", "", None, ""));
-    run.call.hold(HOLD.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hold(HOLD.to_vec(), now));
     run.call.transfer("sip:1003@example.org", run.now).unwrap();
     run.call.send_dtmf("1", run.now).unwrap();
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hangup(now));
     run.advance(Duration::from_secs(40));
     let sent = run.take_sent();
     assert!(sent.len() > 5);
     for m in sent {
         assert_eq!(m.header("supported"), None, "{:?}", m.start);
     }
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
+    let (mut run, inv, far) = Run::calling();
     run.input(&respond(&inv, 180, "t", "", None));
     run.input(&far.answer(&inv, 200, Some(ANSWER)));
     for m in run.take_sent() {

@@ -63,12 +63,8 @@ fn a_caller_without_display_name_has_none() {
 
 #[test]
 fn the_answer_is_retransmitted_until_the_ack() {
-    let mut far = Far::caller();
-    let mut run = Run::incoming(&far);
-    far.learn(&run.take_sent()[1]);
-    run.take_events();
-    run.call.answer(ANSWER.to_vec(), run.now).unwrap();
-    run.pump();
+    let (mut run, mut far) = Run::ringing_in();
+    run.command(|c, now| c.answer(ANSWER.to_vec(), now));
     let ok = run.one_sent();
     assert_eq!(ok.code(), Some(200));
     assert_eq!(ok.body, ANSWER);
@@ -93,8 +89,7 @@ fn the_answer_is_retransmitted_until_the_ack() {
     // A retransmitted INVITE is absorbed (the core retransmits the 2xx on its own).
     run.input(&far.invite(Some(OFFER)));
     assert!(run.take_sent().is_empty());
-    let cseq = far.cseq;
-    run.input(&far.ack(cseq, None));
+    run.input(&far.ack_latest(None));
     assert_eq!(run.take_events(), [CallEvent::Answered { sdp: None }]);
     run.advance(Duration::from_secs(40));
     assert!(
@@ -106,12 +101,8 @@ fn the_answer_is_retransmitted_until_the_ack() {
 
 #[test]
 fn no_ack_within_64_t1_hangs_up() {
-    let mut far = Far::caller();
-    let mut run = Run::incoming(&far);
-    far.learn(&run.take_sent()[1]);
-    run.take_events();
-    run.call.answer(ANSWER.to_vec(), run.now).unwrap();
-    run.pump();
+    let (mut run, _far) = Run::ringing_in();
+    run.command(|c, now| c.answer(ANSWER.to_vec(), now));
     run.take_sent();
     run.advance(Duration::from_secs(31));
     assert_eq!(
@@ -131,12 +122,8 @@ fn no_ack_within_64_t1_hangs_up() {
 #[test]
 fn reject_sends_the_status_until_acknowledged() {
     for status in [486, 603] {
-        let mut far = Far::caller();
-        let mut run = Run::incoming(&far);
-        far.learn(&run.take_sent()[1]);
-        run.take_events();
-        run.call.reject(status, run.now).unwrap();
-        run.pump();
+        let (mut run, far) = Run::ringing_in();
+        run.command(|c, now| c.reject(status, now));
         let r = run.one_sent();
         assert_eq!(r.code(), Some(status));
         assert_eq!(
@@ -163,22 +150,15 @@ fn reject_sends_the_status_until_acknowledged() {
 
 #[test]
 fn hangup_while_ringing_is_busy_here() {
-    let far = Far::caller();
-    let mut run = Run::incoming(&far);
-    run.take_sent();
-    run.take_events();
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    let (mut run, _far) = Run::ringing_in();
+    run.command(|c, now| c.hangup(now));
     assert_eq!(run.one_sent().code(), Some(486));
     assert_eq!(run.ended(), ("hangup", None));
 }
 
 #[test]
 fn ringing_too_long_is_480_no_answer() {
-    let far = Far::caller();
-    let mut run = Run::incoming(&far);
-    run.take_sent();
-    run.take_events();
+    let (mut run, _far) = Run::ringing_in();
     run.advance(Duration::from_secs(60));
     assert_eq!(run.one_sent().code(), Some(480));
     assert_eq!(run.ended(), ("no_answer", None));
@@ -187,10 +167,7 @@ fn ringing_too_long_is_480_no_answer() {
 
 #[test]
 fn a_retransmitted_invite_gets_the_last_provisional_again() {
-    let far = Far::caller();
-    let mut run = Run::incoming(&far);
-    run.take_sent();
-    run.take_events();
+    let (mut run, far) = Run::ringing_in();
     run.input(&far.invite(Some(OFFER)));
     assert_eq!(starts(&run.take_sent()), ["180"]);
     assert!(run.take_events().is_empty(), "not a second call");
@@ -223,11 +200,9 @@ fn an_invite_without_offer_is_answered_with_one_and_the_ack_answers() {
         &run.take_events()[0],
         CallEvent::Incoming { offer: None, .. }
     ));
-    run.call.answer(OFFER.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.answer(OFFER.to_vec(), now));
     assert_eq!(run.one_sent().body, OFFER);
-    let cseq = far.cseq;
-    run.input(&far.ack(cseq, Some(ANSWER)));
+    run.input(&far.ack_latest(Some(ANSWER)));
     assert_eq!(
         run.take_events(),
         [CallEvent::Answered {
@@ -238,37 +213,26 @@ fn an_invite_without_offer_is_answered_with_one_and_the_ack_answers() {
 
 #[test]
 fn an_ack_missing_the_answer_to_our_offer_hangs_up() {
-    let mut far = Far::caller();
-    let mut run = Run::incoming_with(&far, Kind::Udp, None);
-    far.learn(&run.take_sent()[1]);
-    run.take_events();
-    run.call.answer(OFFER.to_vec(), run.now).unwrap();
-    run.pump();
+    let (mut run, mut far) = Run::ringing_in_with(Kind::Udp, None);
+    run.command(|c, now| c.answer(OFFER.to_vec(), now));
     run.take_sent();
-    let cseq = far.cseq;
-    run.input(&far.ack(cseq, None));
+    run.input(&far.ack_latest(None));
     assert_eq!(starts(&run.take_sent()), ["BYE"]);
     assert_eq!(run.ended(), ("failed", None));
 }
 
 #[test]
 fn hangup_between_200_and_ack_waits_for_the_ack_to_bye() {
-    let mut far = Far::caller();
-    let mut run = Run::incoming(&far);
-    far.learn(&run.take_sent()[1]);
-    run.take_events();
-    run.call.answer(ANSWER.to_vec(), run.now).unwrap();
-    run.pump();
+    let (mut run, mut far) = Run::ringing_in();
+    run.command(|c, now| c.answer(ANSWER.to_vec(), now));
     run.take_sent();
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hangup(now));
     assert_eq!(run.ended(), ("hangup", None));
     assert!(
         run.take_sent().is_empty(),
         "no BYE before the ACK (RFC 3261 §15)"
     );
-    let cseq = far.cseq;
-    run.input(&far.ack(cseq, None));
+    run.input(&far.ack_latest(None));
     let bye = run.one_sent();
     assert_eq!(bye.method(), Some("BYE"));
     assert_eq!(bye.cseq(), Some((1, "BYE")));
@@ -331,36 +295,29 @@ fn an_invite_without_contact_or_from_tag_is_refused_with_400() {
 #[test]
 fn events_after_answer_are_in_order() {
     let (mut run, _far) = confirmed_inbound();
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hangup(now));
     assert_eq!(names(&run.take_events()), ["Ended(hangup)"]);
     assert_eq!(starts(&run.take_sent()), ["BYE"]);
 }
 
 #[test]
 fn over_tcp_the_answer_is_sent_once_and_the_ack_still_awaited() {
-    let mut far = Far::caller();
-    let mut run = Run::incoming_with(&far, Kind::Tcp, Some(OFFER));
-    far.learn(&run.take_sent()[1]);
-    run.take_events();
-    run.call.answer(ANSWER.to_vec(), run.now).unwrap();
-    run.pump();
+    let (mut run, mut far) = Run::ringing_in_with(Kind::Tcp, Some(OFFER));
+    run.command(|c, now| c.answer(ANSWER.to_vec(), now));
     assert_eq!(starts(&run.take_sent()), ["200"]);
     run.advance(Duration::from_secs(31));
     assert!(
         run.take_sent().is_empty(),
         "no retransmission over a stream"
     );
-    let cseq = far.cseq;
-    run.input(&far.ack(cseq, None));
+    run.input(&far.ack_latest(None));
     assert_eq!(run.take_events(), [CallEvent::Answered { sdp: None }]);
 
     // Without the ACK: nothing resent, BYE after 64·T1.
     let mut far = Far::caller();
     let mut run = Run::incoming_with(&far, Kind::Tcp, Some(OFFER));
     far.learn(&run.take_sent()[1]);
-    run.call.answer(ANSWER.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.answer(ANSWER.to_vec(), now));
     run.take_sent();
     run.advance(Duration::from_secs(32));
     assert_eq!(starts(&run.take_sent()), ["BYE"]);

@@ -84,8 +84,7 @@ proptest! {
         let (mut run, mut far) = if inbound { confirmed_inbound() } else { confirmed_outbound() };
         if !inbound {
             // An outbound callee never CANCELs; give it a transfer to NOTIFY about.
-            run.call.transfer("sip:1003@example.org", run.now).unwrap();
-            run.pump();
+            run.command(|c, now| c.transfer("sip:1003@example.org", now));
         }
         let mut bytes = requests(&mut far)[which].clone().into_bytes();
         for (at, byte) in edits {

@@ -35,11 +35,9 @@ fn confirmed_inbound() -> (Run, Far) {
     let sent = run.take_sent();
     far.learn(&sent[1]);
     run.take_events();
-    run.call.answer(ANSWER.to_vec(), run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.answer(ANSWER.to_vec(), now));
     assert_eq!(harness::starts(&run.take_sent()), ["200"]);
-    let cseq = far.cseq;
-    run.input(&far.ack(cseq, None));
+    run.input(&far.ack_latest(None));
     assert_eq!(harness::names(&run.take_events()), ["Answered"]);
     assert!(run.take_sent().is_empty());
     (run, far)

@@ -54,9 +54,7 @@ fn the_invite_is_complete_and_honest() {
 
 #[test]
 fn ringing_then_answer_is_acknowledged_in_the_dialog() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
+    let (mut run, inv, far) = Run::calling();
     run.input(&far.answer(&inv, 100, None));
     run.input(&far.answer(&inv, 180, None));
     run.input(&far.answer(&inv, 180, None));
@@ -91,9 +89,7 @@ fn ringing_then_answer_is_acknowledged_in_the_dialog() {
 
 #[test]
 fn early_media_then_ringing() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
+    let (mut run, inv, far) = Run::calling();
     run.input(&far.answer(&inv, 183, Some(ANSWER)));
     run.input(&far.answer(&inv, 183, Some(ANSWER)));
     assert_eq!(
@@ -152,25 +148,8 @@ fn reliable_transport_sends_the_invite_once() {
 
 #[test]
 fn failures_are_acknowledged_and_mapped_to_reasons() {
-    let cases = [
-        (486, "busy"),
-        (600, "busy"),
-        (603, "declined"),
-        (408, "no_answer"),
-        (480, "no_answer"),
-        (404, "not_found"),
-        (484, "not_found"),
-        (604, "not_found"),
-        (488, "unsupported_media"),
-        (606, "unsupported_media"),
-        (403, "failed"),
-        (500, "failed"),
-        (302, "failed"),
-    ];
-    for (code, reason) in cases {
-        let mut run = Run::outgoing();
-        let inv = run.one_sent();
-        let far = Far::callee(&inv);
+    for &(code, reason) in crate::sip::call::end::STATUS_REASONS {
+        let (mut run, inv, far) = Run::calling();
         run.input(&far.answer(&inv, 180, None));
         run.input(&far.answer(&inv, code, None));
         let ack = run.one_sent();
@@ -192,9 +171,7 @@ fn failures_are_acknowledged_and_mapped_to_reasons() {
 
 #[test]
 fn a_2xx_without_sdp_answer_is_acknowledged_and_hung_up() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
+    let (mut run, inv, far) = Run::calling();
     run.input(&far.answer(&inv, 200, None));
     assert_eq!(starts(&run.take_sent()), ["ACK", "BYE"]);
     assert_eq!(run.ended(), ("failed", None));
@@ -202,11 +179,7 @@ fn a_2xx_without_sdp_answer_is_acknowledged_and_hung_up() {
 
 #[test]
 fn ringing_too_long_is_cancelled_as_no_answer() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    let far = Far::callee(&inv);
-    run.input(&far.answer(&inv, 180, None));
-    run.take_events();
+    let (mut run, inv, far) = Run::ringing_out();
     run.advance(Duration::from_secs(59));
     assert!(run.take_sent().is_empty());
     run.advance(Duration::from_secs(1));
@@ -223,8 +196,7 @@ fn ringing_too_long_is_cancelled_as_no_answer() {
 #[test]
 fn hangup_after_answer_sends_bye() {
     let (mut run, far) = confirmed_outbound();
-    run.call.hangup(run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.hangup(now));
     assert_eq!(run.ended(), ("hangup", None));
     let bye = run.one_sent();
     assert_eq!(bye.method(), Some("BYE"));
@@ -265,8 +237,7 @@ fn remote_bye_ends_the_call_once() {
 #[test]
 fn logged_out_mid_call_hangs_up_properly() {
     let (mut run, _far) = confirmed_outbound();
-    run.call.terminate(EndReason::LoggedOut, run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.terminate(EndReason::LoggedOut, now));
     assert_eq!(starts(&run.take_sent()), ["BYE"]);
     assert_eq!(run.ended(), ("logged_out", None));
 }

@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use super::confirmed_outbound;
-use super::harness::{starts, ROUTE};
+use super::harness::{starts, Far, Run, ROUTE};
 use crate::sip::call::{CallError, CallEvent};
+use crate::sip::message::Message;
 
-fn notify(far: &mut super::Far, frag: &str, state: &str) -> String {
+fn notify(far: &mut Far, frag: &str, state: &str) -> String {
     far.request(
         "NOTIFY",
         &format!("Event: refer\r\nSubscription-State: {state}\r\n"),
@@ -17,12 +18,25 @@ fn notify(far: &mut super::Far, frag: &str, state: &str) -> String {
     )
 }
 
+/// A confirmed outbound call and the REFER it sent to transfer the far end to 1003.
+fn referring() -> (Run, Far, Message) {
+    let (mut run, far) = confirmed_outbound();
+    run.command(|c, now| c.transfer("sip:1003@example.org", now));
+    let refer = run.one_sent();
+    (run, far, refer)
+}
+
+/// [`referring`] with the REFER accepted (202; `Transferring` consumed).
+fn transferring() -> (Run, Far) {
+    let (mut run, far, refer) = referring();
+    run.input(&far.answer(&refer, 202, None));
+    run.take_events();
+    (run, far)
+}
+
 #[test]
 fn a_successful_transfer_ends_the_call_as_transferred() {
-    let (mut run, mut far) = confirmed_outbound();
-    run.call.transfer("sip:1003@example.org", run.now).unwrap();
-    run.pump();
-    let refer = run.one_sent();
+    let (mut run, mut far, refer) = referring();
     assert_eq!(refer.method(), Some("REFER"));
     assert_eq!(refer.header("refer-to"), Some("<sip:1003@example.org>"));
     assert_eq!(refer.header("referred-by"), Some("<sip:op@example.org>"));
@@ -57,10 +71,7 @@ fn a_successful_transfer_ends_the_call_as_transferred() {
 
 #[test]
 fn a_notify_before_the_202_is_accepted_and_announced_once() {
-    let (mut run, mut far) = confirmed_outbound();
-    run.call.transfer("sip:1003@example.org", run.now).unwrap();
-    run.pump();
-    let refer = run.one_sent();
+    let (mut run, mut far, refer) = referring();
     run.input(&notify(&mut far, "SIP/2.0 100 Trying\r\n", "active"));
     assert_eq!(starts(&run.take_sent()), ["200"]);
     assert_eq!(run.take_events(), [CallEvent::Transferring]);
@@ -70,10 +81,7 @@ fn a_notify_before_the_202_is_accepted_and_announced_once() {
 
 #[test]
 fn a_refused_refer_is_reported_and_the_call_goes_on() {
-    let (mut run, far) = confirmed_outbound();
-    run.call.transfer("sip:1003@example.org", run.now).unwrap();
-    run.pump();
-    let refer = run.one_sent();
+    let (mut run, far, refer) = referring();
     run.input(&far.answer(&refer, 603, None));
     assert_eq!(
         run.take_events(),
@@ -87,12 +95,7 @@ fn a_refused_refer_is_reported_and_the_call_goes_on() {
 
 #[test]
 fn a_failed_transfer_target_is_reported_from_the_sipfrag() {
-    let (mut run, mut far) = confirmed_outbound();
-    run.call.transfer("sip:1003@example.org", run.now).unwrap();
-    run.pump();
-    let refer = run.one_sent();
-    run.input(&far.answer(&refer, 202, None));
-    run.take_events();
+    let (mut run, mut far) = transferring();
     run.input(&notify(&mut far, "SIP/2.0 486 Busy Here\r\n", "terminated"));
     assert_eq!(starts(&run.take_sent()), ["200"]);
     assert_eq!(
@@ -106,12 +109,7 @@ fn a_failed_transfer_target_is_reported_from_the_sipfrag() {
 
 #[test]
 fn a_subscription_ended_without_a_final_status_is_a_failure() {
-    let (mut run, mut far) = confirmed_outbound();
-    run.call.transfer("sip:1003@example.org", run.now).unwrap();
-    run.pump();
-    let refer = run.one_sent();
-    run.input(&far.answer(&refer, 202, None));
-    run.take_events();
+    let (mut run, mut far) = transferring();
     run.input(&notify(
         &mut far,
         "SIP/2.0 100 Trying\r\n",
@@ -126,12 +124,7 @@ fn a_subscription_ended_without_a_final_status_is_a_failure() {
 #[test]
 fn the_transferee_hanging_up_before_the_final_notify() {
     // The final NOTIFY follows the BYE: transferred.
-    let (mut run, mut far) = confirmed_outbound();
-    run.call.transfer("sip:1003@example.org", run.now).unwrap();
-    run.pump();
-    let refer = run.one_sent();
-    run.input(&far.answer(&refer, 202, None));
-    run.take_events();
+    let (mut run, mut far) = transferring();
     run.input(&far.request("BYE", "", None, ""));
     assert_eq!(starts(&run.take_sent()), ["200"]);
     assert!(
@@ -147,12 +140,7 @@ fn the_transferee_hanging_up_before_the_final_notify() {
     assert_eq!(run.ended(), ("transferred", None));
 
     // No NOTIFY follows: a remote hangup after T4.
-    let (mut run, mut far) = confirmed_outbound();
-    run.call.transfer("sip:1003@example.org", run.now).unwrap();
-    run.pump();
-    let refer = run.one_sent();
-    run.input(&far.answer(&refer, 202, None));
-    run.take_events();
+    let (mut run, mut far) = transferring();
     run.input(&far.request("BYE", "", None, ""));
     run.advance(Duration::from_secs(5));
     assert_eq!(run.ended(), ("remote_hangup", None));
@@ -160,12 +148,7 @@ fn the_transferee_hanging_up_before_the_final_notify() {
 
 #[test]
 fn no_final_notify_in_time_is_a_failure() {
-    let (mut run, far) = confirmed_outbound();
-    run.call.transfer("sip:1003@example.org", run.now).unwrap();
-    run.pump();
-    let refer = run.one_sent();
-    run.input(&far.answer(&refer, 202, None));
-    run.take_events();
+    let (mut run, _far) = transferring();
     run.advance(Duration::from_secs(60 + 32));
     assert_eq!(
         run.take_events(),
@@ -183,8 +166,7 @@ fn notify_rules() {
         Some(481),
         "no REFER: no subscription"
     );
-    run.call.transfer("sip:1003@example.org", run.now).unwrap();
-    run.pump();
+    run.command(|c, now| c.transfer("sip:1003@example.org", now));
     run.take_sent();
     let other = far.request(
         "NOTIFY",

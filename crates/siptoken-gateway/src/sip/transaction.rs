@@ -1,0 +1,339 @@
+//! What the call's transactions (RFC 3261 §17) and the UAS core's 2xx retransmission share: the
+//! two timers each of them runs ([`Clock`]), the queue of messages waiting to be sent
+//! ([`Outbox`]) and the identity of a server transaction ([`ServerKey`]).
+//!
+//! Every transaction has at most one retransmission timer (A, E or G) and one deadline (B, D, F,
+//! H, I, J, K, L or M) running at a time; what differs is only when each is set and how the
+//! retransmission interval grows, which the transactions pass in.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::compose;
+use super::message::Message;
+use super::timers::Timers;
+
+/// The retransmission timer and the deadline of one transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// When to resend next, and the wait that led up to it.
+    resend: Option<(Instant, Duration)>,
+    deadline: Option<Instant>,
+}
+
+/// What [`Clock::fire`] found due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fired {
+    /// Nothing is due yet.
+    Nothing,
+    /// The deadline passed: both timers are now stopped.
+    Deadline,
+    /// The message must be sent again; the next retransmission is scheduled.
+    Resend,
+}
+
+impl Clock {
+    /// A clock with the deadline at `deadline` and no retransmission timer.
+    pub fn until(deadline: Instant) -> Clock {
+        Clock {
+            resend: None,
+            deadline: Some(deadline),
+        }
+    }
+
+    /// The clock of a message first sent at `now` and resent until answered: retransmissions
+    /// from T1 on unreliable transports, the deadline 64·T1 later. A client transaction's Timers
+    /// A or E and B or F; the UAS core's 2xx retransmission and its wait for the ACK.
+    pub fn retransmitting(now: Instant, reliable: bool, timers: Timers) -> Clock {
+        let mut clock = Clock::until(now + timers.transaction_timeout());
+        if !reliable {
+            clock.start_resend(now, timers.t1);
+        }
+        clock
+    }
+
+    /// Starts the retransmission timer: the first resend `first` after `now`.
+    pub fn start_resend(&mut self, now: Instant, first: Duration) {
+        self.resend = Some((now + first, first));
+    }
+
+    /// Stops the retransmission timer.
+    pub fn stop_resend(&mut self) {
+        self.resend = None;
+    }
+
+    /// Sets the deadline (replacing the running one); `None` stops it.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+    }
+
+    /// Stops both timers.
+    pub fn stop(&mut self) {
+        *self = Clock::default();
+    }
+
+    /// After a final response: stops retransmitting and, on an unreliable transport, sets the
+    /// deadline `wait` after `now` during which retransmissions are absorbed (Timers D, I, J,
+    /// K). Returns `false` on a reliable transport, where RFC 3261 sets that wait to zero: the
+    /// transaction ends at once.
+    pub fn absorb_retransmissions(&mut self, reliable: bool, now: Instant, wait: Duration) -> bool {
+        self.resend = None;
+        self.deadline = (!reliable).then(|| now + wait);
+        !reliable
+    }
+
+    /// The earlier of the two timers.
+    pub fn next(&self) -> Option<Instant> {
+        match (self.resend, self.deadline) {
+            (Some((a, _)), Some(d)) => Some(a.min(d)),
+            (Some((a, _)), None) => Some(a),
+            (None, d) => d,
+        }
+    }
+
+    /// Fires what is due at `now`: the deadline first (it stops both timers), else the
+    /// retransmission timer, scheduled again after `grow(last wait)`.
+    pub fn fire(&mut self, now: Instant, grow: impl FnOnce(Duration) -> Duration) -> Fired {
+        if self.deadline.is_some_and(|d| now >= d) {
+            self.stop();
+            return Fired::Deadline;
+        }
+        match self.resend {
+            Some((at, wait)) if now >= at => {
+                let next = grow(wait);
+                self.resend = Some((now + next, next));
+                Fired::Resend
+            }
+            _ => Fired::Nothing,
+        }
+    }
+}
+
+/// Where a non-INVITE transaction is: RFC 3261 names the same four states for the client
+/// (§17.1.2.2) and the server (§17.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonInviteState {
+    /// Client: sent, no response yet. Server: no response sent yet.
+    Trying,
+    /// A provisional response arrived (client) or was sent (server).
+    Proceeding,
+    /// The final response arrived (client, Timer K) or was sent (server, Timer J); absorbing
+    /// retransmissions.
+    Completed,
+    /// Done.
+    Terminated,
+}
+
+/// How the retransmission interval grows after each resend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    /// Doubled without a cap (Timer A).
+    Double,
+    /// Doubled, at most T2 (Timers E and G).
+    DoubleUpToT2,
+    /// T2 from now on (Timer E once a provisional response arrived).
+    T2,
+}
+
+/// The sending side of one transaction: the messages queued for the transport, the message a
+/// retransmission sends again (the request, or the last response), and the [`Clock`] that says
+/// when.
+#[derive(Debug)]
+pub struct Transmitter {
+    reliable: bool,
+    timers: Timers,
+    clock: Clock,
+    last: Option<Vec<u8>>,
+    out: VecDeque<Vec<u8>>,
+}
+
+impl Transmitter {
+    /// Nothing sent yet, no timer running.
+    pub fn new(reliable: bool, timers: Timers) -> Transmitter {
+        Transmitter {
+            reliable,
+            timers,
+            clock: Clock::default(),
+            last: None,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// A client transaction's start: `request` is sent at `now` and resent until answered
+    /// (see [`Clock::retransmitting`]).
+    pub fn request(request: Vec<u8>, reliable: bool, timers: Timers, now: Instant) -> Transmitter {
+        let mut tx = Transmitter::new(reliable, timers);
+        tx.clock = Clock::retransmitting(now, reliable, timers);
+        tx.send(request);
+        tx
+    }
+
+    /// The timer values.
+    pub fn timers(&self) -> Timers {
+        self.timers
+    }
+
+    /// Queues `bytes`; they are what [`Transmitter::resend`] and retransmissions send from now
+    /// on.
+    pub fn send(&mut self, bytes: Vec<u8>) {
+        self.out.push_back(bytes.clone());
+        self.last = Some(bytes);
+    }
+
+    /// Queues the last message sent again, if there is one.
+    pub fn resend(&mut self) {
+        if let Some(last) = &self.last {
+            self.out.push_back(last.clone());
+        }
+    }
+
+    /// Starts retransmitting the last message (unreliable transports only), first T1 after
+    /// `now`.
+    pub fn start_resend(&mut self, now: Instant) {
+        if !self.reliable {
+            self.clock.start_resend(now, self.timers.t1);
+        }
+    }
+
+    /// Stops retransmitting.
+    pub fn stop_resend(&mut self) {
+        self.clock.stop_resend();
+    }
+
+    /// Sets the deadline 64·T1 after `now` (Timers H, J, L and M).
+    pub fn set_transaction_timeout(&mut self, now: Instant) {
+        self.clock
+            .set_deadline(Some(now + self.timers.transaction_timeout()));
+    }
+
+    /// Stops both timers.
+    pub fn stop(&mut self) {
+        self.clock.stop();
+    }
+
+    /// See [`Clock::absorb_retransmissions`]: `false` when the transaction ends at once.
+    pub fn absorb_retransmissions(&mut self, now: Instant, wait: Duration) -> bool {
+        self.clock.absorb_retransmissions(self.reliable, now, wait)
+    }
+
+    /// The next time [`Transmitter::fire`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.clock.next()
+    }
+
+    /// Fires what is due at `now` (see [`Clock::fire`]): a due retransmission is queued and the
+    /// next one scheduled by `backoff`. Returns `true` when the deadline passed.
+    pub fn fire(&mut self, now: Instant, backoff: Backoff) -> bool {
+        let timers = self.timers;
+        let fired = self.clock.fire(now, |wait| match backoff {
+            Backoff::Double => wait * 2,
+            Backoff::DoubleUpToT2 => timers.backoff(wait),
+            Backoff::T2 => timers.t2,
+        });
+        if fired == Fired::Resend {
+            self.resend();
+        }
+        fired == Fired::Deadline
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.out.pop_front()
+    }
+}
+
+/// The identity of a server transaction (RFC 3261 §17.2.3): top Via branch and sent-by, and the
+/// Call-ID and CSeq number as a guard against branch collisions from sloppy peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerKey {
+    branch: String,
+    sent_by: String,
+    call_id: String,
+    cseq: u32,
+}
+
+/// The parts of `request` that make its [`ServerKey`].
+fn key_of(request: &Message) -> Option<(&str, &str, &str, u32)> {
+    let via = *request.list("via").first()?;
+    Some((
+        compose::via_branch(via)?,
+        compose::via_sent_by(via)?,
+        request.header("call-id")?,
+        request.cseq()?.0,
+    ))
+}
+
+impl ServerKey {
+    /// The key of `request`; `None` without a Via branch and sent-by, Call-ID or CSeq.
+    pub fn of(request: &Message) -> Option<ServerKey> {
+        let (branch, sent_by, call_id, cseq) = key_of(request)?;
+        Some(ServerKey {
+            branch: branch.to_owned(),
+            sent_by: sent_by.to_owned(),
+            call_id: call_id.to_owned(),
+            cseq,
+        })
+    }
+
+    /// The CSeq number.
+    pub fn cseq(&self) -> u32 {
+        self.cseq
+    }
+
+    /// Whether `request` carries this key (whatever its method).
+    pub fn matches(&self, request: &Message) -> bool {
+        key_of(request).is_some_and(|(b, s, c, n)| {
+            b == self.branch && s == self.sent_by && c == self.call_id && n == self.cseq
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_fires_before_a_due_resend_and_stops_both() {
+        let t0 = Instant::now();
+        let mut clock = Clock::until(t0 + Duration::from_secs(2));
+        clock.start_resend(t0, Duration::from_secs(1));
+        assert_eq!(clock.next(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(clock.fire(t0, |w| w * 2), Fired::Nothing);
+        assert_eq!(
+            clock.fire(t0 + Duration::from_secs(1), |w| w * 3),
+            Fired::Resend
+        );
+        assert_eq!(clock.next(), Some(t0 + Duration::from_secs(2)));
+        assert_eq!(
+            clock.fire(t0 + Duration::from_secs(4), |w| w),
+            Fired::Deadline
+        );
+        assert_eq!(clock.next(), None);
+    }
+
+    #[test]
+    fn absorbing_retransmissions_waits_only_on_unreliable_transports() {
+        let t0 = Instant::now();
+        let wait = Duration::from_secs(5);
+        let mut clock = Clock::until(t0 + Duration::from_secs(32));
+        clock.start_resend(t0, Duration::from_millis(500));
+        assert!(clock.absorb_retransmissions(false, t0, wait));
+        assert_eq!(clock.next(), Some(t0 + wait));
+        assert!(!clock.absorb_retransmissions(true, t0, wait));
+        assert_eq!(clock.next(), None);
+    }
+
+    #[test]
+    fn retransmissions_send_the_last_message_again() {
+        let t0 = Instant::now();
+        let t = Timers::default();
+        let mut tx = Transmitter::request(b"a".to_vec(), false, t, t0);
+        tx.send(b"b".to_vec());
+        assert!(!tx.fire(t0 + t.t1, Backoff::Double));
+        let sent: Vec<_> = std::iter::from_fn(|| tx.poll_transmit()).collect();
+        assert_eq!(sent, [b"a", b"b", b"b"]);
+        assert_eq!(tx.poll_timeout(), Some(t0 + t.t1 * 3));
+        assert!(tx.fire(t0 + t.transaction_timeout(), Backoff::Double));
+        assert_eq!(tx.poll_timeout(), None);
+    }
+}

@@ -29,6 +29,7 @@ mod session_clock;
 mod sip;
 mod softphone;
 mod tls;
+pub use tls::TlsError;
 mod ws;
 
 #[cfg(test)]
@@ -105,7 +106,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shutdown = shutdown_rx.clone();
-    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+    fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, e)
+    }
     let mut sip = config.sip_settings();
     sip.tls = sip_tls(&config).map_err(invalid)?;
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
@@ -118,10 +121,7 @@ pub async fn serve(
     let replay: Arc<dyn ReplayStore> = match config.redis_url() {
         Ok(Some(url)) => {
             tracing::info!(store = %url, "single-use store on Redis");
-            Arc::new(
-                redis::RedisStore::new(url, config.redis_settings())
-                    .map_err(|e| invalid(e.to_string()))?,
-            )
+            Arc::new(redis::RedisStore::new(url, config.redis_settings()).map_err(invalid)?)
         }
         Ok(None) => Arc::new(replay::MemoryStore::new()),
         Err(e) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)),
@@ -147,7 +147,7 @@ pub async fn serve(
         listener.local_addr()?,
         tls.is_some(),
     )
-    .map_err(|e| invalid(e.to_string()))?;
+    .map_err(invalid)?;
     let state = Arc::new(State {
         verify_options: config.verify_options(),
         limiter: RateLimiter::new(config.login_rate_per_minute, config.login_burst),
@@ -223,17 +223,17 @@ pub async fn serve(
 /// unusable), else from the platform's trusted CAs (`rustls-native-certs`: `SSL_CERT_FILE` /
 /// `SSL_CERT_DIR` when set, else the system store), when it has any (else `None`:
 /// `transport="tls"` tokens are then refused with `sip_unreachable`).
-pub(crate) fn sip_tls(config: &Config) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+pub(crate) fn sip_tls(config: &Config) -> Result<Option<Arc<rustls::ClientConfig>>, tls::TlsError> {
     match &config.sip_tls_ca_file {
         Some(ca) => tls::client_config(ca)
             .map(Some)
-            .map_err(|e| format!("sip_tls_ca_file: {e}")),
+            .map_err(|e| tls::TlsError::SipCaFile(Box::new(e))),
         None => Ok(tls::native_client_config()),
     }
 }
 
 /// Loads every TLS file the configuration names (for `--check` and start-up errors).
-pub fn check_tls(config: &Config) -> Result<(), String> {
+pub fn check_tls(config: &Config) -> Result<(), tls::TlsError> {
     if let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) {
         tls::server_config(cert, key)?;
     }

@@ -31,6 +31,11 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// A token of app CRM (key k1) carrying `claims`.
+pub fn crm_token(claims: &Claims) -> String {
+    Issuer::new(&ring()).issue("CRM", claims).unwrap()
+}
+
 /// A token for `login`/`password` registering at 127.0.0.1:`port` over `transport`.
 pub fn token(login: &str, password: &str, port: u16, transport: Transport) -> String {
     let claims = Claims::builder(login, password, DOMAIN)
@@ -40,7 +45,7 @@ pub fn token(login: &str, password: &str, port: u16, transport: Transport) -> St
         .visible_name("Operator \"1\"")
         .build()
         .unwrap();
-    Issuer::new(&ring()).issue("CRM", &claims).unwrap()
+    crm_token(&claims)
 }
 
 /// A token for `crm1`/`pw` that authenticates without SIP (`registered="false"`): the gateway
@@ -50,7 +55,7 @@ pub fn token_without_sip() -> String {
         .registered(false)
         .build()
         .unwrap();
-    Issuer::new(&ring()).issue("CRM", &claims).unwrap()
+    crm_token(&claims)
 }
 
 /// Whether this machine has an IPv6 loopback address.

@@ -12,8 +12,8 @@ use std::time::Duration;
 use cpu_time::ThreadTime;
 mod common;
 
-use common::{claims, NOW, RING};
-use siptoken::{Issuer, KeyRing, Verifier};
+use common::{Fixture, RING};
+use siptoken::KeyRing;
 
 /// Runs `f` in batches until it has used `budget` of CPU time; returns CPU ns per call, the
 /// median of the batches.
@@ -43,12 +43,14 @@ fn main() {
         return; // `cargo bench -- --list` and test harness probes
     }
     let ring: KeyRing = RING.parse().unwrap();
-    let claims = claims();
-    let v1_issuer = Issuer::new(&ring).at(NOW);
-    let legacy_issuer = Issuer::new(&ring).legacy().at(NOW);
-    let v1 = v1_issuer.issue("CRM", &claims).unwrap();
-    let legacy = legacy_issuer.issue("CRM", &claims).unwrap();
-    let verifier = Verifier::new(&ring).allow_legacy(true).at(NOW);
+    let Fixture {
+        claims,
+        v1_issuer,
+        legacy_issuer,
+        v1,
+        legacy,
+        verifier,
+    } = Fixture::new(&ring);
     let budget = Duration::from_secs(2);
     println!(
         "claims XML {} bytes, v1 token {} bytes, legacy token {} bytes; CPU time per call (median of 20k-call batches)",

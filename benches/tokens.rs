@@ -9,17 +9,19 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 mod common;
 
-use common::{claims, NOW, RING};
-use siptoken::{Issuer, KeyRing, Verifier};
+use common::{Fixture, RING};
+use siptoken::KeyRing;
 
 fn bench(c: &mut Criterion) {
     let ring: KeyRing = RING.parse().unwrap();
-    let claims = claims();
-    let v1_issuer = Issuer::new(&ring).at(NOW);
-    let legacy_issuer = Issuer::new(&ring).legacy().at(NOW);
-    let v1 = v1_issuer.issue("CRM", &claims).unwrap();
-    let legacy = legacy_issuer.issue("CRM", &claims).unwrap();
-    let verifier = Verifier::new(&ring).allow_legacy(true).at(NOW);
+    let Fixture {
+        claims,
+        v1_issuer,
+        legacy_issuer,
+        v1,
+        legacy,
+        verifier,
+    } = Fixture::new(&ring);
     let xml_len = siptoken::inspect(&v1).unwrap().claims_len;
     eprintln!(
         "claims XML: {xml_len} bytes; v1 token {} bytes, legacy token {} bytes",

@@ -43,38 +43,29 @@ fn main() {
         return; // `cargo bench -- --list` and test harness probes
     }
     let ring: KeyRing = RING.parse().unwrap();
-    let Fixture {
-        claims,
-        v1_issuer,
-        legacy_issuer,
-        v1,
-        legacy,
-        verifier,
-    } = Fixture::new(&ring);
+    let f = Fixture::new(&ring);
     let budget = Duration::from_secs(2);
     println!(
-        "claims XML {} bytes, v1 token {} bytes, legacy token {} bytes; CPU time per call (median of 20k-call batches)",
-        siptoken::inspect(&v1).unwrap().claims_len,
-        v1.len(),
-        legacy.len()
+        "{}; CPU time per call (median of 20k-call batches)",
+        f.sizes()
     );
     let rows: [Row<'_>; 4] = [
         (
             "verify legacy",
             1_000_000.0,
-            Box::new(|| drop(black_box(verifier.verify(black_box(&legacy)).unwrap()))),
+            Box::new(|| drop(black_box(f.verifier.verify(black_box(&f.legacy)).unwrap()))),
         ),
         (
             "verify v1",
             500_000.0,
-            Box::new(|| drop(black_box(verifier.verify(black_box(&v1)).unwrap()))),
+            Box::new(|| drop(black_box(f.verifier.verify(black_box(&f.v1)).unwrap()))),
         ),
         (
             "issue v1",
             500_000.0,
             Box::new(|| {
                 drop(black_box(
-                    v1_issuer.issue("CRM", black_box(&claims)).unwrap(),
+                    f.v1_issuer.issue("CRM", black_box(&f.claims)).unwrap(),
                 ))
             }),
         ),
@@ -83,7 +74,7 @@ fn main() {
             0.0,
             Box::new(|| {
                 drop(black_box(
-                    legacy_issuer.issue("CRM", black_box(&claims)).unwrap(),
+                    f.legacy_issuer.issue("CRM", black_box(&f.claims)).unwrap(),
                 ))
             }),
         ),

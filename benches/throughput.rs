@@ -12,8 +12,8 @@ use std::time::Duration;
 use cpu_time::ThreadTime;
 mod common;
 
-use common::{claims, NOW, RING};
-use siptoken::{Issuer, KeyRing, Verifier};
+use common::{Fixture, RING};
+use siptoken::KeyRing;
 
 /// Runs `f` in batches until it has used `budget` of CPU time; returns CPU ns per call, the
 /// median of the batches.
@@ -43,36 +43,29 @@ fn main() {
         return; // `cargo bench -- --list` and test harness probes
     }
     let ring: KeyRing = RING.parse().unwrap();
-    let claims = claims();
-    let v1_issuer = Issuer::new(&ring).at(NOW);
-    let legacy_issuer = Issuer::new(&ring).legacy().at(NOW);
-    let v1 = v1_issuer.issue("CRM", &claims).unwrap();
-    let legacy = legacy_issuer.issue("CRM", &claims).unwrap();
-    let verifier = Verifier::new(&ring).allow_legacy(true).at(NOW);
+    let f = Fixture::new(&ring);
     let budget = Duration::from_secs(2);
     println!(
-        "claims XML {} bytes, v1 token {} bytes, legacy token {} bytes; CPU time per call (median of 20k-call batches)",
-        siptoken::inspect(&v1).unwrap().claims_len,
-        v1.len(),
-        legacy.len()
+        "{}; CPU time per call (median of 20k-call batches)",
+        f.sizes()
     );
     let rows: [Row<'_>; 4] = [
         (
             "verify legacy",
             1_000_000.0,
-            Box::new(|| drop(black_box(verifier.verify(black_box(&legacy)).unwrap()))),
+            Box::new(|| drop(black_box(f.verifier.verify(black_box(&f.legacy)).unwrap()))),
         ),
         (
             "verify v1",
             500_000.0,
-            Box::new(|| drop(black_box(verifier.verify(black_box(&v1)).unwrap()))),
+            Box::new(|| drop(black_box(f.verifier.verify(black_box(&f.v1)).unwrap()))),
         ),
         (
             "issue v1",
             500_000.0,
             Box::new(|| {
                 drop(black_box(
-                    v1_issuer.issue("CRM", black_box(&claims)).unwrap(),
+                    f.v1_issuer.issue("CRM", black_box(&f.claims)).unwrap(),
                 ))
             }),
         ),
@@ -81,7 +74,7 @@ fn main() {
             0.0,
             Box::new(|| {
                 drop(black_box(
-                    legacy_issuer.issue("CRM", black_box(&claims)).unwrap(),
+                    f.legacy_issuer.issue("CRM", black_box(&f.claims)).unwrap(),
                 ))
             }),
         ),

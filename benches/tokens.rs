@@ -9,55 +9,45 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 mod common;
 
-use common::{claims, NOW, RING};
-use siptoken::{Issuer, KeyRing, Verifier};
+use common::{Fixture, RING};
+use siptoken::KeyRing;
 
 fn bench(c: &mut Criterion) {
     let ring: KeyRing = RING.parse().unwrap();
-    let claims = claims();
-    let v1_issuer = Issuer::new(&ring).at(NOW);
-    let legacy_issuer = Issuer::new(&ring).legacy().at(NOW);
-    let v1 = v1_issuer.issue("CRM", &claims).unwrap();
-    let legacy = legacy_issuer.issue("CRM", &claims).unwrap();
-    let verifier = Verifier::new(&ring).allow_legacy(true).at(NOW);
-    let xml_len = siptoken::inspect(&v1).unwrap().claims_len;
-    eprintln!(
-        "claims XML: {xml_len} bytes; v1 token {} bytes, legacy token {} bytes",
-        v1.len(),
-        legacy.len()
-    );
+    let f = Fixture::new(&ring);
+    eprintln!("{}", f.sizes());
 
     let mut g = c.benchmark_group("tokens");
     g.throughput(Throughput::Elements(1));
     g.bench_function("issue_v1", |b| {
         b.iter(|| {
-            v1_issuer
-                .issue(black_box("CRM"), black_box(&claims))
+            f.v1_issuer
+                .issue(black_box("CRM"), black_box(&f.claims))
                 .unwrap()
         })
     });
     g.bench_function("issue_legacy", |b| {
         b.iter(|| {
-            legacy_issuer
-                .issue(black_box("CRM"), black_box(&claims))
+            f.legacy_issuer
+                .issue(black_box("CRM"), black_box(&f.claims))
                 .unwrap()
         })
     });
     g.bench_function("verify_v1", |b| {
-        b.iter(|| verifier.verify(black_box(&v1)).unwrap())
+        b.iter(|| f.verifier.verify(black_box(&f.v1)).unwrap())
     });
     g.bench_function("verify_legacy", |b| {
-        b.iter(|| verifier.verify(black_box(&legacy)).unwrap())
+        b.iter(|| f.verifier.verify(black_box(&f.legacy)).unwrap())
     });
     g.finish();
 
     // The parts, to see what share of a verification each one is.
-    let xml = claims.to_xml();
-    let body = hex::decode(&legacy[4..]).unwrap();
+    let xml = f.claims.to_xml();
+    let body = hex::decode(&f.legacy[4..]).unwrap();
     let mut p = c.benchmark_group("parts");
     p.bench_function("hex_decode_body", |b| {
         let mut out = vec![0u8; body.len()];
-        b.iter(|| hex::decode_to_slice(black_box(&legacy[4..]), &mut out).unwrap())
+        b.iter(|| hex::decode_to_slice(black_box(&f.legacy[4..]), &mut out).unwrap())
     });
     p.bench_function("hex_encode_body", |b| {
         let mut out = vec![0u8; body.len() * 2];
@@ -79,7 +69,9 @@ fn bench(c: &mut Criterion) {
             mac.finalize()
         })
     });
-    p.bench_function("claims_to_xml", |b| b.iter(|| black_box(&claims).to_xml()));
+    p.bench_function("claims_to_xml", |b| {
+        b.iter(|| black_box(&f.claims).to_xml())
+    });
     p.finish();
 }
 

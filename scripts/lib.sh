@@ -69,3 +69,16 @@ package_field() {
   cargo metadata --no-deps --format-version 1 --manifest-path "$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)/Cargo.toml" |
     python3 -c 'import json, sys; f, p = sys.argv[1:]; print(next(x[f] for x in json.load(sys.stdin)["packages"] if x["name"] == p) or "")' "$1" "${2:-siptoken}"
 }
+
+# npm_pack_exactly DIR NAME DEST FILE…: `npm pack` the package NAME built in DIR into DEST, check
+# that the tarball holds exactly FILE… and report its size. Sets $version and $tarball.
+npm_pack_exactly() {
+  local dir=$1 name=$2 dest=$3
+  shift 3
+  version=$(node -p "require(\"./$dir/package.json\").version")
+  (cd "$dir" && npm pack --silent --pack-destination "$dest" >/dev/null)
+  tarball="$dest/$name-$version.tgz"
+  [ -f "$tarball" ] || { echo "npm pack made no $tarball" >&2; return 1; }
+  echo "tarball: $(stat -c %s "$tarball") bytes"
+  diff <(tar tzf "$tarball" | sort) <(printf 'package/%s\n' "$@" | sort)
+}

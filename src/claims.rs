@@ -631,51 +631,40 @@ pub struct ClaimsBuilder {
     claims: Claims,
 }
 
+/// Builder methods that set one optional claim: `name(arg: Type) => field = value;` makes
+/// `pub fn name(self, arg: Type) -> Self` storing `Some(value)` in `field`.
+macro_rules! optional_claims {
+    ($($(#[$doc:meta])* $name:ident($arg:ident: $ty:ty) => $field:ident = $value:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, $arg: $ty) -> Self {
+                self.claims.$field = Some($value);
+                self
+            }
+        )*
+    };
+}
+
 impl ClaimsBuilder {
-    /// `authenticationName`: the digest user name, when it differs from the login.
-    pub fn auth_name(mut self, name: impl Into<String>) -> Self {
-        self.claims.authentication_name = Some(name.into());
-        self
-    }
-    /// `outboundProxy`: the host to send SIP requests to.
-    pub fn outbound_proxy(mut self, host: impl Into<String>) -> Self {
-        self.claims.outbound_proxy = Some(host.into());
-        self
-    }
-    /// `port`, 1–65535.
-    pub fn port(mut self, port: u16) -> Self {
-        self.claims.port = Some(port);
-        self
-    }
-    /// `visibleName`: the display name.
-    pub fn visible_name(mut self, name: impl Into<String>) -> Self {
-        self.claims.visible_name = Some(name.into());
-        self
-    }
-    /// `transport`.
-    pub fn transport(mut self, transport: Transport) -> Self {
-        self.claims.transport = Some(transport);
-        self
-    }
-    /// `registered`: whether the gateway should REGISTER (default true).
-    pub fn registered(mut self, registered: bool) -> Self {
-        self.claims.registered = Some(registered);
-        self
-    }
-    /// `expires`, Unix seconds. When not set, the issuer sets it from its time-to-live.
-    pub fn expires(mut self, unix_seconds: i64) -> Self {
-        self.claims.expires = Some(unix_seconds);
-        self
-    }
-    /// `issued`, Unix seconds. When not set, a v1 issuer sets it to the current time.
-    pub fn issued(mut self, unix_seconds: i64) -> Self {
-        self.claims.issued = Some(unix_seconds);
-        self
-    }
-    /// `id`. When not set, a v1 issuer draws a random one.
-    pub fn id(mut self, id: TokenId) -> Self {
-        self.claims.id = Some(id);
-        self
+    optional_claims! {
+        /// `authenticationName`: the digest user name, when it differs from the login.
+        auth_name(name: impl Into<String>) => authentication_name = name.into();
+        /// `outboundProxy`: the host to send SIP requests to.
+        outbound_proxy(host: impl Into<String>) => outbound_proxy = host.into();
+        /// `port`, 1–65535.
+        port(port: u16) => port = port;
+        /// `visibleName`: the display name.
+        visible_name(name: impl Into<String>) => visible_name = name.into();
+        /// `transport`.
+        transport(transport: Transport) => transport = transport;
+        /// `registered`: whether the gateway should REGISTER (default true).
+        registered(registered: bool) => registered = registered;
+        /// `expires`, Unix seconds. When not set, the issuer sets it from its time-to-live.
+        expires(unix_seconds: i64) => expires = unix_seconds;
+        /// `issued`, Unix seconds. When not set, a v1 issuer sets it to the current time.
+        issued(unix_seconds: i64) => issued = unix_seconds;
+        /// `id`. When not set, a v1 issuer draws a random one.
+        id(id: TokenId) => id = id;
     }
     /// An attribute this format does not define (carried as is).
     pub fn extra(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {

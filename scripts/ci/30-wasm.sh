@@ -32,14 +32,9 @@ step "examples/node: token handler over real HTTP" example
 pack_and_install() ( # a subshell: cd and the trap stay inside
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  version=$(node -p 'require("./bindings/wasm/pkg/package.json").version')
-  (cd bindings/wasm/pkg && npm pack --silent --pack-destination "$tmp" >/dev/null)
-  tarball="$tmp/siptoken-$version.tgz"
-  [ -f "$tarball" ] || { echo "npm pack made no $tarball" >&2; return 1; }
-  echo "tarball: $(stat -c %s "$tarball") bytes"
   # Exactly the files the package needs: no build stamps, no sources.
-  diff <(tar tzf "$tarball" | sort) <(printf 'package/%s\n' README.md index.d.mts index.d.ts index.js index.mjs \
-    package.json siptoken_wasm.js siptoken_wasm_bg.wasm | sort)
+  npm_pack_exactly bindings/wasm/pkg siptoken "$tmp" README.md index.d.mts index.d.ts index.js \
+    index.mjs package.json siptoken_wasm.js siptoken_wasm_bg.wasm
 
   mkdir "$tmp/app"
   cd "$tmp/app"

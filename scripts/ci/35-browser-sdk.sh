@@ -32,13 +32,9 @@ step "build bindings/browser/pkg; size minified+gzipped within 15 KB" \
 pack_and_install() ( # a subshell: cd and the trap stay inside
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  version=$(node -p 'require("./bindings/browser/pkg/package.json").version')
-  (cd bindings/browser/pkg && npm pack --silent --pack-destination "$tmp" >/dev/null)
-  tarball="$tmp/siptoken-phone-$version.tgz"
-  [ -f "$tarball" ] || { echo "npm pack made no $tarball" >&2; return 1; }
-  echo "tarball: $(stat -c %s "$tarball") bytes"
   # Exactly the files the package needs.
-  diff <(tar tzf "$tarball" | sort) <(printf 'package/%s\n' README.md package.json siptoken-phone.d.ts siptoken-phone.js | sort)
+  npm_pack_exactly bindings/browser/pkg siptoken-phone "$tmp" README.md package.json \
+    siptoken-phone.d.ts siptoken-phone.js
 
   mkdir "$tmp/app"
   cd "$tmp/app"

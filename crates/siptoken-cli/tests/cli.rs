@@ -5,7 +5,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
+use common::ACCOUNT;
 use serde_json::Value;
+
+mod common;
 
 const V1_KEY: &str = "6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2";
 const LEGACY_KEY: &str = "8263D535FFFFFFFF7B0F60";
@@ -51,15 +54,10 @@ fn run(cmd: &mut Command, stdin: &str) -> Output {
 
 fn issue(e: &Env, extra: &[&str], password: &str) -> Output {
     let mut cmd = siptoken();
-    cmd.args(["issue", "--keys"]).arg(&e.keys).args([
-        "--app",
-        "CRM",
-        "--login",
-        "crm1",
-        "--domain",
-        "sip.example.org",
-        "--password-stdin",
-    ]);
+    cmd.args(["issue", "--keys"])
+        .arg(&e.keys)
+        .args(ACCOUNT)
+        .arg("--password-stdin");
     cmd.args(extra);
     run(&mut cmd, password)
 }
@@ -355,45 +353,26 @@ fn rejections_exit_one_with_a_specific_message() {
 #[test]
 fn legacy_expiry_beyond_the_maximum_lifetime_is_rejected() {
     let e = env();
-    let now = "1764120000";
-    let far = issue(&e, &["--legacy", "--expires", "253402300799"], "hunter2");
-    assert_eq!(far.code, 0, "{}", far.stderr);
-    let (code, r) = verify_json(
-        &e.keys,
-        far.stdout.trim(),
-        &["--allow-legacy", "--now", now],
-    );
-    assert_eq!(
-        (code, r["error"].as_str()),
-        (1, Some("lifetime_too_long")),
-        "{r}"
-    );
-
+    // A legacy token expiring at `expires`, verified at 1764120000 with `extra` options: the
+    // verdict `valid` (Ok) or the error code (Err).
+    let verdict = |expires: &str, extra: &[&str]| {
+        let token = issue(&e, &["--legacy", "--expires", expires], "hunter2");
+        assert_eq!(token.code, 0, "{}", token.stderr);
+        let mut args = vec!["--allow-legacy", "--now", "1764120000"];
+        args.extend(extra);
+        let (code, r) = verify_json(&e.keys, token.stdout.trim(), &args);
+        match r["error"].as_str() {
+            Some(error) => (code, Err(error.to_owned())),
+            None => (code, Ok(r["valid"].as_bool())),
+        }
+    };
+    let too_long = (1, Err("lifetime_too_long".to_owned()));
+    let valid = (0, Ok(Some(true)));
+    assert_eq!(verdict("253402300799", &[]), too_long);
     // now + 24 h + 30 s is the last accepted expiry; a longer --max-lifetime moves the bound.
-    let edge = issue(&e, &["--legacy", "--expires", "1764206430"], "hunter2");
-    let (code, r) = verify_json(
-        &e.keys,
-        edge.stdout.trim(),
-        &["--allow-legacy", "--now", now],
-    );
-    assert_eq!((code, r["valid"].as_bool()), (0, Some(true)), "{r}");
-    let past = issue(&e, &["--legacy", "--expires", "1764206431"], "hunter2");
-    let (code, r) = verify_json(
-        &e.keys,
-        past.stdout.trim(),
-        &["--allow-legacy", "--now", now],
-    );
-    assert_eq!(
-        (code, r["error"].as_str()),
-        (1, Some("lifetime_too_long")),
-        "{r}"
-    );
-    let (code, r) = verify_json(
-        &e.keys,
-        past.stdout.trim(),
-        &["--allow-legacy", "--now", now, "--max-lifetime", "25h"],
-    );
-    assert_eq!((code, r["valid"].as_bool()), (0, Some(true)), "{r}");
+    assert_eq!(verdict("1764206430", &[]), valid);
+    assert_eq!(verdict("1764206431", &[]), too_long);
+    assert_eq!(verdict("1764206431", &["--max-lifetime", "25h"]), valid);
 }
 
 /// Issue 14, item 13: --leeway and --max-lifetime are bounded like the gateway's settings

@@ -5,8 +5,6 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use assert_cmd::cargo::CommandCargoExt;
-
 const KEY: &str = "8263D535FFFFFFFF7B0F60";
 
 fn openssl(xml: &[u8], key: &str, decrypt: bool) -> Vec<u8> {
@@ -36,22 +34,13 @@ fn openssl(xml: &[u8], key: &str, decrypt: bool) -> Vec<u8> {
 }
 
 fn siptoken(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::cargo_bin("siptoken")
+    let out = assert_cmd::Command::cargo_bin("siptoken")
         .unwrap()
         .args(args)
         .env_remove("SIPTOKEN_KEYS")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .write_stdin(stdin)
+        .output()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap(),
         String::from_utf8(out.stdout).unwrap(),

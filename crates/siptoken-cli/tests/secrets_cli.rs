@@ -9,6 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
 const V1_KEY: &str = "6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2";
 const LEGACY_KEY: &str = "8263D535FFFFFFFF7B0F60";
 /// A different v1 key for the same app: tokens under [`V1_KEY`] fail against it.
@@ -122,14 +124,7 @@ fn no_password_key_or_token_in_any_cli_output() {
     let pw_file = d.join("pw.txt");
     std::fs::write(&pw_file, format!("{}\n", PASSWORDS[0])).unwrap();
     let pw_file = pw_file.to_str().unwrap();
-    let account = [
-        "--app",
-        "CRM",
-        "--login",
-        "crm1",
-        "--domain",
-        "sip.example.org",
-    ];
+    let account = common::ACCOUNT;
     let mut runs: Vec<(Run, Vec<String>)> = Vec::new();
     let mut tokens: Vec<String> = Vec::new();
     let run = |name: &'static str, args: &[&str], stdin: &str, env: &[(&str, &str)]| Run {

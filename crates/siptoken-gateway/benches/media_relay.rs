@@ -87,23 +87,8 @@ fn bench_sip_in() {
     for i in 0..PACKETS {
         let data = &packets[(i % 1024) as usize];
         let a = leg.on_rtp(now, far, data).unwrap();
-        let p = Inbound {
-            ssrc: a.header.ssrc,
-            seq: a.seq,
-            timestamp: a.header.timestamp,
-            marker: a.header.marker,
-            payload_type: a.header.payload_type,
-            payload: &data[a.payload.clone()],
-        };
-        if let Some(o) = r.to_browser.forward(now, p) {
-            let h = RtpHeader {
-                marker: o.marker,
-                payload_type: o.payload_type,
-                seq: o.seq as u16,
-                timestamp: o.timestamp,
-                ssrc: 9,
-            };
-            packet::write_rtp(&mut out, &h, o.payload);
+        if let Some(o) = r.to_browser.forward(now, a.inbound(data)) {
+            packet::write_rtp(&mut out, &o.header(9), o.payload);
             black_box(&out);
         }
     }
@@ -256,14 +241,7 @@ fn bench_browser_in() {
                 BrowserOutput::Timeout(_) => break,
                 BrowserOutput::Rtp(p) => {
                     if let Some(o) = r.to_sip.forward(pair.now, webrtc::inbound(&p)) {
-                        let h = RtpHeader {
-                            marker: o.marker,
-                            payload_type: o.payload_type,
-                            seq: o.seq as u16,
-                            timestamp: o.timestamp,
-                            ssrc: 9,
-                        };
-                        packet::write_rtp(&mut out, &h, o.payload);
+                        packet::write_rtp(&mut out, &o.header(9), o.payload);
                         relayed += 1;
                     }
                 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Upper bounds (seconds) of the login latency histogram buckets.
@@ -47,28 +47,25 @@ impl Metrics {
     /// Counts a login attempt by outcome (`registered`, `authenticated`, `error`) and error code
     /// (empty when none).
     pub fn login(&self, outcome: &'static str, code: &'static str) {
-        let mut m = self.logins.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((outcome, code)).or_default() += 1;
+        bump(&self.logins, (outcome, code));
     }
 
     /// Counts a connection the gateway closed because a limit was hit (`handshake_timeout`,
     /// `http_idle_timeout`, `tls_handshake_failed`, `proxy_header_invalid`, `connection_limit`,
     /// `connection_limit_per_ip`, `login_timeout`, `idle_timeout`, `message_too_big`).
     pub fn closed(&self, reason: &'static str) {
-        let mut m = self.closed.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry(reason).or_default() += 1;
+        bump(&self.closed, reason);
     }
 
     /// Counts an ended call by its end reason.
     pub fn call_ended(&self, reason: &'static str) {
-        let mut m = self.calls_ended.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry(reason).or_default() += 1;
+        bump(&self.calls_ended, reason);
     }
 
     /// Records the time from a login message to `registered` / `authenticated`.
     pub fn observe_login_latency(&self, d: Duration) {
         let s = d.as_secs_f64();
-        let mut h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let mut h = lock(&self.latency);
         for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
             if s <= *b {
                 h.counts[i] += 1;
@@ -81,101 +78,79 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let gauge = |out: &mut String, name: &str, help: &str, v: i64| {
+        let gauges = [
+            (
+                "siptoken_gateway_sessions",
+                "Open WebSocket sessions.",
+                &self.sessions,
+            ),
+            (
+                "siptoken_gateway_registered_accounts",
+                "Accounts registered (or authenticated) by open sessions.",
+                &self.registered,
+            ),
+            ("siptoken_gateway_calls", "Calls in progress.", &self.calls),
+        ];
+        for (name, help, v) in gauges {
+            let v = v.load(Ordering::Relaxed);
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+        }
+        labeled_counter(
+            &mut out,
+            "siptoken_gateway_calls_ended_total",
+            "Calls ended, by reason.",
+            &self.calls_ended,
+            |reason| format!("reason=\"{reason}\""),
+        );
+        let counters = [
+            (
+                "siptoken_gateway_sip_transactions_total",
+                "SIP REGISTER transactions sent.",
+                &self.sip_transactions,
+            ),
+            (
+                "siptoken_gateway_sip_retransmissions_total",
+                "SIP REGISTER retransmissions over UDP.",
+                &self.sip_retransmissions,
+            ),
+            (
+                "siptoken_gateway_sip_requests_answered_total",
+                "SIP requests from registrars answered (OPTIONS keep-alives).",
+                &self.sip_requests_answered,
+            ),
+            (
+                "siptoken_gateway_refreshes_total",
+                "Successful registration refreshes.",
+                &self.refreshes,
+            ),
+            (
+                "siptoken_gateway_replay_store_errors_total",
+                "Single-use store calls that failed (store down, timed out or refusing).",
+                &self.replay_store_errors,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let v = v.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
             );
-        };
-        gauge(
-            &mut out,
-            "siptoken_gateway_sessions",
-            "Open WebSocket sessions.",
-            self.sessions.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
-            "siptoken_gateway_registered_accounts",
-            "Accounts registered (or authenticated) by open sessions.",
-            self.registered.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
-            "siptoken_gateway_calls",
-            "Calls in progress.",
-            self.calls.load(Ordering::Relaxed),
-        );
-        out.push_str(
-            "# HELP siptoken_gateway_calls_ended_total Calls ended, by reason.\n\
-             # TYPE siptoken_gateway_calls_ended_total counter\n",
-        );
-        for (reason, n) in self
-            .calls_ended
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "siptoken_gateway_calls_ended_total{{reason=\"{reason}\"}} {n}"
-            );
         }
-        counter(
+        labeled_counter(
             &mut out,
-            "siptoken_gateway_sip_transactions_total",
-            "SIP REGISTER transactions sent.",
-            self.sip_transactions.load(Ordering::Relaxed),
+            "siptoken_gateway_logins_total",
+            "Login attempts by outcome and error code.",
+            &self.logins,
+            |(outcome, code)| format!("outcome=\"{outcome}\",code=\"{code}\""),
         );
-        counter(
+        labeled_counter(
             &mut out,
-            "siptoken_gateway_sip_retransmissions_total",
-            "SIP REGISTER retransmissions over UDP.",
-            self.sip_retransmissions.load(Ordering::Relaxed),
+            "siptoken_gateway_connections_closed_total",
+            "Connections closed by a limit, by reason.",
+            &self.closed,
+            |reason| format!("reason=\"{reason}\""),
         );
-        counter(
-            &mut out,
-            "siptoken_gateway_sip_requests_answered_total",
-            "SIP requests from registrars answered (OPTIONS keep-alives).",
-            self.sip_requests_answered.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "siptoken_gateway_refreshes_total",
-            "Successful registration refreshes.",
-            self.refreshes.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "siptoken_gateway_replay_store_errors_total",
-            "Single-use store calls that failed (store down, timed out or refusing).",
-            self.replay_store_errors.load(Ordering::Relaxed),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP siptoken_gateway_logins_total Login attempts by outcome and error code.\n\
-             # TYPE siptoken_gateway_logins_total counter"
-        );
-        for ((outcome, code), n) in self.logins.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "siptoken_gateway_logins_total{{outcome=\"{outcome}\",code=\"{code}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP siptoken_gateway_connections_closed_total Connections closed by a limit, by reason.\n\
-             # TYPE siptoken_gateway_connections_closed_total counter"
-        );
-        for (reason, n) in self.closed.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "siptoken_gateway_connections_closed_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
-        let h = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        let h = lock(&self.latency);
         let name = "siptoken_gateway_login_latency_seconds";
         let _ = writeln!(
             out,
@@ -188,6 +163,30 @@ impl Metrics {
         let _ = writeln!(out, "{name}_sum {}", h.sum);
         let _ = writeln!(out, "{name}_count {}", h.count);
         out
+    }
+}
+
+/// The value behind `m`, also when a thread panicked holding it (counters stay usable).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Adds one to the count of `key`.
+fn bump<K: Ord>(counts: &Mutex<BTreeMap<K, u64>>, key: K) {
+    *lock(counts).entry(key).or_default() += 1;
+}
+
+/// A counter family with one series per key: HELP, TYPE, then `name{labels} count` lines.
+fn labeled_counter<K>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    counts: &Mutex<BTreeMap<K, u64>>,
+    labels: impl Fn(&K) -> String,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (key, n) in lock(counts).iter() {
+        let _ = writeln!(out, "{name}{{{}}} {n}", labels(key));
     }
 }
 

@@ -398,14 +398,11 @@ impl ServerMessage {
 
     /// An `error` about a call.
     pub fn call_error(code: ErrorCode, call: &str, message: impl Into<String>) -> ServerMessage {
-        ServerMessage::Error {
-            code,
-            message: message.into(),
-            detail: None,
-            sip_status: None,
-            aor: None,
-            call: Some(call.to_owned()),
+        let mut error = ServerMessage::error(code, message);
+        if let ServerMessage::Error { call: about, .. } = &mut error {
+            *about = Some(call.to_owned());
         }
+        error
     }
 
     /// The `error` for a first registration that failed. The text is the error's `Display`,

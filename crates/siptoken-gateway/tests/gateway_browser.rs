@@ -5,57 +5,33 @@
 #[path = "gateway/harness.rs"]
 mod harness;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+#[path = "gateway/browser.rs"]
+mod browser;
+
+use std::io::Write;
 use std::time::Duration;
 
+use browser::Reaper;
 use harness::*;
 use siptoken::Transport;
 
 #[test]
 #[ignore = "needs headless Chromium, playwright-core and Kamailio (scripts/ci/40-gateway.sh)"]
 fn demo_page_logs_in_and_out_in_headless_chromium() {
-    let modules = std::env::var("SIPTOKEN_NODE_MODULES").unwrap_or_else(|_| {
-        format!(
-            "{}/../../target/gateway-node/node_modules",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    assert!(
-        std::path::Path::new(&modules)
-            .join("playwright-core")
-            .is_dir(),
-        "playwright-core is not installed in {modules} (scripts/ci/40-gateway.sh installs it)"
-    );
+    // Fails before any server starts when playwright-core is missing.
+    browser::node_modules();
     let kam = Kamailio::start("MD5", &[("alice", "pa55")]);
     let gw = Gateway::start("");
     let profile = tempfile::tempdir().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/demo-page.cjs");
-    let mut node = Command::new("node")
-        .arg(script)
-        .arg(format!("http://{}/", gw.addr))
-        .arg(token("alice", "pa55", kam.port, Transport::Udp))
-        .arg(profile.path())
-        .env("NODE_PATH", &modules)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        .spawn()
-        .expect("node is installed");
-    let pid = node.id();
+    let (mut node, mut stdin, rx) = browser::spawn_reading(
+        browser::node("demo-page.cjs")
+            .arg(format!("http://{}/", gw.addr))
+            .arg(token("alice", "pa55", kam.port, Transport::Udp))
+            .arg(profile.path()),
+        Some,
+    );
     // Whatever happens, node and the Chromium it started go away with the test.
-    let _reaper = Reaper(pid);
-    let mut stdin = node.stdin.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = node.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let _reaper = Reaper(node.id());
     let next = || match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(l) => l,
         Err(_) => {
@@ -70,15 +46,4 @@ fn demo_page_logs_in_and_out_in_headless_chromium() {
     kam.wait_bindings("alice", 0, Duration::from_secs(2));
     let status = node.wait().unwrap();
     assert!(status.success(), "{status}");
-}
-
-struct Reaper(u32);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0)])
-            .stderr(Stdio::null())
-            .status();
-    }
 }

@@ -34,13 +34,7 @@ const BARESIP_HZ: u32 = 400;
 /// A gateway that carries calls: the browser leg on a free loopback port, RTP ports from a
 /// window of its own (tests run in parallel), `extra` TOML lines.
 fn call_gateway(extra: &str) -> Gateway {
-    let webrtc = free_port();
-    let base = 20_000 + (free_port() % 200) * 100;
-    Gateway::start(&format!(
-        "webrtc_listen = \"127.0.0.1:{webrtc}\"\nrtp_address = \"127.0.0.1\"\n\
-         rtp_ports = \"{base}-{}\"\n{extra}",
-        base + 99
-    ))
+    Gateway::start(&format!("{}{extra}", CallPorts::free().config()))
 }
 
 /// A Kamailio with the operators `alice` and `carol`, the phone `bob`, and static routes from
@@ -49,14 +43,27 @@ fn kamailio(routes: &[(&str, &Sipp)]) -> Kamailio {
     Kamailio::start_with(
         "MD5",
         &[("alice", "pa55"), ("bob", "b0b"), ("carol", "c4r0l")],
-        KamailioOptions {
-            routes: routes
-                .iter()
-                .map(|(user, sipp)| (user.to_string(), format!("sip:127.0.0.1:{}", sipp.port)))
-                .collect(),
-            ..Default::default()
-        },
+        KamailioOptions::routes_to(routes),
     )
+}
+
+/// Kamailio with `routes`, a call gateway with `extra` config lines, and alice's browser logged
+/// in through it.
+fn alice_through(routes: &[(&str, &Sipp)], extra: &str) -> (Kamailio, Gateway, BrowserPhone) {
+    let kam = kamailio(routes);
+    let gw = call_gateway(extra);
+    let alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    (kam, gw, alice)
+}
+
+/// Like [`alice_through`] (no extra config), with the phone bob (baresip playing
+/// [`BARESIP_HZ`]) registered before the gateway starts.
+fn alice_and_bob(routes: &[(&str, &Sipp)]) -> (Kamailio, Baresip, Gateway, BrowserPhone) {
+    let kam = kamailio(routes);
+    let bob = Baresip::start(kam.port, "bob", "b0b", BARESIP_HZ, "");
+    let gw = call_gateway("");
+    let alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    (kam, bob, gw, alice)
 }
 
 /// A browser logged in as `user` (password `password`) through `gw`, its microphone playing
@@ -71,20 +78,17 @@ fn operator(gw: &Gateway, kam: &Kamailio, user: &str, password: &str, hz: f64) -
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn browser_calls_an_echo_callee_through_the_proxy_and_hears_itself() {
     let mut echo = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
-    let kam = kamailio(&[("echo", &echo)]);
-    let gw = call_gateway("");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
-    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "echo"}));
+    let (kam, _gw, mut alice) = alice_through(&[("echo", &echo)], "");
+    alice.call("c1", "echo");
     alice.event("media", Some("c1"), T);
     alice.event("answered", Some("c1"), T);
     // What the browser sends comes back from the echo through Kamailio's callee and the gateway.
     alice.assert_hears("c1", BROWSER_HZ);
-    alice.send(json!({"type": "hangup", "call": "c1"}));
-    let ended = alice.event("ended", Some("c1"), T);
-    assert_eq!(ended["reason"], "hangup", "{ended}");
+    alice.hangup("c1");
+    alice.ended("c1", "hangup", T);
     echo.wait_success(T);
     // The INVITE was challenged by the proxy (407) and answered with the token's credentials.
-    assert!(echo.log().contains("INVITE sip:"), "{}", echo.log());
+    echo.assert_logged("INVITE sip:");
     assert!(
         kam.log().contains("INVITE to echo"),
         "the call went through Kamailio:\n{}",
@@ -95,17 +99,13 @@ fn browser_calls_an_echo_callee_through_the_proxy_and_hears_itself() {
 #[test]
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn browser_and_baresip_hear_each_other() {
-    let kam = kamailio(&[]);
-    let mut bob = Baresip::start(kam.port, "bob", "b0b", BARESIP_HZ, "");
-    let gw = call_gateway("");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
-    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "bob"}));
-    alice.event("answered", Some("c1"), T);
+    let (_kam, mut bob, _gw, mut alice) = alice_and_bob(&[]);
+    alice.call_answered("c1", "bob", T);
     bob.event("CALL_ESTABLISHED", T);
     alice.assert_hears("c1", BARESIP_HZ as f64);
     std::thread::sleep(Duration::from_secs(3));
-    alice.send(json!({"type": "hangup", "call": "c1"}));
-    assert_eq!(alice.event("ended", Some("c1"), T)["reason"], "hangup");
+    alice.hangup("c1");
+    alice.ended("c1", "hangup", T);
     bob.event("CALL_CLOSED", T);
     bob.assert_heard(BROWSER_HZ, 2.0);
 }
@@ -113,10 +113,7 @@ fn browser_and_baresip_hear_each_other() {
 #[test]
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn baresip_calls_the_operator_who_answers_and_the_caller_hangs_up() {
-    let kam = kamailio(&[]);
-    let mut bob = Baresip::start(kam.port, "bob", "b0b", BARESIP_HZ, "");
-    let gw = call_gateway("");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    let (kam, mut bob, _gw, mut alice) = alice_and_bob(&[]);
     bob.command("dial", &format!("sip:alice@127.0.0.1:{}", kam.port));
     let incoming = alice.event("incomingCall", None, T);
     let id = incoming["call"].as_str().unwrap().to_owned();
@@ -133,18 +130,14 @@ fn baresip_calls_the_operator_who_answers_and_the_caller_hangs_up() {
     alice.assert_hears(&id, BARESIP_HZ as f64);
     std::thread::sleep(Duration::from_secs(3));
     bob.command("hangup", "");
-    let ended = alice.event("ended", Some(&id), T);
-    assert_eq!(ended["reason"], "remote_hangup", "{ended}");
+    alice.ended(&id, "remote_hangup", T);
     bob.assert_heard(BROWSER_HZ, 2.0);
 }
 
 #[test]
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn a_caller_who_gives_up_before_the_answer_is_cancelled_and_a_rejected_caller_sees_486() {
-    let kam = kamailio(&[]);
-    let mut bob = Baresip::start(kam.port, "bob", "b0b", BARESIP_HZ, "");
-    let gw = call_gateway("");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    let (kam, mut bob, _gw, mut alice) = alice_and_bob(&[]);
     let alice_uri = format!("sip:alice@127.0.0.1:{}", kam.port);
 
     bob.command("dial", &alice_uri);
@@ -153,8 +146,7 @@ fn a_caller_who_gives_up_before_the_answer_is_cancelled_and_a_rejected_caller_se
         .unwrap()
         .to_owned();
     bob.command("hangup", "");
-    let ended = alice.event("ended", Some(&id), T);
-    assert_eq!(ended["reason"], "cancelled", "{ended}");
+    alice.ended(&id, "cancelled", T);
     bob.event("CALL_CLOSED", T);
 
     bob.command("dial", &alice_uri);
@@ -169,8 +161,7 @@ fn a_caller_who_gives_up_before_the_answer_is_cancelled_and_a_rejected_caller_se
         "the caller sees 486: {closed}"
     );
     // The client hung up the ringing call: `hangup`, with the status the caller got.
-    let ended = alice.event("ended", Some(&id), T);
-    assert_eq!(ended["reason"], "hangup", "{ended}");
+    let ended = alice.ended(&id, "hangup", T);
     assert_eq!(ended["sipStatus"], 486, "{ended}");
 }
 
@@ -197,24 +188,20 @@ fn final_responses_map_to_end_reasons() {
         })
         .collect();
     let routes: Vec<(&str, &Sipp)> = callees.iter().map(|(u, s)| (u.as_str(), s)).collect();
-    let kam = kamailio(&routes);
-    let gw = call_gateway("");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    let (_kam, _gw, mut alice) = alice_through(&routes, "");
     for (i, ((status, _, reason), (user, _))) in cases.iter().zip(&callees).enumerate() {
         let id = format!("c{i}");
-        alice.cmd(json!({"cmd": "call", "call": id, "to": user}));
+        alice.call(&id, user);
         alice.event("ringing", Some(&id), T);
-        let ended = alice.event("ended", Some(&id), T);
-        assert_eq!(ended["reason"], *reason, "{status}: {ended}");
+        let ended = alice.ended(&id, reason, T);
         assert_eq!(ended["sipStatus"], *status, "{ended}");
     }
     for (_, mut sipp) in callees {
         sipp.wait_success(T);
     }
     // Nobody of that name: Kamailio's own 404.
-    alice.cmd(json!({"cmd": "call", "call": "nobody", "to": "nobody"}));
-    let ended = alice.event("ended", Some("nobody"), T);
-    assert_eq!(ended["reason"], "not_found", "{ended}");
+    alice.call("nobody", "nobody");
+    let ended = alice.ended("nobody", "not_found", T);
     assert_eq!(ended["sipStatus"], 404, "{ended}");
 }
 
@@ -222,11 +209,8 @@ fn final_responses_map_to_end_reasons() {
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn hold_and_unhold_reach_the_far_end() {
     let mut callee = Sipp::start_with(&scenario("call-hold.xml"), &["-rtp_echo"]);
-    let kam = kamailio(&[("held", &callee)]);
-    let gw = call_gateway("");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
-    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "held"}));
-    alice.event("answered", Some("c1"), T);
+    let (_kam, _gw, mut alice) = alice_through(&[("held", &callee)], "");
+    alice.call_answered("c1", "held", T);
     alice.assert_hears("c1", BROWSER_HZ);
     alice.send(json!({"type": "hold", "call": "c1"}));
     let held = alice.event("held", Some("c1"), T);
@@ -235,7 +219,7 @@ fn hold_and_unhold_reach_the_far_end() {
     let resumed = alice.event("resumed", Some("c1"), T);
     assert_eq!(resumed["by"], "local", "{resumed}");
     alice.assert_hears("c1", BROWSER_HZ);
-    alice.send(json!({"type": "hangup", "call": "c1"}));
+    alice.hangup("c1");
     alice.event("ended", Some("c1"), T);
     // The scenario checked a=sendonly in the first re-INVITE and a=sendrecv in the second.
     callee.wait_success(T);
@@ -250,14 +234,10 @@ fn hold_and_unhold_reach_the_far_end() {
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn dtmf_reaches_the_far_end_as_rfc4733_events_or_as_sip_info() {
     let kam_sipp = Sipp::start_with(&scenario("call-info-dtmf.xml"), &[]);
-    let kam = kamailio(&[("noevents", &kam_sipp)]);
-    let mut bob = Baresip::start(kam.port, "bob", "b0b", BARESIP_HZ, "");
-    let gw = call_gateway("");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    let (_kam, mut bob, _gw, mut alice) = alice_and_bob(&[("noevents", &kam_sipp)]);
 
     // baresip offers telephone-event: RFC 4733 events in the RTP stream.
-    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "bob"}));
-    alice.event("answered", Some("c1"), T);
+    alice.call_answered("c1", "bob", T);
     bob.event("CALL_ESTABLISHED", T);
     alice.send(json!({"type": "dtmf", "call": "c1", "digits": "12#9"}));
     let mut got = String::new();
@@ -266,30 +246,27 @@ fn dtmf_reaches_the_far_end_as_rfc4733_events_or_as_sip_info() {
         got.push_str(e["param"].as_str().unwrap_or("?"));
     }
     assert_eq!(got, "12#9");
-    alice.send(json!({"type": "hangup", "call": "c1"}));
+    alice.hangup("c1");
     alice.event("ended", Some("c1"), T);
 
     // The sipp callee offers no telephone-event: SIP INFO application/dtmf-relay.
     let mut info = kam_sipp;
-    alice.cmd(json!({"cmd": "call", "call": "c2", "to": "noevents"}));
-    alice.event("answered", Some("c2"), T);
+    alice.call_answered("c2", "noevents", T);
     alice.send(json!({"type": "dtmf", "call": "c2", "digits": "3*A"}));
     std::thread::sleep(Duration::from_secs(3));
-    alice.send(json!({"type": "hangup", "call": "c2"}));
+    alice.hangup("c2");
     alice.event("ended", Some("c2"), T);
     info.wait_success(T);
-    let log = info.log();
     for d in ["DTMF 3", "DTMF *", "DTMF A"] {
-        assert!(log.contains(d), "{d} missing:\n{log}");
+        info.assert_logged(d);
     }
 
     // Bad digits are refused before anything is sent.
-    alice.cmd(json!({"cmd": "call", "call": "c3", "to": "bob"}));
-    alice.event("answered", Some("c3"), T);
+    alice.call_answered("c3", "bob", T);
     alice.send(json!({"type": "dtmf", "call": "c3", "digits": "12x"}));
     let e = alice.event("error", Some("c3"), T);
     assert_eq!(e["code"], "bad_request", "{e}");
-    alice.send(json!({"type": "hangup", "call": "c3"}));
+    alice.hangup("c3");
     alice.event("ended", Some("c3"), T);
 }
 
@@ -297,21 +274,13 @@ fn dtmf_reaches_the_far_end_as_rfc4733_events_or_as_sip_info() {
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn blind_transfer_completes() {
     let mut callee = Sipp::start(&scenario("call-refer.xml"));
-    let kam = kamailio(&[("transferee", &callee)]);
-    let gw = call_gateway("");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
-    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "transferee"}));
-    alice.event("answered", Some("c1"), T);
+    let (_kam, _gw, mut alice) = alice_through(&[("transferee", &callee)], "");
+    alice.call_answered("c1", "transferee", T);
     alice.send(json!({"type": "transfer", "call": "c1", "to": "1003"}));
     alice.event("transferring", Some("c1"), T);
-    let ended = alice.event("ended", Some("c1"), T);
-    assert_eq!(ended["reason"], "transferred", "{ended}");
+    alice.ended("c1", "transferred", T);
     callee.wait_success(T);
-    assert!(
-        callee.log().contains("REFER to sip:1003@"),
-        "{}",
-        callee.log()
-    );
+    callee.assert_logged("REFER to sip:1003@");
 }
 
 #[test]
@@ -319,13 +288,9 @@ fn blind_transfer_completes() {
 fn a_silent_far_end_ends_the_call_with_media_timeout() {
     // call-answer.xml without -rtp_echo never sends RTP.
     let mut silent = Sipp::start_with(&scenario("call-answer.xml"), &[]);
-    let kam = kamailio(&[("silent", &silent)]);
-    let gw = call_gateway("media_timeout_seconds = 3");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
-    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "silent"}));
-    alice.event("answered", Some("c1"), T);
-    let ended = alice.event("ended", Some("c1"), T);
-    assert_eq!(ended["reason"], "media_timeout", "{ended}");
+    let (_kam, _gw, mut alice) = alice_through(&[("silent", &silent)], "media_timeout_seconds = 3");
+    alice.call_answered("c1", "silent", T);
+    alice.ended("c1", "media_timeout", T);
     // The gateway hung up properly: the callee got its BYE.
     silent.wait_success(T);
 }
@@ -334,11 +299,8 @@ fn a_silent_far_end_ends_the_call_with_media_timeout() {
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn closing_the_socket_mid_call_sends_bye() {
     let mut echo = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
-    let kam = kamailio(&[("echo", &echo)]);
-    let gw = call_gateway("");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
-    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "echo"}));
-    alice.event("answered", Some("c1"), T);
+    let (kam, _gw, mut alice) = alice_through(&[("echo", &echo)], "");
+    alice.call_answered("c1", "echo", T);
     drop(alice); // Chromium goes away with its WebSocket.
     echo.wait_success(T);
     kam.wait_bindings("alice", 0, T);
@@ -348,16 +310,12 @@ fn closing_the_socket_mid_call_sends_bye() {
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn sigterm_mid_call_sends_bye_then_unregisters() {
     let mut echo = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
-    let kam = kamailio(&[("echo", &echo)]);
-    let mut gw = call_gateway("");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
-    alice.cmd(json!({"cmd": "call", "call": "c1", "to": "echo"}));
-    alice.event("answered", Some("c1"), T);
+    let (kam, mut gw, mut alice) = alice_through(&[("echo", &echo)], "");
+    alice.call_answered("c1", "echo", T);
     assert_eq!(kam.bindings("alice").len(), 1);
     let status = gw.terminate(T);
     assert!(status.success(), "{status}\n{}", gw.log());
-    let ended = alice.event("ended", Some("c1"), T);
-    assert_eq!(ended["reason"], "logged_out", "{ended}");
+    alice.ended("c1", "logged_out", T);
     echo.wait_success(T);
     assert!(kam.bindings("alice").is_empty(), "{}", kam.dump());
 }
@@ -365,11 +323,9 @@ fn sigterm_mid_call_sends_bye_then_unregisters() {
 #[test]
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn two_browsers_call_each_other_through_the_gateway() {
-    let kam = kamailio(&[]);
-    let gw = call_gateway("");
-    let mut alice = operator(&gw, &kam, "alice", "pa55", BROWSER_HZ);
+    let (kam, gw, mut alice) = alice_through(&[], "");
     let mut carol = operator(&gw, &kam, "carol", "c4r0l", 600.0);
-    alice.cmd(json!({"cmd": "call", "call": "a1", "to": "carol"}));
+    alice.call("a1", "carol");
     let incoming = carol.event("incomingCall", None, T);
     assert!(
         incoming["from"].as_str().unwrap().starts_with("sip:alice@"),
@@ -381,12 +337,9 @@ fn two_browsers_call_each_other_through_the_gateway() {
     carol.event("answered", Some(&id), T);
     alice.assert_hears("a1", 600.0);
     carol.assert_hears(&id, BROWSER_HZ);
-    alice.send(json!({"type": "hangup", "call": "a1"}));
-    assert_eq!(alice.event("ended", Some("a1"), T)["reason"], "hangup");
-    assert_eq!(
-        carol.event("ended", Some(&id), T)["reason"],
-        "remote_hangup"
-    );
+    alice.hangup("a1");
+    alice.ended("a1", "hangup", T);
+    carol.ended(&id, "remote_hangup", T);
 }
 
 #[test]

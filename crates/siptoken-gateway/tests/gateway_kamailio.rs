@@ -37,10 +37,28 @@ async fn register(ws: &mut Ws, kam: &Kamailio, user: &str, transport: Transport)
 
 /// Starts Kamailio (MD5 digest, [`USERS`]) and a gateway with `config`, and opens a WebSocket.
 async fn kamailio_gateway_ws(config: &str) -> (Kamailio, Gateway, Ws) {
-    let kam = Kamailio::start("MD5", USERS);
+    kamailio_with_gateway_ws(KamailioOptions::default(), config).await
+}
+
+/// [`kamailio_gateway_ws`] with other Kamailio `options`.
+async fn kamailio_with_gateway_ws(
+    options: KamailioOptions,
+    config: &str,
+) -> (Kamailio, Gateway, Ws) {
+    let kam = Kamailio::start_with("MD5", USERS, options);
     let gw = Gateway::start(config);
     let ws = gw.ws().await;
     (kam, gw, ws)
+}
+
+/// Sends both logins before reading either answer, then waits for both registrations.
+async fn login_both(a: &mut Ws, b: &mut Ws, tokens: [String; 2]) {
+    let [ta, tb] = tokens;
+    a.login(&ta).await;
+    b.login(&tb).await;
+    for ws in [a, b] {
+        ws.expect_registration().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,16 +67,11 @@ async fn registers_refreshes_and_unregisters_on_logout_udp() {
     // Nonces expire after 1 s, so the refresh (which reuses the last challenge) meets a stale
     // nonce and must answer the new challenge. Kamailio compares whole seconds, so a nonce can
     // pass for up to 2 s: with a 4 s expiry the first refresh comes 2.2-3.4 s after the login.
-    let kam = Kamailio::start_with(
-        "MD5",
-        USERS,
-        KamailioOptions {
-            nonce_expire: 1,
-            ..Default::default()
-        },
-    );
-    let gw = Gateway::start("register_expires = 4");
-    let mut ws = gw.ws().await;
+    let options = KamailioOptions {
+        nonce_expire: 1,
+        ..Default::default()
+    };
+    let (kam, gw, mut ws) = kamailio_with_gateway_ws(options, "register_expires = 4").await;
     let t0 = Instant::now();
     let tok = user_token("alice", &kam, Transport::Udp);
     ws.login(&tok).await;
@@ -127,15 +140,10 @@ async fn tcp_binding_is_removed_when_the_socket_closes_abruptly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Kamailio (scripts/ci/40-gateway.sh)"]
 async fn two_sessions_of_one_account_are_two_bindings() {
-    let kam = Kamailio::start("MD5", USERS);
-    let gw = Gateway::start("");
-    let mut a = gw.ws().await;
+    let (kam, gw, mut a) = kamailio_gateway_ws("").await;
     let mut b = gw.ws().await;
-    a.login(&user_token("bob", &kam, Transport::Udp)).await;
-    b.login(&user_token("bob", &kam, Transport::Udp)).await;
-    for ws in [&mut a, &mut b] {
-        ws.expect_registration().await;
-    }
+    let tokens = [Transport::Udp; 2].map(|t| user_token("bob", &kam, t));
+    login_both(&mut a, &mut b, tokens).await;
     kam.wait_bindings("bob", 2, Duration::from_secs(2));
     a.logout().await;
     kam.wait_bindings("bob", 1, Duration::from_secs(2));
@@ -192,15 +200,13 @@ async fn answers_kamailio_options_keepalives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Kamailio (scripts/ci/40-gateway.sh)"]
 async fn sigterm_unregisters_every_account_before_exit() {
-    let kam = Kamailio::start("MD5", USERS);
-    let mut gw = Gateway::start("");
-    let mut a = gw.ws().await;
+    let (kam, mut gw, mut a) = kamailio_gateway_ws("").await;
     let mut b = gw.ws().await;
-    a.login(&user_token("alice", &kam, Transport::Udp)).await;
-    b.login(&user_token("bob", &kam, Transport::Tcp)).await;
-    for ws in [&mut a, &mut b] {
-        ws.expect_registration().await;
-    }
+    let tokens = [
+        user_token("alice", &kam, Transport::Udp),
+        user_token("bob", &kam, Transport::Tcp),
+    ];
+    login_both(&mut a, &mut b, tokens).await;
     kam.wait_bindings("alice", 1, Duration::from_secs(2));
     kam.wait_bindings("bob", 1, Duration::from_secs(2));
     let status = gw.terminate(Duration::from_secs(15));
@@ -308,9 +314,7 @@ async fn registrar_host_name_is_resolved() {
         .port(kam.port)
         .build()
         .unwrap();
-    let tok = siptoken::Issuer::new(&ring())
-        .issue("CRM", &claims)
-        .unwrap();
+    let tok = crm_token(&claims);
     register_with(&mut ws, &kam, "bob", &tok).await;
 }
 
@@ -353,9 +357,7 @@ async fn registrar_located_by_dns_srv() {
             .transport(transport)
             .build()
             .unwrap();
-        let tok = siptoken::Issuer::new(&ring())
-            .issue("CRM", &claims)
-            .unwrap();
+        let tok = crm_token(&claims);
         let b = register_with(&mut ws, &kam, user, &tok).await;
         assert_eq!(
             b[0].contains("transport=tcp"),
@@ -376,9 +378,8 @@ fn short_tcp_lifetime() -> KamailioOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Kamailio (scripts/ci/40-gateway.sh)"]
 async fn crlf_keepalives_keep_an_idle_tcp_connection_open() {
-    let kam = Kamailio::start_with("MD5", USERS, short_tcp_lifetime());
-    let gw = Gateway::start("tcp_keepalive_seconds = 1");
-    let mut ws = gw.ws().await;
+    let (kam, _gw, mut ws) =
+        kamailio_with_gateway_ws(short_tcp_lifetime(), "tcp_keepalive_seconds = 1").await;
     let before = register(&mut ws, &kam, "bob", Transport::Tcp).await;
     tokio::time::sleep(Duration::from_secs(15)).await;
     assert_eq!(kam.bindings("bob"), before, "the connection was replaced");
@@ -390,9 +391,8 @@ async fn crlf_keepalives_keep_an_idle_tcp_connection_open() {
 async fn a_closed_idle_tcp_connection_is_replaced_without_a_stale_binding() {
     // No keep-alives: Kamailio closes the connection; the gateway reconnects, registers the new
     // Contact and removes the old one in the same REGISTER.
-    let kam = Kamailio::start_with("MD5", USERS, short_tcp_lifetime());
-    let gw = Gateway::start("tcp_keepalive_seconds = 0");
-    let mut ws = gw.ws().await;
+    let (kam, _gw, mut ws) =
+        kamailio_with_gateway_ws(short_tcp_lifetime(), "tcp_keepalive_seconds = 0").await;
     let before = register(&mut ws, &kam, "bob", Transport::Tcp).await;
     let v = ws.recv_within(Duration::from_secs(20)).await;
     assert_eq!(v["type"], "registered", "{v}");
@@ -405,9 +405,7 @@ async fn a_closed_idle_tcp_connection_is_replaced_without_a_stale_binding() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Kamailio (scripts/ci/40-gateway.sh)"]
 async fn sigint_unregisters_too() {
-    let kam = Kamailio::start("MD5", USERS);
-    let mut gw = Gateway::start("");
-    let mut ws = gw.ws().await;
+    let (kam, mut gw, mut ws) = kamailio_gateway_ws("").await;
     register(&mut ws, &kam, "alice", Transport::Tcp).await;
     let status = gw.signal("INT", Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
@@ -436,9 +434,7 @@ async fn registers_over_ipv6() {
             .transport(transport)
             .build()
             .unwrap();
-        let tok = siptoken::Issuer::new(&ring())
-            .issue("CRM", &claims)
-            .unwrap();
+        let tok = crm_token(&claims);
         let b = register_with(&mut ws, &kam, user, &tok).await;
         assert!(b[0].contains("@[::1]:"), "{b:?}");
     }

@@ -14,24 +14,35 @@ use std::time::{Duration, Instant};
 
 use audio::{alaw_decode, tone_presence, ulaw_decode, Tone};
 use sim_browser::{SimBrowser, Source};
+use siptoken_gateway::media::sdp::Negotiated;
 use siptoken_gateway::media::session::SessionOptions;
 use siptoken_gateway::media::{
     BrowserFailure, MediaEngine, MediaEvent, MediaSession, MediaSettings,
 };
 use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
 
 const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
-async fn engine(timeout: Option<Duration>) -> MediaEngine {
-    MediaEngine::bind(&MediaSettings {
-        webrtc_listen: "127.0.0.1:0".parse().unwrap(),
-        webrtc_public_ip: None,
+/// Media settings for a test engine: WebRTC on `webrtc_listen`, RTP on loopback.
+fn settings(
+    webrtc_listen: &str,
+    webrtc_public_ip: Option<IpAddr>,
+    media_timeout: Option<Duration>,
+) -> MediaSettings {
+    MediaSettings {
+        webrtc_listen: webrtc_listen.parse().unwrap(),
+        webrtc_public_ip,
         rtp_ports: "20000-29999".parse().unwrap(),
         rtp_address: LOOPBACK,
-        media_timeout: timeout,
-    })
-    .await
-    .unwrap()
+        media_timeout,
+    }
+}
+
+async fn engine(timeout: Option<Duration>) -> MediaEngine {
+    MediaEngine::bind(&settings("127.0.0.1:0", None, timeout))
+        .await
+        .unwrap()
 }
 
 fn options() -> SessionOptions {
@@ -147,6 +158,12 @@ fn tone_source(freq: f64) -> FarSource {
     Box::new(move |i| vec![(0, i == 0, 1_000 + 160 * i as u32, tone.pcmu_frame())])
 }
 
+/// A PCMA tone, timestamps from 0.
+fn pcma_tone_source(freq: f64) -> FarSource {
+    let mut tone = Tone::new(freq, 0.5);
+    Box::new(move |i| vec![(8, i == 0, 160 * i as u32, tone.pcma_frame())])
+}
+
 fn silent_source() -> FarSource {
     Box::new(|_| Vec::new())
 }
@@ -154,6 +171,66 @@ fn silent_source() -> FarSource {
 fn browser_tone(freq: f64) -> Source {
     let mut tone = Tone::new(freq, 0.5);
     Box::new(move || (0, tone.pcmu_frame()))
+}
+
+/// A far end on its own loopback socket that answered a session's SIP offer.
+struct FarEnd {
+    socket: UdpSocket,
+    addr: SocketAddr,
+    /// The gateway's RTP address, from its offer.
+    gw_rtp: SocketAddr,
+    /// The session's SIP offer.
+    offer: String,
+    /// What the answer negotiated.
+    negotiated: Negotiated,
+}
+
+impl FarEnd {
+    /// Binds a far end and answers `session`'s SIP offer with `formats`, `sendrecv`.
+    async fn answering(session: &mut MediaSession, formats: &str) -> FarEnd {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let offer = session.sip_offer();
+        let negotiated = session
+            .apply_sip_answer(&far_sdp(addr, formats, "sendrecv"))
+            .unwrap()
+            .clone();
+        FarEnd {
+            socket,
+            addr,
+            gw_rtp: sdp_rtp_address(&offer),
+            offer,
+            negotiated,
+        }
+    }
+
+    /// Runs the far end (see [`far_end`]) for `secs` seconds in a task, sending to the gateway.
+    fn spawn(self, secs: u64, source: FarSource) -> JoinHandle<Vec<FarPacket>> {
+        tokio::spawn(far_end(
+            self.socket,
+            self.gw_rtp,
+            Duration::from_secs(secs),
+            source,
+        ))
+    }
+}
+
+/// Runs `browser` for `secs` seconds in a task, sending a 1 kHz tone; the task returns it.
+fn spawn_browser(mut browser: SimBrowser, secs: u64) -> JoinHandle<SimBrowser> {
+    tokio::spawn(async move {
+        browser
+            .run(Duration::from_secs(secs), &mut browser_tone(1000.0))
+            .await;
+        browser
+    })
+}
+
+/// Waits until `done` holds, or 2 s have passed (the caller then asserts what it waited for).
+async fn settle(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !done() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// A browser connected through a new session.
@@ -206,38 +283,36 @@ fn decode(packets: &[&FarPacket]) -> Vec<i16> {
         .collect()
 }
 
+/// Asserts that `who` heard the `tone` (in over 90% of the windows) and hardly the `other`
+/// (in under 5%).
+fn assert_tone_not_other(pcm: &[i16], tone: f64, other: f64, who: &str) {
+    let presence = tone_presence(pcm, tone);
+    assert!(
+        presence > 0.9,
+        "{tone} Hz in {:.0}% of {who}'s windows",
+        presence * 100.0
+    );
+    assert!(tone_presence(pcm, other) < 0.05);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tones_cross_both_ways_renumbered() {
     let engine = engine(Some(Duration::from_secs(30))).await;
-    let (mut browser, mut session) = connect(&engine, options()).await;
+    let (browser, mut session) = connect(&engine, options()).await;
     assert_eq!(session.browser_laws()[0].payload_type(), 0);
-    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let far_addr = far.local_addr().unwrap();
-    let offer = session.sip_offer();
+    let far = FarEnd::answering(&mut session, "0 101").await;
+    let offer = &far.offer;
     assert!(
         offer.contains("m=audio ") && offer.contains(" RTP/AVP 0 8 101\r\n"),
         "{offer}"
     );
-    let gw_rtp = sdp_rtp_address(&offer);
+    let gw_rtp = far.gw_rtp;
     assert_eq!(gw_rtp, session.sip_rtp_address());
     assert_eq!(gw_rtp.port() % 2, 0);
-    session
-        .apply_sip_answer(&far_sdp(far_addr, "0 101", "sendrecv"))
-        .unwrap();
     session.call_established();
 
-    let far_task = tokio::spawn(far_end(
-        far,
-        gw_rtp,
-        Duration::from_secs(3),
-        tone_source(400.0),
-    ));
-    let browser_task = tokio::spawn(async move {
-        browser
-            .run(Duration::from_secs(3), &mut browser_tone(1000.0))
-            .await;
-        browser
-    });
+    let far_task = far.spawn(3, tone_source(400.0));
+    let browser_task = spawn_browser(browser, 3);
     let before = wait_for(
         &mut session,
         MediaEvent::BrowserConnected,
@@ -271,14 +346,7 @@ async fn tones_cross_both_ways_renumbered() {
         assert_eq!(w[1].seq, w[0].seq.wrapping_add(1));
         assert_eq!(w[1].ts, w[0].ts.wrapping_add(160));
     }
-    let pcm = decode(&audio);
-    let presence = tone_presence(&pcm, 1000.0);
-    assert!(
-        presence > 0.9,
-        "1 kHz in {:.0}% of the far end's windows",
-        presence * 100.0
-    );
-    assert!(tone_presence(&pcm, 400.0) < 0.05);
+    assert_tone_not_other(&decode(&audio), 1000.0, 400.0, "the far end");
 
     // The browser got the far end's tone.
     let heard = browser.received_with(0);
@@ -291,20 +359,11 @@ async fn tones_cross_both_ways_renumbered() {
         .iter()
         .flat_map(|r| r.payload.iter().map(|&b| ulaw_decode(b)))
         .collect();
-    let presence = tone_presence(&pcm, 400.0);
-    assert!(
-        presence > 0.9,
-        "400 Hz in {:.0}% of the browser's windows",
-        presence * 100.0
-    );
-    assert!(tone_presence(&pcm, 1000.0) < 0.05);
+    assert_tone_not_other(&pcm, 400.0, 1000.0, "the browser");
 
     drop(session);
     let counters = engine.counters().clone();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while counters.sessions.load(Ordering::Relaxed) != 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    settle(|| counters.sessions.load(Ordering::Relaxed) == 0).await;
     assert_eq!(counters.sessions.load(Ordering::Relaxed), 0);
     assert!(counters.packets_to_sip.load(Ordering::Relaxed) >= 50);
     assert!(counters.packets_to_browser.load(Ordering::Relaxed) >= 50);
@@ -314,34 +373,17 @@ async fn tones_cross_both_ways_renumbered() {
 async fn rtp_from_an_unexpected_source_is_not_relayed() {
     let engine = engine(None).await;
     let (mut browser, mut session) = connect(&engine, options()).await;
-    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let far_addr = far.local_addr().unwrap();
-    let gw_rtp = sdp_rtp_address(&session.sip_offer());
-    session
-        .apply_sip_answer(&far_sdp(far_addr, "0", "sendrecv"))
-        .unwrap();
+    let far = FarEnd::answering(&mut session, "0").await;
+    let gw_rtp = far.gw_rtp;
     // Two intruders aim a 2 kHz tone at the gateway's RTP port: another port on the far end's
     // host, and another host.
-    let same_host = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let other_host = UdpSocket::bind("127.0.0.2:0").await.unwrap();
-    let far_task = tokio::spawn(far_end(
-        far,
-        gw_rtp,
-        Duration::from_secs(2),
-        silent_source(),
-    ));
-    let t1 = tokio::spawn(far_end(
-        same_host,
-        gw_rtp,
-        Duration::from_secs(2),
-        tone_source(2000.0),
-    ));
-    let t2 = tokio::spawn(far_end(
-        other_host,
-        gw_rtp,
-        Duration::from_secs(2),
-        tone_source(2000.0),
-    ));
+    let far_task = far.spawn(2, silent_source());
+    let [t1, t2] = ["127.0.0.1:0", "127.0.0.2:0"].map(|intruder| {
+        tokio::spawn(async move {
+            let socket = UdpSocket::bind(intruder).await.unwrap();
+            far_end(socket, gw_rtp, Duration::from_secs(2), tone_source(2000.0)).await
+        })
+    });
     browser
         .run(Duration::from_secs(2), &mut browser_tone(1000.0))
         .await;
@@ -369,10 +411,7 @@ async fn rtp_from_an_unexpected_source_is_not_relayed() {
     );
     drop(session);
     let counters = engine.counters().clone();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while counters.unexpected_source.load(Ordering::Relaxed) < 150 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    settle(|| counters.unexpected_source.load(Ordering::Relaxed) >= 150).await;
     assert!(counters.unexpected_source.load(Ordering::Relaxed) >= 150);
     assert_eq!(counters.packets_to_browser.load(Ordering::Relaxed), 0);
 }
@@ -380,14 +419,9 @@ async fn rtp_from_an_unexpected_source_is_not_relayed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dtmf_both_ways_as_telephone_events() {
     let engine = engine(None).await;
-    let (mut browser, mut session) = connect(&engine, options()).await;
-    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let far_addr = far.local_addr().unwrap();
-    let gw_rtp = sdp_rtp_address(&session.sip_offer());
-    let n = session
-        .apply_sip_answer(&far_sdp(far_addr, "0 101", "sendrecv"))
-        .unwrap();
-    assert!(n.telephone_event.is_some());
+    let (browser, mut session) = connect(&engine, options()).await;
+    let far = FarEnd::answering(&mut session, "0 101").await;
+    assert!(far.negotiated.telephone_event.is_some());
     // The far end sends digit 5 at tick 40 (7 packets), audio otherwise.
     let mut tone = Tone::new(400.0, 0.5);
     let source: FarSource = Box::new(move |i| {
@@ -407,13 +441,8 @@ async fn dtmf_both_ways_as_telephone_events() {
             _ => vec![(0, false, ts, tone.pcmu_frame())],
         }
     });
-    let far_task = tokio::spawn(far_end(far, gw_rtp, Duration::from_secs(3), source));
-    let browser_task = tokio::spawn(async move {
-        browser
-            .run(Duration::from_secs(3), &mut browser_tone(1000.0))
-            .await;
-        browser
-    });
+    let far_task = far.spawn(3, source);
+    let browser_task = spawn_browser(browser, 3);
     wait_for(
         &mut session,
         MediaEvent::BrowserConnected,
@@ -465,15 +494,8 @@ async fn dtmf_both_ways_as_telephone_events() {
 async fn a_pcma_only_far_end_gets_pcma() {
     let engine = engine(None).await;
     let (mut browser, mut session) = connect(&engine, options()).await;
-    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let far_addr = far.local_addr().unwrap();
-    let gw_rtp = sdp_rtp_address(&session.sip_offer());
-    session
-        .apply_sip_answer(&far_sdp(far_addr, "8", "sendrecv"))
-        .unwrap();
-    let mut tone = Tone::new(400.0, 0.5);
-    let source: FarSource = Box::new(move |i| vec![(8, i == 0, 160 * i as u32, tone.pcma_frame())]);
-    let far_task = tokio::spawn(far_end(far, gw_rtp, Duration::from_secs(2), source));
+    let far = FarEnd::answering(&mut session, "8").await;
+    let far_task = far.spawn(2, pcma_tone_source(400.0));
     browser
         .run(Duration::from_secs(2), &mut browser_tone(1000.0))
         .await;
@@ -521,9 +543,12 @@ async fn an_incoming_call_uses_the_far_ends_law_on_both_legs() {
     let ok = session.answer_sip_offer(&invite).unwrap();
     assert!(ok.contains(" RTP/AVP 8 101\r\n"), "{ok}");
     let gw_rtp = sdp_rtp_address(&ok);
-    let mut tone = Tone::new(400.0, 0.5);
-    let source: FarSource = Box::new(move |i| vec![(8, i == 0, 160 * i as u32, tone.pcma_frame())]);
-    let far_task = tokio::spawn(far_end(far, gw_rtp, Duration::from_secs(2), source));
+    let far_task = tokio::spawn(far_end(
+        far,
+        gw_rtp,
+        Duration::from_secs(2),
+        pcma_tone_source(400.0),
+    ));
     let mut tone = Tone::new(1000.0, 0.5);
     let mut pcma: Source = Box::new(move || (8, tone.pcma_frame()));
     browser.run(Duration::from_secs(2), &mut pcma).await;
@@ -544,25 +569,11 @@ async fn an_incoming_call_uses_the_far_ends_law_on_both_legs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_stops_the_audio_and_unhold_resumes_it() {
     let engine = engine(None).await;
-    let (mut browser, mut session) = connect(&engine, options()).await;
-    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let far_addr = far.local_addr().unwrap();
-    let gw_rtp = sdp_rtp_address(&session.sip_offer());
-    session
-        .apply_sip_answer(&far_sdp(far_addr, "0 101", "sendrecv"))
-        .unwrap();
-    let far_task = tokio::spawn(far_end(
-        far,
-        gw_rtp,
-        Duration::from_secs(4),
-        silent_source(),
-    ));
-    let browser_task = tokio::spawn(async move {
-        browser
-            .run(Duration::from_secs(4), &mut browser_tone(1000.0))
-            .await;
-        browser
-    });
+    let (browser, mut session) = connect(&engine, options()).await;
+    let far = FarEnd::answering(&mut session, "0 101").await;
+    let far_addr = far.addr;
+    let far_task = far.spawn(4, silent_source());
+    let browser_task = spawn_browser(browser, 4);
     assert_eq!(
         wait_event(&mut session, Duration::from_secs(3)).await,
         Some(MediaEvent::BrowserConnected)
@@ -619,25 +630,11 @@ async fn hold_stops_the_audio_and_unhold_resumes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_timeout_once_established_and_only_then() {
     let engine = engine(Some(Duration::from_millis(800))).await;
-    let (mut browser, mut session) = connect(&engine, options()).await;
-    let far = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let far_addr = far.local_addr().unwrap();
-    let gw_rtp = sdp_rtp_address(&session.sip_offer());
-    session
-        .apply_sip_answer(&far_sdp(far_addr, "0", "sendrecv"))
-        .unwrap();
+    let (browser, mut session) = connect(&engine, options()).await;
+    let far = FarEnd::answering(&mut session, "0").await;
     // The far end never sends.
-    let far_task = tokio::spawn(far_end(
-        far,
-        gw_rtp,
-        Duration::from_secs(3),
-        silent_source(),
-    ));
-    let browser_task = tokio::spawn(async move {
-        browser
-            .run(Duration::from_secs(3), &mut browser_tone(1000.0))
-            .await;
-    });
+    let far_task = far.spawn(3, silent_source());
+    let browser_task = spawn_browser(browser, 3);
     assert_eq!(
         wait_event(&mut session, Duration::from_secs(2)).await,
         Some(MediaEvent::BrowserConnected)
@@ -684,11 +681,7 @@ async fn a_dtls_fingerprint_mismatch_is_reported() {
     let offer = offer.replace(hex, &flipped);
     let (answer, mut session) = engine.create_for_browser_offer(&offer, options()).unwrap();
     browser.accept_answer(&answer);
-    let run = tokio::spawn(async move {
-        browser
-            .run(Duration::from_secs(3), &mut browser_tone(1000.0))
-            .await;
-    });
+    let run = spawn_browser(browser, 3);
     let event = wait_event(&mut session, Duration::from_secs(3)).await;
     assert_eq!(event, Some(MediaEvent::BrowserFailed(BrowserFailure::Dtls)));
     assert_eq!(
@@ -715,26 +708,15 @@ async fn bad_offers_and_settings_are_errors() {
         .unwrap_err();
     assert!(e.to_string().contains("no common codec"), "{e}");
     // Every interface without a public address to advertise.
-    let e = MediaEngine::bind(&MediaSettings {
-        webrtc_listen: "0.0.0.0:0".parse().unwrap(),
-        webrtc_public_ip: None,
-        rtp_ports: "20000-29999".parse().unwrap(),
-        rtp_address: LOOPBACK,
-        media_timeout: None,
-    })
-    .await
-    .unwrap_err();
+    let e = MediaEngine::bind(&settings("0.0.0.0:0", None, None))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("webrtc_public_ip"));
     // With one, it is advertised.
-    let e = MediaEngine::bind(&MediaSettings {
-        webrtc_listen: "0.0.0.0:0".parse().unwrap(),
-        webrtc_public_ip: Some("198.51.100.10".parse().unwrap()),
-        rtp_ports: "20000-29999".parse().unwrap(),
-        rtp_address: LOOPBACK,
-        media_timeout: None,
-    })
-    .await
-    .unwrap();
+    let public_ip = Some("198.51.100.10".parse().unwrap());
+    let e = MediaEngine::bind(&settings("0.0.0.0:0", public_ip, None))
+        .await
+        .unwrap();
     assert_eq!(e.webrtc_address().ip().to_string(), "198.51.100.10");
     let (_b, offer) = SimBrowser::offer().await;
     let (answer, _s) = e.create_for_browser_offer(&offer, options()).unwrap();

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use harness::*;
 use serde_json::json;
-use siptoken::{Claims, Issuer, Verifier};
+use siptoken::{Claims, Verifier};
 
 /// A password for Redis's `requirepass`: the gateways must never log it.
 const REDIS_PASSWORD: &str = "redis-pw-7c1f0e";
@@ -35,7 +35,7 @@ fn fresh_token() -> String {
         .expires(now() + 3600)
         .build()
         .unwrap();
-    Issuer::new(&ring()).issue("CRM", &claims).unwrap()
+    crm_token(&claims)
 }
 
 /// A gateway config on this Redis with limits high enough for the trials.

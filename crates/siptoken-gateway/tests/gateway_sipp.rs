@@ -26,11 +26,17 @@ fn crm1_token(sipp: &Sipp) -> String {
     token("crm1", "pw", sipp.port, Transport::Udp)
 }
 
-/// Registers at the registrar `scenario_file` plays, logs out, and checks that sipp saw its
-/// whole scenario.
-async fn registers_and_unregisters_against(scenario_file: &str) {
-    let (mut sipp, _gw, mut ws) =
-        sipp_gateway_ws(scenario_file, "sip_transaction_timeout_ms = 5000").await;
+/// Sends the login of [`crm1_token`] and expects `registering`.
+async fn login_crm1(ws: &mut Ws, sipp: &Sipp) {
+    ws.login(&crm1_token(sipp)).await;
+    ws.expect("registering").await;
+}
+
+/// Registers at the registrar `scenario_file` plays (the gateway configured with `config` on top
+/// of a 5 s transaction timeout), logs out, and checks that sipp saw its whole scenario.
+async fn registers_and_unregisters_against(scenario_file: &str, config: &str) {
+    let config = format!("sip_transaction_timeout_ms = 5000\n{config}");
+    let (mut sipp, _gw, mut ws) = sipp_gateway_ws(scenario_file, &config).await;
     ws.login_registered(&crm1_token(&sipp)).await;
     ws.logout().await;
     sipp.wait_success(Duration::from_secs(5));
@@ -39,18 +45,7 @@ async fn registers_and_unregisters_against(scenario_file: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs sipp (scripts/ci/40-gateway.sh)"]
 async fn forbidden_after_the_challenge_is_sip_auth_failed() {
-    let (mut sipp, gw, mut ws) = sipp_gateway_ws(
-        "403-after-challenge.xml",
-        "sip_transaction_timeout_ms = 5000",
-    )
-    .await;
-    ws.login(&crm1_token(&sipp)).await;
-    ws.expect("registering").await;
-    let v = ws.expect_error("sip_auth_failed").await;
-    assert_eq!(v["sipStatus"], 403, "{v}");
-    sipp.wait_success(Duration::from_secs(5));
-    ws.ping().await;
-    assert_eq!(gw.get("/healthz").0, 200);
+    auth_fails("403-after-challenge.xml", "", 403, None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,8 +56,7 @@ async fn interval_too_brief_is_retried_with_min_expires() {
         "register_expires = 1\nsip_transaction_timeout_ms = 5000",
     )
     .await;
-    ws.login(&crm1_token(&sipp)).await;
-    ws.expect("registering").await;
+    login_crm1(&mut ws, &sipp).await;
     let v = ws.expect("registered").await;
     assert_eq!(v["expires"], 2, "{v}");
     // The refresh (after 1.1–1.7 s) asks for Min-Expires again; sipp checks the header.
@@ -133,24 +127,31 @@ async fn service_unavailable_with_retry_after_backs_off_and_retries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs sipp (scripts/ci/40-gateway.sh)"]
 async fn answers_the_sha256_challenge_when_offered_beside_md5() {
-    registers_and_unregisters_against("sha256-challenge.xml").await;
+    registers_and_unregisters_against("sha256-challenge.xml", "").await;
 }
 
-/// Logs in against `scenario_file` (a registrar whose challenge the gateway must refuse), expects
-/// `sip_auth_failed` naming `why`, and checks that sipp saw no answer (a second REGISTER would
-/// fail its scenario).
-async fn challenge_is_refused(scenario_file: &str, config: &str, why: &str) {
+/// Logs in against `scenario_file` (the gateway configured with `config` on top of a 5 s
+/// transaction timeout), expects `sip_auth_failed` with `sip_status` and a message naming `why`
+/// (when given), checks that sipp saw its whole scenario and that the gateway stays healthy.
+async fn auth_fails(scenario_file: &str, config: &str, sip_status: u16, why: Option<&str>) {
     let config = format!("sip_transaction_timeout_ms = 5000\n{config}");
     let (mut sipp, gw, mut ws) = sipp_gateway_ws(scenario_file, &config).await;
-    ws.login(&crm1_token(&sipp)).await;
-    ws.expect("registering").await;
+    login_crm1(&mut ws, &sipp).await;
     let v = ws.expect_error("sip_auth_failed").await;
-    assert_eq!(v["sipStatus"], 401, "{v}");
-    let message = v["message"].as_str().unwrap();
-    assert!(message.contains(why), "{v}");
+    assert_eq!(v["sipStatus"], sip_status, "{v}");
+    if let Some(why) = why {
+        let message = v["message"].as_str().unwrap();
+        assert!(message.contains(why), "{v}");
+    }
     sipp.wait_success(Duration::from_secs(5));
     ws.ping().await;
     assert_eq!(gw.get("/healthz").0, 200);
+}
+
+/// A registrar whose challenge the gateway must refuse: `sip_auth_failed` (401) naming `why`,
+/// and no answer (a second REGISTER would fail sipp's scenario).
+async fn challenge_is_refused(scenario_file: &str, config: &str, why: &str) {
+    auth_fails(scenario_file, config, 401, Some(why)).await;
 }
 
 /// Issue 14, item 11: a hostile registrar (or anyone on the path) strips qop from the challenge
@@ -164,14 +165,7 @@ async fn a_challenge_without_qop_is_refused_by_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs sipp (scripts/ci/40-gateway.sh)"]
 async fn a_challenge_without_qop_is_answered_when_allowed() {
-    let (mut sipp, _gw, mut ws) = sipp_gateway_ws(
-        "rfc2069-answered.xml",
-        "sip_transaction_timeout_ms = 5000\nallow_rfc2069_digest = true",
-    )
-    .await;
-    ws.login_registered(&crm1_token(&sipp)).await;
-    ws.logout().await;
-    sipp.wait_success(Duration::from_secs(5));
+    registers_and_unregisters_against("rfc2069-answered.xml", "allow_rfc2069_digest = true").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,20 +182,14 @@ async fn an_md5_challenge_is_refused_under_min_digest_algorithm_sha256() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs sipp (scripts/ci/40-gateway.sh)"]
 async fn the_sha256_challenge_beside_md5_passes_min_digest_algorithm_sha256() {
-    let (mut sipp, _gw, mut ws) = sipp_gateway_ws(
-        "sha256-challenge.xml",
-        "sip_transaction_timeout_ms = 5000\nmin_digest_algorithm = \"SHA-256\"",
-    )
-    .await;
-    ws.login_registered(&crm1_token(&sipp)).await;
-    ws.logout().await;
-    sipp.wait_success(Duration::from_secs(5));
+    registers_and_unregisters_against("sha256-challenge.xml", "min_digest_algorithm = \"SHA-256\"")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs sipp (scripts/ci/40-gateway.sh)"]
 async fn proxy_and_registrar_challenges_then_a_stale_nonce_still_register() {
-    registers_and_unregisters_against("407-401-stale.xml").await;
+    registers_and_unregisters_against("407-401-stale.xml", "").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,8 +201,7 @@ async fn no_answer_is_sip_timeout_after_retransmissions() {
     )
     .await;
     let t0 = Instant::now();
-    ws.login(&crm1_token(&sipp)).await;
-    ws.expect("registering").await;
+    login_crm1(&mut ws, &sipp).await;
     ws.expect_error("sip_timeout").await;
     let waited = t0.elapsed();
     assert!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness::*;
-use siptoken::{Claims, Issuer, Transport};
+use siptoken::{Claims, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A rustls client trusting only `ca`.
@@ -236,17 +236,14 @@ async fn sip_over_tls_registers_with_kamailio_and_refuses_untrusted_certificates
         v["message"].as_str().unwrap().contains("certificate"),
         "{v}"
     );
-    let wrong_name = Issuer::new(&ring())
-        .issue(
-            "CRM",
-            &Claims::builder("alice", "tls-pw", DOMAIN)
-                .outbound_proxy("localhost")
-                .port(kam.tls_port)
-                .transport(Transport::Tls)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    let wrong_name = crm_token(
+        &Claims::builder("alice", "tls-pw", DOMAIN)
+            .outbound_proxy("localhost")
+            .port(kam.tls_port)
+            .transport(Transport::Tls)
+            .build()
+            .unwrap(),
+    );
     ws.login(&wrong_name).await;
     ws.expect("registering").await;
     let v = ws.expect_error("sip_unreachable").await;

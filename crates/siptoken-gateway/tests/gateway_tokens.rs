@@ -239,12 +239,7 @@ async fn unreachable_registrars() {
         let v = ws.expect_error("sip_unreachable").await;
         assert!(v.get("sipStatus").is_none(), "{v}");
     }
-    let tls = Issuer::new(&ring())
-        .issue(
-            "CRM",
-            &claims(closed).transport(Transport::Tls).build().unwrap(),
-        )
-        .unwrap();
+    let tls = crm_token(&claims(closed).transport(Transport::Tls).build().unwrap());
     ws.login(&tls).await;
     ws.expect("registering").await;
     ws.expect_error("sip_unreachable").await;
@@ -376,12 +371,7 @@ async fn sigterm_with_a_register_in_flight_to_a_silent_registrar_exits_in_bounde
         .await;
     ws.expect("registering").await;
     let mut other = gw.ws().await;
-    let authenticated = Issuer::new(&ring())
-        .issue(
-            "CRM",
-            &claims(silent.port).registered(false).build().unwrap(),
-        )
-        .unwrap();
+    let authenticated = crm_token(&claims(silent.port).registered(false).build().unwrap());
     other.login(&authenticated).await;
     other.expect("authenticated").await;
     let t0 = std::time::Instant::now();
@@ -423,17 +413,14 @@ async fn failed_registrations_do_not_reveal_the_registrars_address() {
         (Transport::Tcp, closed),
         (Transport::Udp, closed),
     ] {
-        let tok = Issuer::new(&ring())
-            .issue(
-                "CRM",
-                &Claims::builder("crm1", "pw", DOMAIN)
-                    .outbound_proxy("localhost")
-                    .port(port)
-                    .transport(transport)
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
+        let tok = crm_token(
+            &Claims::builder("crm1", "pw", DOMAIN)
+                .outbound_proxy("localhost")
+                .port(port)
+                .transport(transport)
+                .build()
+                .unwrap(),
+        );
         ws.login(&tok).await;
         ws.expect("registering").await;
         let v = ws.expect_error("sip_unreachable").await;

@@ -134,18 +134,15 @@ async fn no_password_key_or_token_in_the_gateway_output_at_trace_level() {
     ws.login(&tampered).await;
     let v = ws.expect_error("token_rejected").await;
     assert_eq!(v["detail"], "bad_signature");
-    let expired = Issuer::new(&ring())
-        .issue(
-            "CRM",
-            &Claims::builder("alice", ALICE_PW, DOMAIN)
-                .outbound_proxy("127.0.0.1")
-                .port(kam.port)
-                .issued(now() - 600)
-                .expires(now() - 300)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    let expired = crm_token(
+        &Claims::builder("alice", ALICE_PW, DOMAIN)
+            .outbound_proxy("127.0.0.1")
+            .port(kam.port)
+            .issued(now() - 600)
+            .expires(now() - 300)
+            .build()
+            .unwrap(),
+    );
     tokens.push(expired.clone());
     ws.login(&expired).await;
     let v = ws.expect_error("token_rejected").await;

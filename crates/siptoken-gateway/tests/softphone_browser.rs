@@ -8,26 +8,19 @@
 #[path = "gateway/harness.rs"]
 mod harness;
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+#[path = "gateway/browser.rs"]
+mod browser;
 
+use std::process::Stdio;
+
+use browser::Reaper;
 use harness::*;
 
 #[test]
 #[ignore = "needs headless Chromium and playwright-core (scripts/ci/40-gateway.sh)"]
 fn softphone_page_against_a_scripted_gateway_in_headless_chromium() {
-    let modules = std::env::var("SIPTOKEN_NODE_MODULES").unwrap_or_else(|_| {
-        format!(
-            "{}/../../target/gateway-node/node_modules",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    });
-    assert!(
-        std::path::Path::new(&modules)
-            .join("playwright-core")
-            .is_dir(),
-        "playwright-core is not installed in {modules} (scripts/ci/40-gateway.sh installs it)"
-    );
+    // Fails before any server starts when playwright-core is missing.
+    browser::node_modules();
     let gw = Gateway::start(
         "screen_pop_url = \"https://crm.example.org/clients?phone={from}&name={name}\"",
     );
@@ -53,21 +46,16 @@ fn softphone_page_against_a_scripted_gateway_in_headless_chromium() {
     let profile = tempfile::tempdir().unwrap();
     // SIPTOKEN_SOFTPHONE_SCREENSHOT=FILE.png keeps pictures of the page (FILE-call.png too).
     let screenshot = std::env::var("SIPTOKEN_SOFTPHONE_SCREENSHOT").unwrap_or_default();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/softphone.cjs");
-    let mut node = Command::new("node");
-    node.arg(script)
-        .arg("scripted")
+    let mut node = browser::node("softphone.cjs");
+    node.arg("scripted")
         .arg(format!("http://{}/", gw.addr))
         .arg(profile.path());
     if !screenshot.is_empty() {
         node.arg(&screenshot);
     }
     let child = node
-        .env("NODE_PATH", &modules)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .spawn()
         .expect("node is installed");
     // Whatever happens, node and the Chromium it started go away with the test.
@@ -82,15 +70,4 @@ fn softphone_page_against_a_scripted_gateway_in_headless_chromium() {
         gw.log()
     );
     print!("{stdout}");
-}
-
-struct Reaper(u32);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0)])
-            .stderr(Stdio::null())
-            .status();
-    }
 }

@@ -22,8 +22,7 @@ mod baresip;
 #[path = "gateway/audio.rs"]
 mod audio;
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
+use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -49,34 +48,17 @@ impl Softphone {
     /// Opens `http://GATEWAY/` with a microphone playing a `hz` sine.
     fn open(gateway: std::net::SocketAddr, hz: f64) -> Softphone {
         browser::assert_loopback_only();
-        let modules = browser::node_modules();
         let dir = tempfile::tempdir().unwrap();
         let wav = dir.path().join("tone.wav");
         browser::write_tone_wav(&wav, hz, 120);
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gateway/softphone.cjs");
-        let mut child = Command::new("node")
-            .arg(script)
-            .arg("drive")
-            .arg(format!("http://{gateway}/"))
-            .arg(dir.path().join("profile"))
-            .env("NODE_PATH", &modules)
-            .env("SIPTOKEN_FAKE_AUDIO", &wav)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .process_group(0)
-            .spawn()
-            .expect("node is installed");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, stdin, lines) = browser::spawn_reading(
+            browser::node("softphone.cjs")
+                .arg("drive")
+                .arg(format!("http://{gateway}/"))
+                .arg(dir.path().join("profile"))
+                .env("SIPTOKEN_FAKE_AUDIO", &wav),
+            Some,
+        );
         Softphone {
             child,
             stdin,
@@ -184,38 +166,20 @@ impl Drop for Softphone {
 
 /// A gateway that carries calls (browser leg and RTP ports on loopback), listening on `listen`,
 /// with the screen-pop link configured.
-fn call_gateway(listen: &str, webrtc: u16, rtp_base: u16) -> Gateway {
-    Gateway::start_listening(
-        listen,
-        &format!(
-            "webrtc_listen = \"127.0.0.1:{webrtc}\"\nrtp_address = \"127.0.0.1\"\n\
-             rtp_ports = \"{rtp_base}-{}\"\nscreen_pop_url = \"{SCREEN_POP}\"",
-            rtp_base + 99
-        ),
-        &[],
-        &[],
-    )
+fn call_gateway(listen: &str, ports: CallPorts) -> Gateway {
+    let config = format!("{}screen_pop_url = \"{SCREEN_POP}\"", ports.config());
+    Gateway::start_listening(listen, &config, &[], &[])
 }
 
 fn fresh_call_gateway() -> Gateway {
-    call_gateway(
-        "127.0.0.1:0",
-        free_port(),
-        20_000 + (free_port() % 200) * 100,
-    )
+    call_gateway("127.0.0.1:0", CallPorts::free())
 }
 
 fn kamailio(routes: &[(&str, &Sipp)]) -> Kamailio {
     Kamailio::start_with(
         "MD5",
         &[("alice", "pa55"), ("bob", "b0b")],
-        KamailioOptions {
-            routes: routes
-                .iter()
-                .map(|(user, sipp)| (user.to_string(), format!("sip:127.0.0.1:{}", sipp.port)))
-                .collect(),
-            ..Default::default()
-        },
+        KamailioOptions::routes_to(routes),
     )
 }
 
@@ -352,9 +316,8 @@ fn after_the_gateway_is_killed_and_restarted_the_page_reconnects_with_a_fresh_to
     let echo = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
     let mut after = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
     let kam = kamailio(&[("echo", &echo), ("after", &after)]);
-    let webrtc = free_port();
-    let rtp_base = 20_000 + (free_port() % 200) * 100;
-    let mut gw = call_gateway("127.0.0.1:0", webrtc, rtp_base);
+    let ports = CallPorts::free();
+    let mut gw = call_gateway("127.0.0.1:0", ports);
     let addr = gw.addr;
     let mut page = Softphone::open(addr, PAGE_HZ);
     let log = |gw: &Gateway| format!("gateway log:\n{}\nkamailio:\n{}", tail(gw.log()), kam.log());
@@ -383,7 +346,7 @@ fn after_the_gateway_is_killed_and_restarted_the_page_reconnects_with_a_fresh_to
     // The call is reported ended (connection lost), not silently dropped.
     page.wait_history("logged_out -", &ctx);
 
-    let gw = call_gateway(&addr.to_string(), webrtc, rtp_base);
+    let gw = call_gateway(&addr.to_string(), ports);
     assert_eq!(gw.addr, addr);
     let ctx = || log(&gw);
     page.run("state Registered", &ctx);

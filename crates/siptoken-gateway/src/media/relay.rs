@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use super::dtmf::{self, DtmfError, DtmfSender};
 use super::g711::{self, Law};
+use super::packet::RtpHeader;
 
 /// RFC 3550 A.1: a sequence number this far ahead of the newest is a restart, not loss.
 const MAX_DROPOUT: u64 = 3000;
@@ -66,6 +67,19 @@ pub struct Outbound<'a> {
     pub payload_type: u8,
     /// Payload.
     pub payload: &'a [u8],
+}
+
+impl Outbound<'_> {
+    /// Its RTP header, sent with the sending leg's `ssrc`.
+    pub fn header(&self, ssrc: u32) -> RtpHeader {
+        RtpHeader {
+            marker: self.marker,
+            payload_type: self.payload_type,
+            seq: self.seq as u16,
+            timestamp: self.timestamp,
+            ssrc,
+        }
+    }
 }
 
 /// What a leg accepts: the G.711 laws (the first is the one converted to when needed) and the

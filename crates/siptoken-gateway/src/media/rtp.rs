@@ -27,6 +27,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::packet::{self, ReportBlock, RtpHeader, SenderInfo};
+use super::relay::Inbound;
 
 /// Average RTCP report interval (RFC 3550 §6.2 minimum).
 const REPORT_INTERVAL: Duration = Duration::from_secs(5);
@@ -66,6 +67,20 @@ pub struct Accepted {
     pub payload: Range<usize>,
     /// Whether it is the first packet from the far end (the leg just latched).
     pub first: bool,
+}
+
+impl Accepted {
+    /// The packet for the relay, its payload in `datagram` (the one it was accepted from).
+    pub fn inbound<'a>(&self, datagram: &'a [u8]) -> Inbound<'a> {
+        Inbound {
+            ssrc: self.header.ssrc,
+            seq: self.seq,
+            timestamp: self.header.timestamp,
+            marker: self.header.marker,
+            payload_type: self.header.payload_type,
+            payload: &datagram[self.payload.clone()],
+        }
+    }
 }
 
 /// Reception state of the far end's current stream (RFC 3550 A.1, A.3, A.8).

@@ -28,9 +28,9 @@ use super::counters::{CallTotals, MediaCounters};
 use super::demux::{self, Datagram, Shared};
 use super::dtmf;
 use super::g711::Law;
-use super::packet::{self, RtpHeader};
+use super::packet;
 use super::ports::{PortAllocator, PortPair};
-use super::relay::{Inbound, LegCodecs, Relay};
+use super::relay::{LegCodecs, Relay};
 use super::rtp::SipLeg;
 use super::sdp::{self, LocalMedia, MediaDirection, Negotiated, SdpWriter, TELEPHONE_EVENT_PT};
 use super::webrtc::{self, BrowserEvent, BrowserLeg, BrowserOutput, WebRtcContext};
@@ -495,15 +495,7 @@ impl CallTask {
         if a.first {
             self.event(MediaEvent::SipMediaStarted);
         }
-        let p = Inbound {
-            ssrc: a.header.ssrc,
-            seq: a.seq,
-            timestamp: a.header.timestamp,
-            marker: a.header.marker,
-            payload_type: a.header.payload_type,
-            payload: &data[a.payload.clone()],
-        };
-        if let Some(out) = self.relay.to_browser.forward(now, p) {
+        if let Some(out) = self.relay.to_browser.forward(now, a.inbound(data)) {
             self.leg.write(now, &out);
             self.drain(now);
             self.leg.handle_timeout(now);
@@ -518,13 +510,7 @@ impl CallTask {
             self.drain(now);
         }
         while let Some(p) = self.relay.to_sip.poll_dtmf(now) {
-            let h = RtpHeader {
-                marker: p.marker,
-                payload_type: p.payload_type,
-                seq: p.seq as u16,
-                timestamp: p.timestamp,
-                ssrc: self.sip.ssrc(),
-            };
+            let h = p.header(self.sip.ssrc());
             let (timestamp, len) = (p.timestamp, p.payload.len());
             packet::write_rtp(&mut self.out, &h, p.payload);
             if let Some(to) = self.sip.rtp_destination() {
@@ -576,13 +562,7 @@ impl CallTask {
                         let Some(to) = self.sip.rtp_destination() else {
                             continue;
                         };
-                        let h = RtpHeader {
-                            marker: out.marker,
-                            payload_type: out.payload_type,
-                            seq: out.seq as u16,
-                            timestamp: out.timestamp,
-                            ssrc: self.sip.ssrc(),
-                        };
+                        let h = out.header(self.sip.ssrc());
                         packet::write_rtp(&mut self.out, &h, out.payload);
                         let _ = self.rtp.try_send_to(&self.out, to);
                         self.sip.on_sent(now, h.timestamp, out.payload.len());

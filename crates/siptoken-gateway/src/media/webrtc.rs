@@ -17,7 +17,7 @@ use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::crypto::CryptoProvider;
-use str0m::format::{Codec, FormatParams};
+use str0m::format::{Codec, CodecConfig, FormatParams};
 use str0m::media::{Frequency, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{RtpWrite, Ssrc};
@@ -173,6 +173,19 @@ fn law_of(codec: Codec) -> Option<Law> {
     }
 }
 
+/// Adds telephone-event/8000 (RFC 4733) on payload type `pt` with the `events` it carries
+/// (its fmtp, e.g. `0-16`) to a str0m codec configuration.
+pub fn add_telephone_event(codecs: &mut CodecConfig, pt: u8, events: &str) {
+    codecs.add_config(
+        pt.into(),
+        None,
+        Codec::Tele,
+        Frequency::EIGHT_KHZ,
+        None,
+        FormatParams::parse_line(events),
+    );
+}
+
 impl BrowserLeg {
     /// Answers the browser's `offer`, accepting only `laws` (in that preference; both for an
     /// outgoing call, the SIP side's law for an incoming one). Returns the leg and the answer.
@@ -197,14 +210,7 @@ impl BrowserLeg {
                 Law::Pcma => codecs.enable_pcma(true, false),
             }
         }
-        codecs.add_config(
-            TELEPHONE_EVENT_PT.into(),
-            None,
-            Codec::Tele,
-            Frequency::EIGHT_KHZ,
-            None,
-            FormatParams::parse_line("0-16"),
-        );
+        add_telephone_event(codecs, TELEPHONE_EVENT_PT, "0-16");
         let mut rtc = config.build(now);
         let candidate =
             Candidate::host(ctx.advertised, "udp").map_err(|e| WebRtcError::Candidate(e.into()))?;

@@ -20,11 +20,10 @@
 //                                                     remote track), getStats inbound-rtp
 //   {"cmd": "mute", "call": ID, "on": bool}            stops / restarts sending the microphone
 "use strict";
-const { chromium } = require("playwright-core");
 const readline = require("readline");
+const { launch, MEDIA_ARGS, fakeAudio } = require("./chromium.cjs");
 
 const [pageUrl, profile, toneWav] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 
 // Runs inside the page.
 function installPhone() {
@@ -165,20 +164,11 @@ function installPhone() {
 }
 
 async function main() {
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    timeout: 30000,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-      `--use-file-for-fake-audio-capture=${toneWav}`,
-      "--autoplay-policy=no-user-gesture-required",
-      "--allow-loopback-in-peer-connection",
-      "--disable-features=WebRtcHideLocalIpsWithMdns",
-    ],
-  });
+  const context = await launch(profile, [
+    ...MEDIA_ARGS,
+    fakeAudio(toneWav),
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+  ]);
   const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
   try {
     const page = context.pages()[0] || (await context.newPage());

@@ -29,6 +29,58 @@ pub fn node_modules() -> String {
     modules
 }
 
+/// `node tests/gateway/<script>` with playwright-core on its `NODE_PATH`, in a process group of
+/// its own (so that the Chromium it starts goes with it: see [`Reaper`]); stdin and stdout
+/// piped, stderr inherited. The caller adds the script's arguments.
+pub fn node(script: &str) -> Command {
+    let mut cmd = Command::new("node");
+    cmd.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/gateway")
+            .join(script),
+    )
+    .env("NODE_PATH", node_modules())
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .process_group(0);
+    cmd
+}
+
+/// Starts `cmd` (a [`node`] script) and reads its stdout in a thread, line by line: each line
+/// that `parse` keeps is sent on the channel. Returns the child, its stdin and the channel.
+pub fn spawn_reading<T: Send + 'static>(
+    cmd: &mut Command,
+    parse: impl Fn(String) -> Option<T> + Send + 'static,
+) -> (Child, ChildStdin, mpsc::Receiver<T>) {
+    let mut child = cmd.spawn().expect("node is installed");
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Some(msg) = parse(line) else { continue };
+            if tx.send(msg).is_err() {
+                break;
+            }
+        }
+    });
+    (child, stdin, rx)
+}
+
+/// Kills the process group it names (a [`node`] and its Chromium) when dropped, whatever
+/// happened in the test.
+pub struct Reaper(pub u32);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0)])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// Chromium offers a host candidate on every interface and the gateway (ICE-lite) answers
 /// whichever checks arrive: on a machine with a LAN address, media would flow to it. These
 /// tests run only where loopback is the only interface — a network namespace of their own
@@ -80,6 +132,25 @@ enum Line {
     Event(Value),
 }
 
+impl Line {
+    /// A reply or an event (a closed socket is the event `__closed`); other lines are logged.
+    fn parse(line: String) -> Option<Line> {
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            eprintln!("browser phone: {line}");
+            return None;
+        };
+        if let Some(id) = v.get("reply").and_then(Value::as_u64) {
+            Some(Line::Reply(id, v))
+        } else if let Some(e) = v.get("event") {
+            Some(Line::Event(e.clone()))
+        } else {
+            eprintln!("browser phone: {v}");
+            v.get("closed")
+                .map(|code| Line::Event(json!({"type": "__closed", "code": code})))
+        }
+    }
+}
+
 /// One headless Chromium with the phone page open on the gateway's origin.
 pub struct BrowserPhone {
     child: Child,
@@ -97,52 +168,16 @@ impl BrowserPhone {
     /// Starts Chromium on `http://GATEWAY/` with a microphone playing a `tone_hz` sine.
     pub fn start(gateway: std::net::SocketAddr, tone_hz: f64) -> BrowserPhone {
         assert_loopback_only();
-        let modules = node_modules();
         let dir = tempfile::tempdir().unwrap();
         let wav: PathBuf = dir.path().join("tone.wav");
         write_tone_wav(&wav, tone_hz, 120);
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/gateway/browser-phone.cjs"
+        let (child, stdin, rx) = spawn_reading(
+            node("browser-phone.cjs")
+                .arg(format!("http://{gateway}/"))
+                .arg(dir.path().join("profile"))
+                .arg(&wav),
+            Line::parse,
         );
-        let mut child = Command::new("node")
-            .arg(script)
-            .arg(format!("http://{gateway}/"))
-            .arg(dir.path().join("profile"))
-            .arg(&wav)
-            .env("NODE_PATH", &modules)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .process_group(0)
-            .spawn()
-            .expect("node is installed");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                    eprintln!("browser phone: {line}");
-                    continue;
-                };
-                let msg = if let Some(id) = v.get("reply").and_then(Value::as_u64) {
-                    Line::Reply(id, v)
-                } else if let Some(e) = v.get("event") {
-                    Line::Event(e.clone())
-                } else {
-                    eprintln!("browser phone: {v}");
-                    if v.get("closed").is_some() {
-                        Line::Event(json!({"type": "__closed", "code": v["closed"]}))
-                    } else {
-                        continue;
-                    }
-                };
-                if tx.send(msg).is_err() {
-                    break;
-                }
-            }
-        });
         let mut phone = BrowserPhone {
             child,
             stdin,
@@ -226,6 +261,29 @@ impl BrowserPhone {
         self.event_where(timeout, |e| {
             e["type"] == kind && call.is_none_or(|c| e["call"] == c)
         })
+    }
+
+    /// Places `call` to `to` (the `call` command: the page makes the offer).
+    pub fn call(&mut self, call: &str, to: &str) -> Value {
+        self.cmd(json!({"cmd": "call", "call": call, "to": to}))
+    }
+
+    /// Places `call` to `to` and waits (`timeout`) until it is `answered` (returned).
+    pub fn call_answered(&mut self, call: &str, to: &str, timeout: Duration) -> Value {
+        self.call(call, to);
+        self.event("answered", Some(call), timeout)
+    }
+
+    /// Waits (`timeout`) for `call` to end, asserts its `reason` and returns the `ended`.
+    pub fn ended(&mut self, call: &str, reason: &str, timeout: Duration) -> Value {
+        let ended = self.event("ended", Some(call), timeout);
+        assert_eq!(ended["reason"], reason, "{ended}");
+        ended
+    }
+
+    /// Sends `hangup` for `call`.
+    pub fn hangup(&mut self, call: &str) {
+        self.send(json!({"type": "hangup", "call": call}));
     }
 
     /// Logs in with `token` and waits for `registered`.

@@ -3,22 +3,13 @@
 // press Logout and wait for "Unregistered". Run by tests/gateway_browser.rs.
 //   node demo-page.cjs URL TOKEN PROFILE_DIR
 "use strict";
-const { chromium } = require("playwright-core");
 const readline = require("readline");
+const { launch } = require("./chromium.cjs");
 
 const [url, token, profile] = process.argv.slice(2);
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 
 async function main() {
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath,
-    headless: true,
-    timeout: 30000,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  const context = await launch(profile);
   try {
     const page = context.pages()[0] || (await context.newPage());
     await page.goto(url, { timeout: 15000 });

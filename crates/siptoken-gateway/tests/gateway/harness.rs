@@ -31,6 +31,11 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// A token of app CRM (key k1) carrying `claims`.
+pub fn crm_token(claims: &Claims) -> String {
+    Issuer::new(&ring()).issue("CRM", claims).unwrap()
+}
+
 /// A token for `login`/`password` registering at 127.0.0.1:`port` over `transport`.
 pub fn token(login: &str, password: &str, port: u16, transport: Transport) -> String {
     let claims = Claims::builder(login, password, DOMAIN)
@@ -40,7 +45,7 @@ pub fn token(login: &str, password: &str, port: u16, transport: Transport) -> St
         .visible_name("Operator \"1\"")
         .build()
         .unwrap();
-    Issuer::new(&ring()).issue("CRM", &claims).unwrap()
+    crm_token(&claims)
 }
 
 /// A token for `crm1`/`pw` that authenticates without SIP (`registered="false"`): the gateway
@@ -50,7 +55,7 @@ pub fn token_without_sip() -> String {
         .registered(false)
         .build()
         .unwrap();
-    Issuer::new(&ring()).issue("CRM", &claims).unwrap()
+    crm_token(&claims)
 }
 
 /// Whether this machine has an IPv6 loopback address.
@@ -103,6 +108,19 @@ impl Default for KamailioOptions {
             tcp_lifetime: 120,
             tls: false,
             routes: Vec::new(),
+        }
+    }
+}
+
+impl KamailioOptions {
+    /// The default options with static call routes from each user name to a sipp callee.
+    pub fn routes_to(callees: &[(&str, &Sipp)]) -> KamailioOptions {
+        KamailioOptions {
+            routes: callees
+                .iter()
+                .map(|(user, sipp)| (user.to_string(), format!("sip:127.0.0.1:{}", sipp.port)))
+                .collect(),
+            ..Default::default()
         }
     }
 }
@@ -307,6 +325,35 @@ impl Kamailio {
 impl Drop for Kamailio {
     fn drop(&mut self) {
         kill_group(&mut self.child);
+    }
+}
+
+/// Where a gateway that carries calls takes its media on loopback: the browser leg's port and a
+/// window of 100 RTP ports of its own (tests run in parallel). Kept to restart a gateway in the
+/// same place.
+#[derive(Debug, Clone, Copy)]
+pub struct CallPorts {
+    pub webrtc: u16,
+    pub rtp_base: u16,
+}
+
+impl CallPorts {
+    pub fn free() -> CallPorts {
+        CallPorts {
+            webrtc: free_port(),
+            rtp_base: 20_000 + (free_port() % 200) * 100,
+        }
+    }
+
+    /// The gateway config lines for these ports.
+    pub fn config(&self) -> String {
+        format!(
+            "webrtc_listen = \"127.0.0.1:{}\"\nrtp_address = \"127.0.0.1\"\n\
+             rtp_ports = \"{}-{}\"\n",
+            self.webrtc,
+            self.rtp_base,
+            self.rtp_base + 99
+        )
     }
 }
 
@@ -827,6 +874,12 @@ impl Sipp {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Asserts that sipp logged `what` (a message it received, a scenario's log line).
+    pub fn assert_logged(&self, what: &str) {
+        let log = self.log();
+        assert!(log.contains(what), "{what} missing:\n{log}");
     }
 
     /// Everything sipp logged (messages and errors).

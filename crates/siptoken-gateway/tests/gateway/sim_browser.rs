@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::{Codec, FormatParams};
-use str0m::media::{Direction, Frequency, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
@@ -63,14 +62,7 @@ impl SimBrowser {
         codecs.enable_opus(true, false);
         codecs.enable_pcmu(true, false);
         codecs.enable_pcma(true, false);
-        codecs.add_config(
-            126.into(),
-            None,
-            Codec::Tele,
-            Frequency::EIGHT_KHZ,
-            None,
-            FormatParams::parse_line("0-15"),
-        );
+        siptoken_gateway::media::webrtc::add_telephone_event(codecs, 126, "0-15");
         let mut rtc = config.build(now);
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
         let mut change = rtc.sdp_api();

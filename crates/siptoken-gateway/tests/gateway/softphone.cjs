@@ -24,26 +24,16 @@
 //         rtp (inbound RTP packets of the newest call) | tone (dominant frequency of its audio, Hz)
 //         history (newest call-log entry: REASON missed|-) | logout | screenshot FILE | quit
 "use strict";
-const { chromium } = require("playwright-core");
 const readline = require("readline");
 const assert = require("node:assert/strict");
+const chromium = require("./chromium.cjs");
 
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const TIMEOUT = 15000;
 
 async function launch(profile) {
-  const args = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    // Loopback is the only interface where the tests run (a network namespace of their own).
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-  ];
-  if (process.env.SIPTOKEN_FAKE_AUDIO) args.push(`--use-file-for-fake-audio-capture=${process.env.SIPTOKEN_FAKE_AUDIO}`);
-  return chromium.launchPersistentContext(profile, {
-    executablePath, headless: true, timeout: 30000, args, viewport: { width: 520, height: 1100 },
-  });
+  const args = [...chromium.MEDIA_ARGS];
+  if (process.env.SIPTOKEN_FAKE_AUDIO) args.push(chromium.fakeAudio(process.env.SIPTOKEN_FAKE_AUDIO));
+  return chromium.launch(profile, args, { viewport: { width: 520, height: 1100 } });
 }
 
 // --- page actions (shared by both modes) --------------------------------------------------------

@@ -17,11 +17,9 @@
 //!
 //! Exits non-zero on any error, lost registration or leftover binding; never on speed.
 
-use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,12 +27,23 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use siptoken::{Claims, Issuer, KeyRing, Transport};
-use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
-const KEYS: &str = "CRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2\n";
-const DOMAIN: &str = "sip.test";
+#[path = "../tests/gateway/loopback.rs"]
+mod loopback;
+
+#[path = "../tests/gateway/h2_client.rs"]
+mod h2_client;
+
+#[path = "load_support/mod.rs"]
+mod load_support;
+use load_support::gateway::{Gateway, KEYS};
+use load_support::kamailio::{Kamailio, KamailioSpec, DOMAIN};
+use load_support::procs::{children_cpu_secs, cpu_secs, group_cpu_secs, loadavg, percentile, Proc};
+use load_support::ws_client::{next_json, Dialer, Ws};
+use loopback::free_port;
+
 /// Bound on any single wait for a gateway message.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -102,84 +111,6 @@ fn options() -> Options {
     }
     o
 }
-
-/// Fields of `/proc/PID/stat` after the command name (the first is the state, field 3).
-fn stat_fields(pid: &str) -> Vec<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    rest.split_whitespace()
-        .skip(1)
-        .map(|f| f.parse().unwrap_or(0))
-        .collect()
-}
-
-/// Clock ticks per second in `/proc/PID/stat` (USER_HZ, 100 on Linux).
-const TICKS: f64 = 100.0;
-
-/// Seconds of user plus system time in stat fields `user` and `user + 1` (as read by
-/// [`stat_fields`]: 10 for the process itself, 12 for its waited-for children).
-fn user_plus_system(f: &[u64], user: usize) -> f64 {
-    (f.get(user).copied().unwrap_or(0) + f.get(user + 1).copied().unwrap_or(0)) as f64 / TICKS
-}
-
-/// CPU seconds (user + system) used so far by process `pid`.
-fn cpu_secs(pid: u32) -> f64 {
-    user_plus_system(&stat_fields(&pid.to_string()), 10)
-}
-
-/// CPU seconds used so far by every process in process group `group` (Kamailio forks workers).
-fn group_cpu_secs(group: u32) -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        .map(|pid| stat_fields(&pid))
-        .filter(|f| f.get(1).copied() == Some(group as u64))
-        .map(|f| user_plus_system(&f, 10))
-        .sum()
-}
-
-/// CPU seconds used by this process's children that have been waited for (sipp).
-fn children_cpu_secs() -> f64 {
-    user_plus_system(&stat_fields("self"), 12)
-}
-
-#[path = "../tests/gateway/loopback.rs"]
-mod loopback;
-use loopback::free_port;
-
-/// A child in its own process group; the whole group is killed on drop.
-struct Proc(Child);
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let group = format!("-{}", self.0.id());
-        let _ = Command::new("kill")
-            .args(["-TERM", "--", &group])
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &group])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 fn gw_user(i: usize) -> String {
     format!("gw{i:06}")
 }
@@ -190,225 +121,6 @@ fn sipp_user(i: usize) -> String {
 
 fn password(i: usize) -> String {
     format!("pw{:016x}", (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
-}
-
-struct Kamailio {
-    dir: PathBuf,
-    port: u16,
-    /// Kept for its drop (kills Kamailio).
-    proc: Proc,
-}
-
-impl Kamailio {
-    /// Kamailio's main process, leader of its process group.
-    fn pid(&self) -> u32 {
-        self.proc.pid()
-    }
-
-    /// Starts Kamailio with the test config, its users loaded from a db_text htable file.
-    fn start(dir: &Path, o: &Options) -> Kamailio {
-        let db = dir.join("db");
-        std::fs::create_dir_all(&db).unwrap();
-        let mut users = String::from(
-            "key_name(string) key_type(int) value_type(int) key_value(string) expires(int)\n",
-        );
-        for i in 0..o.sessions {
-            users.push_str(&format!("{}:0:0:{}:0\n", gw_user(i), password(i)));
-            users.push_str(&format!("{}:0:0:{}:0\n", sipp_user(i), password(i)));
-        }
-        std::fs::write(db.join("users"), users).unwrap();
-        std::fs::write(
-            db.join("version"),
-            "table_name(string) table_version(int)\nusers:2\n",
-        )
-        .unwrap();
-        let base = include_str!("../tests/gateway/kamailio.cfg");
-        for (from, _) in [
-            ("children=2\n", ()),
-            ("loadmodule \"ctl.so\"\n", ()),
-            ("loadmodule \"htable.so\"\n", ()),
-            ("modparam(\"htable\", \"htable\", \"users=>size=4;\")\n", ()),
-        ] {
-            assert!(base.contains(from), "kamailio.cfg changed: no {from:?}");
-        }
-        for _attempt in 0..5 {
-            let port = free_port();
-            let cfg = base
-                .replace("children=2\n", &format!("children={}\n", o.children))
-                .replace(
-                    "loadmodule \"htable.so\"\n",
-                    "loadmodule \"db_text.so\"\nloadmodule \"htable.so\"\n",
-                )
-                .replace(
-                    "modparam(\"htable\", \"htable\", \"users=>size=4;\")\n",
-                    &format!(
-                        "modparam(\"htable\", \"db_url\", \"text://{}\")\n\
-                         modparam(\"htable\", \"htable\", \"users=>size=16;dbtable=users;\")\n",
-                        db.display()
-                    ),
-                )
-                // The bindings are read through jsonrpcs over a FIFO: kamcmd refuses replies
-                // over 64 KiB, a dump of N bindings is about N * 900 bytes.
-                .replace(
-                    "loadmodule \"ctl.so\"\n",
-                    &format!(
-                        "loadmodule \"ctl.so\"\nloadmodule \"jsonrpcs.so\"\n\
-                         modparam(\"jsonrpcs\", \"transport\", 2)\n\
-                         modparam(\"jsonrpcs\", \"fifo_name\", \"{0}/rpc.fifo\")\n\
-                         modparam(\"jsonrpcs\", \"fifo_reply_dir\", \"{0}/\")\n",
-                        dir.display()
-                    ),
-                )
-                .replace("@PORT@", &port.to_string())
-                .replace("@DIR@", dir.to_str().unwrap())
-                .replace("@DOMAIN@", DOMAIN)
-                .replace("@MIN_EXPIRES@", "1")
-                .replace("@NONCE_EXPIRE@", "300")
-                .replace("@TCP_LIFETIME@", "120")
-                .replace("@ALGORITHM@", "MD5")
-                .replace("@PING_INTERVAL@", "15")
-                .replace(
-                    "@USERS@",
-                    "\txlog(\"L_INFO\", \"users come from the db_text table\\n\");",
-                )
-                .replace("@ROUTES@", "");
-            let cfg: String = cfg
-                .lines()
-                .filter(|l| !l.contains("[::1]"))
-                .map(|l| format!("{l}\n"))
-                .collect();
-            let cfg_path = dir.join("kamailio.cfg");
-            std::fs::write(&cfg_path, cfg).unwrap();
-            let log = std::fs::File::create(dir.join("kamailio.log")).unwrap();
-            let child = Command::new("kamailio")
-                .arg("-f")
-                .arg(&cfg_path)
-                .arg("-w")
-                .arg(dir)
-                .arg("-Y")
-                .arg(dir)
-                .arg("-P")
-                .arg(dir.join("kamailio.pid"))
-                .args(["-m", &o.shm_mb.to_string(), "-M", "160", "-E", "-DD"])
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .process_group(0)
-                .spawn()
-                .expect("kamailio is installed (Debian package kamailio)");
-            let mut proc = Proc(child);
-            let k = Kamailio {
-                dir: dir.to_owned(),
-                port,
-                proc: Proc(Command::new("true").spawn().unwrap()),
-            };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = proc.0.try_wait() {
-                    break;
-                }
-                if k.kamcmd(&["core.version"]).is_some() {
-                    return Kamailio { proc, ..k };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            drop(proc);
-            eprintln!(
-                "kamailio did not start on port {port}:\n{}",
-                std::fs::read_to_string(dir.join("kamailio.log")).unwrap_or_default()
-            );
-        }
-        panic!("kamailio did not start");
-    }
-
-    fn kamcmd(&self, args: &[&str]) -> Option<String> {
-        let out = Command::new("kamcmd")
-            .arg("-s")
-            .arg(format!("unix:{}/ctl.sock", self.dir.display()))
-            .args(args)
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// A JSON-RPC command through the jsonrpcs FIFO (bounded by a timeout).
-    fn rpc(&self, method: &str) -> Result<Value, String> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let name = format!("reply{}", SEQ.fetch_add(1, Ordering::Relaxed));
-        let reply = self.dir.join(&name);
-        let made = Command::new("mkfifo").arg(&reply).status();
-        if !made.is_ok_and(|s| s.success()) {
-            return Err("mkfifo failed".into());
-        }
-        let request = json!({"jsonrpc": "2.0", "method": method, "reply_name": name, "id": 1});
-        let fifo = self.dir.join("rpc.fifo");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reply_path = reply.clone();
-        std::thread::spawn(move || {
-            let result = (|| -> std::io::Result<String> {
-                let mut w = std::fs::OpenOptions::new().write(true).open(&fifo)?;
-                writeln!(w, "{request}")?;
-                drop(w);
-                std::fs::read_to_string(&reply_path)
-            })();
-            let _ = tx.send(result);
-        });
-        let out = rx.recv_timeout(Duration::from_secs(60));
-        let _ = std::fs::remove_file(&reply);
-        let text = out
-            .map_err(|_| format!("{method}: no answer within 60 s"))?
-            .map_err(|e| format!("{method}: {e}"))?;
-        let v: Value = serde_json::from_str(&text).map_err(|e| format!("{method}: {e}"))?;
-        if v.get("error").is_some() {
-            return Err(format!("{method}: {}", v["error"]));
-        }
-        Ok(v["result"].clone())
-    }
-
-    /// AoRs (user parts) with at least one unexpired binding, whose user starts with `prefix`
-    /// (`ul.dump`; expired bindings stay in it until usrloc's timer removes them).
-    fn registered(&self, prefix: &str) -> HashSet<String> {
-        fn walk(v: &Value, prefix: &str, aor: Option<&str>, out: &mut HashSet<String>) {
-            match v {
-                Value::Object(m) => {
-                    let here = m.get("AoR").and_then(Value::as_str);
-                    let aor = here.map(|a| a.split('@').next().unwrap_or("")).or(aor);
-                    if let (Some(a), Some(e)) = (aor, m.get("Expires")) {
-                        let live = e.as_i64().is_some_and(|s| s > 0) || e == "permanent";
-                        if live && a.starts_with(prefix) {
-                            out.insert(a.to_owned());
-                        }
-                    }
-                    for x in m.values() {
-                        walk(x, prefix, aor, out);
-                    }
-                }
-                Value::Array(a) => {
-                    for x in a {
-                        walk(x, prefix, aor, out);
-                    }
-                }
-                _ => {}
-            }
-        }
-        let dump = self.rpc("ul.dump").expect("ul.dump through jsonrpcs");
-        let mut out = HashSet::new();
-        walk(&dump, prefix, None, &mut out);
-        out
-    }
-
-    /// Waits (bounded) until exactly `n` of the `prefix` accounts are registered.
-    fn wait_registered(&self, prefix: &str, n: usize, within: Duration) -> HashSet<String> {
-        let deadline = Instant::now() + within;
-        loop {
-            let r = self.registered(prefix);
-            if r.len() == n || Instant::now() > deadline {
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
 }
 
 /// sipp registers `n` accounts directly with Kamailio as fast as it can; returns (successful
@@ -521,129 +233,6 @@ const SIPP_REGISTER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
-struct Gateway {
-    addr: String,
-    proc: Proc,
-    dir: PathBuf,
-}
-
-impl Gateway {
-    fn start(dir: &Path, o: &Options) -> Gateway {
-        let keys = dir.join("keys.conf");
-        std::fs::write(&keys, KEYS).unwrap();
-        std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
-        let config = format!(
-            "listen = \"127.0.0.1:0\"\nkeys = \"keys.conf\"\nsip_bind = \"127.0.0.1\"\n\
-             register_expires = {}\nmax_sessions = {}\nlogin_rate_per_minute = 1000000000\n\
-             login_burst = 1000000000\nsrv_lookup = false\nhttp2_max_streams = {}\n\
-             max_sessions_per_ip = {sessions}\nmax_connections = {connections}\n\
-             max_connections_per_ip = {connections}\n",
-            o.register_expires,
-            o.sessions + 100,
-            o.http2.unwrap_or(1000),
-            // Over HTTP/2 every session comes from 127.0.0.1.
-            sessions = o.sessions + 100,
-            connections = o.sessions + 1000,
-        );
-        let config_path = dir.join("gateway.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
-        let mut child = Command::new(&o.gateway)
-            .arg("--config")
-            .arg(&config_path)
-            .env(
-                "SIPTOKEN_GATEWAY_LOG",
-                std::env::var("SIPTOKEN_LOAD_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("the gateway binary runs");
-        let stdout = child.stdout.take().unwrap();
-        let proc = Proc(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
-            // Keep draining stdout so the gateway never blocks on a full pipe.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
-        let addr = line
-            .trim()
-            .strip_prefix("siptoken-gateway listening on http://")
-            .unwrap_or_else(|| {
-                panic!(
-                    "gateway did not start: {line:?}\n{}",
-                    std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default()
-                )
-            })
-            .to_owned();
-        Gateway {
-            addr,
-            proc,
-            dir: dir.to_owned(),
-        }
-    }
-
-    /// How many file descriptors the gateway has open.
-    fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.proc.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    }
-
-    /// VmRSS in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.proc.pid()))
-            .expect("the gateway is running");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// One metric series from `/metrics` (0 when absent).
-    fn metric(&self, series: &str) -> f64 {
-        use std::io::Read;
-        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
-            return 0.0;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-        let _ = write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        );
-        let mut body = String::new();
-        let _ = s.read_to_string(&mut body);
-        body.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
-    }
-
-    /// (lines in the gateway's log, lines of them at DEBUG or TRACE).
-    fn log_lines(&self) -> (usize, usize) {
-        let log = std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default();
-        let verbose = log
-            .lines()
-            .filter(|l| l.contains(" DEBUG ") || l.contains(" TRACE "))
-            .count();
-        (log.lines().count(), verbose)
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
 /// A v1 token for gateway account `i` at Kamailio's port.
 fn token(issuer: &Issuer<'_>, i: usize, port: u16) -> String {
     let claims = Claims::builder(gw_user(i), password(i), DOMAIN)
@@ -653,114 +242,6 @@ fn token(issuer: &Issuer<'_>, i: usize, port: u16) -> String {
         .build()
         .unwrap();
     issuer.issue("CRM", &claims).unwrap()
-}
-
-/// What a WebSocket runs over: a TCP connection of its own, or an HTTP/2 stream.
-trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
-impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
-
-type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
-
-#[path = "../tests/gateway/h2_client.rs"]
-mod h2_client;
-use h2_client::H2Sender;
-
-/// The client side's WebSocket settings: tungstenite's default read buffer (128 KiB, zeroed
-/// when first read into) would make the load tool, which shares the CPUs with the gateway and
-/// Kamailio, spend most of a login clearing memory.
-fn client_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
-    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096)
-}
-
-/// Connects session `i` to `addr` from one of 62,500 loopback source addresses
-/// (127.1.0.1-127.1.249.250, chosen by `i`), ports picked by the kernel. From one source address,
-/// the kernel's search for a free ephemeral port towards one destination grows with the
-/// connections already open: at 20,000 sessions it took most of the load tool's CPU
-/// (`__inet_hash_connect` in `perf`), starving the gateway it shares the machine with.
-async fn connect_from_spread_source(addr: &str, i: usize) -> Result<TcpStream, String> {
-    let peer: std::net::SocketAddr = addr.parse().map_err(|e| format!("address {addr}: {e}"))?;
-    let tcp = if peer.ip().is_loopback() && peer.is_ipv4() {
-        let source = std::net::Ipv4Addr::new(127, 1, (i / 250 % 250) as u8, (1 + i % 250) as u8);
-        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
-        socket
-            .bind((source, 0).into())
-            .map_err(|e| format!("bind {source}: {e}"))?;
-        socket.connect(peer).await
-    } else {
-        TcpStream::connect(peer).await
-    };
-    tcp.map_err(|e| format!("TCP connect: {e}"))
-}
-
-/// How sessions reach the gateway.
-#[derive(Clone)]
-enum Dialer {
-    /// A new HTTP/1.1 connection and upgrade per session.
-    Http1(String),
-    /// Extended CONNECT streams (RFC 8441), session `i` on connection `i / per_connection`.
-    Http2 {
-        addr: String,
-        connections: Arc<Vec<H2Sender>>,
-        per_connection: usize,
-    },
-}
-
-impl Dialer {
-    /// For `n` sessions: over HTTP/1.1, or over ceil(n / per) HTTP/2 connections opened now.
-    async fn new(addr: &str, n: usize, http2: Option<usize>) -> Result<Dialer, String> {
-        let Some(per) = http2 else {
-            return Ok(Dialer::Http1(addr.to_owned()));
-        };
-        let mut connections = Vec::new();
-        for _ in 0..n.div_ceil(per) {
-            let tcp = TcpStream::connect(addr)
-                .await
-                .map_err(|e| format!("TCP connect: {e}"))?;
-            connections.push(h2_client::handshake(tcp).await?);
-        }
-        Ok(Dialer::Http2 {
-            addr: addr.to_owned(),
-            connections: Arc::new(connections),
-            per_connection: per,
-        })
-    }
-
-    /// Opens session `i`'s WebSocket.
-    async fn open(&self, i: usize) -> Result<Ws, String> {
-        match self {
-            Dialer::Http1(addr) => {
-                let tcp = connect_from_spread_source(addr, i).await?;
-                let _ = tcp.set_nodelay(true);
-                let io: Box<dyn Io> = Box::new(tcp);
-                let (ws, _) = tokio_tungstenite::client_async_with_config(
-                    format!("ws://{addr}/ws"),
-                    io,
-                    Some(client_config()),
-                )
-                .await
-                .map_err(|e| format!("WebSocket handshake: {e}"))?;
-                Ok(ws)
-            }
-            Dialer::Http2 {
-                addr,
-                connections,
-                per_connection,
-            } => {
-                let send = &connections[i / per_connection];
-                let (status, io) = h2_client::extended_connect(send, addr, None).await?;
-                let Some(io) = io else {
-                    return Err(format!("extended CONNECT answered {status}"));
-                };
-                let io: Box<dyn Io> = Box::new(io);
-                Ok(tokio_tungstenite::WebSocketStream::from_raw_socket(
-                    io,
-                    tokio_tungstenite::tungstenite::protocol::Role::Client,
-                    Some(client_config()),
-                )
-                .await)
-            }
-        }
-    }
 }
 
 /// What one session saw.
@@ -774,25 +255,6 @@ struct SessionReport {
     refreshes: u64,
     /// `unregistered` after `logout`.
     unregistered: bool,
-}
-
-async fn next_json(ws: &mut Ws, within: Duration) -> Result<Value, String> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let m = match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return Err("timed out waiting for the gateway".into()),
-            Ok(None) => return Err("socket closed".into()),
-            Ok(Some(Err(e))) => return Err(format!("WebSocket error: {e}")),
-            Ok(Some(Ok(m))) => m,
-        };
-        match m {
-            Message::Text(t) => {
-                return serde_json::from_str(t.as_str()).map_err(|e| format!("bad JSON: {e}"))
-            }
-            Message::Close(c) => return Err(format!("closed by the gateway: {c:?}")),
-            _ => continue,
-        }
-    }
 }
 
 /// Connects session `i` and logs in; returns the socket and the latency (login sent ->
@@ -952,14 +414,6 @@ async fn phase(
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i].as_secs_f64() * 1e3
-}
-
 /// Prints a phase's summary; returns (logins/s, number of failed sessions).
 fn summarize(name: &str, p: &Phase) -> (f64, usize) {
     let mut lat: Vec<Duration> = p.reports.iter().filter_map(|r| r.latency).collect();
@@ -992,15 +446,6 @@ fn summarize(name: &str, p: &Phase) -> (f64, usize) {
         println!("{name}: {not_unregistered} sessions got no `unregistered` after logout");
     }
     (rate, errors.len().max(not_unregistered))
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn main() {
@@ -1037,7 +482,18 @@ async fn run(o: &Options) -> bool {
         o.children,
         loadavg()
     );
-    let kam = Kamailio::start(dir, o);
+    let users = (0..n)
+        .flat_map(|i| [(gw_user(i), password(i)), (sipp_user(i), password(i))])
+        .collect();
+    let kam = Kamailio::start(
+        dir,
+        &KamailioSpec {
+            users,
+            routes: Vec::new(),
+            children: o.children,
+            shm_mb: o.shm_mb,
+        },
+    );
 
     let mut sipp_rate = None;
     if o.sipp {
@@ -1054,7 +510,20 @@ async fn run(o: &Options) -> bool {
         sipp_rate = Some(rate);
     }
 
-    let gw = Gateway::start(dir, o);
+    let gw = Gateway::start(
+        dir,
+        &o.gateway,
+        &format!(
+            "register_expires = {}\nmax_sessions = {sessions}\nhttp2_max_streams = {}\n\
+             max_sessions_per_ip = {sessions}\nmax_connections = {connections}\n\
+             max_connections_per_ip = {connections}\n",
+            o.register_expires,
+            o.http2.unwrap_or(1000),
+            // Over HTTP/2 every session comes from 127.0.0.1.
+            sessions = o.sessions + 100,
+            connections = o.sessions + 1000,
+        ),
+    );
     let ring: KeyRing = KEYS.parse().unwrap();
     let issuer = Issuer::new(&ring).ttl(Duration::from_secs(3600));
     let port = kam.port;

@@ -31,6 +31,10 @@ pub struct Received {
 /// What to send each 20 ms: a payload type and a frame maker.
 pub type Source = Box<dyn FnMut() -> (u8, Vec<u8>) + Send>;
 
+/// Where received RTP packets go instead of [`SimBrowser::received`] (the load tool counts them:
+/// keeping every packet of hundreds of calls would take gigabytes).
+pub type Sink = Box<dyn FnMut(Instant, &str0m::rtp::RtpPacket) + Send>;
+
 /// The simulated browser.
 pub struct SimBrowser {
     rtc: Rtc,
@@ -40,6 +44,8 @@ pub struct SimBrowser {
     pending: Option<SdpPendingOffer>,
     pub connected_at: Option<Instant>,
     pub received: Vec<Received>,
+    /// When set, received packets go here, not into `received`.
+    pub sink: Option<Sink>,
     /// The SSRC it sends with.
     pub ssrc: Option<u32>,
     /// How many frames it sent.
@@ -76,6 +82,7 @@ impl SimBrowser {
             pending: Some(pending),
             connected_at: None,
             received: Vec::new(),
+            sink: None,
             ssrc: None,
             sent: 0,
             seq: 1,
@@ -101,6 +108,11 @@ impl SimBrowser {
                 Output::Event(Event::Connected) => {
                     self.connected_at.get_or_insert(Instant::now());
                 }
+                Output::Event(Event::RtpPacket(p)) if self.sink.is_some() => {
+                    if let Some(sink) = &mut self.sink {
+                        sink(Instant::now(), &p);
+                    }
+                }
                 Output::Event(Event::RtpPacket(p)) => self.received.push(Received {
                     at: Instant::now(),
                     ssrc: *p.header.ssrc,
@@ -119,12 +131,23 @@ impl SimBrowser {
     /// while it returns an empty payload).
     pub async fn run(&mut self, duration: Duration, source: &mut Source) {
         let end = Instant::now() + duration;
+        self.run_while(|now| now < end, end, source).await
+    }
+
+    /// Like [`SimBrowser::run`], for as long as `go_on(now)` holds (asked at least every 20 ms
+    /// once connected, and at `end`).
+    pub async fn run_while(
+        &mut self,
+        mut go_on: impl FnMut(Instant) -> bool,
+        end: Instant,
+        source: &mut Source,
+    ) {
         let mut next_frame = Instant::now();
         let mut buf = vec![0u8; 2048];
         loop {
             let timeout = self.drain();
             let now = Instant::now();
-            if now >= end {
+            if !go_on(now) {
                 return;
             }
             if self.connected_at.is_some() && now >= next_frame {

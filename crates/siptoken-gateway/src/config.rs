@@ -283,31 +283,64 @@ pub enum StoreFailure {
     Open,
 }
 
-/// A configuration problem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// A configuration problem. The texts name the key (or the file) and what is wrong; a value
+/// that may hold a secret (the Redis URL) is never quoted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {why}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        why: std::io::Error,
+    },
+    /// Not TOML, an unknown key, or a value of the wrong type or form (toml's and serde's
+    /// message, which names the line and the key).
+    #[error("{}", .0.to_string().trim_end())]
+    Syntax(toml::de::Error),
+    /// A problem in this file.
+    #[error("{}: {error}", path.display())]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// The problem.
+        error: Box<ConfigError>,
+    },
+    /// Values that parse but make no sense together or out of range; the text names the keys.
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// `leeway_seconds` above its bound.
+    #[error("leeway_seconds must be at most {LEEWAY_LIMIT_SECONDS} (5 minutes)")]
+    LeewayTooLong,
+    /// `max_lifetime_seconds` out of range.
+    #[error("max_lifetime_seconds must be between 1 and {LIFETIME_LIMIT_SECONDS} (7 days)")]
+    LifetimeOutOfRange,
+    /// `replay_store` is not a usable Redis URL.
+    #[error("replay_store: {0}")]
+    ReplayStore(super::redis::UrlError),
+    /// An entry of `public_origin` or `allowed_origins` does not parse.
+    #[error(transparent)]
+    Origin(#[from] super::origin::BadOrigin),
 }
-
-impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Parses TOML text (paths stay as written).
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError(e.to_string().trim_end().to_owned()))
+        toml::from_str(text).map_err(ConfigError::Syntax)
     }
 
     /// Reads a TOML file; relative file paths (`keys`, `tls_*_file`, `sip_tls_ca_file`) are taken
     /// relative to the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-        let mut c =
-            Config::parse(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|why| ConfigError::Read {
+            path: path.to_owned(),
+            why,
+        })?;
+        let mut c = Config::parse(&text).map_err(|e| ConfigError::InFile {
+            path: path.to_owned(),
+            error: Box::new(e),
+        })?;
         if let Some(dir) = path.parent() {
             for p in [
                 &mut c.keys,
@@ -326,7 +359,7 @@ impl Config {
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |m: &str| Err(ConfigError(m.to_owned()));
+        let bad = |m: &'static str| Err(ConfigError::Invalid(m));
         if self.keys.is_none() {
             return bad("no key ring: set `keys` in the config file or pass --keys FILE");
         }
@@ -336,14 +369,10 @@ impl Config {
         // Bounded so that every sum and cast of them stays far from overflow, and because more
         // would defeat the expiry: a token may be used until `expires` plus the leeway.
         if self.leeway_seconds > LEEWAY_LIMIT_SECONDS {
-            return Err(ConfigError(format!(
-                "leeway_seconds must be at most {LEEWAY_LIMIT_SECONDS} (5 minutes)"
-            )));
+            return Err(ConfigError::LeewayTooLong);
         }
         if !(1..=LIFETIME_LIMIT_SECONDS).contains(&self.max_lifetime_seconds) {
-            return Err(ConfigError(format!(
-                "max_lifetime_seconds must be between 1 and {LIFETIME_LIMIT_SECONDS} (7 days)"
-            )));
+            return Err(ConfigError::LifetimeOutOfRange);
         }
         if self.register_expires == 0 || self.register_expires > 0x7fff_ffff {
             return bad("register_expires must be between 1 and 2147483647 seconds");
@@ -414,7 +443,7 @@ impl Config {
             ("allowed_origins", &self.allowed_origins),
             ("public_origin", &self.public_origin),
         ] {
-            super::origin::parse_list(key, list).map_err(|e| ConfigError(e.to_string()))?;
+            super::origin::parse_list(key, list)?;
         }
         Ok(())
     }
@@ -426,7 +455,7 @@ impl Config {
         }
         super::redis::RedisUrl::parse(&self.replay_store)
             .map(Some)
-            .map_err(|e| ConfigError(format!("replay_store: {e}")))
+            .map_err(ConfigError::ReplayStore)
     }
 
     /// The Redis store's settings besides its URL.
@@ -530,7 +559,10 @@ mod tests {
             .unwrap();
         assert_eq!(c.public_origin.len(), 2);
         let e = Config::parse("trusted_proxies = [\"10.0.0.0/33\"]").unwrap_err();
-        assert!(e.0.contains("10.0.0.0/33") && e.0.contains("CIDR"), "{e}");
+        assert!(
+            e.to_string().contains("10.0.0.0/33") && e.to_string().contains("CIDR"),
+            "{e}"
+        );
         assert!(Config::parse("forwarded_header = \"x-real-ip\"").is_err());
         for (bad, says) in [
             ("proxy_protocol = true", "trusted_proxies"),
@@ -546,7 +578,7 @@ mod tests {
             ("max_connections_per_ip = 0", "max_connections_per_ip"),
         ] {
             let c = Config::parse(&format!("keys = \"k\"\n{bad}")).unwrap();
-            let e = c.validate().unwrap_err().0;
+            let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
     }
@@ -555,9 +587,9 @@ mod tests {
     fn defaults_and_errors() {
         let c = Config::parse("").unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8088");
-        assert!(c.validate().unwrap_err().0.contains("--keys"));
+        assert!(c.validate().unwrap_err().to_string().contains("--keys"));
         let e = Config::parse("lisen = \"1.2.3.4:5\"").unwrap_err();
-        assert!(e.0.contains("lisen"), "{e}");
+        assert!(e.to_string().contains("lisen"), "{e}");
         let mut c = Config::parse("keys = \"k\"\nreplay_store = \"redis://x:6380/1\"").unwrap();
         c.validate().unwrap();
         assert_eq!(c.replay_store_failure, StoreFailure::Closed);
@@ -572,7 +604,7 @@ mod tests {
             "memory2",
         ] {
             c.replay_store = bad.into();
-            let e = c.validate().unwrap_err().0;
+            let e = c.validate().unwrap_err().to_string();
             assert!(e.contains("replay_store") && !e.contains("pw"), "{e}");
         }
         assert!(Config::parse("replay_store_failure = \"maybe\"").is_err());
@@ -583,7 +615,7 @@ mod tests {
             ("ws_max_message_bytes = 2000000", "ws_max_message_bytes"),
         ] {
             let c = Config::parse(&format!("keys = \"k\"\n{bad}")).unwrap();
-            assert!(c.validate().unwrap_err().0.contains(key), "{bad}");
+            assert!(c.validate().unwrap_err().to_string().contains(key), "{bad}");
         }
         for (extra, key) in [
             (
@@ -593,7 +625,10 @@ mod tests {
             ("replay_store_min_replicas = 1", "replay_store_min_replicas"),
         ] {
             let t = Config::parse(&format!("keys = \"k\"\n{extra}")).unwrap();
-            assert!(t.validate().unwrap_err().0.contains(key), "{extra}");
+            assert!(
+                t.validate().unwrap_err().to_string().contains(key),
+                "{extra}"
+            );
         }
         let t = Config::parse(
             "keys = \"k\"\nreplay_store = \"rediss://h\"\nreplay_store_tls_ca_file = \"ca.pem\"\n\
@@ -615,7 +650,10 @@ mod tests {
         ] {
             c.screen_pop_url = Some(bad.into());
             assert!(
-                c.validate().unwrap_err().0.contains("screen_pop_url"),
+                c.validate()
+                    .unwrap_err()
+                    .to_string()
+                    .contains("screen_pop_url"),
                 "{bad}"
             );
         }
@@ -647,7 +685,7 @@ mod tests {
             ("max_lifetime_seconds = 0", "max_lifetime_seconds"),
         ] {
             let c = Config::parse(&format!("keys = \"k\"\n{bad}")).unwrap();
-            let e = c.validate().expect_err(bad).0;
+            let e = c.validate().expect_err(bad).to_string();
             assert!(e.contains(key), "{bad}: {e}");
         }
     }
@@ -670,7 +708,7 @@ mod tests {
         );
         for bad in ["\"SHA-1\"", "\"sha-256\"", "1"] {
             let e = Config::parse(&format!("min_digest_algorithm = {bad}")).unwrap_err();
-            assert!(e.0.contains("min_digest_algorithm"), "{e}");
+            assert!(e.to_string().contains("min_digest_algorithm"), "{e}");
         }
     }
 
@@ -694,12 +732,20 @@ mod tests {
         assert_eq!(m.rtp_address.to_string(), "10.0.0.2");
         assert_eq!(m.media_timeout, None);
         let e = Config::parse("keys = \"k\"\nwebrtc_listen = \"0.0.0.0:3478\"").unwrap();
-        assert!(e.validate().unwrap_err().0.contains("webrtc_public_ip"));
+        assert!(e
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("webrtc_public_ip"));
         let e = Config::parse("webrtc_public_ip = \"0.0.0.0\"\nkeys = \"k\"").unwrap();
-        assert!(e.validate().unwrap_err().0.contains("webrtc_public_ip"));
+        assert!(e
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("webrtc_public_ip"));
         for bad in ["20000", "30000-20000", "80-90", "x"] {
             let e = Config::parse(&format!("rtp_ports = \"{bad}\"")).unwrap_err();
-            assert!(e.0.contains("rtp_ports"), "{bad}: {e}");
+            assert!(e.to_string().contains("rtp_ports"), "{bad}: {e}");
         }
     }
 
@@ -716,7 +762,7 @@ mod tests {
         assert!(Config::parse("").unwrap().allowed_registrars.is_empty());
         let e = Config::parse("allowed_registrars = [\"10.0.0.0/40\"]").unwrap_err();
         assert!(
-            e.0.contains("allowed_registrars") && e.0.contains("10.0.0.0/40"),
+            e.to_string().contains("allowed_registrars") && e.to_string().contains("10.0.0.0/40"),
             "{e}"
         );
     }

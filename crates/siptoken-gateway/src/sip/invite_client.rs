@@ -66,6 +66,8 @@ pub struct InviteClient {
     wire: Transmitter,
 }
 
+transaction_impl!(InviteClient);
+
 impl InviteClient {
     /// Starts the transaction: the request is queued for sending, Timers A (unreliable
     /// transports only) and B are set. The request must have a Via with a branch.
@@ -144,33 +146,21 @@ impl InviteClient {
     }
 }
 
-transaction_impl!(InviteClient);
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sip::message;
-    use crate::sip::transaction::testing::{drain, run_to_failure};
+    use crate::sip::transaction::testing::{self, drain, run_to_failure};
     use crate::sip::transaction::Transaction;
     use std::time::Duration;
 
     fn invite() -> Request {
-        let mut r = Request::new("INVITE", "sip:bob@example.org");
-        r.push("Via", "SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bK-r-1")
-            .push("From", "<sip:a@example.org>;tag=f")
-            .push("To", "<sip:bob@example.org>")
-            .push("Call-ID", "c1")
-            .push("CSeq", "1 INVITE");
-        r
+        testing::request("INVITE", 1, "z9hG4bK-r-1")
     }
 
+    /// The response `code` of the transaction on `branch`.
     fn response(code: u16, branch: &str) -> Message {
-        let text = format!(
-            "SIP/2.0 {code} X\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;rport;branch={branch}\r\n\
-             From: <sip:a@example.org>;tag=f\r\nTo: <sip:bob@example.org>;tag=t\r\n\
-             Call-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-        );
-        message::parse(text.as_bytes(), true).unwrap().0
+        testing::response(&testing::request("INVITE", 1, branch), code)
     }
 
     fn sent(tx: &mut InviteClient) -> Vec<Message> {

@@ -59,6 +59,8 @@ pub struct InviteServer {
     wire: Transmitter,
 }
 
+transaction_impl!(InviteServer);
+
 impl InviteServer {
     /// Starts the transaction for `invite`; `None` when the INVITE lacks a Via branch, Call-ID
     /// or CSeq (it gets a 400 instead).
@@ -127,10 +129,9 @@ impl InviteServer {
                 Matched::Absorbed
             }
             (State::Completed, true) => {
-                let timer_i = self.wire.timers().t4;
-                self.state = self.wire.absorb_retransmissions(
+                // Timer I.
+                self.state = self.wire.absorb_retransmissions_for_t4(
                     now,
-                    timer_i,
                     State::Confirmed,
                     State::Terminated,
                 );
@@ -141,8 +142,6 @@ impl InviteServer {
         }
     }
 }
-
-transaction_impl!(InviteServer);
 
 #[cfg(test)]
 mod tests {

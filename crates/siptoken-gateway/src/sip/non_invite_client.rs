@@ -43,6 +43,8 @@ pub struct NonInviteClient {
     wire: Transmitter,
 }
 
+transaction_impl!(NonInviteClient);
+
 impl NonInviteClient {
     /// Starts the transaction: the request is queued, Timers E (unreliable transports) and F set.
     pub fn new(request: Request, reliable: bool, timers: Timers, now: Instant) -> NonInviteClient {
@@ -95,10 +97,9 @@ impl NonInviteClient {
                 Some(Received::Provisional)
             }
             (State::Trying | State::Proceeding, 200..) => {
-                let timer_k = self.wire.timers().t4;
-                self.state = self.wire.absorb_retransmissions(
+                // Timer K.
+                self.state = self.wire.absorb_retransmissions_for_t4(
                     now,
-                    timer_k,
                     State::Completed,
                     State::Terminated,
                 );
@@ -109,30 +110,20 @@ impl NonInviteClient {
     }
 }
 
-transaction_impl!(NonInviteClient);
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sip::message;
-    use crate::sip::transaction::testing::{count, run_to_failure};
+    use crate::sip::transaction::testing::{self, count, run_to_failure};
     use crate::sip::transaction::Transaction;
     use std::time::Duration;
 
     fn bye() -> Request {
-        let mut r = Request::new("BYE", "sip:bob@10.0.0.2");
-        r.push("Via", "SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bK-r-2")
-            .push("Call-ID", "c1")
-            .push("CSeq", "3 BYE");
-        r
+        testing::request("BYE", 3, "z9hG4bK-r-2")
     }
 
     fn response(code: u16) -> Message {
-        let text = format!(
-            "SIP/2.0 {code} X\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bK-r-2\r\n\
-             Call-ID: c1\r\nCSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n"
-        );
-        message::parse(text.as_bytes(), true).unwrap().0
+        testing::response(&bye(), code)
     }
 
     /// A transaction that sent its BYE (once) at the returned instant.

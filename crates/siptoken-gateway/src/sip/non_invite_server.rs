@@ -31,6 +31,8 @@ pub struct NonInviteServer {
     wire: Transmitter,
 }
 
+transaction_impl!(NonInviteServer);
+
 impl NonInviteServer {
     /// Starts the transaction for `request`; `None` without a Via branch, Call-ID or CSeq.
     pub fn new(request: &Message, reliable: bool, timers: Timers) -> Option<NonInviteServer> {
@@ -81,8 +83,6 @@ impl NonInviteServer {
         }
     }
 }
-
-transaction_impl!(NonInviteServer);
 
 #[cfg(test)]
 mod tests {

@@ -267,6 +267,12 @@ impl Transmitter {
         }
     }
 
+    /// [`Transmitter::absorb_retransmissions`] for T4 (Timers I and K).
+    pub fn absorb_retransmissions_for_t4<S>(&mut self, now: Instant, absorbing: S, ended: S) -> S {
+        let t4 = self.timers.t4;
+        self.absorb_retransmissions(now, t4, absorbing, ended)
+    }
+
     /// The next time [`Transmitter::fire`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.clock.next()
@@ -411,7 +417,31 @@ impl ServerKey {
 #[cfg(test)]
 pub mod testing {
     use super::Transaction;
+    use crate::sip::compose::{Request, Response};
+    use crate::sip::message::{self, Message};
     use std::time::Instant;
+
+    /// A client transaction's request `cseq method` from 10.0.0.1:5070 with `branch`, in the
+    /// dialog-forming shape (From with a tag, To without).
+    pub fn request(method: &str, cseq: u32, branch: &str) -> Request {
+        let mut r = Request::new(method, "sip:bob@example.org");
+        r.push(
+            "Via",
+            format!("SIP/2.0/UDP 10.0.0.1:5070;rport;branch={branch}"),
+        )
+        .push("From", "<sip:a@example.org>;tag=f")
+        .push("To", "<sip:bob@example.org>")
+        .push("Call-ID", "c1")
+        .push("CSeq", format!("{cseq} {method}"));
+        r
+    }
+
+    /// The far end's `code` response to `request`, To tagged `t`.
+    pub fn response(request: &Request, code: u16) -> Message {
+        let request = message::parse(&request.encode(), true).unwrap().0;
+        let bytes = Response::to(&request, code, Some("t")).encode();
+        message::parse(&bytes, true).unwrap().0
+    }
 
     /// Takes every queued message.
     pub fn drain(tx: &mut dyn Transaction) -> Vec<Vec<u8>> {

@@ -51,13 +51,8 @@ fn a_response_without_a_cseq_or_status_body_is_dropped() {
 fn requests(far: &mut super::Far) -> Vec<String> {
     vec![
         far.request("BYE", "", None, ""),
-        far.request("INVITE", "", Some(HOLD), "application/sdp"),
-        far.request(
-            "INFO",
-            "",
-            Some(b"Signal=1\r\nDuration=160\r\n"),
-            "application/dtmf-relay",
-        ),
+        far.reinvite(Some(HOLD)),
+        far.dtmf_info(b"Signal=1\r\nDuration=160\r\n"),
         far.request(
             "NOTIFY",
             "Event: refer\r\nSubscription-State: active\r\n",

@@ -200,6 +200,13 @@ impl Run {
         self.input(&far.answer(&info, code, None));
     }
 
+    /// Feeds `text` without the `matches` check (broken input) and returns the status of the
+    /// one response sent.
+    pub fn answer_code(&mut self, text: &str) -> Option<u16> {
+        self.input_unchecked(&parse(text.as_bytes()));
+        self.one_sent().code()
+    }
+
     /// Feeds a message without the `matches` check (strays, malformed input).
     pub fn input_unchecked(&mut self, m: &Message) {
         self.call.handle_message(m, self.now);
@@ -393,6 +400,11 @@ impl Far {
     /// A DTMF INFO (application/dtmf-relay) in the dialog.
     pub fn dtmf_info(&mut self, body: &[u8]) -> String {
         self.request("INFO", "", Some(body), "application/dtmf-relay")
+    }
+
+    /// A bodiless `method` request in the dialog with `part` replaced by `by` (broken input).
+    pub fn altered(&mut self, method: &str, part: &str, by: &str) -> String {
+        self.request(method, "", None, "").replace(part, by)
     }
 
     /// A new request in the dialog (next CSeq, new branch).

@@ -11,29 +11,22 @@ use crate::sip::message;
 #[test]
 fn a_cseq_not_matching_the_method_is_400() {
     let (mut run, mut far) = confirmed_outbound();
-    let text = far
-        .request("BYE", "", None, "")
-        .replace(" BYE\r\n", " INFO\r\n");
-    run.input_unchecked(&parse(text.as_bytes()));
-    assert_eq!(run.one_sent().code(), Some(400));
+    let text = far.altered("BYE", " BYE\r\n", " INFO\r\n");
+    assert_eq!(run.answer_code(&text), Some(400));
     assert!(!run.call.is_ended());
 }
 
 #[test]
 fn a_request_without_a_branch_is_400() {
     let (mut run, mut far) = confirmed_outbound();
-    let text = far.request("INFO", "", None, "");
-    let text = text.replacen(";branch=z9hG4bKfar", ";x=", 1);
-    run.input_unchecked(&parse(text.as_bytes()));
-    assert_eq!(run.one_sent().code(), Some(400));
+    let text = far.altered("INFO", ";branch=z9hG4bKfar", ";x=");
+    assert_eq!(run.answer_code(&text), Some(400));
 }
 
 #[test]
 fn control_characters_in_echoed_headers_get_no_answer() {
     let (mut run, mut far) = confirmed_outbound();
-    let text = far
-        .request("BYE", "", None, "")
-        .replace("Call-ID: ", "Call-ID: \u{1}");
+    let text = far.altered("BYE", "Call-ID: ", "Call-ID: \u{1}");
     let m = message::parse(text.as_bytes(), true).unwrap().0;
     run.input_unchecked(&m);
     assert!(run.take_sent().is_empty());

@@ -8,19 +8,20 @@ use super::harness::{parse, HOLD};
 use super::{confirmed_inbound, confirmed_outbound};
 use crate::sip::message;
 
-#[test]
-fn a_cseq_not_matching_the_method_is_400() {
-    let (mut run, mut far) = confirmed_outbound();
-    let text = far.altered("BYE", " BYE\r\n", " INFO\r\n");
-    assert_eq!(run.answer_code(&text), Some(400));
-    assert!(!run.call.is_ended());
-}
+/// Requests broken by replacing a part: a CSeq not matching the method, no Via branch.
+const BAD_REQUESTS: [(&str, &str, &str); 2] = [
+    ("BYE", " BYE\r\n", " INFO\r\n"),
+    ("INFO", ";branch=z9hG4bKfar", ";x="),
+];
 
 #[test]
-fn a_request_without_a_branch_is_400() {
-    let (mut run, mut far) = confirmed_outbound();
-    let text = far.altered("INFO", ";branch=z9hG4bKfar", ";x=");
-    assert_eq!(run.answer_code(&text), Some(400));
+fn a_cseq_not_matching_the_method_or_no_branch_is_400() {
+    for (method, part, by) in BAD_REQUESTS {
+        let (mut run, mut far) = confirmed_outbound();
+        let text = far.altered(method, part, by);
+        assert_eq!(run.answer_code(&text), Some(400), "{method} {part:?}");
+        assert!(!run.call.is_ended());
+    }
 }
 
 #[test]

@@ -1228,14 +1228,7 @@ impl Call {
             }
             Purpose::Refer { .. } => {
                 if ok {
-                    if self.transfer == Transfer::Requested {
-                        self.transfer = Transfer::Accepted {
-                            deadline: now
-                                + self.settings.ring_timeout
-                                + self.settings.timers.transaction_timeout(),
-                        };
-                    }
-                    self.announce_transferring();
+                    self.accept_transfer(now);
                 } else if matches!(code, 408 | 481) {
                     self.transfer = Transfer::Idle;
                     self.dialog_failed(Some(code), now);

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::sip::account::AccountClaims;
-use crate::sip::digest::Answer;
+use crate::sip::digest::{self, Answer};
 
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);

@@ -303,6 +303,11 @@ mod tests {
         From: \"Op\" <sip:op@example.org>;tag=L1\r\nTo: <sip:bob@example.org>;tag=R1\r\n\
         Call-ID: cid\r\nCSeq: 3 INVITE\r\nContact: <sip:bob@10.0.0.2:5062;transport=udp>\r\n\r\n";
 
+    /// The UAC dialog of our INVITE and [`OK`] with `part` replaced by `by`.
+    fn uac_with(part: &str, by: &str) -> Result<Dialog, DialogError> {
+        Dialog::as_uac(&invite(), &msg(&OK.replace(part, by)))
+    }
+
     #[test]
     fn uac_dialog_from_2xx_reverses_record_route() {
         let mut d = Dialog::as_uac(&invite(), &msg(OK)).unwrap();
@@ -339,11 +344,11 @@ mod tests {
 
     #[test]
     fn strict_router_goes_into_the_request_uri() {
-        let ok = OK.replace(
+        let mut d = uac_with(
             "<sip:p1.example.org;lr;transport=udp>",
             "<sip:p1.example.org>",
-        );
-        let mut d = Dialog::as_uac(&invite(), &msg(&ok)).unwrap();
+        )
+        .unwrap();
         let r = d.request("INFO", "SIP/2.0/UDP h;branch=z9hG4bK-x");
         assert_eq!(r.uri, "sip:p1.example.org");
         assert_eq!(
@@ -357,31 +362,25 @@ mod tests {
 
     #[test]
     fn no_route_set_no_route_header() {
-        let ok = OK.replace(
+        let mut d = uac_with(
             "Record-Route: <sip:p2.example.org;lr>, <sip:p1.example.org;lr;transport=udp>\r\n",
             "",
-        );
-        let mut d = Dialog::as_uac(&invite(), &msg(&ok)).unwrap();
+        )
+        .unwrap();
         assert!(d.route_set().is_empty());
         assert_eq!(d.request("BYE", "v").get("Route"), None);
     }
 
     #[test]
     fn uac_dialog_needs_tag_and_usable_contact() {
-        let no_tag = OK.replace(";tag=R1", "");
+        assert_eq!(uac_with(";tag=R1", ""), Err(DialogError::Missing("To tag")));
         assert_eq!(
-            Dialog::as_uac(&invite(), &msg(&no_tag)),
-            Err(DialogError::Missing("To tag"))
-        );
-        let no_contact = OK.replace("Contact: <sip:bob@10.0.0.2:5062;transport=udp>\r\n", "");
-        assert_eq!(
-            Dialog::as_uac(&invite(), &msg(&no_contact)),
+            uac_with("Contact: <sip:bob@10.0.0.2:5062;transport=udp>\r\n", ""),
             Err(DialogError::Missing("Contact"))
         );
         for bad in ["<http://x>", "<sip:a b@c>", "<sip:a\"@c>"] {
-            let t = OK.replace("<sip:bob@10.0.0.2:5062;transport=udp>", bad);
             assert_eq!(
-                Dialog::as_uac(&invite(), &msg(&t)),
+                uac_with("<sip:bob@10.0.0.2:5062;transport=udp>", bad),
                 Err(DialogError::BadContact),
                 "{bad}"
             );

@@ -480,6 +480,58 @@ fn quote(s: &str) -> String {
     out
 }
 
+/// A challenge being answered, by REGISTER and by the requests of a call alike: the challenge,
+/// the header its answers go in, our cnonce and the last nonce count used.
+#[derive(Debug)]
+pub struct Answered {
+    /// The challenge.
+    pub challenge: Challenge,
+    /// From a 407 (`Proxy-Authorization`), not a 401 (`Authorization`).
+    proxy: bool,
+    cnonce: String,
+    nc: u32,
+}
+
+impl Answered {
+    /// Starts answering `challenge` (of a 407 when `proxy`) with the client nonce `cnonce`.
+    pub fn new(challenge: Challenge, proxy: bool, cnonce: String) -> Answered {
+        Answered {
+            challenge,
+            proxy,
+            cnonce,
+            nc: 0,
+        }
+    }
+
+    /// The credentials header (name and value) of the next request, the nonce count advanced.
+    pub fn next_header(
+        &mut self,
+        username: &str,
+        password: &str,
+        method: &str,
+        uri: &str,
+    ) -> (&'static str, String) {
+        self.nc += 1;
+        let value = authorization(
+            &self.challenge,
+            &Answer {
+                username,
+                password,
+                method,
+                uri,
+                cnonce: &self.cnonce,
+                nc: self.nc,
+            },
+        );
+        let name = if self.proxy {
+            "Proxy-Authorization"
+        } else {
+            "Authorization"
+        };
+        (name, value)
+    }
+}
+
 /// The inputs of one answer besides the challenge.
 pub struct Answer<'a> {
     /// Digest username (the token's `authenticationName`).

@@ -234,6 +234,11 @@ mod tests {
         }
     }
 
+    /// The response to a bodiless `method` request to `uri` outside a dialog (it must get one).
+    fn answer(method: &str, uri: &str) -> Message {
+        response(&out_of_dialog(&request(method, uri, ""), known)).unwrap()
+    }
+
     fn code(d: &Disposition) -> Option<u16> {
         response(d)?.code()
     }
@@ -266,11 +271,7 @@ mod tests {
             let m = request("INVITE", uri, "");
             assert_eq!(code(&out_of_dialog(&m, known)), Some(404), "{uri}");
         }
-        let r = response(&out_of_dialog(
-            &request("INVITE", "sip:st-dead@h", ""),
-            known,
-        ))
-        .unwrap();
+        let r = answer("INVITE", "sip:st-dead@h");
         assert!(compose::tag_of(r.header("to").unwrap()).is_some());
         assert_eq!(r.top_via_branch(), Some("z9hG4bKq"));
     }
@@ -297,19 +298,11 @@ mod tests {
 
     #[test]
     fn options_answered_unknown_methods_405_ack_ignored() {
-        let r = response(&out_of_dialog(
-            &request("OPTIONS", "sip:st-feed@h", ""),
-            known,
-        ))
-        .unwrap();
+        let r = answer("OPTIONS", "sip:st-feed@h");
         assert_eq!(r.code(), Some(200));
         assert_eq!(r.header("allow"), Some(ALLOW));
         assert_eq!(r.header("accept"), Some(ACCEPT));
-        let r = response(&out_of_dialog(
-            &request("MESSAGE", "sip:st-feed@h", ""),
-            known,
-        ))
-        .unwrap();
+        let r = answer("MESSAGE", "sip:st-feed@h");
         assert_eq!(r.code(), Some(405));
         assert_eq!(r.header("allow"), Some(ALLOW));
         assert_eq!(

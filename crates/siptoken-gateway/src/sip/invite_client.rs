@@ -24,7 +24,7 @@ use std::time::Instant;
 use super::compose::{self, Request};
 use super::message::Message;
 use super::timers::{Timers, TIMER_D};
-use super::transaction::{Backoff, Transmitter};
+use super::transaction::{transaction_impl, Backoff, Expiry, Transmitter};
 
 /// Where the transaction is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +66,14 @@ pub struct InviteClient {
     wire: Transmitter,
 }
 
+transaction_impl!(InviteClient);
+
 impl InviteClient {
     /// Starts the transaction: the request is queued for sending, Timers A (unreliable
     /// transports only) and B are set. The request must have a Via with a branch.
     pub fn new(request: Request, reliable: bool, timers: Timers, now: Instant) -> InviteClient {
         InviteClient {
-            wire: Transmitter::request(request.encode(), reliable, timers, now),
+            wire: Transmitter::request(request.encode(), reliable, timers, now, Backoff::Double),
             branch: request.branch().unwrap_or_default().to_owned(),
             request,
             state: State::Calling,
@@ -91,11 +93,6 @@ impl InviteClient {
     /// The state.
     pub fn state(&self) -> State {
         self.state
-    }
-
-    /// Whether the transaction has ended.
-    pub fn is_terminated(&self) -> bool {
-        self.state == State::Terminated
     }
 
     /// Whether `response` belongs to this transaction (RFC 3261 §17.1.3: the top Via branch and
@@ -120,7 +117,7 @@ impl InviteClient {
             (State::Calling | State::Proceeding, 200..=299) => {
                 self.state = State::Accepted;
                 self.wire.stop_resend();
-                self.wire.set_transaction_timeout(now);
+                self.wire.set_transaction_timeout(now, Expiry::End);
                 Some(Received::Success {
                     retransmission: false,
                 })
@@ -131,12 +128,12 @@ impl InviteClient {
             (State::Calling | State::Proceeding, 300..) => {
                 let ack = compose::ack_for_failure(&self.request, response);
                 self.wire.send(ack.encode());
-                let lingering = self.wire.absorb_retransmissions(now, TIMER_D);
-                self.state = if lingering {
-                    State::Completed
-                } else {
-                    State::Terminated
-                };
+                self.state = self.wire.absorb_retransmissions(
+                    now,
+                    TIMER_D,
+                    State::Completed,
+                    State::Terminated,
+                );
                 Some(Received::Failure)
             }
             (State::Completed, 300..) => {
@@ -147,76 +144,44 @@ impl InviteClient {
             _ => None,
         }
     }
-
-    /// The next time [`InviteClient::handle_timeout`] has work.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.wire.poll_timeout()
-    }
-
-    /// Fires the due timers. Returns `true` when Timer B fired: no response at all (the call
-    /// treats it as a 408, RFC 3261 §8.1.3.1).
-    pub fn handle_timeout(&mut self, now: Instant) -> bool {
-        let calling = self.state == State::Calling;
-        if self.wire.fire(now, Backoff::Double) {
-            self.state = State::Terminated;
-            return calling;
-        }
-        false
-    }
-
-    /// The next datagram (or stream message) to send.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.wire.poll_transmit()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sip::message;
+    use crate::sip::transaction::testing::{self, drain, run_to_failure};
+    use crate::sip::transaction::Transaction;
     use std::time::Duration;
 
     fn invite() -> Request {
-        let mut r = Request::new("INVITE", "sip:bob@example.org");
-        r.push("Via", "SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bK-r-1")
-            .push("From", "<sip:a@example.org>;tag=f")
-            .push("To", "<sip:bob@example.org>")
-            .push("Call-ID", "c1")
-            .push("CSeq", "1 INVITE");
-        r
+        testing::request("INVITE", 1, "z9hG4bK-r-1")
     }
 
+    /// The response `code` of the transaction on `branch`.
     fn response(code: u16, branch: &str) -> Message {
-        let text = format!(
-            "SIP/2.0 {code} X\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;rport;branch={branch}\r\n\
-             From: <sip:a@example.org>;tag=f\r\nTo: <sip:bob@example.org>;tag=t\r\n\
-             Call-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
-        );
-        message::parse(text.as_bytes(), true).unwrap().0
+        testing::response(&testing::request("INVITE", 1, branch), code)
     }
 
     fn sent(tx: &mut InviteClient) -> Vec<Message> {
-        std::iter::from_fn(|| tx.poll_transmit())
-            .map(|b| message::parse(&b, true).unwrap().0)
+        drain(tx)
+            .iter()
+            .map(|b| message::parse(b, true).unwrap().0)
             .collect()
+    }
+
+    /// A transaction that sent its INVITE (once) at the returned instant.
+    fn started(reliable: bool) -> (InviteClient, Instant) {
+        let t0 = Instant::now();
+        let mut tx = InviteClient::new(invite(), reliable, Timers::default(), t0);
+        assert_eq!(sent(&mut tx).len(), 1);
+        (tx, t0)
     }
 
     #[test]
     fn timer_a_doubles_until_timer_b() {
-        let t0 = Instant::now();
-        let t = Timers::default();
-        let mut tx = InviteClient::new(invite(), false, t, t0);
-        assert_eq!(sent(&mut tx).len(), 1);
-        let mut at = Vec::new();
-        let now = loop {
-            let now = tx.poll_timeout().unwrap();
-            if tx.handle_timeout(now) {
-                break now;
-            }
-            if !sent(&mut tx).is_empty() {
-                at.push((now - t0).as_millis());
-            }
-        };
+        let (mut tx, t0) = started(false);
+        let (at, now) = run_to_failure(&mut tx, t0);
         // A: 0.5, 1, 2, 4, 8, 16 s after the previous; B at 32 s.
         assert_eq!(at, [500, 1500, 3500, 7500, 15500, 31500]);
         assert_eq!((now - t0).as_secs(), 32);
@@ -226,18 +191,14 @@ mod tests {
 
     #[test]
     fn reliable_transports_do_not_retransmit() {
-        let t0 = Instant::now();
-        let mut tx = InviteClient::new(invite(), true, Timers::default(), t0);
-        assert_eq!(sent(&mut tx).len(), 1);
+        let (mut tx, t0) = started(true);
         assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)));
         assert!(tx.handle_timeout(t0 + Duration::from_secs(32)));
     }
 
     #[test]
     fn provisional_stops_retransmission_and_timer_b() {
-        let t0 = Instant::now();
-        let mut tx = InviteClient::new(invite(), false, Timers::default(), t0);
-        sent(&mut tx);
+        let (mut tx, t0) = started(false);
         let r = response(180, "z9hG4bK-r-1");
         assert!(tx.matches(&r));
         assert_eq!(tx.handle_response(&r, t0), Some(Received::Provisional));
@@ -251,9 +212,7 @@ mod tests {
 
     #[test]
     fn failure_is_acknowledged_and_retransmissions_reacknowledged() {
-        let t0 = Instant::now();
-        let mut tx = InviteClient::new(invite(), false, Timers::default(), t0);
-        sent(&mut tx);
+        let (mut tx, t0) = started(false);
         let busy = response(486, "z9hG4bK-r-1");
         assert_eq!(tx.handle_response(&busy, t0), Some(Received::Failure));
         let acks = sent(&mut tx);
@@ -273,9 +232,7 @@ mod tests {
 
     #[test]
     fn failure_over_a_reliable_transport_terminates_at_once() {
-        let t0 = Instant::now();
-        let mut tx = InviteClient::new(invite(), true, Timers::default(), t0);
-        sent(&mut tx);
+        let (mut tx, t0) = started(true);
         assert_eq!(
             tx.handle_response(&response(603, "z9hG4bK-r-1"), t0),
             Some(Received::Failure)
@@ -286,9 +243,7 @@ mod tests {
 
     #[test]
     fn success_enters_accepted_and_passes_retransmissions_up() {
-        let t0 = Instant::now();
-        let mut tx = InviteClient::new(invite(), false, Timers::default(), t0);
-        sent(&mut tx);
+        let (mut tx, t0) = started(false);
         let ok = response(200, "z9hG4bK-r-1");
         assert_eq!(
             tx.handle_response(&ok, t0),

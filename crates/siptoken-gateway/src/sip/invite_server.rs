@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use super::message::Message;
 use super::timers::Timers;
-use super::transaction::{Backoff, ServerKey, Transmitter};
+use super::transaction::{transaction_impl, Backoff, Expiry, ServerKey, Transmitter};
 
 /// Where the transaction is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +59,8 @@ pub struct InviteServer {
     wire: Transmitter,
 }
 
+transaction_impl!(InviteServer);
+
 impl InviteServer {
     /// Starts the transaction for `invite`; `None` when the INVITE lacks a Via branch, Call-ID
     /// or CSeq (it gets a 400 instead).
@@ -66,7 +68,7 @@ impl InviteServer {
         Some(InviteServer {
             key: ServerKey::of(invite)?,
             state: State::Proceeding,
-            wire: Transmitter::new(reliable, timers),
+            wire: Transmitter::new(reliable, timers, Backoff::DoubleUpToT2),
         })
     }
 
@@ -78,11 +80,6 @@ impl InviteServer {
     /// The INVITE's CSeq number.
     pub fn cseq(&self) -> u32 {
         self.key.cseq()
-    }
-
-    /// Whether the transaction has ended.
-    pub fn is_terminated(&self) -> bool {
-        self.state == State::Terminated
     }
 
     /// Whether a final response was sent.
@@ -112,12 +109,12 @@ impl InviteServer {
             100..=199 => {}
             200..=299 => {
                 self.state = State::Accepted;
-                self.wire.set_transaction_timeout(now);
+                self.wire.set_transaction_timeout(now, Expiry::End);
             }
             _ => {
                 self.state = State::Completed;
                 self.wire.start_resend(now);
-                self.wire.set_transaction_timeout(now);
+                self.wire.set_transaction_timeout(now, Expiry::Failure);
             }
         }
         true
@@ -132,39 +129,17 @@ impl InviteServer {
                 Matched::Absorbed
             }
             (State::Completed, true) => {
-                let timer_i = self.wire.timers().t4;
-                let lingering = self.wire.absorb_retransmissions(now, timer_i);
-                self.state = if lingering {
-                    State::Confirmed
-                } else {
-                    State::Terminated
-                };
+                // Timer I.
+                self.state = self.wire.absorb_retransmissions_for_t4(
+                    now,
+                    State::Confirmed,
+                    State::Terminated,
+                );
                 Matched::FailureAcked
             }
             (State::Accepted, true) => Matched::AckForSuccess,
             _ => Matched::Absorbed,
         }
-    }
-
-    /// The next time [`InviteServer::handle_timeout`] has work.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.wire.poll_timeout()
-    }
-
-    /// Fires the due timers. Returns `true` when Timer H fired: the failure response was never
-    /// acknowledged.
-    pub fn handle_timeout(&mut self, now: Instant) -> bool {
-        let unacknowledged = self.state == State::Completed;
-        if self.wire.fire(now, Backoff::DoubleUpToT2) {
-            self.state = State::Terminated;
-            return unacknowledged;
-        }
-        false
-    }
-
-    /// The next message to send.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.wire.poll_transmit()
     }
 }
 
@@ -172,6 +147,8 @@ impl InviteServer {
 mod tests {
     use super::*;
     use crate::sip::message;
+    use crate::sip::transaction::testing::{count, run_to_failure};
+    use crate::sip::transaction::Transaction;
     use std::time::Duration;
 
     fn request(method: &str, branch: &str) -> Message {
@@ -190,12 +167,17 @@ mod tests {
         message::parse(text.as_bytes(), false).unwrap().0
     }
 
-    fn count(tx: &mut InviteServer) -> usize {
-        std::iter::from_fn(|| tx.poll_transmit()).count()
-    }
-
     fn new(reliable: bool) -> InviteServer {
         InviteServer::new(&request("INVITE", "z9hG4bKi"), reliable, Timers::default()).unwrap()
+    }
+
+    /// A transaction that sent the failure `code` (once) at the returned instant.
+    fn failed(reliable: bool, code: u16) -> (InviteServer, Instant) {
+        let t0 = Instant::now();
+        let mut tx = new(reliable);
+        assert!(tx.respond(code, code.to_string().into_bytes(), t0));
+        assert_eq!(count(&mut tx), 1);
+        (tx, t0)
     }
 
     #[test]
@@ -243,11 +225,9 @@ mod tests {
 
     #[test]
     fn failure_retransmitted_by_timer_g_until_ack_then_timer_i() {
-        let t0 = Instant::now();
-        let mut tx = new(false);
-        assert!(tx.respond(486, b"486".to_vec(), t0));
+        let (mut tx, t0) = failed(false, 486);
         assert!(!tx.respond(200, b"200".to_vec(), t0), "one final response");
-        assert_eq!(count(&mut tx), 1);
+        assert_eq!(count(&mut tx), 0);
         let mut at = Vec::new();
         for _ in 0..4 {
             let now = tx.poll_timeout().unwrap();
@@ -269,29 +249,20 @@ mod tests {
 
     #[test]
     fn timer_h_reports_a_missing_ack() {
-        let t0 = Instant::now();
-        let mut tx = new(false);
-        tx.respond(603, b"603".to_vec(), t0);
-        assert_eq!(count(&mut tx), 1);
-        let mut sends = 0;
-        let now = loop {
-            let now = tx.poll_timeout().unwrap();
-            if tx.handle_timeout(now) {
-                break now;
-            }
-            sends += count(&mut tx);
-        };
+        let (mut tx, t0) = failed(false, 603);
+        let (sends, now) = run_to_failure(&mut tx, t0);
         assert_eq!(now - t0, Duration::from_secs(32));
-        assert_eq!(sends, 10, "G at 0.5, 1.5, 3.5, 7.5, then every 4 s to 31.5");
+        assert_eq!(
+            sends,
+            [500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500],
+            "G at 0.5, 1.5, 3.5, 7.5, then every 4 s to 31.5"
+        );
         assert!(tx.is_terminated());
     }
 
     #[test]
     fn reliable_failure_waits_for_ack_without_retransmitting() {
-        let t0 = Instant::now();
-        let mut tx = new(true);
-        tx.respond(486, b"486".to_vec(), t0);
-        count(&mut tx);
+        let (mut tx, t0) = failed(true, 486);
         assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)));
         assert_eq!(tx.handle_request(&ack(), t0), Matched::FailureAcked);
         assert!(tx.is_terminated(), "Timer I is zero");

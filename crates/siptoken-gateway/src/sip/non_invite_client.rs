@@ -19,7 +19,7 @@ use std::time::Instant;
 use super::compose::Request;
 use super::message::Message;
 use super::timers::Timers;
-use super::transaction::{Backoff, Transmitter};
+use super::transaction::{transaction_impl, Backoff, Transmitter};
 
 /// Where the transaction is.
 pub use super::transaction::NonInviteState as State;
@@ -43,11 +43,19 @@ pub struct NonInviteClient {
     wire: Transmitter,
 }
 
+transaction_impl!(NonInviteClient);
+
 impl NonInviteClient {
     /// Starts the transaction: the request is queued, Timers E (unreliable transports) and F set.
     pub fn new(request: Request, reliable: bool, timers: Timers, now: Instant) -> NonInviteClient {
         NonInviteClient {
-            wire: Transmitter::request(request.encode(), reliable, timers, now),
+            wire: Transmitter::request(
+                request.encode(),
+                reliable,
+                timers,
+                now,
+                Backoff::DoubleUpToT2,
+            ),
             branch: request.branch().unwrap_or_default().to_owned(),
             request,
             state: State::Trying,
@@ -69,11 +77,6 @@ impl NonInviteClient {
         self.state
     }
 
-    /// Whether the transaction has ended.
-    pub fn is_terminated(&self) -> bool {
-        self.state == State::Terminated
-    }
-
     /// Whether `response` belongs to this transaction (top Via branch and CSeq method).
     pub fn matches(&self, response: &Message) -> bool {
         response.code().is_some()
@@ -88,47 +91,22 @@ impl NonInviteClient {
         let code = response.code()?;
         match (self.state, code) {
             (State::Trying | State::Proceeding, 100..=199) => {
-                // Further retransmissions at T2 (see `handle_timeout`).
+                // Further retransmissions at T2.
                 self.state = State::Proceeding;
+                self.wire.set_backoff(Backoff::T2);
                 Some(Received::Provisional)
             }
             (State::Trying | State::Proceeding, 200..) => {
-                let timer_k = self.wire.timers().t4;
-                let lingering = self.wire.absorb_retransmissions(now, timer_k);
-                self.state = if lingering {
-                    State::Completed
-                } else {
-                    State::Terminated
-                };
+                // Timer K.
+                self.state = self.wire.absorb_retransmissions_for_t4(
+                    now,
+                    State::Completed,
+                    State::Terminated,
+                );
                 Some(Received::Final)
             }
             _ => None,
         }
-    }
-
-    /// The next time [`NonInviteClient::handle_timeout`] has work.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.wire.poll_timeout()
-    }
-
-    /// Fires the due timers. Returns `true` when Timer F fired: no final response (a timeout,
-    /// treated as 408 by the call).
-    pub fn handle_timeout(&mut self, now: Instant) -> bool {
-        let backoff = match self.state {
-            State::Proceeding => Backoff::T2,
-            _ => Backoff::DoubleUpToT2,
-        };
-        let unanswered = matches!(self.state, State::Trying | State::Proceeding);
-        if self.wire.fire(now, backoff) {
-            self.state = State::Terminated;
-            return unanswered;
-        }
-        false
-    }
-
-    /// The next message to send.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.wire.poll_transmit()
     }
 }
 
@@ -136,48 +114,30 @@ impl NonInviteClient {
 mod tests {
     use super::*;
     use crate::sip::message;
+    use crate::sip::transaction::testing::{self, count, run_to_failure};
+    use crate::sip::transaction::Transaction;
     use std::time::Duration;
 
     fn bye() -> Request {
-        let mut r = Request::new("BYE", "sip:bob@10.0.0.2");
-        r.push("Via", "SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bK-r-2")
-            .push("Call-ID", "c1")
-            .push("CSeq", "3 BYE");
-        r
+        testing::request("BYE", 3, "z9hG4bK-r-2")
     }
 
     fn response(code: u16) -> Message {
-        let text = format!(
-            "SIP/2.0 {code} X\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;rport;branch=z9hG4bK-r-2\r\n\
-             Call-ID: c1\r\nCSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n"
-        );
-        message::parse(text.as_bytes(), true).unwrap().0
+        testing::response(&bye(), code)
     }
 
-    fn count(tx: &mut NonInviteClient) -> usize {
-        std::iter::from_fn(|| tx.poll_transmit()).count()
-    }
-
-    /// Runs the timers until Timer F; returns the retransmission times (ms after start).
-    fn run(tx: &mut NonInviteClient, t0: Instant) -> (Vec<u128>, Instant) {
-        let mut at = Vec::new();
-        loop {
-            let now = tx.poll_timeout().unwrap();
-            if tx.handle_timeout(now) {
-                return (at, now);
-            }
-            if count(tx) > 0 {
-                at.push((now - t0).as_millis());
-            }
-        }
+    /// A transaction that sent its BYE (once) at the returned instant.
+    fn started(reliable: bool) -> (NonInviteClient, Instant) {
+        let t0 = Instant::now();
+        let mut tx = NonInviteClient::new(bye(), reliable, Timers::default(), t0);
+        assert_eq!(count(&mut tx), 1);
+        (tx, t0)
     }
 
     #[test]
     fn timer_e_backs_off_to_t2_until_timer_f() {
-        let t0 = Instant::now();
-        let mut tx = NonInviteClient::new(bye(), false, Timers::default(), t0);
-        assert_eq!(count(&mut tx), 1);
-        let (at, end) = run(&mut tx, t0);
+        let (mut tx, t0) = started(false);
+        let (at, end) = run_to_failure(&mut tx, t0);
         assert_eq!(
             &at[..6],
             [500, 1500, 3500, 7500, 11500, 15500],
@@ -190,24 +150,20 @@ mod tests {
 
     #[test]
     fn provisional_moves_retransmissions_to_t2() {
-        let t0 = Instant::now();
-        let mut tx = NonInviteClient::new(bye(), false, Timers::default(), t0);
-        count(&mut tx);
+        let (mut tx, t0) = started(false);
         assert!(tx.matches(&response(100)));
         assert_eq!(
             tx.handle_response(&response(100), t0),
             Some(Received::Provisional)
         );
         assert_eq!(tx.state(), State::Proceeding);
-        let (at, _) = run(&mut tx, t0);
+        let (at, _) = run_to_failure(&mut tx, t0);
         assert_eq!(&at[..3], [500, 4500, 8500]);
     }
 
     #[test]
     fn final_completes_then_timer_k() {
-        let t0 = Instant::now();
-        let mut tx = NonInviteClient::new(bye(), false, Timers::default(), t0);
-        count(&mut tx);
+        let (mut tx, t0) = started(false);
         assert_eq!(
             tx.handle_response(&response(200), t0),
             Some(Received::Final)
@@ -222,9 +178,7 @@ mod tests {
 
     #[test]
     fn reliable_transport_no_retransmission_no_timer_k() {
-        let t0 = Instant::now();
-        let mut tx = NonInviteClient::new(bye(), true, Timers::default(), t0);
-        count(&mut tx);
+        let (mut tx, t0) = started(true);
         assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_secs(32)));
         assert_eq!(
             tx.handle_response(&response(481), t0),

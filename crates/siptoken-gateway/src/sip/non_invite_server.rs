@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use super::message::Message;
 use super::timers::Timers;
-use super::transaction::{Backoff, ServerKey, Transmitter};
+use super::transaction::{transaction_impl, Backoff, ServerKey, Transmitter};
 
 /// Where the transaction is.
 pub use super::transaction::NonInviteState as State;
@@ -31,6 +31,8 @@ pub struct NonInviteServer {
     wire: Transmitter,
 }
 
+transaction_impl!(NonInviteServer);
+
 impl NonInviteServer {
     /// Starts the transaction for `request`; `None` without a Via branch, Call-ID or CSeq.
     pub fn new(request: &Message, reliable: bool, timers: Timers) -> Option<NonInviteServer> {
@@ -38,7 +40,8 @@ impl NonInviteServer {
             method: request.method()?.to_owned(),
             key: ServerKey::of(request)?,
             state: State::Trying,
-            wire: Transmitter::new(reliable, timers),
+            // No retransmission timer runs here, only Timer J.
+            wire: Transmitter::new(reliable, timers, Backoff::DoubleUpToT2),
         })
     }
 
@@ -50,11 +53,6 @@ impl NonInviteServer {
     /// The state.
     pub fn state(&self) -> State {
         self.state
-    }
-
-    /// Whether the transaction has ended.
-    pub fn is_terminated(&self) -> bool {
-        self.state == State::Terminated
     }
 
     /// Whether `request` is a retransmission of this transaction's request.
@@ -71,10 +69,9 @@ impl NonInviteServer {
         let timer_j = self.wire.timers().transaction_timeout();
         self.state = if code < 200 {
             State::Proceeding
-        } else if self.wire.absorb_retransmissions(now, timer_j) {
-            State::Completed
         } else {
-            State::Terminated
+            self.wire
+                .absorb_retransmissions(now, timer_j, State::Completed, State::Terminated)
         };
         true
     }
@@ -85,29 +82,13 @@ impl NonInviteServer {
             self.wire.resend();
         }
     }
-
-    /// The next time [`NonInviteServer::handle_timeout`] has work (Timer J).
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.wire.poll_timeout()
-    }
-
-    /// Fires Timer J when due (no retransmission timer runs here).
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if self.wire.fire(now, Backoff::DoubleUpToT2) {
-            self.state = State::Terminated;
-        }
-    }
-
-    /// The next message to send.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        self.wire.poll_transmit()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sip::message;
+    use crate::sip::transaction::Transaction;
     use std::time::Duration;
 
     fn bye(branch: &str) -> Message {

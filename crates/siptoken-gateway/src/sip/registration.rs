@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::account::Account;
 use super::address::Address;
-use super::digest::{self, Challenge, ChallengeError, DigestPolicy, PolicyRefusal};
+use super::digest::{Answered, Challenge, ChallengeError, DigestPolicy, PolicyRefusal};
 use super::dns::LocateError;
 use super::host::Host;
 use super::message::{self, Message, StartLine};
@@ -272,13 +272,6 @@ enum State {
     Registered { refresh_at: Instant },
     Reconnecting(Purpose),
     Done,
-}
-
-/// A challenge being answered: the challenge, our cnonce and the last nonce count used.
-struct Answered {
-    challenge: Challenge,
-    cnonce: String,
-    nc: u32,
 }
 
 /// One registration's state: identity (Call-ID, tags, CSeq), the challenges it answers, and
@@ -749,11 +742,7 @@ impl Registration {
                     return self.finish(now, purpose, Err(SipError::AuthFailed { status }));
                 }
                 attempt.answered_fresh[proxy] = true;
-                self.challenges[proxy] = Some(Answered {
-                    challenge: ch,
-                    cnonce: random_hex(8),
-                    nc: 0,
-                });
+                self.challenges[proxy] = Some(Answered::new(ch, proxy == 1, random_hex(8)));
                 self.send_request(now, attempt);
             }
             403 => self.finish(now, purpose, Err(SipError::AuthFailed { status })),
@@ -857,25 +846,8 @@ impl Registration {
         if let Some(old) = &self.replaced_contact {
             r.push_str(&format!("Contact: <{old}>;expires=0\r\n"));
         }
-        for (i, slot) in self.challenges.iter_mut().enumerate() {
-            let Some(ans) = slot else { continue };
-            ans.nc += 1;
-            let value = digest::authorization(
-                &ans.challenge,
-                &digest::Answer {
-                    username: &a.auth_name,
-                    password: &a.password,
-                    method: "REGISTER",
-                    uri: &uri,
-                    cnonce: &ans.cnonce,
-                    nc: ans.nc,
-                },
-            );
-            let h = if i == 1 {
-                "Proxy-Authorization"
-            } else {
-                "Authorization"
-            };
+        for ans in self.challenges.iter_mut().flatten() {
+            let (h, value) = ans.next_header(&a.auth_name, &a.password, "REGISTER", &uri);
             r.push_str(&format!("{h}: {value}\r\n"));
         }
         r.push_str("Content-Length: 0\r\n\r\n");

@@ -135,37 +135,74 @@ pub enum Backoff {
     T2,
 }
 
+/// What the passing of a transaction's deadline means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// A failure the transaction user must hear of: no response (Timers B and F) or no ACK of a
+    /// failure response (Timer H).
+    Failure,
+    /// The transaction simply ends (Timers D, I, J, K, L and M).
+    End,
+}
+
+/// What [`Transmitter::fire`] found due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// The deadline has not passed (a due retransmission may have been queued).
+    No,
+    /// The deadline passed; what it means.
+    Yes(Expiry),
+}
+
 /// The sending side of one transaction: the messages queued for the transport, the message a
-/// retransmission sends again (the request, or the last response), and the [`Clock`] that says
-/// when.
+/// retransmission sends again (the request, or the last response), the [`Clock`] that says
+/// when, how retransmissions back off and what the running deadline means.
 #[derive(Debug)]
 pub struct Transmitter {
     reliable: bool,
     timers: Timers,
     clock: Clock,
+    backoff: Backoff,
+    expiry: Expiry,
     last: Option<Vec<u8>>,
     out: VecDeque<Vec<u8>>,
 }
 
 impl Transmitter {
-    /// Nothing sent yet, no timer running.
-    pub fn new(reliable: bool, timers: Timers) -> Transmitter {
+    /// Nothing sent yet, no timer running; retransmissions, once started, back off by
+    /// `backoff`.
+    pub fn new(reliable: bool, timers: Timers, backoff: Backoff) -> Transmitter {
         Transmitter {
             reliable,
             timers,
             clock: Clock::default(),
+            backoff,
+            expiry: Expiry::End,
             last: None,
             out: VecDeque::new(),
         }
     }
 
-    /// A client transaction's start: `request` is sent at `now` and resent until answered
-    /// (see [`Clock::retransmitting`]).
-    pub fn request(request: Vec<u8>, reliable: bool, timers: Timers, now: Instant) -> Transmitter {
-        let mut tx = Transmitter::new(reliable, timers);
+    /// A client transaction's start: `request` is sent at `now` and resent (backing off by
+    /// `backoff`) until answered (see [`Clock::retransmitting`]); the deadline is a failure
+    /// (Timer B or F).
+    pub fn request(
+        request: Vec<u8>,
+        reliable: bool,
+        timers: Timers,
+        now: Instant,
+        backoff: Backoff,
+    ) -> Transmitter {
+        let mut tx = Transmitter::new(reliable, timers, backoff);
         tx.clock = Clock::retransmitting(now, reliable, timers);
+        tx.expiry = Expiry::Failure;
         tx.send(request);
         tx
+    }
+
+    /// From now on retransmissions back off by `backoff`.
+    pub fn set_backoff(&mut self, backoff: Backoff) {
+        self.backoff = backoff;
     }
 
     /// The timer values.
@@ -200,10 +237,11 @@ impl Transmitter {
         self.clock.stop_resend();
     }
 
-    /// Sets the deadline 64·T1 after `now` (Timers H, J, L and M).
-    pub fn set_transaction_timeout(&mut self, now: Instant) {
+    /// Sets the deadline 64·T1 after `now` (Timers H, L and M), meaning `expiry`.
+    pub fn set_transaction_timeout(&mut self, now: Instant, expiry: Expiry) {
         self.clock
             .set_deadline(Some(now + self.timers.transaction_timeout()));
+        self.expiry = expiry;
     }
 
     /// Stops both timers.
@@ -211,9 +249,28 @@ impl Transmitter {
         self.clock.stop();
     }
 
-    /// See [`Clock::absorb_retransmissions`]: `false` when the transaction ends at once.
-    pub fn absorb_retransmissions(&mut self, now: Instant, wait: Duration) -> bool {
-        self.clock.absorb_retransmissions(self.reliable, now, wait)
+    /// After the final response (see [`Clock::absorb_retransmissions`]): the state to enter,
+    /// `absorbing` while retransmissions are absorbed for `wait`, or `ended` at once on a
+    /// reliable transport. The deadline then simply ends the transaction.
+    pub fn absorb_retransmissions<S>(
+        &mut self,
+        now: Instant,
+        wait: Duration,
+        absorbing: S,
+        ended: S,
+    ) -> S {
+        self.expiry = Expiry::End;
+        if self.clock.absorb_retransmissions(self.reliable, now, wait) {
+            absorbing
+        } else {
+            ended
+        }
+    }
+
+    /// [`Transmitter::absorb_retransmissions`] for T4 (Timers I and K).
+    pub fn absorb_retransmissions_for_t4<S>(&mut self, now: Instant, absorbing: S, ended: S) -> S {
+        let t4 = self.timers.t4;
+        self.absorb_retransmissions(now, t4, absorbing, ended)
     }
 
     /// The next time [`Transmitter::fire`] has work.
@@ -222,18 +279,21 @@ impl Transmitter {
     }
 
     /// Fires what is due at `now` (see [`Clock::fire`]): a due retransmission is queued and the
-    /// next one scheduled by `backoff`. Returns `true` when the deadline passed.
-    pub fn fire(&mut self, now: Instant, backoff: Backoff) -> bool {
-        let timers = self.timers;
-        let fired = self.clock.fire(now, |wait| match backoff {
+    /// next one scheduled by the backoff; says whether the deadline passed and what that means.
+    pub fn fire(&mut self, now: Instant) -> Expired {
+        let (timers, backoff) = (self.timers, self.backoff);
+        match self.clock.fire(now, |wait| match backoff {
             Backoff::Double => wait * 2,
             Backoff::DoubleUpToT2 => timers.backoff(wait),
             Backoff::T2 => timers.t2,
-        });
-        if fired == Fired::Resend {
-            self.resend();
+        }) {
+            Fired::Nothing => Expired::No,
+            Fired::Resend => {
+                self.resend();
+                Expired::No
+            }
+            Fired::Deadline => Expired::Yes(self.expiry),
         }
-        fired == Fired::Deadline
     }
 
     /// The next message to send.
@@ -241,6 +301,71 @@ impl Transmitter {
         self.out.pop_front()
     }
 }
+
+/// What the call asks of each of its transactions (INVITE and non-INVITE, client and server):
+/// the timers and the send queue live in the transaction's [`Transmitter`], which also knows
+/// how retransmissions back off and what the deadline means; the transaction only ends.
+/// [`transaction_impl`] implements it for a struct with `wire` and `state` fields.
+pub trait Transaction {
+    /// The sending side.
+    fn wire(&self) -> &Transmitter;
+
+    /// The sending side, to fire timers and take what is queued.
+    fn wire_mut(&mut self) -> &mut Transmitter;
+
+    /// Whether the transaction has ended.
+    fn is_terminated(&self) -> bool;
+
+    /// Enters the Terminated state.
+    fn terminate(&mut self);
+
+    /// The next time [`Transaction::handle_timeout`] has work.
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.wire().poll_timeout()
+    }
+
+    /// Fires the due timers. Returns `true` when a deadline that is a failure passed (Timer B
+    /// or F: no response, treated as 408 by the call, RFC 3261 §8.1.3.1; Timer H: no ACK).
+    fn handle_timeout(&mut self, now: Instant) -> bool {
+        match self.wire_mut().fire(now) {
+            Expired::No => false,
+            Expired::Yes(expiry) => {
+                self.terminate();
+                expiry == Expiry::Failure
+            }
+        }
+    }
+
+    /// The next datagram (or stream message) to send.
+    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.wire_mut().poll_transmit()
+    }
+}
+
+/// Implements [`Transaction`] for a transaction struct with a `wire` field (its
+/// [`Transmitter`]) and a `state` field with a `State::Terminated` variant.
+macro_rules! transaction_impl {
+    ($transaction:ty) => {
+        impl $crate::sip::transaction::Transaction for $transaction {
+            fn wire(&self) -> &$crate::sip::transaction::Transmitter {
+                &self.wire
+            }
+
+            fn wire_mut(&mut self) -> &mut $crate::sip::transaction::Transmitter {
+                &mut self.wire
+            }
+
+            fn is_terminated(&self) -> bool {
+                self.state == State::Terminated
+            }
+
+            fn terminate(&mut self) {
+                self.state = State::Terminated;
+            }
+        }
+    };
+}
+pub(crate) use transaction_impl;
 
 /// The identity of a server transaction (RFC 3261 §17.2.3): top Via branch and sent-by, and the
 /// Call-ID and CSeq number as a guard against branch collisions from sloppy peers.
@@ -288,6 +413,60 @@ impl ServerKey {
     }
 }
 
+/// What the transactions' unit tests share: emptying the send queue and running the timers out.
+#[cfg(test)]
+pub mod testing {
+    use super::Transaction;
+    use crate::sip::compose::{Request, Response};
+    use crate::sip::message::{self, Message};
+    use std::time::Instant;
+
+    /// A client transaction's request `cseq method` from 10.0.0.1:5070 with `branch`, in the
+    /// dialog-forming shape (From with a tag, To without).
+    pub fn request(method: &str, cseq: u32, branch: &str) -> Request {
+        let mut r = Request::new(method, "sip:bob@example.org");
+        r.push(
+            "Via",
+            format!("SIP/2.0/UDP 10.0.0.1:5070;rport;branch={branch}"),
+        )
+        .push("From", "<sip:a@example.org>;tag=f")
+        .push("To", "<sip:bob@example.org>")
+        .push("Call-ID", "c1")
+        .push("CSeq", format!("{cseq} {method}"));
+        r
+    }
+
+    /// The far end's `code` response to `request`, To tagged `t`.
+    pub fn response(request: &Request, code: u16) -> Message {
+        let request = message::parse(&request.encode(), true).unwrap().0;
+        let bytes = Response::to(&request, code, Some("t")).encode();
+        message::parse(&bytes, true).unwrap().0
+    }
+
+    /// Takes every queued message.
+    pub fn drain(tx: &mut dyn Transaction) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| tx.poll_transmit()).collect()
+    }
+
+    /// How many messages were queued (and takes them).
+    pub fn count(tx: &mut dyn Transaction) -> usize {
+        drain(tx).len()
+    }
+
+    /// Fires each timer as it falls due until one reports a failure; returns when each message
+    /// sent meanwhile went out (ms after `t0`) and when the failure fired.
+    pub fn run_to_failure(tx: &mut dyn Transaction, t0: Instant) -> (Vec<u128>, Instant) {
+        let mut at = Vec::new();
+        loop {
+            let now = tx.poll_timeout().expect("a timer runs until the failure");
+            if tx.handle_timeout(now) {
+                return (at, now);
+            }
+            at.extend(drain(tx).iter().map(|_| (now - t0).as_millis()));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,13 +506,16 @@ mod tests {
     fn retransmissions_send_the_last_message_again() {
         let t0 = Instant::now();
         let t = Timers::default();
-        let mut tx = Transmitter::request(b"a".to_vec(), false, t, t0);
+        let mut tx = Transmitter::request(b"a".to_vec(), false, t, t0, Backoff::Double);
         tx.send(b"b".to_vec());
-        assert!(!tx.fire(t0 + t.t1, Backoff::Double));
+        assert_eq!(tx.fire(t0 + t.t1), Expired::No);
         let sent: Vec<_> = std::iter::from_fn(|| tx.poll_transmit()).collect();
         assert_eq!(sent, [b"a", b"b", b"b"]);
         assert_eq!(tx.poll_timeout(), Some(t0 + t.t1 * 3));
-        assert!(tx.fire(t0 + t.transaction_timeout(), Backoff::Double));
+        assert_eq!(
+            tx.fire(t0 + t.transaction_timeout()),
+            Expired::Yes(Expiry::Failure)
+        );
         assert_eq!(tx.poll_timeout(), None);
     }
 }

@@ -385,13 +385,16 @@ mod tests {
         assert_eq!(c.shared.peer, peer);
     }
 
+    /// A loopback port nobody listens on (bound, then closed): the kernel answers each
+    /// datagram to it with ICMP port unreachable.
+    fn unreachable_peer() -> SocketAddr {
+        let s = std::net::UdpSocket::bind((loopback(), 0)).unwrap();
+        s.local_addr().unwrap()
+    }
+
     #[tokio::test]
     async fn icmp_errors_reach_waiting_registrations_as_one_notice() {
-        // A port nobody listens on: the kernel answers each datagram with ICMP port unreachable.
-        let peer = {
-            let s = std::net::UdpSocket::bind((loopback(), 0)).unwrap();
-            s.local_addr().unwrap()
-        };
+        let peer = unreachable_peer();
         let waiting = UdpRoute::join(loopback(), peer, "w").unwrap();
         let idle = UdpRoute::join(loopback(), peer, "i").unwrap();
         waiting.set_awaiting(true);
@@ -425,10 +428,7 @@ mod tests {
     /// reaches the registration (it is the registration's choice what a notice means).
     #[tokio::test]
     async fn messages_still_arrive_after_an_icmp_error() {
-        let peer = {
-            let s = std::net::UdpSocket::bind((loopback(), 0)).unwrap();
-            s.local_addr().unwrap()
-        };
+        let peer = unreachable_peer();
         let waiting = UdpRoute::join(loopback(), peer, "w3").unwrap();
         waiting.set_awaiting(true);
         let _ = waiting.send(b"REGISTER").await;

@@ -7,7 +7,7 @@
 use std::fmt;
 
 use crate::sip::compose;
-use crate::sip::digest::{self, Challenge, ChallengeError, Qop};
+use crate::sip::digest::{Answered, Challenge, ChallengeError, Qop};
 use crate::sip::message::Message;
 
 /// A challenge cannot or must not be answered.
@@ -42,13 +42,6 @@ pub struct Attempt {
     stale: u8,
 }
 
-#[derive(Debug)]
-struct Answered {
-    challenge: Challenge,
-    cnonce: String,
-    nc: u32,
-}
-
 /// The challenges a call answers.
 #[derive(Debug, Default)]
 pub struct Auth {
@@ -68,29 +61,11 @@ impl Auth {
         has_body: bool,
     ) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            let Some(ans) = slot else { continue };
+        for ans in self.slots.iter_mut().flatten() {
             if has_body && ans.challenge.qop == Some(Qop::AuthInt) {
                 continue;
             }
-            ans.nc += 1;
-            let value = digest::authorization(
-                &ans.challenge,
-                &digest::Answer {
-                    username,
-                    password,
-                    method,
-                    uri,
-                    cnonce: &ans.cnonce,
-                    nc: ans.nc,
-                },
-            );
-            let name = if i == 1 {
-                "Proxy-Authorization"
-            } else {
-                "Authorization"
-            };
-            out.push((name, value));
+            out.push(ans.next_header(username, password, method, uri));
         }
         out
     }
@@ -123,11 +98,7 @@ impl Auth {
             return Err(AuthError::Refused);
         }
         attempt.fresh[proxy as usize] = true;
-        self.slots[proxy as usize] = Some(Answered {
-            challenge: ch,
-            cnonce: compose::random_hex(8),
-            nc: 0,
-        });
+        self.slots[proxy as usize] = Some(Answered::new(ch, proxy, compose::random_hex(8)));
         Ok(())
     }
 }

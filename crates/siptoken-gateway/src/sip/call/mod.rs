@@ -57,6 +57,7 @@ use super::non_invite_client::{self, NonInviteClient};
 use super::non_invite_server::NonInviteServer;
 use super::routing;
 use super::timers::Timers;
+use super::transaction::Transaction;
 use super::transport::Kind;
 use super::uas_answer::AnswerRetransmit;
 
@@ -304,32 +305,19 @@ impl ClientTx {
         }
     }
 
-    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    /// The transaction, whichever its kind, for the timers and the send queue.
+    fn get(&self) -> &dyn Transaction {
         match self {
-            ClientTx::Invite(t) => t.poll_transmit(),
-            ClientTx::NonInvite(t) => t.poll_transmit(),
+            ClientTx::Invite(t) => t,
+            ClientTx::NonInvite(t) => t,
         }
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
+    /// See [`ClientTx::get`]; its `handle_timeout` says `true` on Timer B or F.
+    fn get_mut(&mut self) -> &mut dyn Transaction {
         match self {
-            ClientTx::Invite(t) => t.poll_timeout(),
-            ClientTx::NonInvite(t) => t.poll_timeout(),
-        }
-    }
-
-    /// `true` on a transaction timeout (Timer B or F).
-    fn handle_timeout(&mut self, now: Instant) -> bool {
-        match self {
-            ClientTx::Invite(t) => t.handle_timeout(now),
-            ClientTx::NonInvite(t) => t.handle_timeout(now),
-        }
-    }
-
-    fn is_terminated(&self) -> bool {
-        match self {
-            ClientTx::Invite(t) => t.is_terminated(),
-            ClientTx::NonInvite(t) => t.is_terminated(),
+            ClientTx::Invite(t) => t,
+            ClientTx::NonInvite(t) => t,
         }
     }
 }
@@ -367,24 +355,19 @@ struct Server {
 }
 
 impl Server {
-    fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    /// The transaction, whichever its kind, for the timers and the send queue.
+    fn get(&self) -> &dyn Transaction {
+        match &self.tx {
+            ServerTx::Invite(t) => t,
+            ServerTx::NonInvite(t) => t,
+        }
+    }
+
+    /// See [`Server::get`].
+    fn get_mut(&mut self) -> &mut dyn Transaction {
         match &mut self.tx {
-            ServerTx::Invite(t) => t.poll_transmit(),
-            ServerTx::NonInvite(t) => t.poll_transmit(),
-        }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        match &self.tx {
-            ServerTx::Invite(t) => t.poll_timeout(),
-            ServerTx::NonInvite(t) => t.poll_timeout(),
-        }
-    }
-
-    fn is_terminated(&self) -> bool {
-        match &self.tx {
-            ServerTx::Invite(t) => t.is_terminated(),
-            ServerTx::NonInvite(t) => t.is_terminated(),
+            ServerTx::Invite(t) => t,
+            ServerTx::NonInvite(t) => t,
         }
     }
 
@@ -677,10 +660,10 @@ impl Call {
             }
         };
         for c in &self.clients {
-            add(c.tx.poll_timeout());
+            add(c.tx.get().poll_timeout());
         }
         for s in &self.servers {
-            add(s.poll_timeout());
+            add(s.get().poll_timeout());
         }
         add(self
             .answer
@@ -880,20 +863,15 @@ impl Call {
     pub fn handle_timeout(&mut self, now: Instant) {
         let n = self.clients.len();
         for i in 0..n {
-            let timed_out = self.clients[i].tx.handle_timeout(now);
+            let timed_out = self.clients[i].tx.get_mut().handle_timeout(now);
             self.drain_client(i);
             if timed_out {
                 self.on_client_timeout(i, now);
             }
         }
         for i in 0..self.servers.len() {
-            match &mut self.servers[i].tx {
-                ServerTx::Invite(t) => {
-                    // Timer H: a failure never acknowledged; nothing more to do about it.
-                    let _ = t.handle_timeout(now);
-                }
-                ServerTx::NonInvite(t) => t.handle_timeout(now),
-            }
+            // Timer H: a failure never acknowledged; nothing more to do about it.
+            let _ = self.servers[i].get_mut().handle_timeout(now);
             self.drain_server(i);
         }
         let timers = self.settings.timers;
@@ -1250,14 +1228,7 @@ impl Call {
             }
             Purpose::Refer { .. } => {
                 if ok {
-                    if self.transfer == Transfer::Requested {
-                        self.transfer = Transfer::Accepted {
-                            deadline: now
-                                + self.settings.ring_timeout
-                                + self.settings.timers.transaction_timeout(),
-                        };
-                    }
-                    self.announce_transferring();
+                    self.accept_transfer(now);
                 } else if matches!(code, 408 | 481) {
                     self.transfer = Transfer::Idle;
                     self.dialog_failed(Some(code), now);
@@ -1668,13 +1639,13 @@ impl Call {
     }
 
     fn drain_client(&mut self, i: usize) {
-        while let Some(b) = self.clients[i].tx.poll_transmit() {
+        while let Some(b) = self.clients[i].tx.get_mut().poll_transmit() {
             self.out.push_back(Output::Transmit(b));
         }
     }
 
     fn drain_server(&mut self, i: usize) {
-        while let Some(b) = self.servers[i].poll_transmit() {
+        while let Some(b) = self.servers[i].get_mut().poll_transmit() {
             self.out.push_back(Output::Transmit(b));
         }
     }
@@ -1688,8 +1659,8 @@ impl Call {
             self.drain_server(i);
         }
         self.clients
-            .retain(|c| !c.tx.is_terminated() && !c.abandoned);
-        self.servers.retain(|s| !s.is_terminated());
+            .retain(|c| !c.tx.get().is_terminated() && !c.abandoned);
+        self.servers.retain(|s| !s.get().is_terminated());
         if self.answer.as_ref().is_some_and(AnswerRetransmit::is_acked) {
             self.answer = None;
         }
@@ -1924,7 +1895,7 @@ impl Call {
         let busy = self
             .clients
             .iter()
-            .any(|c| matches!(c.purpose, Purpose::Info { .. }) && !c.tx.is_terminated());
+            .any(|c| matches!(c.purpose, Purpose::Info { .. }) && !c.tx.get().is_terminated());
         if busy {
             return;
         }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::sip::account::AccountClaims;
-use crate::sip::digest::Answer;
+use crate::sip::digest::{self, Answer};
 
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
@@ -92,6 +92,12 @@ impl Test {
         let resp = message::response_to(req, code, reason, "reg-tag", extra);
         let (m, _) = message::parse(resp.as_bytes(), true).unwrap();
         self.reg.handle_message(self.at(secs), &m);
+    }
+
+    /// Answers `req` with a 200 and checks the registration reports the 600 s it grants.
+    fn accept(&mut self, secs: f64, req: &Message) {
+        self.answer(secs, req, 200, "");
+        assert_eq!(self.event(), Event::Registered { expires: 600 });
     }
 
     /// Answers `req` with a 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`) carrying
@@ -281,8 +287,7 @@ fn a_401_is_answered_then_refreshes_reuse_the_challenge_with_the_next_nc() {
     );
     assert_eq!(req2.header("call-id"), req.header("call-id"));
     check_answer(&req2, "authorization", "example.org", "n1", 1);
-    t.answer(0.2, &req2, 200, "");
-    assert_eq!(t.event(), Event::Registered { expires: 600 });
+    t.accept(0.2, &req2);
 
     // The refresh answers the same challenge pre-emptively, nc 2.
     let at = t.reg.poll_timeout().unwrap();
@@ -290,8 +295,7 @@ fn a_401_is_answered_then_refreshes_reuse_the_challenge_with_the_next_nc() {
     let refresh = t.request();
     assert_eq!(refresh.cseq(), Some((3, "REGISTER")));
     check_answer(&refresh, "authorization", "example.org", "n1", 2);
-    t.answer(400.0, &refresh, 200, "");
-    assert_eq!(t.event(), Event::Registered { expires: 600 });
+    t.accept(400.0, &refresh);
 }
 
 #[test]
@@ -307,8 +311,7 @@ fn a_407_and_a_401_are_both_answered() {
     let req3 = t.request();
     check_answer(&req3, "proxy-authorization", "proxy.example.org", "p1", 2);
     check_answer(&req3, "authorization", "example.org", "r1", 1);
-    t.answer(0.3, &req3, 200, "");
-    assert_eq!(t.event(), Event::Registered { expires: 600 });
+    t.accept(0.3, &req3);
 }
 
 #[test]
@@ -378,8 +381,8 @@ fn an_unanswerable_challenge_is_rejected() {
     assert_eq!(e.status(), Some(401));
 }
 
-#[test]
-fn a_423_is_retried_with_min_expires_which_refreshes_keep() {
+/// A registration asking for 60 s that sent its first REGISTER, and that request.
+fn asking_for_60_s() -> (Test, Message) {
     let mut t = Test::with(
         account(Kind::Udp, "sip.example.org"),
         Timing {
@@ -388,6 +391,12 @@ fn a_423_is_retried_with_min_expires_which_refreshes_keep() {
         },
     );
     let req = t.start();
+    (t, req)
+}
+
+#[test]
+fn a_423_is_retried_with_min_expires_which_refreshes_keep() {
+    let (mut t, req) = asking_for_60_s();
     t.answer(0.1, &req, 423, "Min-Expires: 1200\r\n");
     let req2 = t.request();
     assert_eq!(req2.header("expires"), Some("1200"));
@@ -399,14 +408,7 @@ fn a_423_is_retried_with_min_expires_which_refreshes_keep() {
 
     // Without a usable Min-Expires: rejected.
     for extra in ["", "Min-Expires: 30\r\n", "Min-Expires: x\r\n"] {
-        let mut t = Test::with(
-            account(Kind::Udp, "sip.example.org"),
-            Timing {
-                expires: 60,
-                ..timing()
-            },
-        );
-        let req = t.start();
+        let (mut t, req) = asking_for_60_s();
         t.answer(0.1, &req, 423, extra);
         let Event::Failed(e) = t.event() else {
             panic!()
@@ -431,8 +433,7 @@ fn a_5xx_with_retry_after_backs_off_then_retries() {
     t.reg.handle_timeout(t.at(6.0));
     let req2 = t.request();
     assert_eq!(req2.cseq(), Some((2, "REGISTER")));
-    t.answer(6.1, &req2, 200, "");
-    assert_eq!(t.event(), Event::Registered { expires: 600 });
+    t.accept(6.1, &req2);
 
     for extra in ["", "Retry-After: 31\r\n"] {
         let (mut t, req) = Test::started(Kind::Udp);
@@ -551,8 +552,7 @@ fn responses_of_other_transactions_are_ignored() {
         assert!(t.outputs().is_empty(), "{to}");
         assert!(t.reg.awaiting_response());
     }
-    t.answer(0.2, &req, 200, "");
-    assert_eq!(t.event(), Event::Registered { expires: 600 });
+    t.accept(0.2, &req);
     // A late duplicate 200 is ignored too.
     t.answer(0.3, &req, 200, "");
     assert!(t.outputs().is_empty());
@@ -575,8 +575,7 @@ fn udp_errors_are_soft() {
             ..
         })]
     ));
-    t.answer(0.6, &req, 200, "");
-    assert_eq!(t.event(), Event::Registered { expires: 600 });
+    t.accept(0.6, &req);
     // Idle: an ICMP error changes nothing.
     t.reg
         .handle_transport_error(t.at(1.0), TransportError::Refused);
@@ -621,8 +620,7 @@ fn udp_errors_fail_over_at_once_while_another_address_remains() {
     t.reg
         .handle_transport_error(t.at(0.03), TransportError::Refused);
     assert!(t.outputs().is_empty(), "the last address: soft");
-    t.answer(0.1, &req, 200, "");
-    assert_eq!(t.event(), Event::Registered { expires: 600 });
+    t.accept(0.1, &req);
     // Registered: alternatives no longer matter.
     t.reg.set_alternatives(true);
     t.reg
@@ -664,8 +662,7 @@ fn a_failed_target_can_be_retried_elsewhere() {
         .unwrap()
         .starts_with("SIP/2.0/TCP 10.0.0.1:5080"));
     assert!(req.cseq().unwrap().0 > first.cseq().unwrap().0);
-    t.answer(33.0, &req, 200, "");
-    assert_eq!(t.event(), Event::Registered { expires: 600 });
+    t.accept(33.0, &req);
     assert!(
         !t.reg.retarget(t.at(34.0), Kind::Udp, next),
         "only after a target failure"
@@ -696,11 +693,17 @@ fn refreshes_happen_in_time_and_a_failed_one_is_lost() {
     assert!(t.reg.is_done());
 }
 
+/// A registered registration asked at `secs` to unregister, and the REGISTER it sent.
+fn unregistering(secs: f64) -> (Test, Message) {
+    let mut t = Test::registered(Kind::Udp);
+    t.reg.unregister(t.at(secs));
+    let req = t.request();
+    (t, req)
+}
+
 #[test]
 fn unregister_sends_expires_0() {
-    let mut t = Test::registered(Kind::Udp);
-    t.reg.unregister(t.at(5.0));
-    let req = t.request();
+    let (mut t, req) = unregistering(5.0);
     assert_eq!(req.header("expires"), Some("0"));
     assert_eq!(
         req.header("contact"),
@@ -712,9 +715,7 @@ fn unregister_sends_expires_0() {
     assert_eq!(t.reg.poll_timeout(), None);
 
     // A failed unregistration still ends with Unregistered (the log says why).
-    let mut t = Test::registered(Kind::Udp);
-    t.reg.unregister(t.at(5.0));
-    t.request();
+    let (mut t, _) = unregistering(5.0);
     t.reg.handle_timeout(t.at(5.0) + TIMER_F);
     let out = t.outputs();
     assert_eq!(out.last(), Some(&Output::Event(Event::Unregistered)));
@@ -752,9 +753,7 @@ fn unregister_asked_during_the_first_register_follows_it() {
 
 #[test]
 fn an_unregistration_answered_423_is_not_turned_into_a_registration() {
-    let mut t = Test::registered(Kind::Udp);
-    t.reg.unregister(t.at(1.0));
-    let req = t.request();
+    let (mut t, req) = unregistering(1.0);
     t.answer(1.1, &req, 423, "Min-Expires: 1200\r\n");
     assert_eq!(t.event(), Event::Unregistered);
 }
@@ -806,8 +805,7 @@ fn a_closed_idle_connection_is_replaced_and_the_old_contact_removed() {
             "<sip:st-0123abcd@10.0.0.1:5070;transport=tcp>;expires=0"
         ]
     );
-    t.answer(10.2, &req, 200, "");
-    assert_eq!(t.event(), Event::Registered { expires: 600 });
+    t.accept(10.2, &req);
     // The next refresh no longer names the old Contact.
     t.reg
         .handle_timeout(t.reg.poll_timeout().unwrap().max(t.at(600.0)));

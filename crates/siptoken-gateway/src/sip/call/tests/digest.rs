@@ -2,17 +2,32 @@
 //! refused credentials, and BYE, re-INVITE, REFER and INFO challenged in the dialog. The
 //! credentials are checked by recomputing the digest, not just by their presence.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::confirmed_outbound;
 use super::harness::{respond, starts, Run, ANSWER, HOLD, OFFER};
-use crate::sip::call::CallEvent;
+use crate::sip::call::{Call, CallError, CallEvent};
 use crate::sip::digest::{self, Challenge};
 use crate::sip::message::{Message, StartLine};
 
 const PROXY: &str = "Proxy-Authenticate: Digest realm=\"example.org\", nonce=\"pn1\", qop=\"auth\", algorithm=MD5\r\n";
 const WWW: &str =
     "WWW-Authenticate: Digest realm=\"example.org\", nonce=\"wn1\", algorithm=SHA-256\r\n";
+
+/// Runs `command` in a confirmed outbound call and challenges the one request it sends with
+/// `code` and `challenge_line`; returns the request and the one sent again.
+fn challenged_in_the_dialog(
+    run: &mut Run,
+    command: impl FnOnce(&mut Call, Instant) -> Result<(), CallError>,
+    code: u16,
+    challenge_line: &str,
+) -> (Message, Message) {
+    run.command(command);
+    let first = run.one_sent();
+    run.input(&respond(&first, code, "", challenge_line, None));
+    let again = run.one_sent();
+    (first, again)
+}
 
 /// Checks the `header` credentials of `req` against the challenge `challenge_line` and the
 /// account's password (`secret`), recomputing the response with the request's own method and
@@ -137,10 +152,7 @@ fn an_unanswerable_challenge_fails_the_call() {
 #[test]
 fn bye_challenged_is_sent_again_with_credentials() {
     let (mut run, far) = confirmed_outbound();
-    run.command(|c, now| c.hangup(now));
-    let bye = run.one_sent();
-    run.input(&respond(&bye, 401, "", WWW, None));
-    let bye2 = run.one_sent();
+    let (_, bye2) = challenged_in_the_dialog(&mut run, |c, now| c.hangup(now), 401, WWW);
     assert_eq!(bye2.method(), Some("BYE"));
     assert_eq!(bye2.cseq(), Some((3, "BYE")));
     assert_answers(&bye2, "authorization", WWW);
@@ -188,10 +200,8 @@ fn re_invite_challenged_is_sent_again_with_credentials() {
 #[test]
 fn refer_challenged_is_sent_again_with_credentials() {
     let (mut run, far) = confirmed_outbound();
-    run.command(|c, now| c.transfer("sip:1003@example.org", now));
-    let refer = run.one_sent();
-    run.input(&respond(&refer, 401, "", WWW, None));
-    let refer2 = run.one_sent();
+    let transfer = |c: &mut Call, now| c.transfer("sip:1003@example.org", now);
+    let (_, refer2) = challenged_in_the_dialog(&mut run, transfer, 401, WWW);
     assert_eq!(refer2.method(), Some("REFER"));
     assert_answers(&refer2, "authorization", WWW);
     run.input(&far.answer(&refer2, 202, None));
@@ -201,10 +211,8 @@ fn refer_challenged_is_sent_again_with_credentials() {
 #[test]
 fn info_challenged_is_sent_again_with_credentials() {
     let (mut run, far) = confirmed_outbound();
-    run.command(|c, now| c.send_dtmf("5", now));
-    let info = run.one_sent();
-    run.input(&respond(&info, 407, "", PROXY, None));
-    let info2 = run.one_sent();
+    let dtmf = |c: &mut Call, now| c.send_dtmf("5", now);
+    let (info, info2) = challenged_in_the_dialog(&mut run, dtmf, 407, PROXY);
     assert_eq!(info2.body, info.body);
     assert_answers(&info2, "proxy-authorization", PROXY);
     run.input(&far.answer(&info2, 200, None));

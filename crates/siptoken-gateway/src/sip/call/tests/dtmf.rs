@@ -33,9 +33,7 @@ fn digits_go_out_one_info_at_a_time_in_order() {
 #[test]
 fn a_refused_info_is_reported_and_drops_the_rest() {
     let (mut run, far) = confirmed_outbound();
-    run.command(|c, now| c.send_dtmf("123", now));
-    let info = run.one_sent();
-    run.input(&far.answer(&info, 415, None));
+    run.dtmf_answered(&far, "123", 415);
     assert_eq!(
         run.take_events(),
         [CallEvent::DtmfFailed {
@@ -49,9 +47,7 @@ fn a_refused_info_is_reported_and_drops_the_rest() {
 #[test]
 fn info_481_ends_the_call() {
     let (mut run, far) = confirmed_outbound();
-    run.command(|c, now| c.send_dtmf("1", now));
-    let info = run.one_sent();
-    run.input(&far.answer(&info, 481, None));
+    run.dtmf_answered(&far, "1", 481);
     assert!(
         run.take_sent().is_empty(),
         "no BYE into a dialog that does not exist"
@@ -73,12 +69,7 @@ fn bad_digits_are_refused() {
 #[test]
 fn received_info_is_decoded_or_refused() {
     let (mut run, mut far) = confirmed_inbound();
-    run.input(&far.request(
-        "INFO",
-        "",
-        Some(b"Signal=5\r\nDuration=250\r\n"),
-        "application/dtmf-relay",
-    ));
+    run.input(&far.dtmf_info(b"Signal=5\r\nDuration=250\r\n"));
     assert_eq!(run.one_sent().code(), Some(200));
     assert_eq!(
         run.take_events(),

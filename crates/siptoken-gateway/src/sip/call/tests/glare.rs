@@ -67,7 +67,7 @@ fn crossing_re_invites_each_get_491_and_ours_is_retried() {
     run.command(|c, now| c.hold(HOLD.to_vec(), now));
     let ours = run.one_sent();
     // Theirs arrives while ours is pending: 491, retransmitted until they acknowledge it.
-    let theirs = far.request("INVITE", "", Some(OFFER), "application/sdp");
+    let theirs = far.reinvite(Some(OFFER));
     run.input(&theirs);
     assert_eq!(run.one_sent().code(), Some(491));
     // Ours gets 491 from them.
@@ -79,7 +79,7 @@ fn crossing_re_invites_each_get_491_and_ours_is_retried() {
     let branch = theirs.top_via_branch().unwrap().to_owned();
     run.input(&far.in_dialog_with("ACK", far.cseq, &branch, "", None, ""));
     // Meanwhile their retry (they are not the owner: sooner) is accepted normally.
-    run.input(&far.request("INVITE", "", Some(OFFER), "application/sdp"));
+    run.input(&far.reinvite(Some(OFFER)));
     assert!(matches!(
         run.take_events()[..],
         [CallEvent::RemoteOffer { hold: false, .. }]

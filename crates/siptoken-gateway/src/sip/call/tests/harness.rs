@@ -186,6 +186,27 @@ impl Run {
         self.pump();
     }
 
+    /// Feeds `far`'s re-INVITE offering `sdp` and takes what it caused: the offer is pending.
+    pub fn reinvited(&mut self, far: &mut Far, sdp: &[u8]) {
+        self.input(&far.reinvite(Some(sdp)));
+        self.take_sent();
+        self.take_events();
+    }
+
+    /// Sends `digits` as DTMF and feeds `far`'s `code` answer to the (one) INFO.
+    pub fn dtmf_answered(&mut self, far: &Far, digits: &str, code: u16) {
+        self.command(|c, now| c.send_dtmf(digits, now));
+        let info = self.one_sent();
+        self.input(&far.answer(&info, code, None));
+    }
+
+    /// Feeds `text` without the `matches` check (broken input) and returns the status of the
+    /// one response sent.
+    pub fn answer_code(&mut self, text: &str) -> Option<u16> {
+        self.input_unchecked(&parse(text.as_bytes()));
+        self.one_sent().code()
+    }
+
     /// Feeds a message without the `matches` check (strays, malformed input).
     pub fn input_unchecked(&mut self, m: &Message) {
         self.call.handle_message(m, self.now);
@@ -368,6 +389,22 @@ impl Far {
     /// The ACK of our 2xx to the far end's latest INVITE (CSeq `self.cseq`).
     pub fn ack_latest(&mut self, body: Option<&[u8]>) -> String {
         self.ack(self.cseq, body)
+    }
+
+    /// A re-INVITE in the dialog offering `sdp` (none: an offerless re-INVITE).
+    pub fn reinvite(&mut self, sdp: Option<&[u8]>) -> String {
+        let content_type = if sdp.is_some() { "application/sdp" } else { "" };
+        self.request("INVITE", "", sdp, content_type)
+    }
+
+    /// A DTMF INFO (application/dtmf-relay) in the dialog.
+    pub fn dtmf_info(&mut self, body: &[u8]) -> String {
+        self.request("INFO", "", Some(body), "application/dtmf-relay")
+    }
+
+    /// A bodiless `method` request in the dialog with `part` replaced by `by` (broken input).
+    pub fn altered(&mut self, method: &str, part: &str, by: &str) -> String {
+        self.request(method, "", None, "").replace(part, by)
     }
 
     /// A new request in the dialog (next CSeq, new branch).

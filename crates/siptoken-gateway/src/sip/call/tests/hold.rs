@@ -111,7 +111,7 @@ fn a_re_invite_without_any_answer_ends_the_call() {
 #[test]
 fn remote_hold_and_resume() {
     let (mut run, mut far) = confirmed_inbound();
-    let held = far.request("INVITE", "", Some(HOLD), "application/sdp");
+    let held = far.reinvite(Some(HOLD));
     run.input(&held);
     assert_eq!(starts(&run.take_sent()), ["100"]);
     assert_eq!(
@@ -140,7 +140,7 @@ fn remote_hold_and_resume() {
     run.advance(Duration::from_secs(5));
     assert!(run.take_sent().is_empty());
     // Resume.
-    run.input(&far.request("INVITE", "", Some(OFFER), "application/sdp"));
+    run.input(&far.reinvite(Some(OFFER)));
     run.take_sent();
     assert_eq!(
         run.take_events(),
@@ -159,9 +159,7 @@ fn remote_hold_and_resume() {
 #[test]
 fn a_refused_remote_offer_changes_nothing() {
     let (mut run, mut far) = confirmed_inbound();
-    run.input(&far.request("INVITE", "", Some(HOLD), "application/sdp"));
-    run.take_sent();
-    run.take_events();
+    run.reinvited(&mut far, HOLD);
     run.command(|c, now| c.reject_offer(488, now));
     assert_eq!(run.one_sent().code(), Some(488));
     assert!(run.take_events().is_empty());
@@ -171,7 +169,7 @@ fn a_refused_remote_offer_changes_nothing() {
 #[test]
 fn a_re_invite_without_sdp_gets_our_offer_and_the_ack_answers() {
     let (mut run, mut far) = confirmed_inbound();
-    run.input(&far.request("INVITE", "", None, ""));
+    run.input(&far.reinvite(None));
     let ok = run.one_sent();
     assert_eq!(ok.code(), Some(200));
     assert_eq!(ok.body, ANSWER, "our current SDP, offered again");
@@ -189,7 +187,7 @@ fn their_re_invite_while_ours_is_pending_gets_491() {
     let (mut run, mut far) = confirmed_outbound();
     run.command(|c, now| c.hold(HOLD.to_vec(), now));
     run.take_sent();
-    run.input(&far.request("INVITE", "", Some(OFFER), "application/sdp"));
+    run.input(&far.reinvite(Some(OFFER)));
     assert_eq!(run.one_sent().code(), Some(491));
     assert!(run.take_events().is_empty());
 }
@@ -197,10 +195,8 @@ fn their_re_invite_while_ours_is_pending_gets_491() {
 #[test]
 fn a_second_re_invite_while_one_is_unanswered_gets_500_with_retry_after() {
     let (mut run, mut far) = confirmed_inbound();
-    run.input(&far.request("INVITE", "", Some(HOLD), "application/sdp"));
-    run.take_sent();
-    run.take_events();
-    run.input(&far.request("INVITE", "", Some(OFFER), "application/sdp"));
+    run.reinvited(&mut far, HOLD);
+    run.input(&far.reinvite(Some(OFFER)));
     let r = run.one_sent();
     assert_eq!(r.code(), Some(500));
     let after: u32 = r.header("retry-after").unwrap().parse().unwrap();
@@ -210,9 +206,7 @@ fn a_second_re_invite_while_one_is_unanswered_gets_500_with_retry_after() {
 #[test]
 fn our_hold_waits_for_their_re_invite_to_finish() {
     let (mut run, mut far) = confirmed_inbound();
-    run.input(&far.request("INVITE", "", Some(OFFER), "application/sdp"));
-    run.take_sent();
-    run.take_events();
+    run.reinvited(&mut far, OFFER);
     run.command(|c, now| c.hold(HOLD.to_vec(), now));
     assert!(
         run.take_sent().is_empty(),
@@ -244,9 +238,7 @@ fn a_re_invite_with_a_body_other_than_sdp_gets_415() {
 #[test]
 fn bye_while_their_offer_waits_answers_it_487() {
     let (mut run, mut far) = confirmed_inbound();
-    run.input(&far.request("INVITE", "", Some(HOLD), "application/sdp"));
-    run.take_sent();
-    run.take_events();
+    run.reinvited(&mut far, HOLD);
     run.input(&far.request("BYE", "", None, ""));
     assert_eq!(run.sorted_codes(), [200, 487]);
     assert_eq!(run.ended(), ("remote_hangup", None));

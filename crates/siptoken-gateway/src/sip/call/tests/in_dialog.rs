@@ -76,11 +76,8 @@ fn allow_lists_exactly_the_methods_handled() {
 #[test]
 fn requests_with_the_wrong_tags_get_481() {
     let (mut run, mut far) = confirmed_outbound();
-    let text = far
-        .request("BYE", "", None, "")
-        .replace("tag=callee1", "tag=other");
-    run.input_unchecked(&super::harness::parse(text.as_bytes()));
-    assert_eq!(run.one_sent().code(), Some(481));
+    let text = far.altered("BYE", "tag=callee1", "tag=other");
+    assert_eq!(run.answer_code(&text), Some(481));
     assert!(!run.call.is_ended());
 }
 

@@ -8,6 +8,7 @@ use super::harness::{self, names, starts, Far, Run, ANSWER, OFFER, ROUTE};
 use crate::sip::call::{Call, CallEvent, CallSettings};
 use crate::sip::compose;
 use crate::sip::incoming::ALLOW;
+use crate::sip::message::Message;
 use crate::sip::transport::Kind;
 
 #[test]
@@ -253,12 +254,8 @@ fn remote_bye_after_answer_is_remote_hangup() {
     run.finish(Duration::from_secs(40));
 }
 
-#[test]
-fn a_body_other_than_sdp_is_refused_with_415() {
-    let far = Far::caller();
-    let text = far
-        .invite(Some(b"hello"))
-        .replace("application/sdp", "text/plain");
+/// The response [`Call::incoming`] refuses the INVITE `text` with.
+fn refused(text: &str) -> Message {
     let invite = harness::parse(text.as_bytes());
     let err = Call::incoming(
         harness::local(Kind::Udp),
@@ -267,7 +264,16 @@ fn a_body_other_than_sdp_is_refused_with_415() {
         std::time::Instant::now(),
     )
     .unwrap_err();
-    let r = harness::parse(&err);
+    harness::parse(&err)
+}
+
+#[test]
+fn a_body_other_than_sdp_is_refused_with_415() {
+    let far = Far::caller();
+    let text = far
+        .invite(Some(b"hello"))
+        .replace("application/sdp", "text/plain");
+    let r = refused(&text);
     assert_eq!(r.code(), Some(415));
     assert_eq!(r.header("accept"), Some("application/sdp"));
 }
@@ -280,15 +286,7 @@ fn an_invite_without_contact_or_from_tag_is_refused_with_400() {
             .replace(&format!("Contact: <{}>\r\n", far.contact), ""),
         far.invite(Some(OFFER)).replace(";tag=caller1", ""),
     ] {
-        let invite = harness::parse(text.as_bytes());
-        let err = Call::incoming(
-            harness::local(Kind::Udp),
-            CallSettings::default(),
-            &invite,
-            std::time::Instant::now(),
-        )
-        .unwrap_err();
-        assert_eq!(harness::parse(&err).code(), Some(400));
+        assert_eq!(refused(&text).code(), Some(400));
     }
 }
 

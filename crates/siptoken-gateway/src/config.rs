@@ -731,18 +731,13 @@ mod tests {
         assert_eq!(m.rtp_ports.to_string(), "40000-40099");
         assert_eq!(m.rtp_address.to_string(), "10.0.0.2");
         assert_eq!(m.media_timeout, None);
-        let e = Config::parse("keys = \"k\"\nwebrtc_listen = \"0.0.0.0:3478\"").unwrap();
-        assert!(e
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("webrtc_public_ip"));
-        let e = Config::parse("webrtc_public_ip = \"0.0.0.0\"\nkeys = \"k\"").unwrap();
-        assert!(e
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("webrtc_public_ip"));
+        for bad in [
+            "keys = \"k\"\nwebrtc_listen = \"0.0.0.0:3478\"",
+            "webrtc_public_ip = \"0.0.0.0\"\nkeys = \"k\"",
+        ] {
+            let e = Config::parse(bad).unwrap().validate().unwrap_err();
+            assert!(e.to_string().contains("webrtc_public_ip"), "{bad}: {e}");
+        }
         for bad in ["20000", "30000-20000", "80-90", "x"] {
             let e = Config::parse(&format!("rtp_ports = \"{bad}\"")).unwrap_err();
             assert!(e.to_string().contains("rtp_ports"), "{bad}: {e}");

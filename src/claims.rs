@@ -210,11 +210,18 @@ impl fmt::Debug for TokenId {
 /// let back: Claims = serde_json::from_str(&json).unwrap();
 /// assert_eq!(back, claims);
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     login: String,
     password: Password,
     domain: String,
+    optional: OptionalClaims,
+}
+
+/// The claims a token may leave out: what [`Claims`] holds besides the account, and what
+/// [`ClaimFields`] collects besides the required attributes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct OptionalClaims {
     authentication_name: Option<String>,
     outbound_proxy: Option<String>,
     port: Option<u16>,
@@ -225,26 +232,6 @@ pub struct Claims {
     issued: Option<i64>,
     id: Option<TokenId>,
     extra: Vec<(String, String)>,
-}
-
-impl fmt::Debug for Claims {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Claims")
-            .field("login", &self.login)
-            .field("password", &self.password)
-            .field("domain", &self.domain)
-            .field("authentication_name", &self.authentication_name)
-            .field("outbound_proxy", &self.outbound_proxy)
-            .field("port", &self.port)
-            .field("visible_name", &self.visible_name)
-            .field("transport", &self.transport)
-            .field("registered", &self.registered)
-            .field("expires", &self.expires)
-            .field("issued", &self.issued)
-            .field("id", &self.id)
-            .field("extra", &self.extra)
-            .finish()
-    }
 }
 
 impl Claims {
@@ -259,16 +246,7 @@ impl Claims {
                 login: login.into(),
                 password: password.into(),
                 domain: domain.into(),
-                authentication_name: None,
-                outbound_proxy: None,
-                port: None,
-                visible_name: None,
-                transport: None,
-                registered: None,
-                expires: None,
-                issued: None,
-                id: None,
-                extra: Vec::new(),
+                optional: OptionalClaims::default(),
             },
         }
     }
@@ -287,52 +265,55 @@ impl Claims {
     }
     /// The digest user name: `authenticationName`, or the login when absent.
     pub fn auth_name(&self) -> &str {
-        self.authentication_name.as_deref().unwrap_or(&self.login)
+        self.optional
+            .authentication_name
+            .as_deref()
+            .unwrap_or(&self.login)
     }
     /// `authenticationName` exactly as given, if given.
     pub fn authentication_name(&self) -> Option<&str> {
-        self.authentication_name.as_deref()
+        self.optional.authentication_name.as_deref()
     }
     /// `outboundProxy`: the host to send SIP requests to instead of the domain.
     pub fn outbound_proxy(&self) -> Option<&str> {
-        self.outbound_proxy.as_deref()
+        self.optional.outbound_proxy.as_deref()
     }
     /// `port`, 1–65535.
     pub fn port(&self) -> Option<u16> {
-        self.port
+        self.optional.port
     }
     /// `visibleName`: the display name.
     pub fn visible_name(&self) -> Option<&str> {
-        self.visible_name.as_deref()
+        self.optional.visible_name.as_deref()
     }
     /// `transport` as given, if given.
     pub fn transport(&self) -> Option<Transport> {
-        self.transport
+        self.optional.transport
     }
     /// `registered` as given, if given.
     pub fn registered(&self) -> Option<bool> {
-        self.registered
+        self.optional.registered
     }
     /// Whether the gateway should REGISTER the account (`registered`, default `true`).
     pub fn should_register(&self) -> bool {
-        self.registered.unwrap_or(true)
+        self.optional.registered.unwrap_or(true)
     }
     /// `expires`: Unix seconds after which the token is no longer accepted.
     pub fn expires(&self) -> Option<i64> {
-        self.expires
+        self.optional.expires
     }
     /// `issued`: Unix seconds at which the token was made.
     pub fn issued(&self) -> Option<i64> {
-        self.issued
+        self.optional.issued
     }
     /// `id`: the token's single-use identifier.
     pub fn id(&self) -> Option<TokenId> {
-        self.id
+        self.optional.id
     }
     /// Attributes this format does not define, in document order. They are carried, never
     /// rejected, so that newer issuers can add claims that older verifiers pass through.
     pub fn extra(&self) -> &[(String, String)] {
-        &self.extra
+        &self.optional.extra
     }
     /// The value of any attribute by its XML name, known or not.
     ///
@@ -345,11 +326,16 @@ impl Claims {
     /// ```
     pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         let mut found = None;
-        self.for_each_attribute(self.expires, self.issued, self.id, |n, v| {
-            if found.is_none() && n == name {
-                found = Some(v.into_owned());
-            }
-        });
+        self.for_each_attribute(
+            self.optional.expires,
+            self.optional.issued,
+            self.optional.id,
+            |n, v| {
+                if found.is_none() && n == name {
+                    found = Some(v.into_owned());
+                }
+            },
+        );
         found.map(Cow::Owned)
     }
 
@@ -364,15 +350,22 @@ impl Claims {
     /// assert_eq!(names, ["login", "password", "domain", "port"]);
     /// ```
     pub fn for_each(&self, mut f: impl FnMut(&str, &str)) {
-        self.for_each_attribute(self.expires, self.issued, self.id, |name, value| {
-            f(name, &value)
-        });
+        self.for_each_attribute(
+            self.optional.expires,
+            self.optional.issued,
+            self.optional.id,
+            |name, value| f(name, &value),
+        );
     }
 
     /// The claims as XML, attributes in canonical order (the order of [`KNOWN_ATTRIBUTES`],
     /// then unknown attributes in the order they were added).
     pub fn to_xml(&self) -> Zeroizing<String> {
-        self.to_xml_stamped(self.expires, self.issued, self.id)
+        self.to_xml_stamped(
+            self.optional.expires,
+            self.optional.issued,
+            self.optional.id,
+        )
     }
 
     /// The XML with `expires`, `issued` and `id` replaced by the given values.
@@ -390,11 +383,16 @@ impl Claims {
     }
 
     fn xml_capacity(&self) -> usize {
-        let extra: usize = self.extra.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        let extra: usize = self
+            .optional
+            .extra
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
         200 + self.login.len()
             + self.password.0.len() * 2
             + self.domain.len()
-            + self.visible_name.as_ref().map_or(0, String::len)
+            + self.optional.visible_name.as_ref().map_or(0, String::len)
             + extra
     }
 
@@ -408,24 +406,24 @@ impl Claims {
     ) {
         let mut num = itoa::Buffer::new();
         f("login", Cow::Borrowed(&self.login));
-        if let Some(v) = &self.authentication_name {
+        if let Some(v) = &self.optional.authentication_name {
             f("authenticationName", Cow::Borrowed(v));
         }
         f("password", Cow::Borrowed(self.password.expose()));
         f("domain", Cow::Borrowed(&self.domain));
-        if let Some(v) = &self.outbound_proxy {
+        if let Some(v) = &self.optional.outbound_proxy {
             f("outboundProxy", Cow::Borrowed(v));
         }
-        if let Some(v) = self.port {
+        if let Some(v) = self.optional.port {
             f("port", Cow::Borrowed(num.format(v)));
         }
-        if let Some(v) = &self.visible_name {
+        if let Some(v) = &self.optional.visible_name {
             f("visibleName", Cow::Borrowed(v));
         }
-        if let Some(v) = self.transport {
+        if let Some(v) = self.optional.transport {
             f("transport", Cow::Borrowed(v.as_str()));
         }
-        if let Some(v) = self.registered {
+        if let Some(v) = self.optional.registered {
             f(
                 "registered",
                 Cow::Borrowed(if v { "true" } else { "false" }),
@@ -440,7 +438,7 @@ impl Claims {
         if let Some(v) = id {
             f("id", Cow::Owned(v.to_string()));
         }
-        for (name, value) in &self.extra {
+        for (name, value) in &self.optional.extra {
             f(name, Cow::Borrowed(value));
         }
     }
@@ -492,16 +490,7 @@ struct ClaimFields {
     login: Option<String>,
     password: Option<Password>,
     domain: Option<String>,
-    authentication_name: Option<String>,
-    outbound_proxy: Option<String>,
-    port: Option<u16>,
-    visible_name: Option<String>,
-    transport: Option<Transport>,
-    registered: Option<bool>,
-    expires: Option<i64>,
-    issued: Option<i64>,
-    id: Option<TokenId>,
-    extra: Vec<(String, String)>,
+    optional: OptionalClaims,
 }
 
 /// Stores `value` in `slot`, refusing a second value for the same attribute.
@@ -520,22 +509,36 @@ impl ClaimFields {
             "password" => put(&mut self.password, Password(value.into_owned())),
             "domain" => put(&mut self.domain, non_empty("domain", value)?),
             "authenticationName" => put(
-                &mut self.authentication_name,
+                &mut self.optional.authentication_name,
                 non_empty("authenticationName", value)?,
             ),
-            "outboundProxy" => put(&mut self.outbound_proxy, non_empty("outboundProxy", value)?),
-            "port" => put(&mut self.port, parse_port(&value)?),
-            "visibleName" => put(&mut self.visible_name, value.into_owned()),
-            "transport" => put(&mut self.transport, value.parse()?),
-            "registered" => put(&mut self.registered, parse_bool("registered", &value)?),
-            "expires" => put(&mut self.expires, parse_unix_time("expires", &value)?),
-            "issued" => put(&mut self.issued, parse_unix_time("issued", &value)?),
-            "id" => put(&mut self.id, value.parse()?),
+            "outboundProxy" => put(
+                &mut self.optional.outbound_proxy,
+                non_empty("outboundProxy", value)?,
+            ),
+            "port" => put(&mut self.optional.port, parse_port(&value)?),
+            "visibleName" => put(&mut self.optional.visible_name, value.into_owned()),
+            "transport" => put(&mut self.optional.transport, value.parse()?),
+            "registered" => put(
+                &mut self.optional.registered,
+                parse_bool("registered", &value)?,
+            ),
+            "expires" => put(
+                &mut self.optional.expires,
+                parse_unix_time("expires", &value)?,
+            ),
+            "issued" => put(
+                &mut self.optional.issued,
+                parse_unix_time("issued", &value)?,
+            ),
+            "id" => put(&mut self.optional.id, value.parse()?),
             _ => {
-                if self.extra.iter().any(|(n, _)| n == name) {
+                if self.optional.extra.iter().any(|(n, _)| n == name) {
                     return Err(Error::InvalidXml("duplicate attribute".into()));
                 }
-                self.extra.push((name.to_owned(), value.into_owned()));
+                self.optional
+                    .extra
+                    .push((name.to_owned(), value.into_owned()));
                 Ok(())
             }
         }
@@ -546,18 +549,9 @@ impl ClaimFields {
             login: self.login.ok_or(Error::MissingField("login"))?,
             password: self.password.ok_or(Error::MissingField("password"))?,
             domain: self.domain.ok_or(Error::MissingField("domain"))?,
-            authentication_name: self.authentication_name,
-            outbound_proxy: self.outbound_proxy,
-            port: self.port,
-            visible_name: self.visible_name,
-            transport: self.transport,
-            registered: self.registered,
-            expires: self.expires,
-            issued: self.issued,
-            id: self.id,
-            extra: self.extra,
+            optional: self.optional,
         };
-        check_times(claims.expires, claims.issued)?;
+        check_times(claims.optional.expires, claims.optional.issued)?;
         Ok(claims)
     }
 }
@@ -638,7 +632,7 @@ macro_rules! optional_claims {
         $(
             $(#[$doc])*
             pub fn $name(mut self, $arg: $ty) -> Self {
-                self.claims.$field = Some($value);
+                self.claims.optional.$field = Some($value);
                 self
             }
         )*
@@ -668,7 +662,7 @@ impl ClaimsBuilder {
     }
     /// An attribute this format does not define (carried as is).
     pub fn extra(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.claims.extra.push((name.into(), value.into()));
+        self.claims.optional.extra.push((name.into(), value.into()));
         self
     }
 
@@ -683,27 +677,33 @@ impl ClaimsBuilder {
         for (field, value) in [
             ("login", Some(c.login.as_str())),
             ("domain", Some(c.domain.as_str())),
-            ("authenticationName", c.authentication_name.as_deref()),
-            ("outboundProxy", c.outbound_proxy.as_deref()),
+            (
+                "authenticationName",
+                c.optional.authentication_name.as_deref(),
+            ),
+            ("outboundProxy", c.optional.outbound_proxy.as_deref()),
         ] {
             if value == Some("") {
                 return Err(Error::invalid_field(field, "must not be empty"));
             }
         }
-        if c.port == Some(0) {
+        if c.optional.port == Some(0) {
             return Err(Error::invalid_field(
                 "port",
                 "must be a whole number from 1 to 65535",
             ));
         }
-        check_times(c.expires, c.issued)?;
+        check_times(c.optional.expires, c.optional.issued)?;
         let texts = [
             ("login", Some(&c.login)),
             ("password", Some(&c.password.0)),
             ("domain", Some(&c.domain)),
-            ("authenticationName", c.authentication_name.as_ref()),
-            ("outboundProxy", c.outbound_proxy.as_ref()),
-            ("visibleName", c.visible_name.as_ref()),
+            (
+                "authenticationName",
+                c.optional.authentication_name.as_ref(),
+            ),
+            ("outboundProxy", c.optional.outbound_proxy.as_ref()),
+            ("visibleName", c.optional.visible_name.as_ref()),
         ];
         for (field, value) in texts {
             if value.is_some_and(|v| !xml::is_xml_text(v)) {
@@ -713,14 +713,14 @@ impl ClaimsBuilder {
                 ));
             }
         }
-        for (i, (name, value)) in c.extra.iter().enumerate() {
+        for (i, (name, value)) in c.optional.extra.iter().enumerate() {
             if !xml::is_attribute_name(name) || KNOWN_ATTRIBUTES.contains(&name.as_str()) {
                 return Err(Error::invalid_field(
                     &truncate(name, 64),
                     "cannot be used as an extra attribute name",
                 ));
             }
-            if c.extra[..i].iter().any(|(n, _)| n == name) {
+            if c.optional.extra[..i].iter().any(|(n, _)| n == name) {
                 return Err(Error::invalid_field(name, "is given more than once"));
             }
             if !xml::is_xml_text(value) {
@@ -744,15 +744,20 @@ impl Claims {
     ) -> std::result::Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         let mut result = Ok(());
-        self.for_each_attribute(self.expires, self.issued, self.id, |name, value| {
-            if result.is_ok() {
-                result = if name == "password" && !show_password {
-                    map.serialize_entry(name, &None::<&str>)
-                } else {
-                    map.serialize_entry(name, &value)
-                };
-            }
-        });
+        self.for_each_attribute(
+            self.optional.expires,
+            self.optional.issued,
+            self.optional.id,
+            |name, value| {
+                if result.is_ok() {
+                    result = if name == "password" && !show_password {
+                        map.serialize_entry(name, &None::<&str>)
+                    } else {
+                        map.serialize_entry(name, &value)
+                    };
+                }
+            },
+        );
         result?;
         map.end()
     }
@@ -795,27 +800,45 @@ impl<'de> Deserialize<'de> for ScalarText {
     }
 }
 
-impl<'de> Deserialize<'de> for Claims {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Claims, D::Error> {
-        struct V;
+/// The name/value pairs of a claims map, in order, before any checking: what both `Claims`'
+/// serde form and [`crate::json::ClaimsRequest`] read.
+pub(crate) struct ScalarPairs(pub(crate) Vec<(String, ScalarText)>);
+
+impl ScalarPairs {
+    /// Reads a map; `expecting` is what serde's error says was expected instead.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+        expecting: &'static str,
+    ) -> std::result::Result<ScalarPairs, D::Error> {
+        struct V(&'static str);
         impl<'de> Visitor<'de> for V {
-            type Value = Claims;
+            type Value = ScalarPairs;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of claim attribute names to values")
+                f.write_str(self.0)
             }
             fn visit_map<A: MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> std::result::Result<Claims, A::Error> {
-                let mut pairs: Vec<(Cow<'static, str>, Cow<'static, str>)> = Vec::new();
-                while let Some((name, value)) = map.next_entry::<String, ScalarText>()? {
-                    let mut value = value.0;
-                    pairs.push((Cow::Owned(name), Cow::Owned(std::mem::take(&mut *value))));
+            ) -> std::result::Result<ScalarPairs, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(pair) = map.next_entry::<String, ScalarText>()? {
+                    pairs.push(pair);
                 }
-                Claims::from_pairs(pairs).map_err(de::Error::custom)
+                Ok(ScalarPairs(pairs))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(expecting))
+    }
+}
+
+impl<'de> Deserialize<'de> for Claims {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Claims, D::Error> {
+        let ScalarPairs(pairs) =
+            ScalarPairs::deserialize(d, "a map of claim attribute names to values")?;
+        let pairs = pairs
+            .into_iter()
+            .map(|(name, mut value)| (Cow::Owned(name), Cow::Owned(std::mem::take(&mut *value.0))));
+        Claims::from_pairs(pairs).map_err(de::Error::custom)
     }
 }
 

@@ -2,13 +2,11 @@
 //! package, so that every front end accepts and prints exactly the same objects.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::time::Duration;
 
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
-use crate::claims::{Claims, ScalarText};
+use crate::claims::{Claims, ScalarPairs};
 use crate::error::{Error, Result};
 use crate::format::Format;
 use crate::verify::{Verified, VerifyOptions};
@@ -40,39 +38,16 @@ pub struct ClaimsRequest {
     pub ttl: Option<Duration>,
 }
 
-/// The attribute/value pairs of a JSON object, in order, before any checking.
-struct Pairs(Vec<(String, ScalarText)>);
-
-impl<'de> Deserialize<'de> for Pairs {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Pairs, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Pairs;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of claim names to strings or numbers")
-            }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<Pairs, A::Error> {
-                let mut pairs = Vec::new();
-                while let Some(pair) = map.next_entry::<String, ScalarText>()? {
-                    pairs.push(pair);
-                }
-                Ok(Pairs(pairs))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
 impl ClaimsRequest {
     /// Parses and checks a request. Fails with `invalid_json` when the text is not a JSON object
     /// of scalar values, and with the claim error codes (`missing_field`, `invalid_field`)
     /// otherwise.
     pub fn from_json(text: &str) -> Result<ClaimsRequest> {
-        let Pairs(pairs) =
-            serde_json::from_str(text).map_err(|e| Error::InvalidJson(json_message(&e)))?;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let ScalarPairs(pairs) =
+            ScalarPairs::deserialize(&mut de, "an object of claim names to strings or numbers")
+                .and_then(|pairs| de.end().map(|()| pairs))
+                .map_err(|e| Error::InvalidJson(json_message(&e)))?;
         let mut ttl = None;
         let mut claims = Vec::with_capacity(pairs.len());
         for (name, mut value) in pairs {

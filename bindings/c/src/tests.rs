@@ -50,6 +50,29 @@ fn call(f: impl FnOnce(*mut *mut c_char) -> c_int) -> (c_int, Option<String>) {
     (rc, msg)
 }
 
+/// `siptoken_issue` with Rust strings; the token (on success) goes to `*out`.
+fn issue_raw(
+    ring: *const siptoken_keyring,
+    app: &str,
+    claims: &str,
+    legacy: c_int,
+    out: *mut *mut c_char,
+    err: *mut *mut c_char,
+) -> c_int {
+    unsafe { siptoken_issue(ring, c(app).as_ptr(), c(claims).as_ptr(), legacy, out, err) }
+}
+
+/// `siptoken_verify` with Rust strings; the result (on success) goes to `*out`.
+fn verify_raw(
+    ring: *const siptoken_keyring,
+    token: &str,
+    options: &str,
+    out: *mut *mut c_char,
+    err: *mut *mut c_char,
+) -> c_int {
+    unsafe { siptoken_verify(ring, c(token).as_ptr(), c(options).as_ptr(), out, err) }
+}
+
 #[test]
 fn header_is_up_to_date() {
     let dir = env!("CARGO_MANIFEST_DIR");
@@ -136,30 +159,14 @@ fn issue_then_verify_matches_the_cli_report() {
     let ring = ring();
     for legacy in [0, 1] {
         let mut token = null_mut();
-        let (rc, _) = call(|err| unsafe {
-            siptoken_issue(
-                ring,
-                c("CRM").as_ptr(),
-                c(CLAIMS).as_ptr(),
-                legacy,
-                &mut token,
-                err,
-            )
-        });
+        let (rc, _) = call(|err| issue_raw(ring, "CRM", CLAIMS, legacy, &mut token, err));
         assert_eq!(rc, 0);
         let token = take(token);
         assert_eq!(token.starts_with("CRM:v1.k1."), legacy == 0);
 
         let mut result = null_mut();
-        let (rc, _) = call(|err| unsafe {
-            siptoken_verify(
-                ring,
-                c(&token).as_ptr(),
-                c(r#"{"allow_legacy":true}"#).as_ptr(),
-                &mut result,
-                err,
-            )
-        });
+        let (rc, _) =
+            call(|err| verify_raw(ring, &token, r#"{"allow_legacy":true}"#, &mut result, err));
         assert_eq!(rc, 0);
         let result = take(result);
         // Exactly what the core (and so `siptoken verify --json --show-password`) prints.
@@ -189,30 +196,13 @@ fn ttl_seconds_and_judged_rejections() {
     let ring = ring();
     let mut token = null_mut();
     let claims = r#"{"login":"a","password":"b","domain":"c","ttl_seconds":10}"#;
-    let (rc, _) = call(|err| unsafe {
-        siptoken_issue(
-            ring,
-            c("CRM").as_ptr(),
-            c(claims).as_ptr(),
-            0,
-            &mut token,
-            err,
-        )
-    });
+    let (rc, _) = call(|err| issue_raw(ring, "CRM", claims, 0, &mut token, err));
     assert_eq!(rc, 0);
     let token = take(token);
     let later = siptoken_core::verify::system_now() + 10 + 31;
     let opts = format!(r#"{{"now":{later}}}"#);
     let mut result = null_mut();
-    let (rc, _) = call(|err| unsafe {
-        siptoken_verify(
-            ring,
-            c(&token).as_ptr(),
-            c(&opts).as_ptr(),
-            &mut result,
-            err,
-        )
-    });
+    let (rc, _) = call(|err| verify_raw(ring, &token, &opts, &mut result, err));
     assert_eq!(rc, 0, "a rejected token is still a judged one");
     let v: serde_json::Value = serde_json::from_str(&take(result)).unwrap();
     assert_eq!(v["valid"], false);
@@ -223,16 +213,7 @@ fn ttl_seconds_and_judged_rejections() {
 /// Issues a token through the ABI.
 fn issue_through_abi(ring: *const siptoken_keyring, claims: &str, legacy: c_int) -> String {
     let mut token = null_mut();
-    let (rc, msg) = call(|err| unsafe {
-        siptoken_issue(
-            ring,
-            c("CRM").as_ptr(),
-            c(claims).as_ptr(),
-            legacy,
-            &mut token,
-            err,
-        )
-    });
+    let (rc, msg) = call(|err| issue_raw(ring, "CRM", claims, legacy, &mut token, err));
     assert_eq!(rc, 0, "{msg:?}");
     take(token)
 }
@@ -244,15 +225,7 @@ fn verify_through_abi(
     options: &str,
 ) -> serde_json::Value {
     let mut result = null_mut();
-    let (rc, msg) = call(|err| unsafe {
-        siptoken_verify(
-            ring,
-            c(token).as_ptr(),
-            c(options).as_ptr(),
-            &mut result,
-            err,
-        )
-    });
+    let (rc, msg) = call(|err| verify_raw(ring, token, options, &mut result, err));
     assert_eq!(rc, 0, "{msg:?}");
     serde_json::from_str(&take(result)).unwrap()
 }
@@ -315,11 +288,11 @@ fn show_password_false_leaves_the_password_out() {
     }
     // Like every option: a wrong type is invalid_json, not silently ignored.
     let mut result = null_mut();
-    let (rc, msg) = call(|err| unsafe {
-        siptoken_verify(
+    let (rc, msg) = call(|err| {
+        verify_raw(
             ring,
-            c("CRM:00").as_ptr(),
-            c(r#"{"show_password":"no"}"#).as_ptr(),
+            "CRM:00",
+            r#"{"show_password":"no"}"#,
             &mut result,
             err,
         )
@@ -339,50 +312,23 @@ fn core_errors_come_back_as_codes_with_messages() {
     let cases: Vec<(c_int, Case)> = vec![
         (
             SIPTOKEN_ERR_INVALID_JSON,
-            Box::new(|err| unsafe {
-                siptoken_issue(
-                    ring,
-                    c("CRM").as_ptr(),
-                    c("[1]").as_ptr(),
-                    0,
-                    &mut null_mut(),
-                    err,
-                )
-            }),
+            Box::new(|err| issue_raw(ring, "CRM", "[1]", 0, &mut null_mut(), err)),
         ),
         (
             SIPTOKEN_ERR_MISSING_FIELD,
-            Box::new(|err| unsafe {
-                siptoken_issue(
-                    ring,
-                    c("CRM").as_ptr(),
-                    c(r#"{"login":"a"}"#).as_ptr(),
-                    0,
-                    &mut null_mut(),
-                    err,
-                )
-            }),
+            Box::new(|err| issue_raw(ring, "CRM", r#"{"login":"a"}"#, 0, &mut null_mut(), err)),
         ),
         (
             SIPTOKEN_ERR_UNKNOWN_APP,
-            Box::new(|err| unsafe {
-                siptoken_issue(
-                    ring,
-                    c("NOPE").as_ptr(),
-                    c(CLAIMS).as_ptr(),
-                    0,
-                    &mut null_mut(),
-                    err,
-                )
-            }),
+            Box::new(|err| issue_raw(ring, "NOPE", CLAIMS, 0, &mut null_mut(), err)),
         ),
         (
             SIPTOKEN_ERR_INVALID_JSON,
-            Box::new(|err| unsafe {
-                siptoken_verify(
+            Box::new(|err| {
+                verify_raw(
                     ring,
-                    c("CRM:00").as_ptr(),
-                    c(r#"{"alow_legacy":true}"#).as_ptr(),
+                    "CRM:00",
+                    r#"{"alow_legacy":true}"#,
                     &mut null_mut(),
                     err,
                 )
@@ -579,16 +525,8 @@ fn no_secret_in_error_messages() {
     ];
     for claims in bad_claims {
         for legacy in [0, 1] {
-            let (rc, msg) = call(|err| unsafe {
-                siptoken_issue(
-                    ring,
-                    c("CRM").as_ptr(),
-                    c(claims).as_ptr(),
-                    legacy,
-                    &mut null_mut(),
-                    err,
-                )
-            });
+            let (rc, msg) =
+                call(|err| issue_raw(ring, "CRM", claims, legacy, &mut null_mut(), err));
             let msg = msg.unwrap();
             assert_ne!(rc, 0, "{claims}");
             assert!(!msg.contains("SECRETPW"), "{claims}: {msg}");

@@ -30,18 +30,14 @@
 //! `--max-loss` (a fraction of all frames sent); never on speed.
 
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use futures_util::SinkExt;
 use serde_json::{json, Value};
-use siptoken::{Claims, Issuer, KeyRing, Transport};
+use siptoken::{Issuer, KeyRing};
 use tokio::sync::{watch, Semaphore};
-use tokio_tungstenite::tungstenite::Message;
 
 #[path = "../tests/gateway/loopback.rs"]
 mod loopback;
@@ -54,13 +50,15 @@ mod sim_browser;
 
 #[path = "load_support/mod.rs"]
 mod load_support;
+use load_support::accounts::{token, users, write_sipp_users};
 use load_support::gateway::{Gateway, KEYS};
-use load_support::kamailio::{Kamailio, KamailioSpec, DOMAIN};
+use load_support::kamailio::{Kamailio, KamailioSpec};
 use load_support::procs::{
-    children_cpu_secs, cpu_secs, current_tid, group_cpu_secs, loadavg, percentile, thread_cpu_secs,
-    Proc,
+    children_cpu_secs, cpu_secs, current_tid, exit_with_verdict, group_cpu_secs, loadavg,
+    percentile, thread_cpu_secs, Proc,
 };
-use load_support::ws_client::{next_json, Dialer, Ws};
+use load_support::sipp;
+use load_support::ws_client::{login, next_json, send_json, Dialer, Ws};
 use loopback::free_port;
 use sim_browser::{SimBrowser, Sink, Source};
 
@@ -145,29 +143,6 @@ fn options() -> Options {
         usage();
     }
     o
-}
-
-fn gw_user(i: usize) -> String {
-    format!("gw{i:06}")
-}
-
-fn sipp_user(i: usize) -> String {
-    format!("sp{i:06}")
-}
-
-fn password(i: usize) -> String {
-    format!("pw{:016x}", (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
-}
-
-/// A v1 token for gateway account `i` at Kamailio's port.
-fn token(issuer: &Issuer<'_>, i: usize, port: u16) -> String {
-    let claims = Claims::builder(gw_user(i), password(i), DOMAIN)
-        .outbound_proxy("127.0.0.1")
-        .port(port)
-        .transport(Transport::Udp)
-        .build()
-        .unwrap();
-    issuer.issue("CRM", &claims).unwrap()
 }
 
 /// Nanoseconds since the first call (the time base of the frames' send times).
@@ -266,28 +241,6 @@ struct CallReport {
     error: Option<String>,
 }
 
-/// Sends a JSON message.
-async fn send(ws: &mut Ws, v: Value) -> Result<(), String> {
-    ws.send(Message::Text(v.to_string().into()))
-        .await
-        .map_err(|e| format!("send: {e}"))
-}
-
-/// Connects session `i` and logs in.
-async fn login(dialer: &Dialer, i: usize, token: &str) -> Result<Ws, String> {
-    let mut ws = tokio::time::timeout(Duration::from_secs(30), dialer.open(i))
-        .await
-        .map_err(|_| "WebSocket connect timed out".to_string())??;
-    send(&mut ws, json!({"type": "login", "token": token})).await?;
-    for expected in ["registering", "registered"] {
-        let m = next_json(&mut ws, MESSAGE_TIMEOUT).await?;
-        if m["type"] != expected {
-            return Err(format!("expected {expected}, got {m}"));
-        }
-    }
-    Ok(ws)
-}
-
 /// Everything a call task shares with the coordinator.
 struct CallContext {
     clock: Arc<Clock>,
@@ -319,7 +272,7 @@ async fn call(i: usize, mut ws: Ws, ctx: CallContext, stats: Arc<StreamStats>) -
     let (mut browser, offer) = SimBrowser::offer().await;
     let t0 = Instant::now();
     let setup = async {
-        send(
+        send_json(
             &mut ws,
             json!({"type": "call", "call": "c1", "to": CALLEE, "sdp": offer}),
         )
@@ -377,7 +330,7 @@ async fn call(i: usize, mut ws: Ws, ctx: CallContext, stats: Arc<StreamStats>) -
             tokio::select! {
                 _ = async { let _ = hangup.wait_for(|h| *h).await; } => break Ok(()),
                 _ = keepalive.tick() => {
-                    if let Err(e) = send(&mut ws, json!({"type": "ping"})).await {
+                    if let Err(e) = send_json(&mut ws, json!({"type": "ping"})).await {
                         break Err(e);
                     }
                 }
@@ -401,7 +354,7 @@ async fn call(i: usize, mut ws: Ws, ctx: CallContext, stats: Arc<StreamStats>) -
         return report;
     }
     let hung_up = async {
-        send(&mut ws, json!({"type": "hangup", "call": "c1"})).await?;
+        send_json(&mut ws, json!({"type": "hangup", "call": "c1"})).await?;
         let ended = wait_for(&mut ws, "ended").await?;
         if ended["reason"] != "hangup" {
             return Err(format!("hangup ended as {ended}"));
@@ -545,15 +498,10 @@ struct Callee {
 impl Callee {
     fn start(dir: &Path) -> Callee {
         let dir = dir.join("callee");
-        std::fs::create_dir_all(&dir).unwrap();
-        let scenario = dir.join("uas.xml");
-        std::fs::write(&scenario, SIPP_UAS).unwrap();
         let port = free_port();
         let media_port = even_port_pair();
-        let log = std::fs::File::create(dir.join("sipp.out")).unwrap();
-        let child = Command::new("sipp")
-            .arg("-sf")
-            .arg(&scenario)
+        let mut command = sipp::command(&dir, "uas.xml", sipp::ECHO_UAS);
+        command
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
             .args([
                 "-mi",
@@ -562,18 +510,13 @@ impl Callee {
                 &media_port.to_string(),
                 "-rtp_echo",
             ])
-            .args(["-buff_size", "4194304", "-nostdin", "-trace_err"])
-            .current_dir(&dir)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("sipp is installed (Debian package sip-tester)");
+            .args(["-buff_size", "4194304", "-nostdin", "-trace_err"]);
+        let proc = sipp::start(&mut command, &dir);
         std::thread::sleep(Duration::from_millis(300));
         Callee {
             port,
             media: SocketAddr::from(([127, 0, 0, 1], media_port)),
-            proc: Proc(child),
+            proc,
         }
     }
 }
@@ -599,45 +542,21 @@ struct Direct {
 /// sipp places `n` calls to the echo through Kamailio directly, at most `limit` at a time.
 fn sipp_direct(dir: &Path, kam: &Kamailio, n: usize, limit: usize) -> Result<Direct, String> {
     let dir = dir.join("direct");
-    std::fs::create_dir_all(&dir).unwrap();
-    let scenario = dir.join("uac.xml");
-    std::fs::write(&scenario, SIPP_UAC).unwrap();
-    let mut csv = String::from("SEQUENTIAL\n");
-    for i in 0..n {
-        csv.push_str(&format!("{};{}\n", sipp_user(i), password(i)));
-    }
-    std::fs::write(dir.join("users.csv"), csv).unwrap();
-    let log = std::fs::File::create(dir.join("sipp.out")).unwrap();
+    let mut command = sipp::command(&dir, "uac.xml", sipp::ECHO_UAC);
+    let inf = write_sipp_users(&dir, n);
     let t0 = Instant::now();
-    let child = Command::new("sipp")
+    command
         .arg(format!("127.0.0.1:{}", kam.port))
-        .arg("-sf")
-        .arg(&scenario)
         .arg("-inf")
-        .arg(dir.join("users.csv"))
+        .arg(inf)
         .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
         .args(["-mi", "127.0.0.1", "-mp", &even_port_pair().to_string()])
         .args(["-m", &n.to_string(), "-l", &limit.to_string()])
         .args(["-r", "100000", "-rp", "1000"])
         .args(["-buff_size", "4194304", "-nostdin", "-timeout", "300s"])
-        .args(["-trace_err", "-trace_rtt", "-rtt_freq", "1"])
-        .current_dir(&dir)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("sipp is installed (Debian package sip-tester)");
-    let mut proc = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(320);
-    let status = loop {
-        if let Some(s) = proc.0.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+        .args(["-trace_err", "-trace_rtt", "-rtt_freq", "1"]);
+    let mut proc = sipp::start(&mut command, &dir);
+    let status = sipp::wait(&mut proc, Duration::from_secs(320));
     let wall = t0.elapsed();
     drop(proc);
     // uac_<pid>_rtt.csv: "Date_ms;response_time_ms;rtd_no" per answered call.
@@ -686,167 +605,6 @@ fn sipp_direct(dir: &Path, kam: &Kamailio, n: usize, limit: usize) -> Result<Dir
         setup,
     })
 }
-
-const SIPP_UAS: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="echo callee: answers with PCMU, waits for BYE">
-  <recv request="INVITE" rrs="true"/>
-  <send><![CDATA[
-
-      SIP/2.0 180 Ringing
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      [last_Record-Route:]
-      Contact: <sip:callee@[local_ip]:[local_port]>
-      Content-Length: 0
-
-    ]]></send>
-  <send retrans="500"><![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      [last_Record-Route:]
-      Contact: <sip:callee@[local_ip]:[local_port]>
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=callee 1 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-      a=sendrecv
-
-    ]]></send>
-  <recv request="ACK" timeout="30000"/>
-  <recv request="BYE"/>
-  <send><![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]></send>
-</scenario>
-"#;
-
-const SIPP_UAC: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="call the echo through the proxy, digest on the INVITE, hang up">
-  <send retrans="500" start_rtd="true"><![CDATA[
-
-      INVITE sip:echo@sip.test SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@sip.test>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:echo@sip.test>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: <sip:[field0]@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=caller 1 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 8 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-
-    ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="407" auth="true"/>
-  <send><![CDATA[
-
-      ACK sip:echo@sip.test SIP/2.0
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]></send>
-  <send retrans="500"><![CDATA[
-
-      INVITE sip:echo@sip.test SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@sip.test>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:echo@sip.test>
-      Call-ID: [call_id]
-      CSeq: 2 INVITE
-      Contact: <sip:[field0]@[local_ip]:[local_port]>
-      [authentication username="[field0]" password="[field1]"]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=caller 1 2 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[media_ip_type] [media_ip]
-      t=0 0
-      m=audio [media_port] RTP/AVP 0 8 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-
-    ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send><![CDATA[
-
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@sip.test>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      [routes]
-      Call-ID: [call_id]
-      CSeq: 2 ACK
-      Contact: <sip:[field0]@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]></send>
-  <send retrans="500"><![CDATA[
-
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@sip.test>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      [routes]
-      Call-ID: [call_id]
-      CSeq: 3 BYE
-      Contact: <sip:[field0]@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]></send>
-  <!-- Kamailio's two workers may pass a 180 on after the 200 on a loaded machine. -->
-  <recv response="180" optional="true"/>
-  <recv response="200"/>
-</scenario>
-"#;
 
 /// All round trips (µs) of `streams`, sorted, as durations.
 fn round_trips(streams: &[Arc<StreamStats>]) -> Vec<Duration> {
@@ -916,22 +674,7 @@ fn against(name: &str, value: &str, target: &str, ratio: f64) {
 
 fn main() {
     let o = options();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    // On SIGTERM/SIGINT the run is dropped, which kills sipp, Kamailio and the gateway (Proc).
-    let ok = runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).unwrap();
-        let mut int = signal(SignalKind::interrupt()).unwrap();
-        tokio::select! {
-            ok = run(&o) => ok,
-            _ = term.recv() => { eprintln!("gateway_calls_load: terminated"); false }
-            _ = int.recv() => { eprintln!("gateway_calls_load: interrupted"); false }
-        }
-    });
-    std::process::exit(if ok { 0 } else { 1 });
+    exit_with_verdict("gateway_calls_load", run(&o));
 }
 
 async fn run(o: &Options) -> bool {
@@ -951,13 +694,10 @@ async fn run(o: &Options) -> bool {
         loadavg()
     );
     let callee = Callee::start(dir);
-    let users = (0..n)
-        .flat_map(|i| [(gw_user(i), password(i)), (sipp_user(i), password(i))])
-        .collect();
     let kam = Kamailio::start(
         dir,
         &KamailioSpec {
-            users,
+            users: users(n),
             routes: vec![(CALLEE.to_owned(), format!("sip:127.0.0.1:{}", callee.port))],
             children: o.children,
             shm_mb: o.shm_mb,
@@ -1015,14 +755,14 @@ async fn run(o: &Options) -> bool {
         let (dialer, logins, token) = (dialer.clone(), logins.clone(), token(&issuer, i, kam.port));
         tasks.push(tokio::spawn(async move {
             let _permit = logins.acquire_owned().await.unwrap();
-            login(&dialer, i, &token).await
+            login(&dialer, i, &token, MESSAGE_TIMEOUT).await
         }));
     }
     let mut sockets = Vec::with_capacity(n);
     let mut login_errors = Vec::new();
     for t in tasks {
         match t.await.unwrap() {
-            Ok(ws) => sockets.push(ws),
+            Ok((ws, _)) => sockets.push(ws),
             Err(e) => login_errors.push(e),
         }
     }

@@ -17,16 +17,14 @@
 //!
 //! Exits non-zero on any error, lost registration or leftover binding; never on speed.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use siptoken::{Claims, Issuer, KeyRing, Transport};
+use siptoken::{Issuer, KeyRing};
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -38,10 +36,14 @@ mod h2_client;
 
 #[path = "load_support/mod.rs"]
 mod load_support;
+use load_support::accounts::{gw_user, token, users, write_sipp_users};
 use load_support::gateway::{Gateway, KEYS};
-use load_support::kamailio::{Kamailio, KamailioSpec, DOMAIN};
-use load_support::procs::{children_cpu_secs, cpu_secs, group_cpu_secs, loadavg, percentile, Proc};
-use load_support::ws_client::{next_json, Dialer, Ws};
+use load_support::kamailio::{Kamailio, KamailioSpec};
+use load_support::procs::{
+    children_cpu_secs, cpu_secs, exit_with_verdict, group_cpu_secs, loadavg, percentile,
+};
+use load_support::sipp;
+use load_support::ws_client::{login, next_json, Dialer, Ws};
 use loopback::free_port;
 
 /// Bound on any single wait for a gateway message.
@@ -111,39 +113,18 @@ fn options() -> Options {
     }
     o
 }
-fn gw_user(i: usize) -> String {
-    format!("gw{i:06}")
-}
-
-fn sipp_user(i: usize) -> String {
-    format!("sp{i:06}")
-}
-
-fn password(i: usize) -> String {
-    format!("pw{:016x}", (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
-}
-
 /// sipp registers `n` accounts directly with Kamailio as fast as it can; returns (successful
 /// registrations, seconds).
 fn sipp_ceiling(dir: &Path, k: &Kamailio, n: usize) -> (usize, f64) {
-    let scenario = dir.join("register.xml");
-    std::fs::write(&scenario, SIPP_REGISTER).unwrap();
-    let mut csv = String::from("SEQUENTIAL\n");
-    for i in 0..n {
-        csv.push_str(&format!("{};{}\n", sipp_user(i), password(i)));
-    }
-    std::fs::write(dir.join("users.csv"), csv).unwrap();
+    let inf = write_sipp_users(dir, n);
     let sipp_dir = dir.join("sipp");
-    std::fs::create_dir_all(&sipp_dir).unwrap();
-    let log = std::fs::File::create(sipp_dir.join("sipp.out")).unwrap();
+    let mut command = sipp::command(&sipp_dir, "register.xml", sipp::REGISTER);
     let (kam0, sipp0) = (group_cpu_secs(k.pid()), children_cpu_secs());
     let t0 = Instant::now();
-    let child = Command::new("sipp")
+    command
         .arg(format!("127.0.0.1:{}", k.port))
-        .arg("-sf")
-        .arg(&scenario)
         .arg("-inf")
-        .arg(dir.join("users.csv"))
+        .arg(inf)
         .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
         .args([
             "-m",
@@ -156,24 +137,9 @@ fn sipp_ceiling(dir: &Path, k: &Kamailio, n: usize) -> (usize, f64) {
             "1000",
         ])
         .args(["-buff_size", "4194304", "-nostdin", "-timeout", "120s"])
-        .args(["-trace_err", "-trace_stat", "-fd", "1"])
-        .current_dir(&sipp_dir)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("sipp is installed (Debian package sip-tester)");
-    let mut proc = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(150);
-    let status = loop {
-        if let Some(s) = proc.0.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+        .args(["-trace_err", "-trace_stat", "-fd", "1"]);
+    let mut proc = sipp::start(&mut command, &sipp_dir);
+    let status = sipp::wait(&mut proc, Duration::from_secs(150));
     let secs = t0.elapsed().as_secs_f64();
     drop(proc);
     let (kam1, sipp1) = (group_cpu_secs(k.pid()), children_cpu_secs());
@@ -193,57 +159,6 @@ fn sipp_ceiling(dir: &Path, k: &Kamailio, n: usize) -> (usize, f64) {
     (registered, secs)
 }
 
-const SIPP_REGISTER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="register with digest">
-  <send retrans="500">
-    <![CDATA[
-
-      REGISTER sip:sip.test SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@sip.test>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[field0]@sip.test>
-      Call-ID: [call_id]
-      CSeq: 1 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>
-      Max-Forwards: 70
-      Expires: 60
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="401" auth="true"/>
-  <send retrans="500">
-    <![CDATA[
-
-      REGISTER sip:sip.test SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[field0]@sip.test>;tag=[pid]SIPpTag00[call_number]
-      To: <sip:[field0]@sip.test>
-      Call-ID: [call_id]
-      CSeq: 2 REGISTER
-      Contact: <sip:[field0]@[local_ip]:[local_port]>
-      [authentication username="[field0]" password="[field1]"]
-      Max-Forwards: 70
-      Expires: 60
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>
-</scenario>
-"#;
-
-/// A v1 token for gateway account `i` at Kamailio's port.
-fn token(issuer: &Issuer<'_>, i: usize, port: u16) -> String {
-    let claims = Claims::builder(gw_user(i), password(i), DOMAIN)
-        .outbound_proxy("127.0.0.1")
-        .port(port)
-        .transport(Transport::Udp)
-        .build()
-        .unwrap();
-    issuer.issue("CRM", &claims).unwrap()
-}
-
 /// What one session saw.
 #[derive(Default)]
 struct SessionReport {
@@ -255,29 +170,6 @@ struct SessionReport {
     refreshes: u64,
     /// `unregistered` after `logout`.
     unregistered: bool,
-}
-
-/// Connects session `i` and logs in; returns the socket and the latency (login sent ->
-/// `registered`).
-async fn login(dialer: &Dialer, i: usize, token: &str) -> Result<(Ws, Duration), String> {
-    let mut ws = tokio::time::timeout(Duration::from_secs(30), dialer.open(i))
-        .await
-        .map_err(|_| "WebSocket connect timed out".to_string())??;
-    let t0 = Instant::now();
-    ws.send(Message::Text(
-        json!({"type": "login", "token": token}).to_string().into(),
-    ))
-    .await
-    .map_err(|e| format!("send: {e}"))?;
-    let m = next_json(&mut ws, MESSAGE_TIMEOUT).await?;
-    if m["type"] != "registering" {
-        return Err(format!("expected registering, got {m}"));
-    }
-    let m = next_json(&mut ws, MESSAGE_TIMEOUT).await?;
-    if m["type"] != "registered" {
-        return Err(format!("expected registered, got {m}"));
-    }
-    Ok((ws, t0.elapsed()))
 }
 
 /// Holds a logged-in session until `stop` turns true, counting refreshes, then logs out.
@@ -378,7 +270,7 @@ async fn phase(
         let last_login = last_login.clone();
         tasks.push(tokio::spawn(async move {
             let mut report = SessionReport::default();
-            let result = login(&dialer, i, &token).await;
+            let result = login(&dialer, i, &token, MESSAGE_TIMEOUT).await;
             drop(permit);
             last_login.fetch_max(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
             let _ = done.send(()).await;
@@ -450,22 +342,7 @@ fn summarize(name: &str, p: &Phase) -> (f64, usize) {
 
 fn main() {
     let o = options();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    // On SIGTERM/SIGINT the run is dropped, which kills Kamailio and the gateway (Proc).
-    let ok = runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).unwrap();
-        let mut int = signal(SignalKind::interrupt()).unwrap();
-        tokio::select! {
-            ok = run(&o) => ok,
-            _ = term.recv() => { eprintln!("gateway_load: terminated"); false }
-            _ = int.recv() => { eprintln!("gateway_load: interrupted"); false }
-        }
-    });
-    std::process::exit(if ok { 0 } else { 1 });
+    exit_with_verdict("gateway_load", run(&o));
 }
 
 async fn run(o: &Options) -> bool {
@@ -482,13 +359,10 @@ async fn run(o: &Options) -> bool {
         o.children,
         loadavg()
     );
-    let users = (0..n)
-        .flat_map(|i| [(gw_user(i), password(i)), (sipp_user(i), password(i))])
-        .collect();
     let kam = Kamailio::start(
         dir,
         &KamailioSpec {
-            users,
+            users: users(n),
             routes: Vec::new(),
             children: o.children,
             shm_mb: o.shm_mb,

@@ -191,9 +191,8 @@ fn tls_file_errors_are_clear_and_exit_2() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Kamailio with its TLS module (scripts/ci/45-hardening.sh)"]
-async fn sip_over_tls_registers_with_kamailio_and_refuses_untrusted_certificates() {
+/// Kamailio with SIP over TLS and the account alice, and the certificates it serves.
+fn tls_registrar() -> (Kamailio, Certs) {
     let kam = Kamailio::start_with(
         "MD5",
         &[("alice", "tls-pw")],
@@ -203,12 +202,36 @@ async fn sip_over_tls_registers_with_kamailio_and_refuses_untrusted_certificates
         },
     );
     let certs = kam.certs.clone().unwrap();
+    (kam, certs)
+}
+
+/// A token for alice at `kam`'s TLS port.
+fn alice_over_tls(kam: &Kamailio) -> String {
+    token("alice", "tls-pw", kam.tls_port, Transport::Tls)
+}
+
+/// Logs in with `tok` and expects the registrar's certificate to be refused: `sip_unreachable`
+/// naming the certificate.
+async fn refused_for_its_certificate(ws: &mut Ws, tok: &str) {
+    ws.login(tok).await;
+    ws.expect("registering").await;
+    let v = ws.expect_error("sip_unreachable").await;
+    assert!(
+        v["message"].as_str().unwrap().contains("certificate"),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Kamailio with its TLS module (scripts/ci/45-hardening.sh)"]
+async fn sip_over_tls_registers_with_kamailio_and_refuses_untrusted_certificates() {
+    let (kam, certs) = tls_registrar();
     let gw = Gateway::start(&format!(
         "sip_tls_ca_file = \"{}\"\nregister_expires = 3",
         certs.ca.display()
     ));
     let mut ws = gw.ws().await;
-    let tok = token("alice", "tls-pw", kam.tls_port, Transport::Tls);
+    let tok = alice_over_tls(&kam);
     ws.login(&tok).await;
     ws.expect("registering").await;
     let v = ws.expect("registered").await;
@@ -228,14 +251,7 @@ async fn sip_over_tls_registers_with_kamailio_and_refuses_untrusted_certificates
     let stranger = Certs::make(other.path(), "sip.test");
     let gw2 = Gateway::start(&format!("sip_tls_ca_file = \"{}\"", stranger.ca.display()));
     let mut ws2 = gw2.ws().await;
-    ws2.login(&token("alice", "tls-pw", kam.tls_port, Transport::Tls))
-        .await;
-    ws2.expect("registering").await;
-    let v = ws2.expect_error("sip_unreachable").await;
-    assert!(
-        v["message"].as_str().unwrap().contains("certificate"),
-        "{v}"
-    );
+    refused_for_its_certificate(&mut ws2, &alice_over_tls(&kam)).await;
     let wrong_name = crm_token(
         &Claims::builder("alice", "tls-pw", DOMAIN)
             .outbound_proxy("localhost")
@@ -244,13 +260,7 @@ async fn sip_over_tls_registers_with_kamailio_and_refuses_untrusted_certificates
             .build()
             .unwrap(),
     );
-    ws.login(&wrong_name).await;
-    ws.expect("registering").await;
-    let v = ws.expect_error("sip_unreachable").await;
-    assert!(
-        v["message"].as_str().unwrap().contains("certificate"),
-        "{v}"
-    );
+    refused_for_its_certificate(&mut ws, &wrong_name).await;
     assert!(kam.bindings("alice").is_empty());
     ws.ping().await;
     ws2.ping().await;
@@ -259,20 +269,11 @@ async fn sip_over_tls_registers_with_kamailio_and_refuses_untrusted_certificates
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Kamailio with its TLS module (scripts/ci/45-hardening.sh)"]
 async fn without_sip_tls_ca_file_the_cas_in_ssl_cert_file_are_trusted() {
-    let kam = Kamailio::start_with(
-        "MD5",
-        &[("alice", "tls-pw")],
-        KamailioOptions {
-            tls: true,
-            ..Default::default()
-        },
-    );
-    let certs = kam.certs.clone().unwrap();
+    let (kam, certs) = tls_registrar();
     // No sip_tls_ca_file: the platform's CAs, here the file SSL_CERT_FILE names.
     let gw = Gateway::start_with_env("", &[], &[("SSL_CERT_FILE", certs.ca.to_str().unwrap())]);
     let mut ws = gw.ws().await;
-    ws.login_registered(&token("alice", "tls-pw", kam.tls_port, Transport::Tls))
-        .await;
+    ws.login_registered(&alice_over_tls(&kam)).await;
     let b = kam.wait_bindings("alice", 1, Duration::from_secs(2));
     assert!(b[0].contains(";transport=tls"), "{b:?}");
     ws.logout().await;
@@ -283,13 +284,6 @@ async fn without_sip_tls_ca_file_the_cas_in_ssl_cert_file_are_trusted() {
     let stranger = Certs::make(other.path(), "sip.test");
     let gw2 = Gateway::start_with_env("", &[], &[("SSL_CERT_FILE", stranger.ca.to_str().unwrap())]);
     let mut ws2 = gw2.ws().await;
-    ws2.login(&token("alice", "tls-pw", kam.tls_port, Transport::Tls))
-        .await;
-    ws2.expect("registering").await;
-    let v = ws2.expect_error("sip_unreachable").await;
-    assert!(
-        v["message"].as_str().unwrap().contains("certificate"),
-        "{v}"
-    );
+    refused_for_its_certificate(&mut ws2, &alice_over_tls(&kam)).await;
     assert!(kam.bindings("alice").is_empty());
 }

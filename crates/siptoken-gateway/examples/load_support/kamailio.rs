@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::procs::Proc;
+use super::procs::{spawn_logged, Proc};
 use crate::loopback::free_port;
 
 /// The SIP domain of every account.
@@ -123,22 +122,20 @@ impl Kamailio {
                 .collect();
             let cfg_path = dir.join("kamailio.cfg");
             std::fs::write(&cfg_path, cfg).unwrap();
-            let log = std::fs::File::create(dir.join("kamailio.log")).unwrap();
-            let child = Command::new("kamailio")
-                .arg("-f")
-                .arg(&cfg_path)
-                .arg("-w")
-                .arg(dir)
-                .arg("-Y")
-                .arg(dir)
-                .arg("-P")
-                .arg(dir.join("kamailio.pid"))
-                .args(["-m", &o.shm_mb.to_string(), "-M", "160", "-E", "-DD"])
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .process_group(0)
-                .spawn()
-                .expect("kamailio is installed (Debian package kamailio)");
+            let child = spawn_logged(
+                Command::new("kamailio")
+                    .arg("-f")
+                    .arg(&cfg_path)
+                    .arg("-w")
+                    .arg(dir)
+                    .arg("-Y")
+                    .arg(dir)
+                    .arg("-P")
+                    .arg(dir.join("kamailio.pid"))
+                    .args(["-m", &o.shm_mb.to_string(), "-M", "160", "-E", "-DD"]),
+                &dir.join("kamailio.log"),
+                "kamailio is installed (Debian package kamailio)",
+            );
             let mut proc = Proc(child);
             let k = Kamailio {
                 dir: dir.to_owned(),

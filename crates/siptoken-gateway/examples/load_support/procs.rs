@@ -2,6 +2,8 @@
 //! `/proc/PID/stat`, load average, percentiles. Shared by the load tools (`#[path]` module).
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,39 @@ pub fn group_cpu_secs(group: u32) -> f64 {
 /// CPU seconds used by this process's children that have been waited for (sipp).
 pub fn children_cpu_secs() -> f64 {
     user_plus_system(&stat_fields("self"), 12)
+}
+
+/// Spawns `command` in a process group of its own (so [`Proc`] can kill all it forks), stdout
+/// and stderr to the file `log`; panics with `what` (what is missing) when it cannot start.
+pub fn spawn_logged(command: &mut Command, log: &Path, what: &str) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    command
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect(what)
+}
+
+/// Runs a load tool's `run` on a multi-threaded runtime and exits with its verdict (0 when it
+/// returns true). On SIGTERM or SIGINT `run` is dropped, which kills its children ([`Proc`]),
+/// and the tool exits 1.
+pub fn exit_with_verdict(name: &str, run: impl std::future::Future<Output = bool>) -> ! {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ok = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).unwrap();
+        let mut int = signal(SignalKind::interrupt()).unwrap();
+        tokio::select! {
+            ok = run => ok,
+            _ = term.recv() => { eprintln!("{name}: terminated"); false }
+            _ = int.recv() => { eprintln!("{name}: interrupted"); false }
+        }
+    });
+    std::process::exit(if ok { 0 } else { 1 });
 }
 
 /// A child in its own process group; the whole group is killed on drop.

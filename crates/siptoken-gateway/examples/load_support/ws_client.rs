@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use serde_json::Value;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -135,4 +135,33 @@ pub async fn next_json(ws: &mut Ws, within: Duration) -> Result<Value, String> {
             _ => continue,
         }
     }
+}
+
+/// Sends a JSON message.
+pub async fn send_json(ws: &mut Ws, v: Value) -> Result<(), String> {
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .map_err(|e| format!("send: {e}"))
+}
+
+/// Connects session `i` and logs in with `token`, each gateway message awaited at most `within`;
+/// returns the socket and the latency (login sent -> `registered`).
+pub async fn login(
+    dialer: &Dialer,
+    i: usize,
+    token: &str,
+    within: Duration,
+) -> Result<(Ws, Duration), String> {
+    let mut ws = tokio::time::timeout(Duration::from_secs(30), dialer.open(i))
+        .await
+        .map_err(|_| "WebSocket connect timed out".to_string())??;
+    let t0 = Instant::now();
+    send_json(&mut ws, json!({"type": "login", "token": token})).await?;
+    for expected in ["registering", "registered"] {
+        let m = next_json(&mut ws, within).await?;
+        if m["type"] != expected {
+            return Err(format!("expected {expected}, got {m}"));
+        }
+    }
+    Ok((ws, t0.elapsed()))
 }

@@ -29,6 +29,8 @@ mod end;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 mod sdp;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use sdp::offers_hold as sdp_offers_hold;
 pub mod target;
 mod transfer;
 

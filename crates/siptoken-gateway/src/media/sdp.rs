@@ -778,6 +778,44 @@ mod tests {
     }
 
     #[test]
+    fn multicast_and_broadcast_addresses_are_refused() {
+        for bad in ["224.0.0.1", "239.255.255.250", "255.255.255.255"] {
+            let sdp = crlf(SIPP).replace("c=IN IP4 127.0.0.1", &format!("c=IN IP4 {bad}"));
+            assert!(matches!(parse(&sdp), Err(SdpError::NotUnicast)), "{bad}");
+        }
+        let v6 = crlf(BARESIP).replace("c=IN IP6 2001:db8::7", "c=IN IP6 ff02::1");
+        assert!(matches!(parse(&v6), Err(SdpError::NotUnicast)));
+        // A multicast a=rtcp address falls back to the RTP one.
+        let rtcp = crlf(BARESIP).replace("a=rtcp:10771", "a=rtcp:10771 IN IP6 ff02::1");
+        let far = parse(&rtcp).unwrap();
+        assert_eq!(far.rtcp, Some("[2001:db8::7]:10771".parse().unwrap()));
+        // 0.0.0.0 is still hold, not an error.
+        assert!(parse(&crlf(ZERO_HOLD)).unwrap().is_hold());
+    }
+
+    #[test]
+    fn no_rtcp_to_port_zero() {
+        let top = crlf(SIPP).replace("m=audio 6000", "m=audio 65535");
+        let far = parse(&top).unwrap();
+        assert_eq!(far.rtp, Some("127.0.0.1:65535".parse().unwrap()));
+        assert_eq!(far.rtcp, None, "65535 + 1 is no port");
+        let zero = crlf(BARESIP).replace("a=rtcp:10771", "a=rtcp:0");
+        assert_eq!(parse(&zero).unwrap().rtcp, None);
+    }
+
+    #[test]
+    fn absurd_numbers_of_media_lines_or_formats_are_refused() {
+        let extra = "m=video 0 RTP/AVP 96\r\n".repeat(MAX_MEDIA_LINES - 1);
+        let most = format!("{}{extra}", crlf(SIPP));
+        assert!(parse(&most).is_ok(), "{MAX_MEDIA_LINES} lines are fine");
+        let too_many = format!("{most}m=video 0 RTP/AVP 96\r\n");
+        assert!(matches!(parse(&too_many), Err(SdpError::TooLarge)));
+        let formats: String = (0..=MAX_FORMATS).map(|i| format!(" {}", i % 128)).collect();
+        let wide = crlf(SIPP).replace("RTP/AVP 0", &format!("RTP/AVP{formats}"));
+        assert!(matches!(parse(&wide), Err(SdpError::TooLarge)));
+    }
+
+    #[test]
     fn answer_mirrors_other_media_lines_rejected() {
         let offer = crlf(&format!(
             "{}\nm=video 6002 RTP/AVP 96\na=rtpmap:96 H264/90000",

@@ -42,6 +42,10 @@ pub enum WebRtcError {
     /// The offer has no audio the gateway can take.
     #[error("no audio stream")]
     NoAudio,
+    /// More `m=` lines than [`super::sdp::MAX_MEDIA_LINES`]: str0m would build (and answer) a
+    /// media section for each.
+    #[error("too many media lines")]
+    TooLarge,
     /// The browser offered neither PCMU nor PCMA (or not the law the call needs).
     #[error("no common codec (PCMU or PCMA)")]
     NoCommonCodec,
@@ -183,6 +187,9 @@ impl BrowserLeg {
         laws: &[Law],
     ) -> Result<(BrowserLeg, String), WebRtcError> {
         let offer_text = offer;
+        if offer.lines().filter(|l| l.starts_with("m=")).count() > super::sdp::MAX_MEDIA_LINES {
+            return Err(WebRtcError::TooLarge);
+        }
         let offer = SdpOffer::from_sdp_string(offer).map_err(WebRtcError::InvalidOffer)?;
         let mut config = RtcConfig::new()
             .set_ice_lite(true)
@@ -551,6 +558,25 @@ a=ssrc:3285416542 msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-b
             .map(|l| format!("{l}\r\n"))
             .collect();
         assert!(BrowserLeg::answer(now, &ctx, &no_fingerprint, &laws).is_err());
+    }
+
+    #[test]
+    fn offers_with_absurd_numbers_of_media_lines_are_refused() {
+        let ctx = WebRtcContext::new("192.0.2.5:30000".parse().unwrap()).unwrap();
+        let now = Instant::now();
+        let laws = [Law::Pcmu, Law::Pcma];
+        let offer = crlf(CHROME_OFFER);
+        let section = &offer[offer.find("m=audio").unwrap()..];
+        let many = format!(
+            "{offer}{}",
+            (1..=super::super::sdp::MAX_MEDIA_LINES)
+                .map(|i| section.replace("a=mid:0", &format!("a=mid:{i}")))
+                .collect::<String>()
+        );
+        let started = Instant::now();
+        let e = BrowserLeg::answer(now, &ctx, &many, &laws).unwrap_err();
+        assert!(matches!(e, WebRtcError::TooLarge), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(50));
     }
 
     #[test]

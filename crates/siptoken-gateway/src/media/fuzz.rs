@@ -75,12 +75,12 @@ fn far_end(text: &str, signalling_hold: bool) {
 }
 
 fn browser(text: &str) {
-    for laws in [&[Law::Pcmu, Law::Pcma][..], &[Law::Pcma][..]] {
-        if let Ok((leg, answer)) = BrowserLeg::answer(Instant::now(), context(), text, laws) {
-            let got = &leg.codecs().laws;
-            assert!(!got.is_empty() && got.iter().all(|l| laws.contains(l)));
-            assert!(answer.contains("a=fingerprint:"));
-        }
+    // One set of laws: each answer builds a whole str0m `Rtc`, the slow part of this target.
+    let laws = [Law::Pcmu, Law::Pcma];
+    if let Ok((leg, answer)) = BrowserLeg::answer(Instant::now(), context(), text, &laws) {
+        let got = &leg.codecs().laws;
+        assert!(!got.is_empty() && got.iter().all(|l| laws.contains(l)));
+        assert!(answer.contains("a=fingerprint:"));
     }
 }
 

@@ -214,7 +214,10 @@ fn ptime(m: &MediaDescription) -> Option<u32> {
 }
 
 /// Parses the far end's SDP (an offer or an answer) and picks its audio stream: the first
-/// `m=audio` line with a non-zero port.
+/// `m=audio` line with a non-zero port. Refused besides what the parser rejects: more than
+/// [`MAX_MEDIA_LINES`] `m=` lines or [`MAX_FORMATS`] formats on one ([`SdpError::TooLarge`]),
+/// and a multicast or broadcast connection address ([`SdpError::NotUnicast`]): the gateway
+/// sends media only where [`is_media_destination`] allows.
 ///
 /// ```
 /// use siptoken_gateway::media::sdp::{parse, Law, MediaDirection};

@@ -40,6 +40,7 @@ mod parser_properties;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
+    pub use crate::media::fuzz as sdp_fuzz;
     pub use crate::sip::call::fuzz as call_fuzz;
     pub use crate::sip::digest;
     pub use crate::sip::message;

@@ -3,7 +3,10 @@
 //!
 //! Routing, in order:
 //! 1. a STUN binding request goes to the call whose ICE username fragment is the first half of
-//!    its USERNAME (`OURS:THEIRS`), and its source address is remembered for that call;
+//!    its USERNAME (`OURS:THEIRS`) if its MESSAGE-INTEGRITY is right for that call's ICE
+//!    password, and its source address is remembered for that call (the username fragment
+//!    travels in clear in every check, so it alone would let whoever saw one steer the call's
+//!    routing: move its addresses away, or push the browser's out of the table);
 //! 2. anything else (DTLS, SRTP, SRTCP, further STUN) goes to the call its source address was
 //!    remembered for.
 //!
@@ -20,6 +23,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use str0m::crypto::Sha1HmacProvider;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -42,10 +46,35 @@ pub struct Datagram {
     pub data: Vec<u8>,
 }
 
+/// What checks the STUN binding requests of one call: its local ICE password (the key of
+/// MESSAGE-INTEGRITY, RFC 8445 §7.2.2) and the HMAC-SHA1 to use.
+#[derive(Clone)]
+pub struct IceKey {
+    /// The call's local ICE password (`a=ice-pwd` of our answer).
+    pub password: String,
+    /// The crypto provider's HMAC-SHA1.
+    pub hmac: &'static dyn Sha1HmacProvider,
+}
+
+impl std::fmt::Debug for IceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IceKey(..)")
+    }
+}
+
+impl IceKey {
+    fn verifies(&self, m: &str0m::ice::StunMessage<'_>) -> bool {
+        m.verify(self.password.as_bytes(), |key, parts| {
+            self.hmac.sha1_hmac(key, parts)
+        })
+    }
+}
+
 #[derive(Debug)]
 struct Route {
     tx: mpsc::Sender<Datagram>,
     ufrag: String,
+    key: IceKey,
     addresses: VecDeque<SocketAddr>,
 }
 
@@ -62,8 +91,8 @@ fn lock(m: &Mutex<Demux>) -> MutexGuard<'_, Demux> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The first half of a STUN binding request's USERNAME, if `data` is one.
-fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
+/// A STUN binding request and the first half of its USERNAME, if `data` is one.
+fn stun_binding(data: &[u8]) -> Option<(&str, str0m::ice::StunMessage<'_>)> {
     if data.len() < 20 || data[0] >= 2 {
         return None;
     }
@@ -71,12 +100,13 @@ fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
     if !m.is_binding_request() {
         return None;
     }
-    Some(m.username()?.split_once(':')?.0)
+    Some((m.username()?.split_once(':')?.0, m))
 }
 
 impl Demux {
-    /// Registers a call by its ICE username fragment; returns its id and its datagram queue.
-    pub fn register(&mut self, ufrag: &str) -> (u64, mpsc::Receiver<Datagram>) {
+    /// Registers a call by its ICE username fragment and password; returns its id and its
+    /// datagram queue.
+    pub fn register(&mut self, ufrag: &str, key: IceKey) -> (u64, mpsc::Receiver<Datagram>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         self.next += 1;
         let id = self.next;
@@ -86,6 +116,7 @@ impl Demux {
             Route {
                 tx,
                 ufrag: ufrag.to_owned(),
+                key,
                 addresses: VecDeque::new(),
             },
         );
@@ -106,11 +137,14 @@ impl Demux {
         }
     }
 
-    /// The call a datagram from `source` belongs to (learning `source` from a binding
-    /// request), and that call's queue.
+    /// The call a datagram from `source` belongs to (learning `source` from an authentic
+    /// binding request), and that call's queue.
     fn route(&mut self, source: SocketAddr, data: &[u8]) -> Option<&mpsc::Sender<Datagram>> {
-        if let Some(ufrag) = stun_local_ufrag(data) {
+        if let Some((ufrag, m)) = stun_binding(data) {
             let id = *self.by_ufrag.get(ufrag)?;
+            if !self.routes.get(&id)?.key.verifies(&m) {
+                return None;
+            }
             if self.by_address.get(&source) != Some(&id) {
                 if let Some(old) = self.by_address.insert(source, id) {
                     if let Some(r) = self.routes.get_mut(&old) {
@@ -145,8 +179,8 @@ pub struct Shared {
 
 impl Shared {
     /// Registers a call (see [`Demux::register`]).
-    pub fn register(&self, ufrag: &str) -> (u64, mpsc::Receiver<Datagram>) {
-        lock(&self.demux).register(ufrag)
+    pub fn register(&self, ufrag: &str, key: IceKey) -> (u64, mpsc::Receiver<Datagram>) {
+        lock(&self.demux).register(ufrag, key)
     }
 
     /// Forgets a call.
@@ -198,22 +232,57 @@ mod tests {
     use super::*;
     use str0m::ice::{StunMessage, TransId};
 
-    fn binding(username: &str) -> Vec<u8> {
+    fn hmac() -> &'static dyn Sha1HmacProvider {
+        str0m::crypto::from_feature_flags().sha1_hmac_provider
+    }
+
+    fn key() -> IceKey {
+        IceKey {
+            password: "password".into(),
+            hmac: hmac(),
+        }
+    }
+
+    fn signed(username: &str, password: &[u8]) -> Vec<u8> {
         let m = StunMessage::binding_request(username, TransId::new(), true, 0, 1, false);
         let mut buf = vec![0u8; 512];
-        // The demultiplexer does not check MESSAGE-INTEGRITY (str0m does).
         let n = m
-            .to_bytes(Some(b"password"), &mut buf, |_, _| [0; 20])
+            .to_bytes(Some(password), &mut buf, |k, p| hmac().sha1_hmac(k, p))
             .unwrap();
         buf.truncate(n);
         buf
     }
 
+    fn binding(username: &str) -> Vec<u8> {
+        signed(username, b"password")
+    }
+
+    #[tokio::test]
+    async fn only_authentic_binding_requests_teach_addresses() {
+        let mut d = Demux::default();
+        let (a, _ra) = d.register("aaaa", key());
+        let browser: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        assert!(d.route(browser, &binding("aaaa:them")).is_some());
+        // Someone who saw the username fragment (it is in every check, in clear) but not the
+        // password: its checks are not routed, and cannot push the browser's address out.
+        for port in 0..20u16 {
+            let attacker = SocketAddr::new("10.0.0.66".parse().unwrap(), 7000 + port);
+            assert!(d.route(attacker, &signed("aaaa:them", b"guess")).is_none());
+            let unsigned =
+                StunMessage::binding_request("aaaa:x", TransId::new(), true, 0, 1, false);
+            let mut buf = vec![0u8; 512];
+            let n = unsigned.to_bytes(None, &mut buf, |_, _| [0; 20]).unwrap();
+            assert!(d.route(attacker, &buf[..n]).is_none());
+        }
+        assert_eq!(d.routes[&a].addresses, [browser]);
+        assert!(d.route(browser, &[22u8, 0xfe, 0xfd, 0, 0]).is_some());
+    }
+
     #[tokio::test]
     async fn stun_teaches_addresses_and_other_datagrams_follow_them() {
         let mut d = Demux::default();
-        let (a, _ra) = d.register("aaaa");
-        let (b, _rb) = d.register("bbbb");
+        let (a, _ra) = d.register("aaaa", key());
+        let (b, _rb) = d.register("bbbb", key());
         let x: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let y: SocketAddr = "10.0.0.2:5000".parse().unwrap();
         let dtls = [22u8, 0xfe, 0xfd, 0, 0];

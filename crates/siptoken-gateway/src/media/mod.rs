@@ -12,11 +12,14 @@
 //!   DTMF generation from [`dtmf`], law conversion from [`g711`]), sans-IO;
 //! - [`session`]: [`MediaEngine`] (one per gateway) and [`MediaSession`] (one per call, the API
 //!   for the call layer), with the task that does a call's I/O;
-//! - [`counters`]: figures for `/metrics`.
+//! - [`counters`]: figures for `/metrics`;
+//! - `fuzz`: the `sdp` fuzz target's driver (tests and the `fuzzing` feature only).
 
 pub mod counters;
 pub mod demux;
 pub mod dtmf;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzz;
 pub mod g711;
 pub mod packet;
 pub mod ports;

@@ -27,6 +27,25 @@ pub use super::g711::Law;
 /// The payload type the gateway offers telephone-event/8000 on (the usual choice).
 pub const TELEPHONE_EVENT_PT: u8 = 101;
 
+/// The most `m=` lines a far end's SDP may have. Each is mirrored (rejected) in our answer, so
+/// without a bound an offer could make the answer as large as itself; real offers have one to
+/// three (audio, video, perhaps T.38 or a BFCP stream).
+pub const MAX_MEDIA_LINES: usize = 16;
+
+/// The most formats (payload types) one `m=` line may list: there are only 128 RTP payload
+/// types, and real offers list a dozen at most.
+pub const MAX_FORMATS: usize = 128;
+
+/// Whether the gateway may send media to `ip` when an SDP names it: a unicast address, not
+/// multicast and not the IPv4 limited broadcast (`0.0.0.0`/`::` mean hold and are handled
+/// before). Anything else would let one SDP make the gateway flood a network segment.
+pub fn is_media_destination(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_multicast() || v4.is_broadcast() || v4.is_unspecified()),
+        IpAddr::V6(v6) => !(v6.is_multicast() || v6.is_unspecified()),
+    }
+}
+
 /// A media direction (`a=sendrecv` …), always from the point of view of the side whose SDP
 /// states it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +126,12 @@ pub enum SdpError {
     /// An answer with a different number of media lines than the offer.
     #[error("answer does not match the offer's media lines")]
     AnswerMismatch,
+    /// A connection address the gateway never sends media to: multicast or broadcast.
+    #[error("connection address is not a unicast address")]
+    NotUnicast,
+    /// More than [`MAX_MEDIA_LINES`] `m=` lines, or more than [`MAX_FORMATS`] formats on one.
+    #[error("too many media lines or formats")]
+    TooLarge,
 }
 
 impl SdpError {
@@ -118,7 +143,7 @@ impl SdpError {
 
 /// One `m=` line of the far end's SDP, kept to mirror it (rejected) in our answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct MLine {
+pub(super) struct MLine {
     media: String,
     proto: String,
     first_format: String,
@@ -130,7 +155,8 @@ pub struct RemoteMedia {
     /// Where to send RTP; `None` when the far end does not want media (`c=0.0.0.0`, the
     /// RFC 2543 way of holding).
     pub rtp: Option<SocketAddr>,
-    /// Where to send RTCP: `a=rtcp` or the RTP port plus one.
+    /// Where to send RTCP: `a=rtcp` or the RTP port plus one; `None` without RTP, or when
+    /// that is port 0.
     pub rtcp: Option<SocketAddr>,
     /// Its direction, from its point of view; `c=0.0.0.0` takes away "receives".
     pub direction: MediaDirection,
@@ -142,7 +168,7 @@ pub struct RemoteMedia {
     pub ptime: Option<u32>,
     /// The transport token of its audio line (`RTP/AVP` or `RTP/AVPF`), echoed in an answer.
     proto: String,
-    m_lines: Vec<MLine>,
+    pub(super) m_lines: Vec<MLine>,
     audio_index: usize,
 }
 
@@ -188,7 +214,10 @@ fn ptime(m: &MediaDescription) -> Option<u32> {
 }
 
 /// Parses the far end's SDP (an offer or an answer) and picks its audio stream: the first
-/// `m=audio` line with a non-zero port.
+/// `m=audio` line with a non-zero port. Refused besides what the parser rejects: more than
+/// [`MAX_MEDIA_LINES`] `m=` lines or [`MAX_FORMATS`] formats on one ([`SdpError::TooLarge`]),
+/// and a multicast or broadcast connection address ([`SdpError::NotUnicast`]): the gateway
+/// sends media only where [`is_media_destination`] allows.
 ///
 /// ```
 /// use siptoken_gateway::media::sdp::{parse, Law, MediaDirection};
@@ -203,6 +232,14 @@ fn ptime(m: &MediaDescription) -> Option<u32> {
 /// ```
 pub fn parse(sdp: &str) -> Result<RemoteMedia, SdpError> {
     let sd = SessionDescription::parse(&BytesStr::from(sdp)).map_err(SdpError::Malformed)?;
+    if sd.media_descriptions.len() > MAX_MEDIA_LINES
+        || sd
+            .media_descriptions
+            .iter()
+            .any(|m| m.media.fmts.len() > MAX_FORMATS)
+    {
+        return Err(SdpError::TooLarge);
+    }
     let m_lines = sd
         .media_descriptions
         .iter()
@@ -229,6 +266,9 @@ pub fn parse(sdp: &str) -> Result<RemoteMedia, SdpError> {
     let ip = connection_ip(conn)?;
     let mut direction = m.direction;
     let held_by_address = ip.is_unspecified();
+    if !held_by_address && !is_media_destination(ip) {
+        return Err(SdpError::NotUnicast);
+    }
     if held_by_address {
         direction = match direction {
             ezk_sdp_types::Direction::SendRecv | ezk_sdp_types::Direction::SendOnly => {
@@ -244,20 +284,26 @@ pub fn parse(sdp: &str) -> Result<RemoteMedia, SdpError> {
         ezk_sdp_types::Direction::Inactive => MediaDirection::Inactive,
     };
     let rtp = (!held_by_address).then(|| SocketAddr::new(ip, m.media.port));
-    let rtcp = rtp.map(|rtp| match &m.rtcp {
-        Some(r) => {
-            let ip = r
-                .address
-                .as_ref()
-                .and_then(|a| match a {
-                    TaggedAddress::IP4(ip) => Some(IpAddr::V4(*ip)),
-                    TaggedAddress::IP6(ip) => Some(IpAddr::V6(*ip)),
-                    _ => None,
-                })
-                .unwrap_or(rtp.ip());
-            SocketAddr::new(ip, r.port)
-        }
-        None => SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)),
+    // RTCP goes where `a=rtcp` says (its address, if a unicast IP, else the RTP one), or to the
+    // RTP port plus one; nowhere when that is port 0 (`a=rtcp:0`, or RTP on port 65535).
+    let rtcp = rtp.and_then(|rtp| {
+        let (ip, port) = match &m.rtcp {
+            Some(r) => {
+                let ip = r
+                    .address
+                    .as_ref()
+                    .and_then(|a| match a {
+                        TaggedAddress::IP4(ip) => Some(IpAddr::V4(*ip)),
+                        TaggedAddress::IP6(ip) => Some(IpAddr::V6(*ip)),
+                        _ => None,
+                    })
+                    .filter(|ip| is_media_destination(*ip))
+                    .unwrap_or(rtp.ip());
+                (ip, r.port)
+            }
+            None => (rtp.ip(), rtp.port().checked_add(1)?),
+        };
+        (port != 0).then(|| SocketAddr::new(ip, port))
     });
     let mut laws = Vec::new();
     for &pt in &m.media.fmts {
@@ -732,6 +778,44 @@ mod tests {
         assert!(matches!(parse(""), Err(SdpError::Malformed(_))));
         let t38 = crlf(SIPP).replace("m=audio 6000 RTP/AVP 0", "m=image 6000 udptl t38");
         assert!(matches!(parse(&t38), Err(SdpError::Malformed(_))));
+    }
+
+    #[test]
+    fn multicast_and_broadcast_addresses_are_refused() {
+        for bad in ["224.0.0.1", "239.255.255.250", "255.255.255.255"] {
+            let sdp = crlf(SIPP).replace("c=IN IP4 127.0.0.1", &format!("c=IN IP4 {bad}"));
+            assert!(matches!(parse(&sdp), Err(SdpError::NotUnicast)), "{bad}");
+        }
+        let v6 = crlf(BARESIP).replace("c=IN IP6 2001:db8::7", "c=IN IP6 ff02::1");
+        assert!(matches!(parse(&v6), Err(SdpError::NotUnicast)));
+        // A multicast a=rtcp address falls back to the RTP one.
+        let rtcp = crlf(BARESIP).replace("a=rtcp:10771", "a=rtcp:10771 IN IP6 ff02::1");
+        let far = parse(&rtcp).unwrap();
+        assert_eq!(far.rtcp, Some("[2001:db8::7]:10771".parse().unwrap()));
+        // 0.0.0.0 is still hold, not an error.
+        assert!(parse(&crlf(ZERO_HOLD)).unwrap().is_hold());
+    }
+
+    #[test]
+    fn no_rtcp_to_port_zero() {
+        let top = crlf(SIPP).replace("m=audio 6000", "m=audio 65535");
+        let far = parse(&top).unwrap();
+        assert_eq!(far.rtp, Some("127.0.0.1:65535".parse().unwrap()));
+        assert_eq!(far.rtcp, None, "65535 + 1 is no port");
+        let zero = crlf(BARESIP).replace("a=rtcp:10771", "a=rtcp:0");
+        assert_eq!(parse(&zero).unwrap().rtcp, None);
+    }
+
+    #[test]
+    fn absurd_numbers_of_media_lines_or_formats_are_refused() {
+        let extra = "m=video 0 RTP/AVP 96\r\n".repeat(MAX_MEDIA_LINES - 1);
+        let most = format!("{}{extra}", crlf(SIPP));
+        assert!(parse(&most).is_ok(), "{MAX_MEDIA_LINES} lines are fine");
+        let too_many = format!("{most}m=video 0 RTP/AVP 96\r\n");
+        assert!(matches!(parse(&too_many), Err(SdpError::TooLarge)));
+        let formats: String = (0..=MAX_FORMATS).map(|i| format!(" {}", i % 128)).collect();
+        let wide = crlf(SIPP).replace("RTP/AVP 0", &format!("RTP/AVP{formats}"));
+        assert!(matches!(parse(&wide), Err(SdpError::TooLarge)));
     }
 
     #[test]

@@ -142,7 +142,7 @@ impl MediaEngine {
         let (leg, answer) = BrowserLeg::answer(now, &inner.ctx, offer, &laws)?;
         let PortPair { rtp, rtcp } = inner.ports.allocate().map_err(MediaError::Ports)?;
         let port = rtp.local_addr().map_err(MediaError::Ports)?.port();
-        let (id, datagrams) = inner.shared.register(leg.ufrag());
+        let (id, datagrams) = inner.shared.register(leg.ufrag(), leg.ice_key());
         let sip_address = if inner.rtp_address.is_unspecified() {
             options.sip_address
         } else {

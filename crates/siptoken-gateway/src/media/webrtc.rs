@@ -23,6 +23,7 @@ use str0m::net::{Protocol, Receive, Transmit};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig, RtcError};
 
+use super::demux::IceKey;
 use super::g711::Law;
 use super::relay::{Inbound, LegCodecs, Outbound};
 
@@ -42,6 +43,10 @@ pub enum WebRtcError {
     /// The offer has no audio the gateway can take.
     #[error("no audio stream")]
     NoAudio,
+    /// More `m=` lines than [`super::sdp::MAX_MEDIA_LINES`]: str0m would build (and answer) a
+    /// media section for each.
+    #[error("too many media lines")]
+    TooLarge,
     /// The browser offered neither PCMU nor PCMA (or not the law the call needs).
     #[error("no common codec (PCMU or PCMA)")]
     NoCommonCodec,
@@ -145,6 +150,7 @@ pub struct BrowserLeg {
     mid: Mid,
     codecs: BrowserCodecs,
     ufrag: String,
+    ice_key: IceKey,
     tx: Option<Ssrc>,
     local: SocketAddr,
     connected: bool,
@@ -196,6 +202,9 @@ impl BrowserLeg {
         laws: &[Law],
     ) -> Result<(BrowserLeg, String), WebRtcError> {
         let offer_text = offer;
+        if offer.lines().filter(|l| l.starts_with("m=")).count() > super::sdp::MAX_MEDIA_LINES {
+            return Err(WebRtcError::TooLarge);
+        }
         let offer = SdpOffer::from_sdp_string(offer).map_err(WebRtcError::InvalidOffer)?;
         let mut config = RtcConfig::new()
             .set_ice_lite(true)
@@ -257,12 +266,16 @@ impl BrowserLeg {
         if negotiated.laws.is_empty() {
             return Err(WebRtcError::NoCommonCodec);
         }
-        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let creds = rtc.direct_api().local_ice_credentials();
         let leg = BrowserLeg {
             rtc,
             mid,
             codecs: negotiated,
-            ufrag,
+            ufrag: creds.ufrag,
+            ice_key: IceKey {
+                password: creds.pass,
+                hmac: ctx.provider.sha1_hmac_provider,
+            },
             tx: None,
             local: ctx.advertised,
             connected: false,
@@ -281,6 +294,11 @@ impl BrowserLeg {
     /// Our ICE username fragment: STUN checks from the browser carry it (`OURS:THEIRS`).
     pub fn ufrag(&self) -> &str {
         &self.ufrag
+    }
+
+    /// What the demultiplexer checks this leg's STUN binding requests with.
+    pub fn ice_key(&self) -> IceKey {
+        self.ice_key.clone()
     }
 
     /// Whether ICE and DTLS are up.
@@ -557,6 +575,45 @@ a=ssrc:3285416542 msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-b
             .map(|l| format!("{l}\r\n"))
             .collect();
         assert!(BrowserLeg::answer(now, &ctx, &no_fingerprint, &laws).is_err());
+    }
+
+    #[test]
+    fn offers_with_absurd_numbers_of_media_lines_are_refused() {
+        let ctx = WebRtcContext::new("192.0.2.5:30000".parse().unwrap()).unwrap();
+        let now = Instant::now();
+        let laws = [Law::Pcmu, Law::Pcma];
+        let offer = crlf(CHROME_OFFER);
+        let section = &offer[offer.find("m=audio").unwrap()..];
+        let many = format!(
+            "{offer}{}",
+            (1..=super::super::sdp::MAX_MEDIA_LINES)
+                .map(|i| section.replace("a=mid:0", &format!("a=mid:{i}")))
+                .collect::<String>()
+        );
+        let started = Instant::now();
+        let e = BrowserLeg::answer(now, &ctx, &many, &laws).unwrap_err();
+        assert!(matches!(e, WebRtcError::TooLarge), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(50));
+    }
+
+    #[test]
+    fn dtls_and_srtp_from_an_address_ice_did_not_confirm_are_refused() {
+        let ctx = WebRtcContext::new("192.0.2.5:30000".parse().unwrap()).unwrap();
+        let now = Instant::now();
+        let (mut leg, _) =
+            BrowserLeg::answer(now, &ctx, &crlf(CHROME_OFFER), &[Law::Pcmu, Law::Pcma]).unwrap();
+        let stranger: SocketAddr = "203.0.113.9:4444".parse().unwrap();
+        let mut dtls = vec![22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12];
+        dtls.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let mut srtp = vec![0x80u8, 0, 0, 1, 0, 0, 0, 160, 0x12, 0x34, 0x56, 0x78];
+        srtp.extend_from_slice(&[0xd5; 170]);
+        for datagram in [&dtls, &srtp] {
+            assert!(!leg.receive(now, stranger, datagram), "{datagram:?}");
+        }
+        assert!(
+            matches!(leg.poll(), BrowserOutput::Timeout(_)),
+            "nothing came of them"
+        );
     }
 
     #[test]

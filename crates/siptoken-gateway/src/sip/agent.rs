@@ -199,6 +199,14 @@ fn truncate(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
+/// Calls one registration keeps at most, ended ones still absorbing retransmissions included.
+/// An INVITE beyond is answered `486 Busy Here` statelessly and creates nothing: the client's
+/// limits (`max_calls_per_session`, `max_calls`) refuse such calls anyway, but each refused
+/// call would otherwise stay for its final response's retransmission time (Timer H, 32 s over
+/// UDP), so a flood of INVITEs through the registrar could grow the list, and the linear
+/// search every message makes through it, without bound.
+pub const MAX_CALLS_PER_REGISTRATION: usize = 32;
+
 fn incoming_id() -> String {
     format!("in-{}", super::compose::random_hex(12))
 }
@@ -260,6 +268,12 @@ impl Agent {
 
     /// An INVITE that starts a call to this account (see `incoming::out_of_dialog`).
     pub fn incoming(&mut self, now: Instant, invite: &Message) {
+        if self.calls.len() >= MAX_CALLS_PER_REGISTRATION {
+            tracing::debug!("incoming INVITE refused: the registration has too many calls");
+            self.transmits
+                .push_back(super::incoming::reply(invite, 486).encode());
+            return;
+        }
         match Call::incoming(self.local.clone(), self.ctx.settings.clone(), invite, now) {
             Ok(call) => {
                 let sip_offer = call_offer(invite);
@@ -632,4 +646,78 @@ pub const COMMAND_QUEUE: usize = 64;
 /// The ring timeout, from the configuration.
 pub fn ring_timeout(seconds: u64) -> Duration {
     Duration::from_secs(seconds.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::MediaSettings;
+    use crate::sip::message;
+    use crate::sip::transport::Kind;
+    use zeroize::Zeroizing;
+
+    async fn agent() -> Agent {
+        let loopback: IpAddr = [127, 0, 0, 1].into();
+        let media = MediaEngine::bind(&MediaSettings {
+            webrtc_listen: (loopback, 0).into(),
+            webrtc_public_ip: None,
+            rtp_ports: "40000-40099".parse().expect("a port range"),
+            rtp_address: loopback,
+            media_timeout: None,
+        })
+        .await
+        .expect("the media engine");
+        let local = Local {
+            aor: "sip:op@example.org".into(),
+            display_name: None,
+            contact: "sip:st-feed@127.0.0.1:5070".into(),
+            sent_by: "127.0.0.1:5070".into(),
+            transport: Kind::Udp,
+            route: "feed".into(),
+            auth_name: "op".into(),
+            password: Zeroizing::new("secret".into()),
+        };
+        let ctx = CallContext {
+            media,
+            settings: CallSettings::default(),
+        };
+        Agent::new(ctx, local, "example.org".into(), loopback)
+    }
+
+    fn invite(n: usize) -> Message {
+        let text = format!(
+            "INVITE sip:st-feed@127.0.0.1:5070 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKflood{n}\r\n\
+             From: <sip:caller@example.org>;tag=f{n}\r\nTo: <sip:op@example.org>\r\n\
+             Call-ID: flood-{n}@127.0.0.1\r\nCSeq: 1 INVITE\r\n\
+             Contact: <sip:caller@127.0.0.1:5060>\r\nContent-Length: 0\r\n\r\n"
+        );
+        message::parse(text.as_bytes(), true).expect("an INVITE").0
+    }
+
+    #[tokio::test]
+    async fn an_invite_flood_keeps_at_most_max_calls_per_registration() {
+        let mut a = agent().await;
+        let now = Instant::now();
+        for n in 0..200 {
+            a.incoming(now, &invite(n));
+        }
+        assert_eq!(a.calls.len(), MAX_CALLS_PER_REGISTRATION);
+        let mut busy = 0;
+        while let Some(b) = a.poll_transmit() {
+            let (m, _) = message::parse(&b, true).expect("valid SIP");
+            if m.code() == Some(486) {
+                busy += 1;
+            }
+        }
+        assert_eq!(busy, 200 - MAX_CALLS_PER_REGISTRATION);
+        let mut incoming = 0;
+        while let Some((_, u)) = a.poll_update() {
+            incoming += usize::from(matches!(u, CallUpdate::Incoming { .. }));
+        }
+        assert_eq!(
+            incoming, MAX_CALLS_PER_REGISTRATION,
+            "the refused ones never ring"
+        );
+    }
 }

@@ -31,6 +31,8 @@ mod end;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;
 mod sdp;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use sdp::offers_hold as sdp_offers_hold;
 pub mod target;
 mod transfer;
 
@@ -439,6 +441,9 @@ pub struct Call {
     /// A hold/unhold waiting for its turn: (hold, SDP).
     hold_wanted: Option<(bool, Vec<u8>)>,
     reinvite_retry_at: Option<Instant>,
+    /// When the far end's last re-INVITEs were taken (at most [`MAX_REINVITES`] within
+    /// [`REINVITE_WINDOW`]).
+    their_reinvites: VecDeque<Instant>,
     transfer: Transfer,
     transferring_announced: bool,
     /// The far end hung up during an accepted transfer: wait this long for the final NOTIFY.
@@ -455,6 +460,16 @@ pub struct Call {
 /// Server transactions a call keeps at most: beyond, requests are answered statelessly (a peer
 /// flooding a dialog with requests cannot grow the call without bound).
 const MAX_SERVER_TRANSACTIONS: usize = 32;
+
+/// The far end's re-INVITEs a call takes at most within [`REINVITE_WINDOW`]; beyond, they get
+/// `500` with a `Retry-After` of the time until one is allowed again. Each one taken costs an
+/// SDP negotiation, a change of the media session and an update to the client (hold, resume):
+/// with this bound a dialog costs at most that ten times per ten seconds, whatever the far
+/// end sends. Hold, resume, transfers and session refreshes need far fewer.
+const MAX_REINVITES: usize = 10;
+
+/// See [`MAX_REINVITES`].
+const REINVITE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Client transactions a call keeps at most for requests whose outcome does not matter (the BYEs
 /// of forked 2xx).
@@ -512,6 +527,7 @@ impl Call {
             remote_hold: false,
             hold_wanted: None,
             reinvite_retry_at: None,
+            their_reinvites: VecDeque::new(),
             transfer: Transfer::Idle,
             transferring_announced: false,
             bye_grace: None,
@@ -1467,6 +1483,26 @@ impl Call {
             self.reply(m, r, now);
             return;
         }
+        while self
+            .their_reinvites
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= REINVITE_WINDOW)
+        {
+            self.their_reinvites.pop_front();
+        }
+        if let Some(oldest) = self
+            .their_reinvites
+            .front()
+            .filter(|_| self.their_reinvites.len() >= MAX_REINVITES)
+        {
+            let wait = REINVITE_WINDOW.saturating_sub(now.saturating_duration_since(*oldest));
+            tracing::debug!(call_id = %self.call_id, "re-INVITE flood: refused");
+            let mut r = Response::to(m, 500, Some(&self.local_tag));
+            r.push("Retry-After", (wait.as_secs() + 1).to_string());
+            self.reply(m, r, now);
+            return;
+        }
+        self.their_reinvites.push_back(now);
         if !m.body.is_empty() && !m.header("content-type").is_some_and(sdp::is_sdp_type) {
             let mut r = Response::to(m, 415, Some(&self.local_tag));
             r.push("Accept", "application/sdp");

@@ -1,5 +1,6 @@
 //! The little the signalling reads from SDP, which is otherwise an opaque body built and parsed
-//! by the media layer: whether a body is SDP, and whether an offer puts the call on hold.
+//! by the media layer: whether a body is SDP, and whether an offer puts the call on hold (asked
+//! of the media layer's parser).
 
 use crate::sip::message::Message;
 
@@ -19,53 +20,16 @@ pub fn is_sdp_type(content_type: &str) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
 }
 
-/// Whether an SDP offer holds the call (RFC 3264 §8.4): its first audio stream is `sendonly`
-/// or `inactive` (the media-level attribute, else the session-level one), or its connection
-/// address is `0.0.0.0` (the RFC 2543 way, still sent by some phones).
+/// Whether an SDP offer holds the call (RFC 3264 §8.4): its audio stream is `sendonly` or
+/// `inactive` (the media-level attribute, else the session-level one), or its connection
+/// address is `0.0.0.0` (the RFC 2543 way, still sent by some phones). Read by the media
+/// layer's parser, so that what the client is told and what the relay does cannot disagree; an
+/// SDP the media layer cannot use holds nothing (it is refused with 488 anyway).
 pub fn offers_hold(sdp: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(sdp) else {
-        return false;
-    };
-    let mut seen_media = false;
-    let mut session_dir: Option<&str> = None;
-    let mut session_zero = false;
-    let mut in_audio = false;
-    let mut seen_audio = false;
-    let mut media_dir: Option<&str> = None;
-    let mut media_zero: Option<bool> = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(m) = line.strip_prefix("m=") {
-            if seen_audio {
-                break;
-            }
-            seen_media = true;
-            in_audio = m.starts_with("audio ");
-            seen_audio |= in_audio;
-            continue;
-        }
-        let dir = match line {
-            "a=sendonly" => Some("sendonly"),
-            "a=inactive" => Some("inactive"),
-            "a=recvonly" => Some("recvonly"),
-            "a=sendrecv" => Some("sendrecv"),
-            _ => None,
-        };
-        let zero = line
-            .strip_prefix("c=IN IP4 ")
-            .map(|a| a.split('/').next() == Some("0.0.0.0"));
-        if !seen_media {
-            session_dir = dir.or(session_dir);
-            session_zero |= zero == Some(true);
-        } else if in_audio {
-            media_dir = dir.or(media_dir);
-            media_zero = zero.or(media_zero);
-        }
-    }
-    if !seen_audio {
-        return false;
-    }
-    let dir = media_dir.or(session_dir).unwrap_or("sendrecv");
-    matches!(dir, "sendonly" | "inactive") || media_zero.unwrap_or(session_zero)
+    std::str::from_utf8(sdp)
+        .ok()
+        .and_then(|text| crate::media::sdp::parse(text).ok())
+        .is_some_and(|far| far.is_hold())
 }
 
 #[cfg(test)]

@@ -243,3 +243,51 @@ fn bye_while_their_offer_waits_answers_it_487() {
     assert_eq!(run.sorted_codes(), [200, 487]);
     assert_eq!(run.ended(), ("remote_hangup", None));
 }
+
+#[test]
+fn a_re_invite_flood_is_refused_beyond_ten_per_ten_seconds() {
+    let (mut run, mut far) = confirmed_inbound();
+    let mut taken = 0;
+    let mut refused = Vec::new();
+    // Every re-INVITE answered and acknowledged at once: nothing else would refuse them.
+    for i in 0..30 {
+        let sdp = if i % 2 == 0 { HOLD } else { OFFER };
+        run.input(&far.request("INVITE", "", Some(sdp), "application/sdp"));
+        let offered = run
+            .take_events()
+            .iter()
+            .any(|e| matches!(e, CallEvent::RemoteOffer { .. }));
+        if offered {
+            taken += 1;
+            let answer = if i % 2 == 0 { HELD_ANSWER } else { ANSWER };
+            run.call.accept_offer(answer.to_vec(), run.now).unwrap();
+            run.pump();
+            run.take_events();
+            let cseq = far.cseq;
+            run.input(&far.ack(cseq, None));
+            run.take_sent();
+        } else {
+            // (Earlier refusals may be retransmitted alongside: those are not ACKed here.)
+            let cseq = far.cseq;
+            let sent = run.take_sent();
+            let r = sent
+                .iter()
+                .find(|m| m.cseq().is_some_and(|c| c.0 == cseq))
+                .expect("an answer to this re-INVITE");
+            assert_eq!(r.code(), Some(500));
+            refused.push(r.header("retry-after").unwrap().parse::<u64>().unwrap());
+        }
+        run.advance(Duration::from_millis(100));
+    }
+    assert_eq!(taken, 10, "at most ten within ten seconds");
+    assert_eq!(refused.len(), 20);
+    assert!(refused.iter().all(|s| (1..=10).contains(s)), "{refused:?}");
+    // Once the window has passed, re-INVITEs are taken again.
+    run.advance(Duration::from_secs(10));
+    run.take_sent();
+    run.input(&far.request("INVITE", "", Some(OFFER), "application/sdp"));
+    assert!(run
+        .take_events()
+        .iter()
+        .any(|e| matches!(e, CallEvent::RemoteOffer { .. })));
+}

@@ -8,6 +8,7 @@
 #                                             a fixed seed and a fixed number of inputs per target
 #                                             (instead of a time): exactly the same inputs on every
 #                                             run and every machine, as CI does
+#   FUZZ_RUNS_sdp=20000 scripts/fuzz.sh       FUZZ_RUNS for one target only
 #   FUZZ_GROW=1 scripts/fuzz.sh 600           let new inputs land in fuzz/corpus/ (then minimise
 #                                             with `-merge=1` or `cargo +nightly fuzz cmin`)
 #
@@ -57,8 +58,11 @@ for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t"
     dirs=("$scratch/$t" "corpus/$t")
   fi
-  if [ -n "${FUZZ_RUNS:-}" ]; then
-    echo "--- fuzz $t: $FUZZ_RUNS inputs"
+  # FUZZ_RUNS_<target> overrides FUZZ_RUNS for one target (a slow one, e.g. sdp).
+  runs_var="FUZZ_RUNS_$t"
+  runs=${!runs_var:-${FUZZ_RUNS:-}}
+  if [ -n "$runs" ]; then
+    echo "--- fuzz $t: $runs inputs"
   else
     echo "--- fuzz $t for ${SECONDS_EACH}s"
   fi
@@ -66,7 +70,7 @@ for t in "${targets[@]}"; do
   seed=()
   [ -z "${FUZZ_SEED:-}" ] || seed=(-seed="$FUZZ_SEED")
   limit=(-max_total_time="$SECONDS_EACH")
-  [ -z "${FUZZ_RUNS:-}" ] || limit=(-runs="$FUZZ_RUNS")
+  [ -z "$runs" ] || limit=(-runs="$runs")
   "$target_dir/$host/release/$t" "${dirs[@]}" "${seed[@]}" "${limit[@]}" -artifact_prefix="artifacts/$t/" \
     -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     > "$scratch/$t.log" 2>&1 || status=$?

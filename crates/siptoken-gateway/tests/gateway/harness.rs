@@ -499,6 +499,20 @@ impl Gateway {
             .unwrap_or(0.0)
     }
 
+    /// How many connections the gateway closed for `reason` (the label of
+    /// `siptoken_gateway_connections_closed_total`), 0 when none.
+    pub fn closed_total(&self, reason: &str) -> f64 {
+        self.metric(&closed_series(reason))
+    }
+
+    /// Waits (at most 5 s) until the gateway has closed `count` connections for `reason`.
+    pub async fn wait_closed_total(&self, reason: &str, count: f64) {
+        self.wait_metric(&closed_series(reason), Duration::from_secs(5), |n| {
+            n == count
+        })
+        .await;
+    }
+
     /// Waits (bounded, polling every 50 ms) until the metric `series` satisfies `done`, and
     /// returns its value; panics with the last value and the gateway log after `within`.
     pub async fn wait_metric(
@@ -1054,17 +1068,12 @@ impl Redis {
             cfg.push_str(&format!("requirepass \"{p}\"\nmasterauth \"{p}\"\n"));
         }
         cfg.push_str(&self.extra);
-        let cfg_path = self.dir.path().join("redis.conf");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let log = std::fs::File::create(self.dir.path().join("redis.log")).unwrap();
-        let child = Command::new("redis-server")
-            .arg(&cfg_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("redis-server is installed (Debian package redis-server)");
-        self.child = Some(child);
+        self.child = Some(spawn_configured(
+            "redis-server",
+            self.dir.path(),
+            "redis",
+            &cfg,
+        ));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
@@ -1145,16 +1154,7 @@ impl RedisSentinel {
             cfg.push_str(&format!("sentinel auth-pass {m} \"{p}\"\n"));
         }
         cfg.push_str(extra);
-        let cfg_path = dir.path().join("sentinel.conf");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let log = std::fs::File::create(dir.path().join("sentinel.log")).unwrap();
-        let child = Command::new("redis-sentinel")
-            .arg(&cfg_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("redis-sentinel is installed (Debian package redis-sentinel)");
+        let child = spawn_configured("redis-sentinel", dir.path(), "sentinel", &cfg);
         let s = RedisSentinel { dir, port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !s
@@ -1287,4 +1287,25 @@ impl Certs {
             key: dir.join("server.key"),
         }
     }
+}
+
+/// The series of `siptoken_gateway_connections_closed_total` for one close `reason`.
+pub fn closed_series(reason: &str) -> String {
+    format!("siptoken_gateway_connections_closed_total{{reason=\"{reason}\"}}")
+}
+
+/// Starts `program` (a Redis server or sentinel, Debian packages of the same name) in its own
+/// process group with the config file `dir/NAME.conf` holding `cfg` (a file, so that a password
+/// never appears on a command line), its output going to `dir/NAME.log`.
+fn spawn_configured(program: &str, dir: &Path, name: &str, cfg: &str) -> Child {
+    let cfg_path = dir.join(format!("{name}.conf"));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    Command::new(program)
+        .arg(&cfg_path)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is installed (Debian package {program}): {e}"))
 }

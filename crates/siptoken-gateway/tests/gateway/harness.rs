@@ -65,6 +65,9 @@ pub fn ipv6_loopback() -> bool {
 
 #[path = "loopback.rs"]
 mod loopback;
+
+#[path = "launch.rs"]
+mod launch;
 pub use loopback::free_port;
 
 fn kill_group(child: &mut Child) {
@@ -389,45 +392,25 @@ impl Gateway {
         env: &[(&str, &str)],
     ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("keys.conf");
-        std::fs::write(&keys, KEYS).unwrap();
-        let mut perms = std::fs::metadata(&keys).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
-        std::fs::set_permissions(&keys, perms).unwrap();
         let config = format!(
             "listen = \"{listen}\"\nkeys = \"keys.conf\"\nsip_bind = \"127.0.0.1\"\n{extra}\n"
         );
-        let config_path = dir.path().join("gateway.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
         // SIPTOKEN_GATEWAY_BIN runs another build (e.g. target/release) under the same tests.
         let bin = std::env::var("SIPTOKEN_GATEWAY_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_siptoken-gateway").to_owned());
-        let mut child = Command::new(bin)
-            .arg("--config")
-            .arg(&config_path)
+        let log_filter =
+            std::env::var("SIPTOKEN_TEST_GATEWAY_LOG").unwrap_or_else(|_| "trace".into());
+        let mut child = launch::command(Path::new(&bin), dir.path(), KEYS, &config)
             .args(args)
             .envs(env.iter().copied())
-            .env(
-                "SIPTOKEN_GATEWAY_LOG",
-                std::env::var("SIPTOKEN_TEST_GATEWAY_LOG").unwrap_or_else(|_| "trace".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .process_group(0)
+            .env("SIPTOKEN_GATEWAY_LOG", log_filter)
             .spawn()
             .unwrap();
         let mut line = String::new();
         let stdout = child.stdout.take().unwrap();
         let mut reader = BufReader::new(stdout);
         reader.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("siptoken-gateway listening on http://")
-            .or_else(|| {
-                line.trim()
-                    .strip_prefix("siptoken-gateway listening on https://")
-            })
+        let addr = launch::listening_address(&line)
             .unwrap_or_else(|| {
                 panic!(
                     "gateway did not start: {line:?}\n{}",

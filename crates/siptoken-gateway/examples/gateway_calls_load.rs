@@ -1129,19 +1129,8 @@ async fn run(o: &Options) -> bool {
          {n} calls)"
     );
 
-    let (lines, verbose) = gw.log_lines();
-    println!("gateway log: {lines} lines, {verbose} of them at DEBUG or TRACE");
-    if !ok {
-        println!("gateway log (tail):\n{}", gw.log_tail());
-    }
-    if !ok || std::env::var_os("SIPTOKEN_LOAD_KEEP").is_some() {
-        println!("load directory kept: {}", tmp.keep().display());
-    }
-    println!(
-        "gateway_calls_load: {} (load average {})",
-        if ok { "ok" } else { "FAILED" },
-        loadavg()
-    );
+    let keep = !ok || std::env::var_os("SIPTOKEN_LOAD_KEEP").is_some();
+    gw.report_end("gateway_calls_load", ok, tmp, keep);
     drop(gw);
     drop(kam);
     drop(callee);

@@ -514,17 +514,7 @@ async fn run(o: &Options) -> bool {
     if errors > 0.0 {
         println!("gateway sip_timeout logins: {errors}");
     }
-    let (lines, verbose) = gw.log_lines();
-    println!("gateway log: {lines} lines, {verbose} of them at DEBUG or TRACE");
-    if !ok {
-        println!("gateway log (tail):\n{}", gw.log_tail());
-        println!("load directory kept: {}", tmp.keep().display());
-    }
-    println!(
-        "gateway_load: {} (load average {})",
-        if ok { "ok" } else { "FAILED" },
-        loadavg()
-    );
+    gw.report_end("gateway_load", ok, tmp, !ok);
     drop(gw);
     drop(kam);
     ok

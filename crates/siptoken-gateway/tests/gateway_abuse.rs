@@ -35,15 +35,20 @@ async fn ws_from(source: &str, addr: SocketAddr) -> Ws {
     Ws { stream }
 }
 
-/// An HTTP/2 connection from `source`, with the task driving it (it ends when the connection
-/// does).
-async fn h2_from(
+/// An HTTP/2 connection from `source` for requests with bodies of type `B`, with the task
+/// driving it (it ends when the connection does).
+async fn h2_from<B>(
     source: &str,
     addr: SocketAddr,
 ) -> (
-    hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    hyper::client::conn::http2::SendRequest<B>,
     tokio::task::JoinHandle<()>,
-) {
+)
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let tcp = tcp_from(source, addr).await;
     let (send, conn) =
         hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
@@ -56,6 +61,21 @@ async fn h2_from(
             let _ = conn.await;
         }),
     )
+}
+
+/// Waits (at most `within`) until the task driving an HTTP/2 connection ends, that is until
+/// the connection is closed; panics with `what` otherwise. Returns how long that took.
+async fn h2_closed(
+    task: &mut tokio::task::JoinHandle<()>,
+    within: Duration,
+    what: &str,
+) -> Duration {
+    let t = Instant::now();
+    tokio::time::timeout(within, task)
+        .await
+        .expect(what)
+        .unwrap();
+    t.elapsed()
 }
 
 /// Opens a WebSocket on an HTTP/2 connection (extended CONNECT): `None` unless answered 200.
@@ -147,10 +167,7 @@ async fn sockets_that_never_log_in_lose_their_slot_at_the_login_deadline() {
     gw.wait_no_sessions(Duration::from_secs(5)).await;
     let mut fourth = gw.ws().await;
     fourth.ping().await;
-    assert_eq!(
-        gw.metric("siptoken_gateway_connections_closed_total{reason=\"login_timeout\"}"),
-        3.0
-    );
+    assert_eq!(gw.closed_total("login_timeout"), 3.0);
 }
 
 /// Item 1. A socket that logs in keeps its slot past the login deadline; one that logs out has
@@ -198,9 +215,7 @@ async fn the_login_deadline_applies_while_a_socket_holds_no_account() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
-    let series = "siptoken_gateway_connections_closed_total{reason=\"login_timeout\"}";
-    gw.wait_metric(series, Duration::from_secs(5), |n| n == 2.0)
-        .await;
+    gw.wait_closed_total("login_timeout", 2.0).await;
 }
 
 /// Item 1. Before: a logged-in socket that only answered the gateway's WebSocket pings (which
@@ -278,10 +293,7 @@ async fn one_address_cannot_take_every_session_or_connection() {
     other2.ping().await;
     drop(idle);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        gw.metric("siptoken_gateway_connections_closed_total{reason=\"connection_limit_per_ip\"}"),
-        1.0
-    );
+    assert_eq!(gw.closed_total("connection_limit_per_ip"), 1.0);
     for ws in mine.iter_mut() {
         ws.ping().await;
     }
@@ -454,18 +466,19 @@ async fn connections_with_no_request_in_progress_are_closed() {
     let (mut send, mut task) = h2_from("127.0.0.1", gw.addr).await;
     send.ready().await.unwrap();
     let req = hyper::Request::get(format!("http://{}/healthz", gw.addr))
-        .body(http_body_util::Empty::new())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
         .unwrap();
     let resp = send.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     let body = http_body_util::BodyExt::collect(resp.into_body()).await;
     assert_eq!(&body.unwrap().to_bytes()[..], b"ok\n");
-    let t = Instant::now();
-    tokio::time::timeout(Duration::from_secs(8), &mut task)
-        .await
-        .expect("an HTTP/2 connection without streams was closed")
-        .unwrap();
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    let after = h2_closed(
+        &mut task,
+        Duration::from_secs(8),
+        "an HTTP/2 connection without streams was closed",
+    )
+    .await;
+    assert!(after < Duration::from_secs(3), "{after:?}");
     drop(send);
     // HTTP/1.1 keep-alive: the same rule.
     let mut s = TcpStream::connect(gw.addr).unwrap();
@@ -486,10 +499,12 @@ async fn connections_with_no_request_in_progress_are_closed() {
     // Once it ends, the connection has no stream left and is closed too.
     ws.logout().await;
     drop(ws);
-    tokio::time::timeout(Duration::from_secs(5), &mut task)
-        .await
-        .expect("closed once its last stream ended")
-        .unwrap();
+    h2_closed(
+        &mut task,
+        Duration::from_secs(5),
+        "closed once its last stream ended",
+    )
+    .await;
     assert_eq!(gw.get("/healthz").0, 200);
 }
 
@@ -501,15 +516,7 @@ async fn request_bodies_are_refused_without_waiting_for_them() {
     use http_body_util::BodyExt;
     let gw = Gateway::start("handshake_timeout_seconds = 1");
     // HTTP/2: a POST whose body trickles a byte every 100 ms, for ever.
-    let tcp = tcp_from("127.0.0.1", gw.addr).await;
-    let (mut send, conn) =
-        hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    let mut task = tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let (mut send, mut task) = h2_from("127.0.0.1", gw.addr).await;
     send.ready().await.unwrap();
     let trickle = futures_util::stream::unfold((), |()| async {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -528,12 +535,13 @@ async fn request_bodies_are_refused_without_waiting_for_them() {
         .expect("answered before the body ends")
         .unwrap();
     assert_eq!(resp.status(), 413);
-    let t = Instant::now();
-    tokio::time::timeout(Duration::from_secs(8), &mut task)
-        .await
-        .expect("the connection did not wait for the body")
-        .unwrap();
-    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    let after = h2_closed(
+        &mut task,
+        Duration::from_secs(8),
+        "the connection did not wait for the body",
+    )
+    .await;
+    assert!(after < Duration::from_secs(4), "{after:?}");
     drop(send);
     // HTTP/1.1: a declared body that trickles.
     let mut s = TcpStream::connect(gw.addr).unwrap();
@@ -594,10 +602,7 @@ async fn connections_are_capped_in_total() {
     held.pop();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(gw.get("/healthz").0, 200);
-    assert_eq!(
-        gw.metric("siptoken_gateway_connections_closed_total{reason=\"connection_limit\"}"),
-        2.0
-    );
+    assert_eq!(gw.closed_total("connection_limit"), 2.0);
     drop(held);
 }
 

@@ -56,6 +56,21 @@ fn alice_through(routes: &[(&str, &Sipp)], extra: &str) -> (Kamailio, Gateway, B
     (kam, gw, alice)
 }
 
+/// [`alice_through`] the sipp callee `name` (running the scenario file `scenario_file` with
+/// `sipp_args`), and alice's call `c1` to it answered. The callee comes first: it outlives the
+/// rest, as when declared first.
+fn answered_call(
+    scenario_file: &str,
+    sipp_args: &[&str],
+    name: &str,
+    extra: &str,
+) -> (Sipp, Kamailio, Gateway, BrowserPhone) {
+    let callee = Sipp::start_with(&scenario(scenario_file), sipp_args);
+    let (kam, gw, mut alice) = alice_through(&[(name, &callee)], extra);
+    alice.call_answered("c1", name, T);
+    (callee, kam, gw, alice)
+}
+
 /// Like [`alice_through`] (no extra config), with the phone bob (baresip playing
 /// [`BARESIP_HZ`]) registered before the gateway starts.
 fn alice_and_bob(routes: &[(&str, &Sipp)]) -> (Kamailio, Baresip, Gateway, BrowserPhone) {
@@ -208,9 +223,8 @@ fn final_responses_map_to_end_reasons() {
 #[test]
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn hold_and_unhold_reach_the_far_end() {
-    let mut callee = Sipp::start_with(&scenario("call-hold.xml"), &["-rtp_echo"]);
-    let (_kam, _gw, mut alice) = alice_through(&[("held", &callee)], "");
-    alice.call_answered("c1", "held", T);
+    let (mut callee, _kam, _gw, mut alice) =
+        answered_call("call-hold.xml", &["-rtp_echo"], "held", "");
     alice.assert_hears("c1", BROWSER_HZ);
     alice.send(json!({"type": "hold", "call": "c1"}));
     let held = alice.event("held", Some("c1"), T);
@@ -273,9 +287,7 @@ fn dtmf_reaches_the_far_end_as_rfc4733_events_or_as_sip_info() {
 #[test]
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn blind_transfer_completes() {
-    let mut callee = Sipp::start(&scenario("call-refer.xml"));
-    let (_kam, _gw, mut alice) = alice_through(&[("transferee", &callee)], "");
-    alice.call_answered("c1", "transferee", T);
+    let (mut callee, _kam, _gw, mut alice) = answered_call("call-refer.xml", &[], "transferee", "");
     alice.send(json!({"type": "transfer", "call": "c1", "to": "1003"}));
     alice.event("transferring", Some("c1"), T);
     alice.ended("c1", "transferred", T);
@@ -287,9 +299,12 @@ fn blind_transfer_completes() {
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn a_silent_far_end_ends_the_call_with_media_timeout() {
     // call-answer.xml without -rtp_echo never sends RTP.
-    let mut silent = Sipp::start_with(&scenario("call-answer.xml"), &[]);
-    let (_kam, _gw, mut alice) = alice_through(&[("silent", &silent)], "media_timeout_seconds = 3");
-    alice.call_answered("c1", "silent", T);
+    let (mut silent, _kam, _gw, mut alice) = answered_call(
+        "call-answer.xml",
+        &[],
+        "silent",
+        "media_timeout_seconds = 3",
+    );
     alice.ended("c1", "media_timeout", T);
     // The gateway hung up properly: the callee got its BYE.
     silent.wait_success(T);
@@ -298,9 +313,7 @@ fn a_silent_far_end_ends_the_call_with_media_timeout() {
 #[test]
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn closing_the_socket_mid_call_sends_bye() {
-    let mut echo = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
-    let (kam, _gw, mut alice) = alice_through(&[("echo", &echo)], "");
-    alice.call_answered("c1", "echo", T);
+    let (mut echo, kam, _gw, alice) = answered_call("call-answer.xml", &["-rtp_echo"], "echo", "");
     drop(alice); // Chromium goes away with its WebSocket.
     echo.wait_success(T);
     kam.wait_bindings("alice", 0, T);
@@ -309,9 +322,8 @@ fn closing_the_socket_mid_call_sends_bye() {
 #[test]
 #[ignore = "needs Kamailio, sipp, baresip and headless Chromium (scripts/ci/40-gateway.sh)"]
 fn sigterm_mid_call_sends_bye_then_unregisters() {
-    let mut echo = Sipp::start_with(&scenario("call-answer.xml"), &["-rtp_echo"]);
-    let (kam, mut gw, mut alice) = alice_through(&[("echo", &echo)], "");
-    alice.call_answered("c1", "echo", T);
+    let (mut echo, kam, mut gw, mut alice) =
+        answered_call("call-answer.xml", &["-rtp_echo"], "echo", "");
     assert_eq!(kam.bindings("alice").len(), 1);
     let status = gw.terminate(T);
     assert!(status.success(), "{status}\n{}", gw.log());

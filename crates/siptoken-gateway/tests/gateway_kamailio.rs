@@ -40,6 +40,12 @@ async fn kamailio_gateway_ws(config: &str) -> (Kamailio, Gateway, Ws) {
     kamailio_with_gateway_ws(KamailioOptions::default(), config).await
 }
 
+/// Logs `ws` out and waits (at most 2 s) until Kamailio holds no binding of `user` left.
+async fn log_out(ws: &mut Ws, kam: &Kamailio, user: &str) {
+    ws.logout().await;
+    kam.wait_bindings(user, 0, Duration::from_secs(2));
+}
+
 /// [`kamailio_gateway_ws`] with other Kamailio `options`.
 async fn kamailio_with_gateway_ws(
     options: KamailioOptions,
@@ -148,8 +154,7 @@ async fn two_sessions_of_one_account_are_two_bindings() {
     a.logout().await;
     kam.wait_bindings("bob", 1, Duration::from_secs(2));
     b.ping().await;
-    b.logout().await;
-    kam.wait_bindings("bob", 0, Duration::from_secs(2));
+    log_out(&mut b, &kam, "bob").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,8 +182,7 @@ async fn sha256_digest_against_kamailio() {
     let gw = Gateway::start("");
     let mut ws = gw.ws().await;
     register(&mut ws, &kam, "alice", Transport::Udp).await;
-    ws.logout().await;
-    kam.wait_bindings("alice", 0, Duration::from_secs(2));
+    log_out(&mut ws, &kam, "alice").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -398,8 +402,7 @@ async fn a_closed_idle_tcp_connection_is_replaced_without_a_stale_binding() {
     assert_eq!(v["type"], "registered", "{v}");
     let after = kam.wait_bindings("bob", 1, Duration::from_secs(2));
     assert_ne!(after, before, "a new connection has a new Contact");
-    ws.logout().await;
-    kam.wait_bindings("bob", 0, Duration::from_secs(2));
+    log_out(&mut ws, &kam, "bob").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,10 +154,7 @@ async fn handshake_timeout_closes_silent_and_slow_connections() {
     assert!(gw
         .log()
         .contains("HTTP request not completed within the handshake timeout"));
-    assert_eq!(
-        gw.metric("siptoken_gateway_connections_closed_total{reason=\"handshake_timeout\"}"),
-        42.0
-    );
+    assert_eq!(gw.closed_total("handshake_timeout"), 42.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,10 +213,7 @@ async fn idle_websockets_are_closed_and_their_accounts_released() {
     assert_eq!(*op, 8, "last frame is a close");
     assert_eq!(u16::from_be_bytes([close[0], close[1]]), 4408);
     assert_eq!(&close[2..], b"idle timeout");
-    assert_eq!(
-        gw.metric("siptoken_gateway_connections_closed_total{reason=\"idle_timeout\"}"),
-        1.0
-    );
+    assert_eq!(gw.closed_total("idle_timeout"), 1.0);
     live.ping().await;
     assert_eq!(gw.get("/healthz").0, 200);
 }
@@ -253,9 +247,7 @@ async fn oversized_messages_close_the_socket_with_1009() {
     assert_eq!(gw.get("/healthz").0, 200);
     let mut fresh = gw.ws().await;
     fresh.ping().await;
-    let series = "siptoken_gateway_connections_closed_total{reason=\"message_too_big\"}";
-    gw.wait_metric(series, Duration::from_secs(5), |closed| closed == 2.0)
-        .await;
+    gw.wait_closed_total("message_too_big", 2.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

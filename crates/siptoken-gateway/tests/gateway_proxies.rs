@@ -58,6 +58,25 @@ async fn attempt(ws: &mut Ws) -> String {
     v["code"].as_str().unwrap().to_owned()
 }
 
+/// The gateway counts `first` and `second` as one client: once `first` (connected first) has
+/// spent the login burst, `second`'s login attempt is `rate_limited`.
+async fn assert_one_client(
+    burst: usize,
+    first: impl std::future::Future<Output = Ws>,
+    second: impl std::future::Future<Output = Ws>,
+) {
+    let mut first = first.await;
+    first.use_up_login_burst(burst).await;
+    let mut second = second.await;
+    assert_eq!(attempt(&mut second).await, "rate_limited");
+}
+
+/// The gateway counts `ws` as a client of its own: its login attempt with a bad token is
+/// `token_rejected`, not `rate_limited` (its bucket has room).
+async fn assert_own_client(ws: impl std::future::Future<Output = Ws>) {
+    assert_eq!(attempt(&mut ws.await).await, "token_rejected");
+}
+
 /// A PROXY protocol v2 header: `PROXY` command, TCP, from `source` to `destination`.
 fn proxy_v2(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
     let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
@@ -95,6 +114,11 @@ async fn proxied(source: &str, addr: SocketAddr, client: &str) -> tokio::net::Tc
     tcp
 }
 
+/// A WebSocket through the trusted proxy 127.0.0.1, whose PROXY v2 header names `client`.
+async fn ws_proxied(addr: SocketAddr, client: &str) -> Ws {
+    ws_over(proxied("127.0.0.1", addr, client).await, addr, &[]).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_forwarded_for_from_a_trusted_proxy_gives_each_client_its_own_bucket() {
     let gw = Gateway::start(
@@ -106,8 +130,7 @@ async fn x_forwarded_for_from_a_trusted_proxy_gives_each_client_its_own_bucket()
     let mut a = ws_from("127.0.0.1", addr, &xff("203.0.113.5")).await;
     a.use_up_login_burst(2).await;
     // ... client B, via the same proxy, still has its own (before: rate_limited).
-    let mut b = ws_from("127.0.0.1", addr, &xff("203.0.113.6")).await;
-    assert_eq!(attempt(&mut b).await, "token_rejected");
+    assert_own_client(ws_from("127.0.0.1", addr, &xff("203.0.113.6"))).await;
     // The right-most untrusted address is the client: what A wrote itself to the left of
     // what the proxy appended does not help it, in one header or in several.
     for headers in [
@@ -123,20 +146,22 @@ async fn x_forwarded_for_from_a_trusted_proxy_gives_each_client_its_own_bucket()
         assert_eq!(attempt(&mut ws).await, "rate_limited", "{headers:?}");
     }
     // The proxy's own requests (no header) are the proxy's, in a bucket of their own.
-    let mut own = ws_from("127.0.0.1", addr, &[]).await;
-    assert_eq!(attempt(&mut own).await, "token_rejected");
+    assert_own_client(ws_from("127.0.0.1", addr, &[])).await;
     // From an untrusted peer the header is ignored: 127.0.0.2 is one client, whatever it says.
-    let mut spoof = ws_from("127.0.0.2", addr, &xff("203.0.113.7")).await;
-    spoof.use_up_login_burst(2).await;
-    let mut spoof = ws_from("127.0.0.2", addr, &xff("203.0.113.8")).await;
-    assert_eq!(attempt(&mut spoof).await, "rate_limited");
+    assert_one_client(
+        2,
+        ws_from("127.0.0.2", addr, &xff("203.0.113.7")),
+        ws_from("127.0.0.2", addr, &xff("203.0.113.8")),
+    )
+    .await;
     // IPv6 clients count per /64.
-    let mut v6 = ws_from("127.0.0.1", addr, &xff("2001:db8::1")).await;
-    v6.use_up_login_burst(2).await;
-    let mut same64 = ws_from("127.0.0.1", addr, &xff("2001:db8::2:3")).await;
-    assert_eq!(attempt(&mut same64).await, "rate_limited");
-    let mut other64 = ws_from("127.0.0.1", addr, &xff("[2001:db8:0:1::1]:80")).await;
-    assert_eq!(attempt(&mut other64).await, "token_rejected");
+    assert_one_client(
+        2,
+        ws_from("127.0.0.1", addr, &xff("2001:db8::1")),
+        ws_from("127.0.0.1", addr, &xff("2001:db8::2:3")),
+    )
+    .await;
+    assert_own_client(ws_from("127.0.0.1", addr, &xff("[2001:db8:0:1::1]:80"))).await;
     // The log names the client, not the proxy.
     let log = gw.log();
     assert!(log.contains("203.0.113.6"), "client address not logged");
@@ -161,10 +186,12 @@ async fn rfc7239_forwarded_when_configured() {
         let mut ws = ws_from("127.0.0.1", addr, &fwd(value)).await;
         assert_eq!(attempt(&mut ws).await, "rate_limited", "{value}");
     }
-    let mut v6 = ws_from("127.0.0.1", addr, &fwd("for=\"[2001:db8::1]:4711\"")).await;
-    v6.use_up_login_burst(1).await;
-    let mut same64 = ws_from("127.0.0.1", addr, &fwd("for=\"[2001:db8::9]\"")).await;
-    assert_eq!(attempt(&mut same64).await, "rate_limited");
+    assert_one_client(
+        1,
+        ws_from("127.0.0.1", addr, &fwd("for=\"[2001:db8::1]:4711\"")),
+        ws_from("127.0.0.1", addr, &fwd("for=\"[2001:db8::9]\"")),
+    )
+    .await;
     // With `forwarded`, X-Forwarded-For is not read (a client could write it itself) ...
     let mut x = ws_from(
         "127.0.0.3",
@@ -177,12 +204,13 @@ async fn rfc7239_forwarded_when_configured() {
     .await;
     assert_eq!(attempt(&mut x).await, "rate_limited");
     // ... and an obfuscated or unknown client leaves the proxy's address.
-    let mut hidden = ws_from("127.0.0.4", addr, &fwd("for=_hidden")).await;
-    hidden.use_up_login_burst(1).await;
-    let mut unknown = ws_from("127.0.0.4", addr, &fwd("for=unknown")).await;
-    assert_eq!(attempt(&mut unknown).await, "rate_limited");
-    let mut other = ws_from("127.0.0.1", addr, &fwd("for=203.0.113.6")).await;
-    assert_eq!(attempt(&mut other).await, "token_rejected");
+    assert_one_client(
+        1,
+        ws_from("127.0.0.4", addr, &fwd("for=_hidden")),
+        ws_from("127.0.0.4", addr, &fwd("for=unknown")),
+    )
+    .await;
+    assert_own_client(ws_from("127.0.0.1", addr, &fwd("for=203.0.113.6"))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,42 +241,18 @@ async fn proxy_protocol_v2_from_trusted_proxies() {
          trusted_proxies = [\"127.0.0.1\"]\nmax_connections_per_ip = 2\nhandshake_timeout_seconds = 2",
     );
     let addr = gw.addr;
-    let mut a = ws_over(
-        proxied("127.0.0.1", addr, "198.51.100.7:5555").await,
-        addr,
-        &[],
-    )
-    .await;
+    let mut a = ws_proxied(addr, "198.51.100.7:5555").await;
     a.use_up_login_burst(2).await;
-    let mut b = ws_over(
-        proxied("127.0.0.1", addr, "198.51.100.8:5555").await,
-        addr,
-        &[],
-    )
-    .await;
-    assert_eq!(attempt(&mut b).await, "token_rejected");
-    let mut a2 = ws_over(
-        proxied("127.0.0.1", addr, "198.51.100.7:6666").await,
-        addr,
-        &[],
-    )
-    .await;
+    assert_own_client(ws_proxied(addr, "198.51.100.8:5555")).await;
+    let mut a2 = ws_proxied(addr, "198.51.100.7:6666").await;
     assert_eq!(attempt(&mut a2).await, "rate_limited");
     // IPv6 clients per /64.
-    let mut v6 = ws_over(
-        proxied("127.0.0.1", addr, "[2001:db8::1]:1").await,
-        addr,
-        &[],
+    assert_one_client(
+        2,
+        ws_proxied(addr, "[2001:db8::1]:1"),
+        ws_proxied(addr, "[2001:db8::ffff]:2"),
     )
     .await;
-    v6.use_up_login_burst(2).await;
-    let mut same64 = ws_over(
-        proxied("127.0.0.1", addr, "[2001:db8::ffff]:2").await,
-        addr,
-        &[],
-    )
-    .await;
-    assert_eq!(attempt(&mut same64).await, "rate_limited");
     // Connections per address are counted per client too: a third from 198.51.100.7 is
     // closed at once, one from another client is not.
     let mut third = proxied("127.0.0.1", addr, "198.51.100.7:7777").await;
@@ -265,12 +269,7 @@ async fn proxy_protocol_v2_from_trusted_proxies() {
     .expect("closed")
     .unwrap_or(0);
     assert_eq!(n, 0, "answered past max_connections_per_ip");
-    let mut c = ws_over(
-        proxied("127.0.0.1", addr, "198.51.100.9:1").await,
-        addr,
-        &[],
-    )
-    .await;
+    let mut c = ws_proxied(addr, "198.51.100.9:1").await;
     c.ping().await;
     drop((a, a2));
 

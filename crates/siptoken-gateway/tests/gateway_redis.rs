@@ -52,6 +52,32 @@ fn trials() -> usize {
         .unwrap_or(200)
 }
 
+/// No gateway log holds the Redis password.
+fn assert_no_password_logged(gateways: &[&Gateway]) {
+    for gw in gateways {
+        assert!(
+            !gw.log().contains(REDIS_PASSWORD),
+            "the Redis password is in a gateway log"
+        );
+    }
+}
+
+/// No gateway counted a replay store error.
+fn assert_no_store_errors(gateways: &[&Gateway]) {
+    for gw in gateways {
+        assert_eq!(gw.metric("siptoken_gateway_replay_store_errors_total"), 0.0);
+    }
+}
+
+/// `token` is accepted by the gateway behind `first`, then refused as replayed by the one
+/// behind `second` (both sharing one store).
+async fn accepted_once(first: &mut Ws, second: &mut Ws, token: &str) {
+    first.login(token).await;
+    first.expect("authenticated").await;
+    second.login(token).await;
+    second.expect_error("replayed").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server (scripts/ci/45-hardening.sh)"]
 async fn the_same_token_at_two_gateways_at_once_is_accepted_exactly_once() {
@@ -121,13 +147,8 @@ async fn the_same_token_at_two_gateways_at_once_is_accepted_exactly_once() {
         .parse()
         .unwrap();
     assert!((3600..=3600 + 30).contains(&ttl), "TTL {ttl}");
-    for gw in [&a, &b] {
-        assert!(
-            !gw.log().contains(REDIS_PASSWORD),
-            "the Redis password is in a gateway log"
-        );
-        assert_eq!(gw.metric("siptoken_gateway_replay_store_errors_total"), 0.0);
-    }
+    assert_no_password_logged(&[&a, &b]);
+    assert_no_store_errors(&[&a, &b]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,10 +201,7 @@ async fn redis_down_fails_closed_by_default_or_open_if_configured_and_both_recov
     wc.login(&refused).await;
     wc.expect("authenticated").await;
     let again = fresh_token();
-    wo.login(&again).await;
-    wo.expect("authenticated").await;
-    wc.login(&again).await;
-    wc.expect_error("replayed").await;
+    accepted_once(&mut wo, &mut wc, &again).await;
     assert_eq!(redis.command("DBSIZE").trim(), ":2");
 }
 
@@ -272,10 +290,7 @@ async fn rediss_with_a_private_ca_works_and_an_untrusted_ca_fails_closed() {
     let (mut wt, mut ws, mut wu) = (trusted.ws().await, system.ws().await, untrusted.ws().await);
 
     let token = fresh_token();
-    wt.login(&token).await;
-    wt.expect("authenticated").await;
-    ws.login(&token).await;
-    ws.expect_error("replayed").await;
+    accepted_once(&mut wt, &mut ws, &token).await;
     let other_token = fresh_token();
     ws.login(&other_token).await;
     ws.expect("authenticated").await;
@@ -296,12 +311,7 @@ async fn rediss_with_a_private_ca_works_and_an_untrusted_ca_fails_closed() {
     assert_eq!(redis.command("DBSIZE").trim(), ":2");
     wt.login(&refused).await;
     wt.expect("authenticated").await;
-    for gw in [&trusted, &system, &untrusted] {
-        assert!(
-            !gw.log().contains(REDIS_PASSWORD),
-            "the Redis password is in a gateway log"
-        );
-    }
+    assert_no_password_logged(&[&trusted, &system, &untrusted]);
     // Plain redis:// to the TLS port never gets an answer it can use: a bounded failure too.
     let plain = Gateway::start(&config(
         &format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{tls_port}"),
@@ -365,10 +375,7 @@ async fn rediss_sentinel_finds_the_master_over_tls_and_refuses_an_untrusted_ca()
     let b = Gateway::start(&config(&url, &ca(&certs)));
     let (mut wa, mut wb) = (a.ws().await, b.ws().await);
     let token = fresh_token();
-    wa.login(&token).await;
-    wa.expect("authenticated").await;
-    wb.login(&token).await;
-    wb.expect_error("replayed").await;
+    accepted_once(&mut wa, &mut wb, &token).await;
     assert_eq!(master.command("DBSIZE").trim(), ":1");
     // Replicated over TLS too.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -394,12 +401,7 @@ async fn rediss_sentinel_finds_the_master_over_tls_and_refuses_an_untrusted_ca()
     );
     wb.login(&refused).await;
     wb.expect("authenticated").await;
-    for gw in [&a, &b, &untrusted] {
-        assert!(
-            !gw.log().contains(REDIS_PASSWORD),
-            "the Redis password is in a gateway log"
-        );
-    }
+    assert_no_password_logged(&[&a, &b, &untrusted]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -505,6 +507,31 @@ struct Tally {
     unavailable_tokens: Vec<String>,
     /// Other outcomes (e.g. replayed by both), by pair.
     other: HashMap<String, usize>,
+}
+
+impl Tally {
+    /// The counts for a report, with `unspent` and `spent` from [`present_again`].
+    fn summary(&self, unspent: usize, spent: usize) -> String {
+        format!(
+            "{} tokens presented to both gateways, {} accepted (exactly once each), {} refused \
+             store_unavailable ({} by both: {unspent} unspent and accepted later, {spent} \
+             spent), other {:?}",
+            self.attempted,
+            self.accepted,
+            self.unavailable,
+            self.unavailable_tokens.len(),
+            self.other
+        )
+    }
+
+    /// No token had an outcome besides accepted once, store_unavailable, or replayed by both.
+    fn assert_only_replayed_otherwise(&self) {
+        assert!(
+            self.other.keys().all(|k| k == "replayed/replayed"),
+            "{:?}",
+            self.other
+        );
+    }
 }
 
 /// Clients presenting every fresh token to two gateways at once, until stopped. Panics (in
@@ -704,12 +731,7 @@ impl SentinelGroup {
     }
 
     fn assert_no_password_logged(&self) {
-        for gw in [&self.a, &self.b] {
-            assert!(
-                !gw.log().contains(REDIS_PASSWORD),
-                "the Redis password is in a gateway log"
-            );
-        }
+        assert_no_password_logged(&[&self.a, &self.b]);
     }
 }
 
@@ -739,24 +761,14 @@ async fn the_master_killed_during_logins_no_token_accepted_twice_and_logins_reco
         .count();
     let (unspent, spent) = present_again(&g.a, &t).await;
     eprintln!(
-        "master killed during logins: {} tokens presented to both gateways, {} accepted \
-         (exactly once each), {} refused store_unavailable ({} by both: {unspent} unspent and \
-         accepted later, {spent} spent), other {:?}; kill → replica promoted {:?}, promoted → \
-         first login accepted {:?} (kill → recovery {:?}); {after} accepted in the 3 s after",
-        t.attempted,
-        t.accepted,
-        t.unavailable,
-        t.unavailable_tokens.len(),
-        t.other,
+        "master killed during logins: {}; kill → replica promoted {:?}, promoted → first login \
+         accepted {:?} (kill → recovery {:?}); {after} accepted in the 3 s after",
+        t.summary(unspent, spent),
         promoted - killed,
         recovered.saturating_duration_since(promoted),
         recovered - killed,
     );
-    assert!(
-        t.other.keys().all(|k| k == "replayed/replayed"),
-        "{:?}",
-        t.other
-    );
+    t.assert_only_replayed_otherwise();
     let lag = recovered.saturating_duration_since(promoted);
     assert!(
         lag < Duration::from_secs(5),
@@ -808,24 +820,14 @@ async fn a_sentinel_failover_with_min_replicas_never_accepts_a_token_twice() {
     let t = stream.finish().await;
     let (unspent, spent) = present_again(&g.a, &t).await;
     eprintln!(
-        "SENTINEL FAILOVER during logins (min_replicas = {min_replicas}): {} tokens presented \
-         to both gateways, {} accepted (exactly once each), {} refused store_unavailable ({} by \
-         both: {unspent} unspent, {spent} spent), other {:?}; asked → promoted {:?}, promoted → \
-         first login accepted {:?}, asked → old master demoted {:?}",
-        t.attempted,
-        t.accepted,
-        t.unavailable,
-        t.unavailable_tokens.len(),
-        t.other,
+        "SENTINEL FAILOVER during logins (min_replicas = {min_replicas}): {}; asked → promoted \
+         {:?}, promoted → first login accepted {:?}, asked → old master demoted {:?}",
+        t.summary(unspent, spent),
         promoted - asked,
         recovered.saturating_duration_since(promoted),
         demoted - asked,
     );
-    assert!(
-        t.other.keys().all(|k| k == "replayed/replayed"),
-        "{:?}",
-        t.other
-    );
+    t.assert_only_replayed_otherwise();
     eprintln!(
         "DEBUG sentinel log:\n{}\nold master log:\n{}",
         g.sentinels[0].log(),
@@ -958,13 +960,8 @@ async fn on_a_redis_cluster_each_token_is_accepted_once_whichever_node_holds_its
         sizes.iter().all(|s| *s > 0),
         "keys on every node: {sizes:?}"
     );
-    for gw in [&a, &b] {
-        assert!(
-            !gw.log().contains(REDIS_PASSWORD),
-            "the Redis password is in a gateway log"
-        );
-        assert_eq!(gw.metric("siptoken_gateway_replay_store_errors_total"), 0.0);
-    }
+    assert_no_password_logged(&[&a, &b]);
+    assert_no_store_errors(&[&a, &b]);
     // The WAIT goes with the SET to the key's master: these masters have no replica, so a
     // gateway requiring one refuses the login and leaves no key behind.
     let c = Gateway::start(&config(
@@ -1009,10 +1006,5 @@ async fn rediss_cluster_routes_every_key_over_tls() {
     wu.login(&fresh_token()).await;
     wu.expect_error("store_unavailable").await;
     assert_eq!(cluster_sizes(&nodes).iter().sum::<usize>(), 60);
-    for gw in [&a, &b, &untrusted] {
-        assert!(
-            !gw.log().contains(REDIS_PASSWORD),
-            "the Redis password is in a gateway log"
-        );
-    }
+    assert_no_password_logged(&[&a, &b, &untrusted]);
 }

@@ -19,6 +19,18 @@ fn claims(port: u16) -> siptoken::ClaimsBuilder {
         .port(port)
 }
 
+/// A gateway with the `config` lines whose `sip_tls_ca_file` is a fresh test CA (of
+/// `sip.test`), and the directory holding it (keep it while the gateway runs).
+fn gateway_trusting_a_test_ca(config: &str) -> (Gateway, tempfile::TempDir) {
+    let pki = tempfile::tempdir().unwrap();
+    let certs = Certs::make(pki.path(), "sip.test");
+    let gw = Gateway::start(&format!(
+        "{config}\nsip_tls_ca_file = \"{}\"",
+        certs.ca.display()
+    ));
+    (gw, pki)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_faults_are_reported_and_send_no_sip() {
     let silent = Silent::new();
@@ -225,12 +237,7 @@ async fn origin_check_blocks_cross_site_websockets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_registrars() {
-    let pki = tempfile::tempdir().unwrap();
-    let certs = Certs::make(pki.path(), "sip.test");
-    let gw = Gateway::start(&format!(
-        "sip_transaction_timeout_ms = 3000\nsip_tls_ca_file = \"{}\"",
-        certs.ca.display()
-    ));
+    let (gw, _pki) = gateway_trusting_a_test_ca("sip_transaction_timeout_ms = 3000");
     let closed = free_port();
     let mut ws = gw.ws().await;
     for transport in [Transport::Udp, Transport::Tcp] {
@@ -392,12 +399,8 @@ async fn sigterm_with_a_register_in_flight_to_a_silent_registrar_exits_in_bounde
 /// log keeps them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_registrations_do_not_reveal_the_registrars_address() {
-    let pki = tempfile::tempdir().unwrap();
-    let certs = Certs::make(pki.path(), "sip.test");
-    let gw = Gateway::start(&format!(
-        "sip_t1_ms = 100\nsip_transaction_timeout_ms = 1500\nsip_tls_ca_file = \"{}\"",
-        certs.ca.display()
-    ));
+    let (gw, _pki) =
+        gateway_trusting_a_test_ca("sip_t1_ms = 100\nsip_transaction_timeout_ms = 1500");
     // A peer that accepts TCP connections and closes them at once: every TLS handshake fails.
     let hangup = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hangup_port = hangup.local_addr().unwrap().port();

@@ -4,12 +4,11 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::procs::Proc;
+use super::launch::{self, listening_address};
+use super::procs::{loadavg, Proc};
 
 /// The load runs' key ring (the tools issue tokens with it).
 pub const KEYS: &str = "CRM.k1=6df47ad8f2f90da985fbf76635e800cf0d3ba883ad8b7d592f8f9c30e0b62ac2\n";
@@ -25,28 +24,15 @@ impl Gateway {
     /// Starts `binary` in `dir` with the load key ring, listening on a free loopback port, SIP
     /// on 127.0.0.1, no SRV lookups, login rate limits out of the way, plus `extra` TOML lines.
     pub fn start(dir: &Path, binary: &Path, extra: &str) -> Gateway {
-        let keys = dir.join("keys.conf");
-        std::fs::write(&keys, KEYS).unwrap();
-        std::fs::set_permissions(&keys, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
         let config = format!(
             "listen = \"127.0.0.1:0\"\nkeys = \"keys.conf\"\nsip_bind = \"127.0.0.1\"\n\
              login_rate_per_minute = 1000000000\nlogin_burst = 1000000000\n\
              srv_lookup = false\n{extra}"
         );
-        let config_path = dir.join("gateway.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.join("gateway.log")).unwrap();
-        let mut child = Command::new(binary)
-            .arg("--config")
-            .arg(&config_path)
-            .env(
-                "SIPTOKEN_GATEWAY_LOG",
-                std::env::var("SIPTOKEN_LOAD_GATEWAY_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .process_group(0)
+        let log_filter =
+            std::env::var("SIPTOKEN_LOAD_GATEWAY_LOG").unwrap_or_else(|_| "warn".into());
+        let mut child = launch::command(binary, dir, KEYS, &config)
+            .env("SIPTOKEN_GATEWAY_LOG", log_filter)
             .spawn()
             .expect("the gateway binary runs");
         let stdout = child.stdout.take().unwrap();
@@ -61,9 +47,7 @@ impl Gateway {
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
         let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
-        let addr = line
-            .trim()
-            .strip_prefix("siptoken-gateway listening on http://")
+        let addr = listening_address(&line)
             .unwrap_or_else(|| {
                 panic!(
                     "gateway did not start: {line:?}\n{}",
@@ -129,6 +113,24 @@ impl Gateway {
         let log = std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// The end of `tool`'s report: the size of the gateway's log (its tail when the run
+    /// failed), the load directory `tmp` kept (not deleted) when `keep`, and the verdict line.
+    pub fn report_end(&self, tool: &str, ok: bool, tmp: tempfile::TempDir, keep: bool) {
+        let (lines, verbose) = self.log_lines();
+        println!("gateway log: {lines} lines, {verbose} of them at DEBUG or TRACE");
+        if !ok {
+            println!("gateway log (tail):\n{}", self.log_tail());
+        }
+        if keep {
+            println!("load directory kept: {}", tmp.keep().display());
+        }
+        println!(
+            "{tool}: {} (load average {})",
+            if ok { "ok" } else { "FAILED" },
+            loadavg()
+        );
     }
 
     /// Process id.

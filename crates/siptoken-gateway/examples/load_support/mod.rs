@@ -7,6 +7,8 @@
 pub mod accounts;
 pub mod gateway;
 pub mod kamailio;
+#[path = "../../tests/gateway/launch.rs"]
+pub mod launch;
 pub mod procs;
 pub mod sipp;
 pub mod ws_client;

@@ -65,6 +65,9 @@ pub fn ipv6_loopback() -> bool {
 
 #[path = "loopback.rs"]
 mod loopback;
+
+#[path = "launch.rs"]
+mod launch;
 pub use loopback::free_port;
 
 fn kill_group(child: &mut Child) {
@@ -389,45 +392,25 @@ impl Gateway {
         env: &[(&str, &str)],
     ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("keys.conf");
-        std::fs::write(&keys, KEYS).unwrap();
-        let mut perms = std::fs::metadata(&keys).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
-        std::fs::set_permissions(&keys, perms).unwrap();
         let config = format!(
             "listen = \"{listen}\"\nkeys = \"keys.conf\"\nsip_bind = \"127.0.0.1\"\n{extra}\n"
         );
-        let config_path = dir.path().join("gateway.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
         // SIPTOKEN_GATEWAY_BIN runs another build (e.g. target/release) under the same tests.
         let bin = std::env::var("SIPTOKEN_GATEWAY_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_siptoken-gateway").to_owned());
-        let mut child = Command::new(bin)
-            .arg("--config")
-            .arg(&config_path)
+        let log_filter =
+            std::env::var("SIPTOKEN_TEST_GATEWAY_LOG").unwrap_or_else(|_| "trace".into());
+        let mut child = launch::command(Path::new(&bin), dir.path(), KEYS, &config)
             .args(args)
             .envs(env.iter().copied())
-            .env(
-                "SIPTOKEN_GATEWAY_LOG",
-                std::env::var("SIPTOKEN_TEST_GATEWAY_LOG").unwrap_or_else(|_| "trace".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .process_group(0)
+            .env("SIPTOKEN_GATEWAY_LOG", log_filter)
             .spawn()
             .unwrap();
         let mut line = String::new();
         let stdout = child.stdout.take().unwrap();
         let mut reader = BufReader::new(stdout);
         reader.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("siptoken-gateway listening on http://")
-            .or_else(|| {
-                line.trim()
-                    .strip_prefix("siptoken-gateway listening on https://")
-            })
+        let addr = launch::listening_address(&line)
             .unwrap_or_else(|| {
                 panic!(
                     "gateway did not start: {line:?}\n{}",
@@ -497,6 +480,20 @@ impl Gateway {
         body.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or(0.0)
+    }
+
+    /// How many connections the gateway closed for `reason` (the label of
+    /// `siptoken_gateway_connections_closed_total`), 0 when none.
+    pub fn closed_total(&self, reason: &str) -> f64 {
+        self.metric(&closed_series(reason))
+    }
+
+    /// Waits (at most 5 s) until the gateway has closed `count` connections for `reason`.
+    pub async fn wait_closed_total(&self, reason: &str, count: f64) {
+        self.wait_metric(&closed_series(reason), Duration::from_secs(5), |n| {
+            n == count
+        })
+        .await;
     }
 
     /// Waits (bounded, polling every 50 ms) until the metric `series` satisfies `done`, and
@@ -1054,17 +1051,12 @@ impl Redis {
             cfg.push_str(&format!("requirepass \"{p}\"\nmasterauth \"{p}\"\n"));
         }
         cfg.push_str(&self.extra);
-        let cfg_path = self.dir.path().join("redis.conf");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let log = std::fs::File::create(self.dir.path().join("redis.log")).unwrap();
-        let child = Command::new("redis-server")
-            .arg(&cfg_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("redis-server is installed (Debian package redis-server)");
-        self.child = Some(child);
+        self.child = Some(spawn_configured(
+            "redis-server",
+            self.dir.path(),
+            "redis",
+            &cfg,
+        ));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
@@ -1145,16 +1137,7 @@ impl RedisSentinel {
             cfg.push_str(&format!("sentinel auth-pass {m} \"{p}\"\n"));
         }
         cfg.push_str(extra);
-        let cfg_path = dir.path().join("sentinel.conf");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let log = std::fs::File::create(dir.path().join("sentinel.log")).unwrap();
-        let child = Command::new("redis-sentinel")
-            .arg(&cfg_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("redis-sentinel is installed (Debian package redis-sentinel)");
+        let child = spawn_configured("redis-sentinel", dir.path(), "sentinel", &cfg);
         let s = RedisSentinel { dir, port, child };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !s
@@ -1287,4 +1270,25 @@ impl Certs {
             key: dir.join("server.key"),
         }
     }
+}
+
+/// The series of `siptoken_gateway_connections_closed_total` for one close `reason`.
+pub fn closed_series(reason: &str) -> String {
+    format!("siptoken_gateway_connections_closed_total{{reason=\"{reason}\"}}")
+}
+
+/// Starts `program` (a Redis server or sentinel, Debian packages of the same name) in its own
+/// process group with the config file `dir/NAME.conf` holding `cfg` (a file, so that a password
+/// never appears on a command line), its output going to `dir/NAME.log`.
+fn spawn_configured(program: &str, dir: &Path, name: &str, cfg: &str) -> Child {
+    let cfg_path = dir.join(format!("{name}.conf"));
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    Command::new(program)
+        .arg(&cfg_path)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is installed (Debian package {program}): {e}"))
 }

@@ -218,6 +218,23 @@ impl Run {
         drive::advance(self, d);
     }
 
+    /// Checks that the client heard exactly `event` (a failure it is told about) and that the
+    /// call goes on.
+    pub fn goes_on_after(&mut self, event: CallEvent) {
+        assert_eq!(self.take_events(), [event]);
+        assert!(!self.call.is_ended());
+    }
+
+    /// Takes a final failure to an INVITE that no longer matters (the call has ended, or it is
+    /// a retransmission): only an ACK goes out, the client hears nothing more (no second
+    /// Ended), and the call winds down within 40 s.
+    pub fn only_acked(&mut self, failure: &str) {
+        self.input(failure);
+        assert_eq!(starts(&self.take_sent()), ["ACK"]);
+        assert!(self.take_events().is_empty(), "no second Ended");
+        self.finish(Duration::from_secs(40));
+    }
+
     /// Runs timers until the call is done (at most `limit` of virtual time).
     pub fn finish(&mut self, limit: Duration) {
         let end = self.now + limit;

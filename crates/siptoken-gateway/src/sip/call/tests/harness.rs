@@ -54,13 +54,14 @@ impl Driven for Run {
     }
 }
 
-/// One call on a virtual clock.
+/// One call on a virtual clock. What it sent and told its owner is read with
+/// [`Run::take_sent`] and [`Run::take_events`], so each test sees every output once.
 pub struct Run {
     pub call: Call,
-    pub t0: Instant,
     pub now: Instant,
-    pub sent: Vec<Message>,
-    pub events: Vec<CallEvent>,
+    t0: Instant,
+    sent: Vec<Message>,
+    events: Vec<CallEvent>,
 }
 
 impl Run {

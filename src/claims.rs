@@ -12,7 +12,7 @@ use std::str::FromStr;
 use serde::de::{self, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::xml::{self, XmlWriter};
@@ -47,19 +47,7 @@ pub const MAX_UNIX_TIME: i64 = 253_402_300_799;
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Password(String);
 
-impl Zeroize for Password {
-    fn zeroize(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl Drop for Password {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl ZeroizeOnDrop for Password {}
+crate::secret::secret_newtype!(Password);
 
 impl Password {
     /// The password itself. Call this only where the password must leave the library (the SIP
@@ -84,12 +72,6 @@ impl From<&str> for Password {
 impl From<Zeroizing<String>> for Password {
     fn from(mut s: Zeroizing<String>) -> Password {
         Password(std::mem::take(&mut *s))
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
     }
 }
 

@@ -1,13 +1,12 @@
 //! Issuing tokens.
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::claims::{Claims, TokenId, MAX_UNIX_TIME};
 use crate::error::{Error, Result};
 use crate::format::{self, Format, MAX_TOKEN_LEN, NONCE_LEN};
 use crate::keys::KeyRing;
-use crate::verify::{system_now, Clock};
+use crate::verify::{Clock, ClockSetting};
 
 /// The time-to-live of a token whose claims set no `expires`: 5 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
@@ -30,26 +29,14 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// );
 /// # Ok::<(), siptoken::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Issuer<'k> {
     ring: &'k KeyRing,
     format: Format,
     kid: Option<String>,
     ttl: Duration,
     now: Option<i64>,
-    clock: Option<Clock>,
-}
-
-impl fmt::Debug for Issuer<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Issuer")
-            .field("ring", self.ring)
-            .field("format", &self.format)
-            .field("kid", &self.kid)
-            .field("ttl", &self.ttl)
-            .field("now", &self.now)
-            .finish()
-    }
+    clock: ClockSetting,
 }
 
 impl<'k> Issuer<'k> {
@@ -61,7 +48,7 @@ impl<'k> Issuer<'k> {
             kid: None,
             ttl: DEFAULT_TTL,
             now: None,
-            clock: None,
+            clock: ClockSetting::default(),
         }
     }
 
@@ -102,16 +89,12 @@ impl<'k> Issuer<'k> {
     /// Reads the time from `clock` (unless pinned with [`Issuer::at`]).
     #[must_use]
     pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = Some(clock);
+        self.clock.set(clock);
         self
     }
 
     fn now(&self) -> i64 {
-        match (self.now, &self.clock) {
-            (Some(now), _) => now,
-            (None, Some(clock)) => clock(),
-            (None, None) => system_now(),
-        }
+        self.clock.now(self.now)
     }
 
     /// Issues a token for `app` carrying `claims`.

@@ -15,7 +15,7 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
@@ -42,19 +42,7 @@ pub fn is_valid_name(name: &str) -> bool {
 #[derive(Clone)]
 pub struct LegacyKey([u8; LEGACY_KEY_LEN]);
 
-impl Zeroize for LegacyKey {
-    fn zeroize(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl Drop for LegacyKey {
-    fn drop(&mut self) {
-        self.0.zeroize();
-    }
-}
-
-impl ZeroizeOnDrop for LegacyKey {}
+crate::secret::secret_newtype!(LegacyKey);
 
 impl LegacyKey {
     /// Makes a key from 1 to 16 bytes, right-padding with zero bytes as `openssl enc -K` does.
@@ -75,12 +63,6 @@ impl LegacyKey {
 
     pub(crate) fn bytes(&self) -> &[u8; LEGACY_KEY_LEN] {
         &self.0
-    }
-}
-
-impl fmt::Debug for LegacyKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("LegacyKey(<redacted>)")
     }
 }
 

@@ -42,6 +42,7 @@ pub mod json;
 pub mod keys;
 mod layout;
 mod random;
+mod secret;
 pub mod verify;
 mod xml;
 

@@ -79,6 +79,33 @@ pub fn system_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// The clock an [`Issuer`](crate::Issuer) or a [`Verifier`] reads: the system's unless one was
+/// given. `Debug` shows `None` or `Some("custom")`, as a closure has nothing else to show.
+#[derive(Clone, Default)]
+pub(crate) struct ClockSetting(Option<Clock>);
+
+impl ClockSetting {
+    /// Reads the time from `clock` from now on.
+    pub(crate) fn set(&mut self, clock: Clock) {
+        self.0 = Some(clock);
+    }
+
+    /// `pinned` if the time is pinned, else the given clock's time, else the system's.
+    pub(crate) fn now(&self, pinned: Option<i64>) -> i64 {
+        match (pinned, &self.0) {
+            (Some(now), _) => now,
+            (None, Some(clock)) => clock(),
+            (None, None) => system_now(),
+        }
+    }
+}
+
+impl fmt::Debug for ClockSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.as_ref().map(|_| "custom").fmt(f)
+    }
+}
+
 /// Checks tokens against a [`KeyRing`].
 ///
 /// ```
@@ -95,21 +122,11 @@ pub fn system_now() -> i64 {
 /// assert_eq!(late.code(), ErrorCode::Expired);
 /// # Ok::<(), siptoken::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Verifier<'k> {
     ring: &'k KeyRing,
     options: VerifyOptions,
-    clock: Option<Clock>,
-}
-
-impl fmt::Debug for Verifier<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Verifier")
-            .field("ring", self.ring)
-            .field("options", &self.options)
-            .field("clock", &self.clock.as_ref().map(|_| "custom"))
-            .finish()
-    }
+    clock: ClockSetting,
 }
 
 impl<'k> Verifier<'k> {
@@ -123,7 +140,7 @@ impl<'k> Verifier<'k> {
         Verifier {
             ring,
             options,
-            clock: None,
+            clock: ClockSetting::default(),
         }
     }
 
@@ -165,7 +182,7 @@ impl<'k> Verifier<'k> {
     /// Reads the time from `clock` (unless pinned with [`Verifier::at`]).
     #[must_use]
     pub fn clock(mut self, clock: Clock) -> Self {
-        self.clock = Some(clock);
+        self.clock.set(clock);
         self
     }
 
@@ -175,11 +192,7 @@ impl<'k> Verifier<'k> {
     }
 
     fn now(&self) -> i64 {
-        match (self.options.now, &self.clock) {
-            (Some(now), _) => now,
-            (None, Some(clock)) => clock(),
-            (None, None) => system_now(),
-        }
+        self.clock.now(self.options.now)
     }
 
     /// Verifies `token` (surrounding whitespace ignored) and returns its claims.

@@ -107,22 +107,34 @@ mod tests {
 
     #[test]
     fn parses_sent_protocol_sent_by_and_params() {
-        let v = Via::parse(
-            "SIP/2.0/UDP 127.0.0.1:5070;rport=5070;branch=z9hG4bKabc;received=127.0.0.1",
-        )
-        .unwrap();
-        assert_eq!(v.transport, "UDP");
-        assert_eq!(v.host, Host::parse("127.0.0.1").unwrap());
-        assert_eq!(v.port, Some(5070));
-        assert_eq!(v.branch(), Some("z9hG4bKabc"));
-
-        let v = Via::parse("sip / 2.0 / tcp [::1]:5060 ;branch=z9hG4bK1;rport").unwrap();
-        assert_eq!(v.transport, "tcp");
-        assert_eq!(v.host, Host::V6(Ipv6Addr::LOCALHOST));
-        assert_eq!(v.port, Some(5060));
-        assert_eq!(v.branch(), Some("z9hG4bK1"));
-
-        let v = Via::parse("SIP/2.0/TLS sip.example.org").unwrap();
-        assert_eq!((v.port, v.branch()), (None, None));
+        let cases = [
+            (
+                "SIP/2.0/UDP 127.0.0.1:5070;rport=5070;branch=z9hG4bKabc;received=127.0.0.1",
+                "UDP",
+                Host::parse("127.0.0.1").unwrap(),
+                Some(5070),
+                Some("z9hG4bKabc"),
+            ),
+            (
+                "sip / 2.0 / tcp [::1]:5060 ;branch=z9hG4bK1;rport",
+                "tcp",
+                Host::V6(Ipv6Addr::LOCALHOST),
+                Some(5060),
+                Some("z9hG4bK1"),
+            ),
+            (
+                "SIP/2.0/TLS sip.example.org",
+                "TLS",
+                Host::parse("sip.example.org").unwrap(),
+                None,
+                None,
+            ),
+        ];
+        for (text, transport, host, port, branch) in cases {
+            let v = Via::parse(text).unwrap();
+            assert_eq!(v.transport, transport, "{text}");
+            assert_eq!(v.host, host, "{text}");
+            assert_eq!((v.port, v.branch()), (port, branch), "{text}");
+        }
     }
 }

@@ -797,7 +797,7 @@ impl Call {
             d.refresh_target(&request);
         }
         let hold = sdp::body(&request).is_some_and(|b| sdp::offers_hold(&b));
-        self.set_remote_hold(hold);
+        self.set_hold(Party::Remote, hold);
         Ok(())
     }
 
@@ -950,11 +950,7 @@ impl Call {
                 let r = t.handle_response(m, now);
                 self.drain_client(i);
                 if let Some(r) = r {
-                    if matches!(self.clients[i].purpose, Purpose::Invite) {
-                        self.on_invite_response(i, r, m, now);
-                    } else {
-                        self.on_reinvite_response(i, r, m, now);
-                    }
+                    self.on_invite_client_response(i, r, m, now);
                 }
             }
             ClientTx::NonInvite(t) => {
@@ -1024,7 +1020,9 @@ impl Call {
         self.start_non_invite(bye, Purpose::Cleanup, Attempt::default(), now);
     }
 
-    fn on_invite_response(
+    /// A response to one of our INVITEs. A retransmitted 2xx is only ACKed again, whatever the
+    /// INVITE was for; the rest goes to the call's set-up or to the re-INVITE's handling.
+    fn on_invite_client_response(
         &mut self,
         i: usize,
         r: invite_client::Received,
@@ -1032,6 +1030,30 @@ impl Call {
         now: Instant,
     ) {
         let code = m.code().unwrap_or(0);
+        match (r, &self.clients[i].purpose) {
+            (
+                invite_client::Received::Success {
+                    retransmission: true,
+                },
+                _,
+            ) => self.on_extra_2xx(m, now),
+            (r, Purpose::Invite) => self.on_invite_response(i, r, code, m, now),
+            (r, Purpose::Reinvite { hold, sdp }) => {
+                let wish = (*hold, sdp.clone());
+                self.on_reinvite_response(i, r, code, wish, m, now);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_invite_response(
+        &mut self,
+        i: usize,
+        r: invite_client::Received,
+        code: u16,
+        m: &Message,
+        now: Instant,
+    ) {
         match r {
             invite_client::Received::Provisional => {
                 self.provisional_seen = true;
@@ -1051,13 +1073,7 @@ impl Call {
                     self.emit(CallEvent::Ringing);
                 }
             }
-            invite_client::Received::Success { retransmission } => {
-                if retransmission {
-                    self.on_extra_2xx(m, now);
-                } else {
-                    self.on_invite_success(i, m, now);
-                }
-            }
+            invite_client::Received::Success { .. } => self.on_invite_success(i, m, now),
             invite_client::Received::Failure => {
                 if !self.ended && matches!(code, 401 | 407) {
                     let mut attempt = self.clients[i].attempt;
@@ -1115,26 +1131,19 @@ impl Call {
         self.try_reinvite(now);
     }
 
+    /// `(hold, sdp)`: what the re-INVITE asked for (its hold state and SDP offer).
     fn on_reinvite_response(
         &mut self,
         i: usize,
         r: invite_client::Received,
+        code: u16,
+        (hold, sdp): (bool, Vec<u8>),
         m: &Message,
         now: Instant,
     ) {
-        let code = m.code().unwrap_or(0);
-        let (hold, sdp) = match &self.clients[i].purpose {
-            Purpose::Reinvite { hold, sdp } => (*hold, sdp.clone()),
-            _ => return,
-        };
         match r {
             invite_client::Received::Provisional => {}
-            invite_client::Received::Success {
-                retransmission: true,
-            } => self.on_extra_2xx(m, now),
-            invite_client::Received::Success {
-                retransmission: false,
-            } => {
+            invite_client::Received::Success { .. } => {
                 let Some(d) = &mut self.dialog else { return };
                 if !d.matches_response(m) {
                     return;
@@ -1159,14 +1168,7 @@ impl Call {
                 if let Some(answer) = sdp::body(m) {
                     self.emit(CallEvent::RemoteAnswer { sdp: answer });
                 }
-                if hold != self.local_hold {
-                    self.local_hold = hold;
-                    self.emit(if hold {
-                        CallEvent::Held { by: Party::Local }
-                    } else {
-                        CallEvent::Resumed { by: Party::Local }
-                    });
-                }
+                self.set_hold(Party::Local, hold);
                 self.try_reinvite(now);
             }
             invite_client::Received::Failure => {
@@ -1989,13 +1991,18 @@ impl Call {
         self.drain_client(i);
     }
 
-    fn set_remote_hold(&mut self, hold: bool) {
-        if hold != self.remote_hold {
-            self.remote_hold = hold;
+    /// Records that `by` put the call on hold (or resumed it); tells the client on a change.
+    fn set_hold(&mut self, by: Party, hold: bool) {
+        let held = match by {
+            Party::Local => &mut self.local_hold,
+            Party::Remote => &mut self.remote_hold,
+        };
+        if hold != *held {
+            *held = hold;
             self.emit(if hold {
-                CallEvent::Held { by: Party::Remote }
+                CallEvent::Held { by }
             } else {
-                CallEvent::Resumed { by: Party::Remote }
+                CallEvent::Resumed { by }
             });
         }
     }

@@ -111,6 +111,16 @@ impl Test {
         self.answer(secs, req, code, &format!("{header}: {value}\r\n"));
     }
 
+    /// A UDP registration whose first REGISTER is answered at 0.1 s with `code` (401 or 407)
+    /// and a fresh challenge from `realm` with `nonce`; returns it, that REGISTER and the one
+    /// sent again.
+    fn challenged(code: u16, realm: &str, nonce: &str) -> (Test, Message, Message) {
+        let (mut t, req) = Test::started(Kind::Udp);
+        t.challenge(0.1, &req, code, &challenge(realm, nonce, false));
+        let again = t.request();
+        (t, req, again)
+    }
+
     /// A registration of a `kind` account, registered at 0.1 s.
     fn registered(kind: Kind) -> Test {
         let mut t = Test::new(kind);
@@ -221,15 +231,13 @@ fn ipv6_is_bracketed_everywhere() {
     };
     let text = String::from_utf8(t.data).unwrap();
     assert!(text.starts_with("REGISTER sip:[::1] SIP/2.0\r\n"), "{text}");
-    assert!(
-        text.contains("Via: SIP/2.0/TCP [::1]:5070;rport;branch="),
-        "{text}"
-    );
-    assert!(text.contains("<sip:crm1@[::1]>;tag="), "{text}");
-    assert!(
-        text.contains("Contact: <sip:st-r6@[::1]:5070;transport=tcp>;expires=600"),
-        "{text}"
-    );
+    for bracketed in [
+        "Via: SIP/2.0/TCP [::1]:5070;rport;branch=",
+        "<sip:crm1@[::1]>;tag=",
+        "Contact: <sip:st-r6@[::1]:5070;transport=tcp>;expires=600",
+    ] {
+        assert!(text.contains(bracketed), "{bracketed} in {text}");
+    }
 }
 
 #[test]
@@ -275,10 +283,7 @@ fn a_200_granting_nothing_is_no_binding() {
 
 #[test]
 fn a_401_is_answered_then_refreshes_reuse_the_challenge_with_the_next_nc() {
-    let (mut t, req) = Test::started(Kind::Udp);
-    let ch = challenge("example.org", "n1", false);
-    t.challenge(0.1, &req, 401, &ch);
-    let req2 = t.request();
+    let (mut t, req, req2) = Test::challenged(401, "example.org", "n1");
     assert_eq!(req2.cseq(), Some((2, "REGISTER")));
     assert_ne!(
         req2.top_via_branch(),
@@ -300,10 +305,7 @@ fn a_401_is_answered_then_refreshes_reuse_the_challenge_with_the_next_nc() {
 
 #[test]
 fn a_407_and_a_401_are_both_answered() {
-    let (mut t, req) = Test::started(Kind::Udp);
-    let proxy = challenge("proxy.example.org", "p1", false);
-    t.challenge(0.1, &req, 407, &proxy);
-    let req2 = t.request();
+    let (mut t, _, req2) = Test::challenged(407, "proxy.example.org", "p1");
     check_answer(&req2, "proxy-authorization", "proxy.example.org", "p1", 1);
     assert!(req2.header("authorization").is_none());
     let registrar = challenge("example.org", "r1", false);
@@ -316,9 +318,7 @@ fn a_407_and_a_401_are_both_answered() {
 
 #[test]
 fn a_stale_nonce_is_retried_a_second_fresh_challenge_is_auth_failed() {
-    let (mut t, req) = Test::started(Kind::Udp);
-    t.challenge(0.1, &req, 401, &challenge("example.org", "n1", false));
-    let req2 = t.request();
+    let (mut t, _, req2) = Test::challenged(401, "example.org", "n1");
     t.challenge(0.2, &req2, 401, &challenge("example.org", "n2", true));
     let req3 = t.request();
     check_answer(&req3, "authorization", "example.org", "n2", 1);
@@ -345,9 +345,7 @@ fn a_stale_nonce_is_retried_a_second_fresh_challenge_is_auth_failed() {
 
 #[test]
 fn a_403_after_the_challenge_is_auth_failed() {
-    let (mut t, req) = Test::started(Kind::Udp);
-    t.challenge(0.1, &req, 401, &challenge("e", "n", false));
-    let req2 = t.request();
+    let (mut t, _, req2) = Test::challenged(401, "e", "n");
     t.answer(0.2, &req2, 403, "");
     let e = t.event();
     assert_eq!(

@@ -29,6 +29,16 @@ fn challenged_in_the_dialog(
     (first, again)
 }
 
+/// An outbound call whose INVITE was answered `code` (To tag `to_tag`) with `challenge_line`;
+/// returns the run and the INVITE sent again.
+fn invite_challenged(code: u16, to_tag: &str, challenge_line: &str) -> (Run, Message) {
+    let mut run = Run::outgoing();
+    let inv = run.one_sent();
+    run.input(&respond(&inv, code, to_tag, challenge_line, None));
+    let again = run.take_sent().pop().unwrap();
+    (run, again)
+}
+
 /// Checks the `header` credentials of `req` against the challenge `challenge_line` and the
 /// account's password (`secret`), recomputing the response with the request's own method and
 /// Request-URI.
@@ -94,10 +104,7 @@ fn invite_challenged_by_the_proxy_is_sent_again_with_credentials() {
 
 #[test]
 fn invite_challenged_by_the_registrar_and_then_the_proxy() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    run.input(&respond(&inv, 401, "regtag", WWW, None));
-    let inv2 = run.take_sent().pop().unwrap();
+    let (mut run, inv2) = invite_challenged(401, "regtag", WWW);
     assert_answers(&inv2, "authorization", WWW);
     run.input(&respond(&inv2, 407, "proxytag", PROXY, None));
     let inv3 = run.take_sent().pop().unwrap();
@@ -110,10 +117,7 @@ fn invite_challenged_by_the_registrar_and_then_the_proxy() {
 #[test]
 fn refused_credentials_fail_the_call_with_the_status() {
     for (code, line) in [(407, PROXY), (401, WWW)] {
-        let mut run = Run::outgoing();
-        let inv = run.one_sent();
-        run.input(&respond(&inv, code, "t", line, None));
-        let inv2 = run.take_sent().pop().unwrap();
+        let (mut run, inv2) = invite_challenged(code, "t", line);
         run.input(&respond(&inv2, code, "t", &line.replace("n1", "n2"), None));
         assert_eq!(starts(&run.take_sent()), ["ACK"], "no third INVITE");
         assert_eq!(run.ended(), ("failed", Some(code)));
@@ -122,10 +126,7 @@ fn refused_credentials_fail_the_call_with_the_status() {
 
 #[test]
 fn a_stale_nonce_is_retried() {
-    let mut run = Run::outgoing();
-    let inv = run.one_sent();
-    run.input(&respond(&inv, 407, "t", PROXY, None));
-    let inv2 = run.take_sent().pop().unwrap();
+    let (mut run, inv2) = invite_challenged(407, "t", PROXY);
     let stale = PROXY.replace("pn1\"", "pn2\", stale=true");
     run.input(&respond(&inv2, 407, "t", &stale, None));
     let inv3 = run.take_sent().pop().unwrap();

@@ -54,13 +54,14 @@ impl Driven for Run {
     }
 }
 
-/// One call on a virtual clock.
+/// One call on a virtual clock. What it sent and told its owner is read with
+/// [`Run::take_sent`] and [`Run::take_events`], so each test sees every output once.
 pub struct Run {
     pub call: Call,
-    pub t0: Instant,
     pub now: Instant,
-    pub sent: Vec<Message>,
-    pub events: Vec<CallEvent>,
+    t0: Instant,
+    sent: Vec<Message>,
+    events: Vec<CallEvent>,
 }
 
 impl Run {
@@ -216,6 +217,23 @@ impl Run {
     /// Moves the clock forward by `d`, firing every timer due on the way at its time.
     pub fn advance(&mut self, d: Duration) {
         drive::advance(self, d);
+    }
+
+    /// Checks that the client heard exactly `event` (a failure it is told about) and that the
+    /// call goes on.
+    pub fn goes_on_after(&mut self, event: CallEvent) {
+        assert_eq!(self.take_events(), [event]);
+        assert!(!self.call.is_ended());
+    }
+
+    /// Takes a final failure to an INVITE that no longer matters (the call has ended, or it is
+    /// a retransmission): only an ACK goes out, the client hears nothing more (no second
+    /// Ended), and the call winds down within 40 s.
+    pub fn only_acked(&mut self, failure: &str) {
+        self.input(failure);
+        assert_eq!(starts(&self.take_sent()), ["ACK"]);
+        assert!(self.take_events().is_empty(), "no second Ended");
+        self.finish(Duration::from_secs(40));
     }
 
     /// Runs timers until the call is done (at most `limit` of virtual time).

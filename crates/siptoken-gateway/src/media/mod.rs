@@ -12,8 +12,10 @@
 //!   DTMF generation from [`dtmf`], law conversion from [`g711`]), sans-IO;
 //! - [`session`]: [`MediaEngine`] (one per gateway) and [`MediaSession`] (one per call, the API
 //!   for the call layer), with the task that does a call's I/O;
-//! - [`counters`]: figures for `/metrics`.
+//! - [`counters`]: figures for `/metrics`;
+//! - [`buffers`]: kernel socket buffers for the media sockets.
 
+pub mod buffers;
 pub mod counters;
 pub mod demux;
 pub mod dtmf;

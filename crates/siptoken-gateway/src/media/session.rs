@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::buffers;
 use super::counters::{CallTotals, MediaCounters};
 use super::demux::{self, Datagram, Shared};
 use super::dtmf;
@@ -86,6 +87,21 @@ impl MediaEngine {
     pub async fn bind(settings: &MediaSettings) -> io::Result<MediaEngine> {
         let socket = UdpSocket::bind(settings.webrtc_listen).await?;
         let local = socket.local_addr()?;
+        let granted = buffers::enlarge(&socket)?;
+        tracing::debug!(
+            "WebRTC socket {local}: receive buffer {} bytes, send buffer {} bytes (asked {} and {})",
+            granted.receive,
+            granted.send,
+            buffers::RECEIVE_BUFFER,
+            buffers::SEND_BUFFER
+        );
+        if granted.receive_capped() {
+            tracing::info!(
+                "WebRTC socket {local}: receive buffer capped at {} bytes by net.core.rmem_max; \
+                 raise it (docs/gateway-protocol.md, \"Media\") or packets are lost under load",
+                granted.receive
+            );
+        }
         let ip = match settings.webrtc_public_ip {
             Some(ip) => ip,
             None if local.ip().is_unspecified() => {
@@ -613,5 +629,28 @@ impl CallTask {
             .counters
             .sessions
             .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_shared_webrtc_socket_gets_large_buffers() {
+        let engine = MediaEngine::bind(&MediaSettings {
+            webrtc_listen: "127.0.0.1:0".parse().unwrap(),
+            webrtc_public_ip: None,
+            rtp_ports: "40000-40099".parse().unwrap(),
+            rtp_address: "127.0.0.1".parse().unwrap(),
+            media_timeout: None,
+        })
+        .await
+        .unwrap();
+        if let Some(expected) = buffers::expected_here() {
+            let s = socket2::SockRef::from(&engine.inner.shared.socket);
+            assert_eq!(s.recv_buffer_size().unwrap(), expected.receive);
+            assert_eq!(s.send_buffer_size().unwrap(), expected.send);
+        }
     }
 }

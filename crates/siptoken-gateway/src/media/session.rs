@@ -43,6 +43,10 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a call adds its counts to the shared counters.
 const COUNTERS_EVERY: Duration = Duration::from_secs(1);
 
+/// At most this many of the far end's RTP datagrams are relayed per wake-up of a call's task
+/// (so a flooded SIP leg cannot starve its browser leg and commands).
+const RTP_BATCH: usize = 16;
+
 /// Aborts a task when dropped.
 #[derive(Debug)]
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -409,8 +413,16 @@ impl CallTask {
         let mut rtp_buf = vec![0u8; 2048];
         let mut rtcp_buf = vec![0u8; 2048];
         self.drain(Instant::now());
+        // One timer for the task's life, moved only when the deadline moves (it rarely does
+        // between packets): a fresh `sleep_until` per wake-up would register and deregister a
+        // timer for every packet.
+        let timer = tokio::time::sleep_until(self.deadline().into());
+        tokio::pin!(timer);
         loop {
-            let deadline = self.deadline();
+            let deadline = tokio::time::Instant::from_std(self.deadline());
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
             tokio::select! {
                 cmd = self.cmds.recv() => match cmd {
                     Some(c) => self.command(c),
@@ -422,7 +434,7 @@ impl CallTask {
                 }
                 r = self.rtp.recv_from(&mut rtp_buf) => {
                     if let Ok((n, source)) = r {
-                        self.on_sip_rtp(source, &rtp_buf[..n]);
+                        self.on_sip_rtp(&mut rtp_buf, n, source);
                     }
                 }
                 r = self.rtcp.recv_from(&mut rtcp_buf) => {
@@ -430,7 +442,7 @@ impl CallTask {
                         let _ = self.sip.on_rtcp(Instant::now(), source, &rtcp_buf[..n]);
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => self.on_timer(),
+                _ = &mut timer => self.on_timer(),
             }
         }
         self.shutdown();
@@ -502,20 +514,42 @@ impl CallTask {
         }
     }
 
-    fn on_sip_rtp(&mut self, source: SocketAddr, data: &[u8]) {
+    /// The far end's RTP datagram of `n` bytes in `buf` from `source`, and any others its socket
+    /// holds already (a backlog after the task waited for a core; at most [`RTP_BATCH`]):
+    /// relayed into str0m, then sent towards the browser together.
+    ///
+    /// str0m queues a written packet until time is handled (`handle_timeout` stamps it, the
+    /// next `poll_output` encrypts and sends it), so a write always leaves str0m's timeout due:
+    /// the timeout is handled once after the writes, not polled for first, and not once per
+    /// packet of a backlog.
+    fn on_sip_rtp(&mut self, buf: &mut [u8], n: usize, source: SocketAddr) {
         let now = Instant::now();
+        let mut written = self.relay_sip_rtp(now, source, &buf[..n]);
+        for _ in 1..RTP_BATCH {
+            match self.rtp.try_recv_from(buf) {
+                Ok((n, source)) => written |= self.relay_sip_rtp(now, source, &buf[..n]),
+                Err(_) => break,
+            }
+        }
+        if written {
+            self.leg.handle_timeout(now);
+            self.drain(now);
+        }
+    }
+
+    /// One RTP datagram from the far end into the relay and on into str0m: whether a packet
+    /// was written towards the browser.
+    fn relay_sip_rtp(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> bool {
         let a = match self.sip.on_rtp(now, source, data) {
             Ok(a) => a,
-            Err(_) => return,
+            Err(_) => return false,
         };
         if a.first {
             self.event(MediaEvent::SipMediaStarted);
         }
-        if let Some(out) = self.relay.to_browser.forward(now, a.inbound(data)) {
-            self.leg.write(now, &out);
-            self.drain(now);
-            self.leg.handle_timeout(now);
-            self.drain(now);
+        match self.relay.to_browser.forward(now, a.inbound(data)) {
+            Some(out) => self.leg.write(now, &out),
+            None => false,
         }
     }
 

@@ -13,8 +13,10 @@
 //! - [`session`]: [`MediaEngine`] (one per gateway) and [`MediaSession`] (one per call, the API
 //!   for the call layer), with the task that does a call's I/O;
 //! - [`counters`]: figures for `/metrics`;
+//! - [`buffers`]: kernel socket buffers for the media sockets;
 //! - `fuzz`: the `sdp` fuzz target's driver (tests and the `fuzzing` feature only).
 
+pub mod buffers;
 pub mod counters;
 pub mod demux;
 pub mod dtmf;

@@ -9,9 +9,11 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use tokio::net::UdpSocket;
+
+use super::buffers;
 
 /// A `rtp_ports` value: `FIRST-LAST`, inclusive, holding at least one even/odd pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +97,8 @@ pub struct PortAllocator {
     address: IpAddr,
     range: PortRange,
     cursor: AtomicU32,
+    /// Whether the RTP sockets' buffer sizes were logged (once: they are the same for all).
+    buffers_logged: AtomicBool,
 }
 
 impl PortAllocator {
@@ -105,6 +109,7 @@ impl PortAllocator {
             address,
             range,
             cursor: AtomicU32::new(start),
+            buffers_logged: AtomicBool::new(false),
         }
     }
 
@@ -120,6 +125,20 @@ impl PortAllocator {
             let Ok(rtcp) = bind(SocketAddr::new(self.address, port + 1)) else {
                 continue;
             };
+            // Only RTP carries a packet every 20 ms; RTCP keeps the default buffers.
+            let granted = buffers::enlarge(&rtp);
+            if !self.buffers_logged.swap(true, Ordering::Relaxed) {
+                match granted {
+                    Ok(g) => tracing::debug!(
+                        "RTP sockets: receive buffer {} bytes, send buffer {} bytes (asked {} and {})",
+                        g.receive,
+                        g.send,
+                        buffers::RECEIVE_BUFFER,
+                        buffers::SEND_BUFFER
+                    ),
+                    Err(e) => tracing::debug!("RTP sockets: buffer sizes unknown: {e}"),
+                }
+            }
             return Ok(PortPair { rtp, rtcp });
         }
         Err(io::Error::new(
@@ -176,6 +195,11 @@ mod tests {
             let (p, q) = (pair.port(), pair.rtcp.local_addr().unwrap().port());
             assert_eq!((p % 2, q), (0, p + 1));
             assert!((first..=first + 7).contains(&p));
+            if let Some(expected) = buffers::expected_here() {
+                let rtp = socket2::SockRef::from(&pair.rtp);
+                assert_eq!(rtp.recv_buffer_size().unwrap(), expected.receive);
+                assert_eq!(rtp.send_buffer_size().unwrap(), expected.send);
+            }
             got.push(pair);
         }
         let mut ports: Vec<u16> = got.iter().map(PortPair::port).collect();

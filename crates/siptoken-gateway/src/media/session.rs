@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::buffers;
 use super::counters::{CallTotals, MediaCounters};
 use super::demux::{self, Datagram, Shared};
 use super::dtmf;
@@ -41,6 +42,10 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often a call adds its counts to the shared counters.
 const COUNTERS_EVERY: Duration = Duration::from_secs(1);
+
+/// At most this many of the far end's RTP datagrams are relayed per wake-up of a call's task
+/// (so a flooded SIP leg cannot starve its browser leg and commands).
+const RTP_BATCH: usize = 16;
 
 /// Aborts a task when dropped.
 #[derive(Debug)]
@@ -86,6 +91,21 @@ impl MediaEngine {
     pub async fn bind(settings: &MediaSettings) -> io::Result<MediaEngine> {
         let socket = UdpSocket::bind(settings.webrtc_listen).await?;
         let local = socket.local_addr()?;
+        let granted = buffers::enlarge(&socket)?;
+        tracing::debug!(
+            "WebRTC socket {local}: receive buffer {} bytes, send buffer {} bytes (asked {} and {})",
+            granted.receive,
+            granted.send,
+            buffers::RECEIVE_BUFFER,
+            buffers::SEND_BUFFER
+        );
+        if granted.receive_capped() {
+            tracing::info!(
+                "WebRTC socket {local}: receive buffer capped at {} bytes by net.core.rmem_max; \
+                 raise it (docs/gateway-protocol.md, \"Media\") or packets are lost under load",
+                granted.receive
+            );
+        }
         let ip = match settings.webrtc_public_ip {
             Some(ip) => ip,
             None if local.ip().is_unspecified() => {
@@ -393,8 +413,16 @@ impl CallTask {
         let mut rtp_buf = vec![0u8; 2048];
         let mut rtcp_buf = vec![0u8; 2048];
         self.drain(Instant::now());
+        // One timer for the task's life, moved only when the deadline moves (it rarely does
+        // between packets): a fresh `sleep_until` per wake-up would register and deregister a
+        // timer for every packet.
+        let timer = tokio::time::sleep_until(self.deadline().into());
+        tokio::pin!(timer);
         loop {
-            let deadline = self.deadline();
+            let deadline = tokio::time::Instant::from_std(self.deadline());
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
             tokio::select! {
                 cmd = self.cmds.recv() => match cmd {
                     Some(c) => self.command(c),
@@ -406,7 +434,7 @@ impl CallTask {
                 }
                 r = self.rtp.recv_from(&mut rtp_buf) => {
                     if let Ok((n, source)) = r {
-                        self.on_sip_rtp(source, &rtp_buf[..n]);
+                        self.on_sip_rtp(&mut rtp_buf, n, source);
                     }
                 }
                 r = self.rtcp.recv_from(&mut rtcp_buf) => {
@@ -414,7 +442,7 @@ impl CallTask {
                         let _ = self.sip.on_rtcp(Instant::now(), source, &rtcp_buf[..n]);
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => self.on_timer(),
+                _ = &mut timer => self.on_timer(),
             }
         }
         self.shutdown();
@@ -486,20 +514,42 @@ impl CallTask {
         }
     }
 
-    fn on_sip_rtp(&mut self, source: SocketAddr, data: &[u8]) {
+    /// The far end's RTP datagram of `n` bytes in `buf` from `source`, and any others its socket
+    /// holds already (a backlog after the task waited for a core; at most [`RTP_BATCH`]):
+    /// relayed into str0m, then sent towards the browser together.
+    ///
+    /// str0m queues a written packet until time is handled (`handle_timeout` stamps it, the
+    /// next `poll_output` encrypts and sends it), so a write always leaves str0m's timeout due:
+    /// the timeout is handled once after the writes, not polled for first, and not once per
+    /// packet of a backlog.
+    fn on_sip_rtp(&mut self, buf: &mut [u8], n: usize, source: SocketAddr) {
         let now = Instant::now();
+        let mut written = self.relay_sip_rtp(now, source, &buf[..n]);
+        for _ in 1..RTP_BATCH {
+            match self.rtp.try_recv_from(buf) {
+                Ok((n, source)) => written |= self.relay_sip_rtp(now, source, &buf[..n]),
+                Err(_) => break,
+            }
+        }
+        if written {
+            self.leg.handle_timeout(now);
+            self.drain(now);
+        }
+    }
+
+    /// One RTP datagram from the far end into the relay and on into str0m: whether a packet
+    /// was written towards the browser.
+    fn relay_sip_rtp(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> bool {
         let a = match self.sip.on_rtp(now, source, data) {
             Ok(a) => a,
-            Err(_) => return,
+            Err(_) => return false,
         };
         if a.first {
             self.event(MediaEvent::SipMediaStarted);
         }
-        if let Some(out) = self.relay.to_browser.forward(now, a.inbound(data)) {
-            self.leg.write(now, &out);
-            self.drain(now);
-            self.leg.handle_timeout(now);
-            self.drain(now);
+        match self.relay.to_browser.forward(now, a.inbound(data)) {
+            Some(out) => self.leg.write(now, &out),
+            None => false,
         }
     }
 
@@ -613,5 +663,28 @@ impl CallTask {
             .counters
             .sessions
             .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_shared_webrtc_socket_gets_large_buffers() {
+        let engine = MediaEngine::bind(&MediaSettings {
+            webrtc_listen: "127.0.0.1:0".parse().unwrap(),
+            webrtc_public_ip: None,
+            rtp_ports: "40000-40099".parse().unwrap(),
+            rtp_address: "127.0.0.1".parse().unwrap(),
+            media_timeout: None,
+        })
+        .await
+        .unwrap();
+        if let Some(expected) = buffers::expected_here() {
+            let s = socket2::SockRef::from(&engine.inner.shared.socket);
+            assert_eq!(s.recv_buffer_size().unwrap(), expected.receive);
+            assert_eq!(s.send_buffer_size().unwrap(), expected.send);
+        }
     }
 }

@@ -20,7 +20,7 @@ use str0m::crypto::CryptoProvider;
 use str0m::format::{Codec, CodecConfig, FormatParams};
 use str0m::media::{Frequency, Mid};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::rtp::{RtpWrite, Ssrc};
+use str0m::rtp::{Extension, ExtensionMap, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig, RtcError};
 
 use super::demux::IceKey;
@@ -179,6 +179,18 @@ fn law_of(codec: Codec) -> Option<Law> {
     }
 }
 
+/// The RTP header extensions the gateway answers: the MID (the BUNDLE transport's own) and the
+/// audio level (a few bytes Chrome adds to audio anyway). Not transport-wide congestion control
+/// (`transport-cc`) nor `abs-send-time`: they serve bandwidth estimation, which a G.711 relay
+/// has no use for (str0m's is off), and with them str0m numbers every packet it sends, logs
+/// every one it receives and sends feedback every 100 ms — CPU per packet for nothing.
+fn answered_extensions() -> ExtensionMap {
+    let mut exts = ExtensionMap::empty();
+    exts.set(1, Extension::AudioLevel);
+    exts.set(4, Extension::RtpMid);
+    exts
+}
+
 /// Adds telephone-event/8000 (RFC 4733) on payload type `pt` with the `events` it carries
 /// (its fmtp, e.g. `0-16`) to a str0m codec configuration.
 pub fn add_telephone_event(codecs: &mut CodecConfig, pt: u8, events: &str) {
@@ -211,7 +223,8 @@ impl BrowserLeg {
             .set_rtp_mode(true)
             .set_crypto_provider(ctx.provider.clone())
             .set_dtls_cert(ctx.cert.clone())
-            .clear_codecs();
+            .clear_codecs()
+            .set_extension_map(answered_extensions());
         let codecs = config.codec_config();
         for law in laws {
             match law {
@@ -378,13 +391,14 @@ impl BrowserLeg {
         }
     }
 
-    /// Sends an RTP packet to the browser (encrypted by str0m). Then `poll`, `handle_timeout`
-    /// and `poll` again: str0m queues written packets and sends them when time is handled
-    /// (checked in `benches/media_relay.rs`: without it nothing goes out).
-    pub fn write(&mut self, now: Instant, p: &Outbound<'_>) {
+    /// Queues an RTP packet for the browser (encrypted by str0m); `false` when the leg cannot
+    /// send (not connected yet, or dead). str0m sends queued packets only once time is handled:
+    /// after one or more writes, call [`Self::handle_timeout`] and then [`Self::poll`] (no poll
+    /// is needed in between: a write only makes the timeout due).
+    pub fn write(&mut self, now: Instant, p: &Outbound<'_>) -> bool {
         self.last_now = self.last_now.max(now);
         if !self.connected || self.dead {
-            return;
+            return false;
         }
         let ssrc = match self.tx {
             Some(s) => s,
@@ -395,14 +409,14 @@ impl BrowserLeg {
                     .stream_tx_by_mid(self.mid, None)
                     .map(|s| s.ssrc())
                 else {
-                    return;
+                    return false;
                 };
                 *self.tx.insert(s)
             }
         };
         let mut api = self.rtc.direct_api();
         let Some(stream) = api.stream_tx(&ssrc) else {
-            return;
+            return false;
         };
         stream.write_rtp(
             RtpWrite::new(
@@ -414,6 +428,7 @@ impl BrowserLeg {
             )
             .marker(p.marker),
         );
+        true
     }
 
     /// Closes the leg (RTCP BYE, DTLS close_notify); keep polling until the timeout to send
@@ -538,8 +553,14 @@ a=ssrc:3285416542 msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-b
             "a=mid:0",
             "a=fingerprint:sha-256 ",
             " 192.0.2.5 30000 typ host",
+            "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
         ] {
             assert!(answer.contains(needed), "{needed} missing from {answer}");
+        }
+        // No bandwidth estimation: the browser is not asked for transport-wide sequence
+        // numbers or send times (the offer has both).
+        for unwanted in ["transport-wide-cc", "transport-cc", "abs-send-time"] {
+            assert!(!answer.contains(unwanted), "{unwanted} in {answer}");
         }
         assert_eq!(
             leg.codecs(),
@@ -575,6 +596,156 @@ a=ssrc:3285416542 msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-b
             .map(|l| format!("{l}\r\n"))
             .collect();
         assert!(BrowserLeg::answer(now, &ctx, &no_fingerprint, &laws).is_err());
+    }
+
+    /// A str0m client (default configuration: it offers transport-cc) connected in memory to
+    /// a gateway browser leg.
+    struct Pair {
+        client: Rtc,
+        leg: BrowserLeg,
+        client_addr: SocketAddr,
+        gateway_addr: SocketAddr,
+        now: Instant,
+        /// The client's datagrams not yet delivered.
+        to_leg: Vec<Vec<u8>>,
+        /// RTP packets the client received.
+        received: Vec<str0m::rtp::RtpPacket>,
+    }
+
+    impl Pair {
+        fn connect() -> Pair {
+            use str0m::change::SdpAnswer;
+            use str0m::media::{Direction, MediaKind};
+            let client_addr: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+            let gateway_addr: SocketAddr = "10.0.0.2:30000".parse().unwrap();
+            let now = Instant::now();
+            let mut client = RtcConfig::new()
+                .set_rtp_mode(true)
+                .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+                .enable_pcmu(true, false)
+                .build(now);
+            client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
+            let mut change = client.sdp_api();
+            change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+            let (offer, pending) = change.apply().unwrap();
+            let offer = offer.to_sdp_string();
+            assert!(offer.contains("transport-wide-cc"), "{offer}");
+            let ctx = WebRtcContext::new(gateway_addr).unwrap();
+            let (leg, answer) = BrowserLeg::answer(now, &ctx, &offer, &[Law::Pcmu]).unwrap();
+            client
+                .sdp_api()
+                .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+                .unwrap();
+            let mut pair = Pair {
+                client,
+                leg,
+                client_addr,
+                gateway_addr,
+                now,
+                to_leg: Vec::new(),
+                received: Vec::new(),
+            };
+            for _ in 0..5000 {
+                pair.exchange();
+                if pair.leg.is_connected() {
+                    return pair;
+                }
+                pair.now += std::time::Duration::from_millis(1);
+                let _ = pair.client.handle_input(Input::Timeout(pair.now));
+                pair.leg.handle_timeout(pair.now);
+            }
+            panic!("the browser leg did not connect");
+        }
+
+        /// Polls the client until its timeout (str0m's contract after every input).
+        fn poll_client(&mut self) {
+            while let Ok(o) = self.client.poll_output() {
+                match o {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => self.to_leg.push(t.contents.to_vec()),
+                    Output::Event(Event::RtpPacket(p)) => self.received.push(p),
+                    Output::Event(_) => {}
+                }
+            }
+        }
+
+        /// Delivers the client's datagrams to the leg.
+        fn client_to_leg(&mut self) {
+            self.poll_client();
+            for d in std::mem::take(&mut self.to_leg) {
+                self.leg.receive(self.now, self.client_addr, &d);
+            }
+        }
+
+        /// Delivers the leg's datagrams to the client; how many there were.
+        fn leg_to_client(&mut self) -> usize {
+            let mut n = 0;
+            loop {
+                match self.leg.poll() {
+                    BrowserOutput::Timeout(_) => return n,
+                    BrowserOutput::Transmit(t) => {
+                        let r = Receive::new(
+                            Protocol::Udp,
+                            self.gateway_addr,
+                            self.client_addr,
+                            &t.contents,
+                        )
+                        .unwrap();
+                        self.client
+                            .handle_input(Input::Receive(self.now, r))
+                            .unwrap();
+                        self.poll_client();
+                        n += 1;
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        fn exchange(&mut self) {
+            for _ in 0..10 {
+                self.client_to_leg();
+                if self.leg_to_client() == 0 {
+                    break;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn written_packets_go_out_together_once_time_is_handled() {
+        let mut pair = Pair::connect();
+        pair.exchange();
+        pair.received.clear();
+        pair.now += std::time::Duration::from_millis(20);
+        let now = pair.now;
+        let payload = [0x55u8; 160];
+        for i in 0..3u64 {
+            let written = pair.leg.write(
+                now,
+                &Outbound {
+                    seq: 100 + i,
+                    timestamp: 160 * i as u32,
+                    marker: i == 0,
+                    payload_type: 0,
+                    payload: &payload,
+                },
+            );
+            assert!(written);
+        }
+        // str0m holds written packets until time is handled (the relay relies on this to
+        // send a backlog with one timeout handling, and on nothing else).
+        assert_eq!(pair.leg_to_client(), 0, "sent before handle_timeout");
+        pair.leg.handle_timeout(now);
+        assert_eq!(pair.leg_to_client(), 3);
+        let got = std::mem::take(&mut pair.received);
+        let seqs: Vec<u64> = got.iter().map(|p| *p.seq_no).collect();
+        assert_eq!(seqs, [100, 101, 102]);
+        for p in &got {
+            assert_eq!(&p.payload[..], &payload[..]);
+            // No transport-wide sequence numbers: TWCC was not negotiated.
+            assert_eq!(p.header.ext_vals.transport_cc, None);
+        }
     }
 
     #[test]

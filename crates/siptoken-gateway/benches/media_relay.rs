@@ -112,7 +112,7 @@ impl Pair {
         let mut now = Instant::now();
         let mut config = RtcConfig::new()
             .set_rtp_mode(true)
-            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .set_crypto_provider(Arc::new(siptoken_gateway::media::dtls::crypto_provider()))
             .clear_codecs();
         config.codec_config().enable_pcmu(true, false);
         let mut client = config.build(now);

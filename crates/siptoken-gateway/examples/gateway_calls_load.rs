@@ -3,9 +3,11 @@
 //! `benches/calls_load.sh` (full size, release) or `scripts/ci/70-load.sh` (short smoke).
 //!
 //! One run:
-//! 1. starts sipp as the callee (UAS answering with PCMU, `-rtp_echo`: every RTP packet it gets
-//!    goes back to where it came from) and Kamailio with N gateway accounts, N sipp accounts and a
-//!    static route `echo` → that sipp (digest with 407 on every INVITE from an account);
+//! 1. starts the RTP echo (two threads in this process sending every datagram back to where it
+//!    came from, with a large receive buffer: see [`Echo`]), sipp as the callee (UAS answering
+//!    with PCMU, its SDP pointing at the echo) and Kamailio with N gateway accounts, N sipp
+//!    accounts and a static route `echo` → that sipp (digest with 407 on every INVITE from an
+//!    account);
 //! 2. **sipp direct**: a sipp UAC places N calls to `echo` through Kamailio (INVITE, 407, ACK,
 //!    INVITE with digest, 180, 200, ACK, BYE), at most C at a time: calls/s and setup latency
 //!    (first INVITE → 200, sipp's response-time trace) — the ceiling of Kamailio and the callee;
@@ -488,36 +490,99 @@ impl Forwarder {
     }
 }
 
-/// sipp, the callee: answers every INVITE with PCMU, echoes RTP (`-rtp_echo`), waits for BYE.
+/// The RTP echo every call and probe reaches: one socket, two threads sending each datagram
+/// back to its source. Not sipp's `-rtp_echo`: that is one thread on a socket with the
+/// default 208 KiB receive buffer (sipp's `-buff_size` does not reach its media sockets), which
+/// overflowed whenever the shared cores left it unscheduled for a few milliseconds at a few
+/// hundred calls — the loss measured was sipp's, not the gateway's. This echo asks for the same
+/// buffers as the gateway's media sockets, so both ends of the measured path get the same.
+struct Echo {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    tids: Vec<u32>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Echo {
+    fn start() -> Echo {
+        // Outside the gateway's RTP ports, so that drops are told apart by port.
+        let socket = loop {
+            let s = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+            let port = s.local_addr().unwrap().port();
+            if !(RTP_PORTS.0..=RTP_PORTS.1).contains(&port) {
+                break s;
+            }
+        };
+        let s = socket2::SockRef::from(&socket);
+        let _ = s.set_recv_buffer_size(siptoken_gateway::media::buffers::RECEIVE_BUFFER);
+        let _ = s.set_send_buffer_size(siptoken_gateway::media::buffers::SEND_BUFFER);
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let threads = (0..2)
+            .map(|_| {
+                let (socket, stop, tid_tx) =
+                    (socket.try_clone().unwrap(), stop.clone(), tid_tx.clone());
+                std::thread::spawn(move || {
+                    let _ = tid_tx.send(current_tid());
+                    let mut buf = [0u8; 2048];
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                            let _ = socket.send_to(&buf[..n], from);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let tids = (0..2).map(|_| tid_rx.recv().unwrap()).collect();
+        Echo {
+            addr,
+            stop,
+            tids,
+            threads,
+        }
+    }
+
+    fn cpu_secs(&self) -> f64 {
+        self.tids.iter().map(|&t| thread_cpu_secs(t)).sum()
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// sipp, the callee: answers every INVITE with PCMU and the [`Echo`]'s address as its media,
+/// waits for BYE.
 struct Callee {
     port: u16,
-    media: SocketAddr,
-    proc: Proc,
+    /// Stopped when dropped.
+    _proc: Proc,
 }
 
 impl Callee {
-    fn start(dir: &Path) -> Callee {
+    fn start(dir: &Path, echo: SocketAddr) -> Callee {
         let dir = dir.join("callee");
         let port = free_port();
-        let media_port = even_port_pair();
-        let mut command = sipp::command(&dir, "uas.xml", sipp::ECHO_UAS);
+        let scenario =
+            sipp::ECHO_UAS.replace("m=audio [media_port]", &format!("m=audio {}", echo.port()));
+        assert!(scenario != sipp::ECHO_UAS, "the scenario has an m= line");
+        let mut command = sipp::command(&dir, "uas.xml", &scenario);
         command
             .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args([
-                "-mi",
-                "127.0.0.1",
-                "-mp",
-                &media_port.to_string(),
-                "-rtp_echo",
-            ])
+            .args(["-mi", "127.0.0.1", "-mp", &even_port_pair().to_string()])
             .args(["-buff_size", "4194304", "-nostdin", "-trace_err"]);
         let proc = sipp::start(&mut command, &dir);
         std::thread::sleep(Duration::from_millis(300));
-        Callee {
-            port,
-            media: SocketAddr::from(([127, 0, 0, 1], media_port)),
-            proc,
-        }
+        Callee { port, _proc: proc }
     }
 }
 
@@ -693,7 +758,8 @@ async fn run(o: &Options) -> bool {
         std::thread::available_parallelism().map_or(0, |p| p.get()),
         loadavg()
     );
-    let callee = Callee::start(dir);
+    let echo = Echo::start();
+    let callee = Callee::start(dir, echo.addr);
     let kam = Kamailio::start(
         dir,
         &KamailioSpec {
@@ -835,7 +901,7 @@ async fn run(o: &Options) -> bool {
         .map(|(k, s)| {
             tokio::spawn(plain_stream(
                 (n + k) as u32,
-                callee.media,
+                echo.addr,
                 probe_clock.clone(),
                 s.clone(),
             ))
@@ -852,14 +918,14 @@ async fn run(o: &Options) -> bool {
         c.window_start.store(hold_start, Ordering::Relaxed);
     }
     let (cpu_gw0, cpu_me0, cpu_kids0) = (cpu_secs(gw.pid()), cpu_secs(me), children_cpu_secs());
-    let cpu_callee0 = cpu_secs(callee.proc.pid());
+    let cpu_echo0 = echo.cpu_secs();
     let relayed0 = relayed();
     let t_hold = Instant::now();
     tokio::time::sleep(o.hold).await;
     let hold_secs = t_hold.elapsed().as_secs_f64();
     let relayed1 = relayed();
     let (cpu_gw1, cpu_me1) = (cpu_secs(gw.pid()), cpu_secs(me));
-    let cpu_callee1 = cpu_secs(callee.proc.pid());
+    let cpu_echo1 = echo.cpu_secs();
     let hold_end = now_ns();
     for c in [&clock, &probe_clock] {
         c.window_end.store(hold_end, Ordering::Relaxed);
@@ -869,12 +935,12 @@ async fn run(o: &Options) -> bool {
     let gw_cpu_per_packet = (cpu_gw1 - cpu_gw0) / gw_packets.max(1.0) * 1e6;
     println!(
         "hold: {hold_secs:.1} s, gateway relayed {gw_packets:.0} packets ({:.0}/s), CPU {:.2} s \
-         = {gw_cpu_per_packet:.2} µs per packet; load tool CPU {:.2} s, sipp echo {:.2} s; \
+         = {gw_cpu_per_packet:.2} µs per packet; load tool CPU {:.2} s (of which the echo {:.2} s); \
          load average {}",
         gw_packets / hold_secs,
         cpu_gw1 - cpu_gw0,
         cpu_me1 - cpu_me0,
-        cpu_callee1 - cpu_callee0,
+        cpu_echo1 - cpu_echo0,
         loadavg()
     );
 
@@ -886,11 +952,11 @@ async fn run(o: &Options) -> bool {
     let mine = own_socket_inodes();
     let drops_gw =
         udp_drops(|port, _| port == webrtc_port || (RTP_PORTS.0..=RTP_PORTS.1).contains(&port));
-    let drops_me = udp_drops(|_, inode| mine.contains(&inode));
-    let drops_echo = udp_drops(|port, _| port == callee.media.port());
+    let drops_echo = udp_drops(|port, _| port == echo.addr.port());
+    let drops_me = udp_drops(|port, inode| mine.contains(&inode) && port != echo.addr.port());
     println!(
         "UDP receive-buffer drops (sockets' lifetime): gateway {drops_gw}, load tool {drops_me}, \
-         sipp echo {drops_echo}"
+         echo {drops_echo}"
     );
     clock.ended.store(true, Ordering::Relaxed);
     probe_clock.ended.store(true, Ordering::Relaxed);
@@ -1005,7 +1071,7 @@ async fn run(o: &Options) -> bool {
     let floor = if o.floor.is_zero() {
         None
     } else {
-        let fwd = Forwarder::start(callee.media, n);
+        let fwd = Forwarder::start(echo.addr, n);
         let fclock = Clock::new();
         let fstats: Vec<Arc<StreamStats>> =
             (0..n).map(|_| Arc::new(StreamStats::default())).collect();
@@ -1134,5 +1200,6 @@ async fn run(o: &Options) -> bool {
     drop(gw);
     drop(kam);
     drop(callee);
+    drop(echo);
     ok
 }

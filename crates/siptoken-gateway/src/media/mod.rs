@@ -4,6 +4,7 @@
 //!
 //! One module per job:
 //! - [`webrtc`]: the browser leg (str0m: ICE-lite, DTLS-SRTP, rtcp-mux, RTP mode), sans-IO;
+//! - [`dtls`]: str0m's DTLS (dimpl) with one configuration per process instead of per call;
 //! - [`demux`]: the one UDP socket shared by every browser leg, and which call a datagram is for;
 //! - [`rtp`]: the SIP leg (symmetric RTP, RTCP reports, media timeout), sans-IO, on a port pair
 //!   from [`ports`]; its wire formats in [`packet`];
@@ -19,6 +20,7 @@
 pub mod buffers;
 pub mod counters;
 pub mod demux;
+pub mod dtls;
 pub mod dtmf;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzz;

@@ -129,9 +129,10 @@ impl std::fmt::Debug for WebRtcContext {
 }
 
 impl WebRtcContext {
-    /// Creates the crypto provider (aws-lc-rs) and a DTLS certificate.
+    /// Creates the crypto provider (aws-lc-rs, DTLS configured once: see [`super::dtls`]) and a
+    /// DTLS certificate.
     pub fn new(advertised: SocketAddr) -> Result<WebRtcContext, WebRtcError> {
-        let provider = str0m::crypto::from_feature_flags();
+        let provider = super::dtls::crypto_provider();
         let cert = provider
             .dtls_provider
             .generate_certificate()
@@ -621,7 +622,7 @@ a=ssrc:3285416542 msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-b
             let now = Instant::now();
             let mut client = RtcConfig::new()
                 .set_rtp_mode(true)
-                .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+                .set_crypto_provider(Arc::new(crate::media::dtls::crypto_provider()))
                 .enable_pcmu(true, false)
                 .build(now);
             client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());

@@ -62,7 +62,7 @@ impl SimBrowser {
         let now = Instant::now();
         let mut config = RtcConfig::new()
             .set_rtp_mode(true)
-            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .set_crypto_provider(Arc::new(siptoken_gateway::media::dtls::crypto_provider()))
             .clear_codecs();
         let codecs = config.codec_config();
         codecs.enable_opus(true, false);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Calls under load (issue 13), full size: builds siptoken-gateway and the call load tool in
 # release mode and runs crates/siptoken-gateway/examples/gateway_calls_load.rs: simulated browsers
-# (str0m, DTLS-SRTP) logging in with tokens and calling sipp's RTP echo through the gateway and
-# Kamailio (registrar and proxy) on loopback; sipp calling the same echo directly beside it; a
-# bare UDP forwarder of the same packets as the CPU floor. Figures and method: docs/performance.md,
+# (str0m, DTLS-SRTP) logging in with tokens and calling a sipp callee (its SDP pointing at the
+# tool's RTP echo) through the gateway and Kamailio (registrar and proxy) on loopback; sipp
+# calling the same callee directly beside it; a bare UDP forwarder of the same packets to the
+# same echo as the CPU floor. Figures and method: docs/performance.md,
 # "Calls".
 #
 #   benches/calls_load.sh [gateway_calls_load options]

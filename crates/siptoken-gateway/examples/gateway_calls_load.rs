@@ -971,8 +971,7 @@ async fn run(o: &Options) -> bool {
     for p in probes {
         let _ = p.await;
     }
-    let drops = gw.metric("siptoken_gateway_media_webrtc_queue_drops_total")
-        + gw.metric("siptoken_gateway_media_rtp_packets_dropped_total");
+    let drops = gw.metric("siptoken_gateway_media_rtp_packets_dropped_total");
 
     // Calls and loss.
     let errors: Vec<&String> = reports.iter().filter_map(|r| r.error.as_ref()).collect();

@@ -28,8 +28,6 @@ pub struct MediaCounters {
     pub unexpected_source: AtomicU64,
     /// Datagrams on the WebRTC socket that belonged to no call.
     pub webrtc_unrouted: AtomicU64,
-    /// Datagrams on the WebRTC socket dropped because their call's queue was full.
-    pub webrtc_dropped: AtomicU64,
     /// Calls whose far end sent no RTP for `media_timeout_seconds`.
     pub media_timeouts: AtomicU64,
     /// Browser legs that failed (DTLS, ICE consent lost, no connection in time).
@@ -101,7 +99,7 @@ impl MediaCounters {
              siptoken_gateway_media_sessions {}",
             self.sessions.load(Ordering::Relaxed)
         );
-        let counters: [(&str, &str, u64); 10] = [
+        let counters: [(&str, &str, u64); 9] = [
             ("rtp_packets_to_sip_total", "RTP packets relayed from browsers to SIP far ends (generated DTMF included).", get(&self.packets_to_sip)),
             ("rtp_packets_to_browser_total", "RTP packets relayed from SIP far ends to browsers.", get(&self.packets_to_browser)),
             ("rtp_packets_converted_total", "Relayed packets whose G.711 law was converted (PCMU <-> PCMA).", get(&self.packets_converted)),
@@ -109,7 +107,6 @@ impl MediaCounters {
             ("rtp_packets_dropped_total", "RTP packets the relay dropped (hold, codec not negotiated, during generated DTMF).", get(&self.packets_dropped)),
             ("rtp_unexpected_source_total", "Datagrams on SIP-leg RTP/RTCP ports from an address the far end's SDP did not name (dropped).", get(&self.unexpected_source)),
             ("webrtc_unrouted_total", "Datagrams on the WebRTC socket that belonged to no call (dropped).", get(&self.webrtc_unrouted)),
-            ("webrtc_queue_drops_total", "Datagrams on the WebRTC socket dropped because their call was not keeping up.", get(&self.webrtc_dropped)),
             ("media_timeouts_total", "Calls whose far end sent no RTP for media_timeout_seconds.", get(&self.media_timeouts)),
             ("browser_leg_failures_total", "Browser legs that failed: DTLS error, ICE consent lost, or not connected in time.", get(&self.browser_failures)),
         ];

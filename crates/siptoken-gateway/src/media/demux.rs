@@ -14,8 +14,18 @@
 //! checks the ufrag or the nominated address) before str0m authenticates it (STUN
 //! MESSAGE-INTEGRITY, DTLS, SRTP). A call remembers at most [`MAX_ADDRESSES`] addresses (a
 //! browser checks a few candidate pairs), the oldest forgotten first; datagrams for no call are
-//! dropped and counted. A datagram is copied once, into the call's queue; a full queue drops it
-//! (UDP semantics: a call that cannot keep up loses packets, the reader never waits).
+//! dropped and counted.
+//!
+//! A reader hands a datagram to its call's [`Receiver`] on the spot, from its own read buffer:
+//! no copy, no queue, no wake-up of another task per packet (the hop that cost the relay a
+//! task switch per browser packet). There are [`readers`] of them on the one socket, so the
+//! browsers' datagrams are worked on by as many threads as the runtime has; datagrams that
+//! arrive while they are busy wait in the socket's receive buffer (see `buffers`), the one place
+//! they queue. Two datagrams of one call read by two readers at the same moment are handled one
+//! after the other (the call's lock), not always in arrival order: SRTP, DTLS and the relay
+//! accept reordering, as they must from any network. (Not `SO_REUSEPORT` sockets, which would
+//! keep each browser on one reader: they would also let a second gateway started on the same
+//! port take half the browsers silently, where a plain socket makes it fail to start.)
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -25,25 +35,17 @@ use std::time::Instant;
 
 use str0m::crypto::Sha1HmacProvider;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 use super::counters::MediaCounters;
 
 /// Addresses remembered per call.
 pub const MAX_ADDRESSES: usize = 8;
 
-/// Datagrams queued per call before more are dropped.
-pub const QUEUE: usize = 256;
-
-/// A datagram from a browser, with its arrival time.
-#[derive(Debug)]
-pub struct Datagram {
-    /// When it was read.
-    pub at: Instant,
-    /// Who sent it.
-    pub source: SocketAddr,
-    /// Its bytes.
-    pub data: Vec<u8>,
+/// What takes a call's datagrams from the shared socket (the call's media state). Called on the
+/// reader's task, with the routing table unlocked: it must not wait.
+pub trait Receiver: Send + Sync {
+    /// A datagram from `source`, read at `at`.
+    fn receive(&self, at: Instant, source: SocketAddr, data: &[u8]);
 }
 
 /// What checks the STUN binding requests of one call: its local ICE password (the key of
@@ -70,12 +72,20 @@ impl IceKey {
     }
 }
 
-#[derive(Debug)]
 struct Route {
-    tx: mpsc::Sender<Datagram>,
+    receiver: Arc<dyn Receiver>,
     ufrag: String,
     key: IceKey,
     addresses: VecDeque<SocketAddr>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("ufrag", &self.ufrag)
+            .field("addresses", &self.addresses)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which call each datagram belongs to.
@@ -104,23 +114,22 @@ fn stun_binding(data: &[u8]) -> Option<(&str, str0m::ice::StunMessage<'_>)> {
 }
 
 impl Demux {
-    /// Registers a call by its ICE username fragment and password; returns its id and its
-    /// datagram queue.
-    pub fn register(&mut self, ufrag: &str, key: IceKey) -> (u64, mpsc::Receiver<Datagram>) {
-        let (tx, rx) = mpsc::channel(QUEUE);
+    /// Registers a call by its ICE username fragment and password, with what takes its
+    /// datagrams; returns its id.
+    pub fn register(&mut self, ufrag: &str, key: IceKey, receiver: Arc<dyn Receiver>) -> u64 {
         self.next += 1;
         let id = self.next;
         self.by_ufrag.insert(ufrag.to_owned(), id);
         self.routes.insert(
             id,
             Route {
-                tx,
+                receiver,
                 ufrag: ufrag.to_owned(),
                 key,
                 addresses: VecDeque::new(),
             },
         );
-        (id, rx)
+        id
     }
 
     /// Forgets a call.
@@ -138,8 +147,8 @@ impl Demux {
     }
 
     /// The call a datagram from `source` belongs to (learning `source` from an authentic
-    /// binding request), and that call's queue.
-    fn route(&mut self, source: SocketAddr, data: &[u8]) -> Option<&mpsc::Sender<Datagram>> {
+    /// binding request): what takes its datagrams.
+    fn route(&mut self, source: SocketAddr, data: &[u8]) -> Option<&Arc<dyn Receiver>> {
         if let Some((ufrag, m)) = stun_binding(data) {
             let id = *self.by_ufrag.get(ufrag)?;
             if !self.routes.get(&id)?.key.verifies(&m) {
@@ -159,10 +168,10 @@ impl Demux {
                     }
                 }
             }
-            return self.routes.get(&id).map(|r| &r.tx);
+            return self.routes.get(&id).map(|r| &r.receiver);
         }
         let id = self.by_address.get(&source)?;
-        self.routes.get(id).map(|r| &r.tx)
+        self.routes.get(id).map(|r| &r.receiver)
     }
 }
 
@@ -179,14 +188,19 @@ pub struct Shared {
 
 impl Shared {
     /// Registers a call (see [`Demux::register`]).
-    pub fn register(&self, ufrag: &str, key: IceKey) -> (u64, mpsc::Receiver<Datagram>) {
-        lock(&self.demux).register(ufrag, key)
+    pub fn register(&self, ufrag: &str, key: IceKey, receiver: Arc<dyn Receiver>) -> u64 {
+        lock(&self.demux).register(ufrag, key, receiver)
     }
 
     /// Forgets a call.
     pub fn unregister(&self, id: u64) {
         lock(&self.demux).unregister(id);
     }
+}
+
+/// How many tasks read the shared socket: one per core (at most 4), as the runtime has threads.
+pub fn readers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// Reads the shared socket until the task is aborted (when the engine is dropped).
@@ -202,21 +216,10 @@ pub async fn read_loop(shared: Arc<Shared>) {
             }
         };
         let data = &buf[..n];
-        let mut demux = lock(&shared.demux);
-        match demux.route(source, data) {
-            Some(tx) => {
-                let d = Datagram {
-                    at: Instant::now(),
-                    source,
-                    data: data.to_vec(),
-                };
-                if tx.try_send(d).is_err() {
-                    shared
-                        .counters
-                        .webrtc_dropped
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        // The routing table is unlocked before the call works on the datagram.
+        let receiver = lock(&shared.demux).route(source, data).cloned();
+        match receiver {
+            Some(r) => r.receive(Instant::now(), source, data),
             None => {
                 shared
                     .counters
@@ -234,6 +237,13 @@ mod tests {
 
     fn hmac() -> &'static dyn Sha1HmacProvider {
         str0m::crypto::from_feature_flags().sha1_hmac_provider
+    }
+
+    /// A call that takes datagrams and does nothing with them (routing is tested here).
+    struct Ignore;
+
+    impl Receiver for Ignore {
+        fn receive(&self, _: Instant, _: SocketAddr, _: &[u8]) {}
     }
 
     fn key() -> IceKey {
@@ -260,7 +270,7 @@ mod tests {
     #[tokio::test]
     async fn only_authentic_binding_requests_teach_addresses() {
         let mut d = Demux::default();
-        let (a, _ra) = d.register("aaaa", key());
+        let a = d.register("aaaa", key(), Arc::new(Ignore));
         let browser: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         assert!(d.route(browser, &binding("aaaa:them")).is_some());
         // Someone who saw the username fragment (it is in every check, in clear) but not the
@@ -281,8 +291,8 @@ mod tests {
     #[tokio::test]
     async fn stun_teaches_addresses_and_other_datagrams_follow_them() {
         let mut d = Demux::default();
-        let (a, _ra) = d.register("aaaa", key());
-        let (b, _rb) = d.register("bbbb", key());
+        let a = d.register("aaaa", key(), Arc::new(Ignore));
+        let b = d.register("bbbb", key(), Arc::new(Ignore));
         let x: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let y: SocketAddr = "10.0.0.2:5000".parse().unwrap();
         let dtls = [22u8, 0xfe, 0xfd, 0, 0];
@@ -312,5 +322,46 @@ mod tests {
         assert!(!d.by_ufrag.contains_key("aaaa"));
         d.unregister(b);
         assert!(d.by_address.is_empty() && d.routes.is_empty());
+    }
+
+    /// Keeps what it receives.
+    #[derive(Default)]
+    struct Record(Mutex<Vec<(SocketAddr, Vec<u8>)>>);
+
+    impl Receiver for Record {
+        fn receive(&self, _: Instant, source: SocketAddr, data: &[u8]) {
+            self.0.lock().unwrap().push((source, data.to_vec()));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_reader_hands_each_datagram_to_its_call_as_it_arrives() {
+        let shared = Arc::new(Shared {
+            socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            demux: Default::default(),
+            counters: Arc::new(MediaCounters::default()),
+        });
+        let to = shared.socket.local_addr().unwrap();
+        let (a, b) = (Arc::new(Record::default()), Arc::new(Record::default()));
+        shared.register("aaaa", key(), a.clone());
+        shared.register("bbbb", key(), b.clone());
+        let reader = tokio::spawn(read_loop(shared.clone()));
+        let browser = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let stranger = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let dtls = [22u8, 0xfe, 0xfd, 1, 2, 3];
+        stranger.send_to(&dtls, to).await.unwrap();
+        let check = binding("bbbb:them");
+        browser.send_to(&check, to).await.unwrap();
+        browser.send_to(&dtls, to).await.unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while b.0.lock().unwrap().len() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        reader.abort();
+        let got = b.0.lock().unwrap().clone();
+        let from = browser.local_addr().unwrap();
+        assert_eq!(got, [(from, check), (from, dtls.to_vec())]);
+        assert!(a.0.lock().unwrap().is_empty());
+        assert_eq!(shared.counters.webrtc_unrouted.load(Ordering::Relaxed), 1);
     }
 }

@@ -5,28 +5,35 @@
 //! The call layer's side is synchronous where it can be: SDP is negotiated in the handle
 //! ([`MediaSession::sip_offer`], [`MediaSession::apply_sip_answer`],
 //! [`MediaSession::answer_sip_offer`]) and the outcome is passed to the call's task, in order,
-//! over a channel. The task owns the call's str0m `Rtc`, its relay, its SIP-leg sockets (RTP and
-//! RTCP), and the queue the shared socket's reader fills with the browser's datagrams; it waits
-//! for whichever comes first — a command, a datagram from either leg, or the earliest of str0m's
-//! timeout, the next DTMF packet, the next RTCP report and the media timeout — handles it, and
-//! drains str0m's output. One task per call spreads calls over the runtime's threads and keeps a
-//! failing call (or a str0m panic) to itself.
+//! over a channel.
+//!
+//! A call's media state (its str0m `Rtc`, relay and SIP leg) sits behind a mutex shared by two
+//! parties, each holding it only while it handles one input and drains str0m's output:
+//! - the shared socket's reader, which handles the browser's datagrams on arrival (no copy, no
+//!   queue, no task switch per packet: see `demux`);
+//! - the call's task, which waits for whichever comes first — a command, the far end's RTP or
+//!   RTCP, or the earliest of str0m's timeout, the next DTMF packet, the next RTCP report and
+//!   the media timeout. When a browser datagram brings that deadline earlier, the reader wakes
+//!   the task to move its timer (rare: str0m's next timeout seldom moves between packets).
+//!
+//! One task per call spreads the far ends' packets over the runtime's threads. A str0m panic on
+//! a browser datagram is caught in the reader and ends that call alone (`BrowserFailed`).
 //!
 //! A session ends when [`MediaSession::close`] is called or the handle is dropped: the task sends
 //! an RTCP BYE to the far end, closes DTLS towards the browser, and frees its ports.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::buffers;
 use super::counters::{CallTotals, MediaCounters};
-use super::demux::{self, Datagram, Shared};
+use super::demux::{self, Shared};
 use super::dtmf;
 use super::g711::Law;
 use super::packet;
@@ -71,7 +78,7 @@ struct EngineInner {
     ports: PortAllocator,
     rtp_address: IpAddr,
     timeout: Option<Duration>,
-    _reader: AbortOnDrop,
+    _readers: Vec<AbortOnDrop>,
 }
 
 /// Per-call choices for [`MediaEngine::create_for_browser_offer`].
@@ -122,7 +129,9 @@ impl MediaEngine {
             demux: Default::default(),
             counters: Arc::new(MediaCounters::default()),
         });
-        let reader = AbortOnDrop(tokio::spawn(demux::read_loop(shared.clone())));
+        let readers = (0..demux::readers())
+            .map(|_| AbortOnDrop(tokio::spawn(demux::read_loop(shared.clone()))))
+            .collect();
         Ok(MediaEngine {
             inner: Arc::new(EngineInner {
                 shared,
@@ -130,7 +139,7 @@ impl MediaEngine {
                 ports: PortAllocator::new(settings.rtp_address, settings.rtp_ports),
                 rtp_address: settings.rtp_address,
                 timeout: settings.media_timeout,
-                _reader: reader,
+                _readers: readers,
             }),
         })
     }
@@ -162,7 +171,7 @@ impl MediaEngine {
         let (leg, answer) = BrowserLeg::answer(now, &inner.ctx, offer, &laws)?;
         let PortPair { rtp, rtcp } = inner.ports.allocate().map_err(MediaError::Ports)?;
         let port = rtp.local_addr().map_err(MediaError::Ports)?.port();
-        let (id, datagrams) = inner.shared.register(leg.ufrag(), leg.ice_key());
+        let (ufrag, ice_key) = (leg.ufrag().to_owned(), leg.ice_key());
         let sip_address = if inner.rtp_address.is_unspecified() {
             options.sip_address
         } else {
@@ -176,17 +185,16 @@ impl MediaEngine {
         let (cmd_tx, cmds) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
         let connect_timeout = inner.timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
-        let task = CallTask {
+        let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
+        let media = CallMedia {
             shared: inner.shared.clone(),
-            id,
             leg,
             sip,
             relay,
-            rtp,
-            rtcp,
-            cmds,
-            datagrams,
+            rtp: rtp.clone(),
+            rtcp: rtcp.clone(),
             events: event_tx,
+            armed: now,
             rtc_timeout: now,
             connect_by: Some(now + connect_timeout),
             local_hold: false,
@@ -195,12 +203,18 @@ impl MediaEngine {
             reported: CallTotals::default(),
             reported_at: now,
         };
+        let cell = Arc::new(CallCell {
+            media: Mutex::new(media),
+            rearm: Notify::new(),
+            panicked: AtomicBool::new(false),
+        });
+        let id = inner.shared.register(&ufrag, ice_key, cell.clone());
         inner
             .shared
             .counters
             .sessions
             .fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(task.run());
+        tokio::spawn(run_call(cell, id, cmds, rtp, rtcp));
         let session = MediaSession {
             cmds: cmd_tx,
             events,
@@ -387,18 +401,21 @@ impl MediaSession {
     pub fn close(self) {}
 }
 
-/// One call's I/O.
-struct CallTask {
+/// One call's media state: its str0m `Rtc` (in the browser leg), relay and SIP leg. Shared by
+/// the call's task (commands, the far end's RTP and RTCP, timers) and the shared socket's
+/// reader (the browser's datagrams, handled on arrival: see `demux`), each holding the lock
+/// only while it handles one input and drains str0m — never across an `.await`.
+struct CallMedia {
     shared: Arc<Shared>,
-    id: u64,
     leg: BrowserLeg,
     sip: SipLeg,
     relay: Relay,
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
-    cmds: mpsc::UnboundedReceiver<Command>,
-    datagrams: mpsc::Receiver<Datagram>,
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
     events: mpsc::UnboundedSender<MediaEvent>,
+    /// The deadline the task's timer is set to: the reader wakes the task when a datagram
+    /// brings the call's deadline earlier.
+    armed: Instant,
     rtc_timeout: Instant,
     connect_by: Option<Instant>,
     local_hold: bool,
@@ -408,44 +425,115 @@ struct CallTask {
     reported_at: Instant,
 }
 
-impl CallTask {
-    async fn run(mut self) {
-        let mut rtp_buf = vec![0u8; 2048];
-        let mut rtcp_buf = vec![0u8; 2048];
-        self.drain(Instant::now());
-        // One timer for the task's life, moved only when the deadline moves (it rarely does
-        // between packets): a fresh `sleep_until` per wake-up would register and deregister a
-        // timer for every packet.
-        let timer = tokio::time::sleep_until(self.deadline().into());
-        tokio::pin!(timer);
-        loop {
-            let deadline = tokio::time::Instant::from_std(self.deadline());
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
+/// A call's shared media state and how its task is told to look at its timer again.
+struct CallCell {
+    media: Mutex<CallMedia>,
+    rearm: Notify,
+    /// A str0m panic while the reader handled a datagram: the call's browser leg is gone.
+    panicked: AtomicBool,
+}
+
+impl CallCell {
+    fn lock(&self) -> MutexGuard<'_, CallMedia> {
+        self.media.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl demux::Receiver for CallCell {
+    fn receive(&self, at: Instant, source: SocketAddr, data: &[u8]) {
+        if self.panicked.load(Ordering::Relaxed) {
+            return;
+        }
+        // A panic here (str0m's, on a datagram) must end this call, not the reader that every
+        // call shares.
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut m = self.lock();
+            if m.leg.receive(at, source, data) {
+                m.drain(at);
             }
-            tokio::select! {
-                cmd = self.cmds.recv() => match cmd {
-                    Some(c) => self.command(c),
-                    None => break,
-                },
-                d = self.datagrams.recv() => {
-                    let Some(d) = d else { break };
-                    self.on_browser_datagram(d);
-                }
-                r = self.rtp.recv_from(&mut rtp_buf) => {
-                    if let Ok((n, source)) = r {
-                        self.on_sip_rtp(&mut rtp_buf, n, source);
-                    }
-                }
-                r = self.rtcp.recv_from(&mut rtcp_buf) => {
-                    if let Ok((n, source)) = r {
-                        let _ = self.sip.on_rtcp(Instant::now(), source, &rtcp_buf[..n]);
-                    }
-                }
-                _ = &mut timer => self.on_timer(),
+            let deadline = m.deadline();
+            let earlier = deadline < m.armed;
+            if earlier {
+                m.armed = deadline;
+            }
+            earlier
+        }));
+        match handled {
+            Ok(false) => {}
+            Ok(true) => self.rearm.notify_one(),
+            Err(_) => {
+                self.panicked.store(true, Ordering::Relaxed);
+                self.rearm.notify_one();
             }
         }
-        self.shutdown();
+    }
+}
+
+/// A call's task: waits for whichever comes first — a command, the far end's RTP or RTCP,
+/// the timer, or the reader's word that the deadline moved — and handles it under the lock.
+async fn run_call(
+    cell: Arc<CallCell>,
+    id: u64,
+    mut cmds: mpsc::UnboundedReceiver<Command>,
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+) {
+    let mut rtp_buf = vec![0u8; 2048];
+    let mut rtcp_buf = vec![0u8; 2048];
+    let first = {
+        let mut m = cell.lock();
+        m.drain(Instant::now());
+        m.arm()
+    };
+    // One timer for the task's life, moved only when the deadline moves (it rarely does
+    // between packets): a fresh `sleep_until` per wake-up would register and deregister a
+    // timer for every packet.
+    let timer = tokio::time::sleep_until(first.into());
+    tokio::pin!(timer);
+    loop {
+        if cell.panicked.load(Ordering::Relaxed) {
+            break;
+        }
+        let deadline = tokio::time::Instant::from_std(cell.lock().arm());
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                Some(c) => cell.lock().command(c),
+                None => break,
+            },
+            r = rtp.recv_from(&mut rtp_buf) => {
+                if let Ok((n, source)) = r {
+                    cell.lock().on_sip_rtp(&mut rtp_buf, n, source);
+                }
+            }
+            r = rtcp.recv_from(&mut rtcp_buf) => {
+                if let Ok((n, source)) = r {
+                    let _ = cell.lock().sip.on_rtcp(Instant::now(), source, &rtcp_buf[..n]);
+                }
+            }
+            _ = cell.rearm.notified() => {}
+            _ = &mut timer => cell.lock().on_timer(),
+        }
+    }
+    // No more datagrams from the reader from here on.
+    let m = cell.lock();
+    m.shared.unregister(id);
+    if cell.panicked.load(Ordering::Relaxed) {
+        m.browser_failed(BrowserFailure::Error);
+        m.shared.counters.sessions.fetch_sub(1, Ordering::Relaxed);
+        return;
+    }
+    drop(m);
+    cell.lock().shutdown();
+}
+
+impl CallMedia {
+    /// Sets the timer's deadline to the call's next one, and returns it.
+    fn arm(&mut self) -> Instant {
+        self.armed = self.deadline();
+        self.armed
     }
 
     fn deadline(&self) -> Instant {
@@ -506,12 +594,6 @@ impl CallTask {
         };
         self.relay.to_sip.set_sending(sends && !self.local_hold);
         self.relay.to_browser.set_sending(receives);
-    }
-
-    fn on_browser_datagram(&mut self, d: Datagram) {
-        if self.leg.receive(d.at, d.source, &d.data) {
-            self.drain(d.at);
-        }
     }
 
     /// The far end's RTP datagram of `n` bytes in `buf` from `source`, and any others its socket
@@ -587,7 +669,7 @@ impl CallTask {
         }
     }
 
-    fn browser_failed(&mut self, f: BrowserFailure) {
+    fn browser_failed(&self, f: BrowserFailure) {
         self.shared
             .counters
             .browser_failures
@@ -649,7 +731,7 @@ impl CallTask {
         self.reported_at = now;
     }
 
-    fn shutdown(mut self) {
+    fn shutdown(&mut self) {
         let now = Instant::now();
         if let Some(to) = self.sip.bye(&mut self.out) {
             let _ = self.rtcp.try_send_to(&self.out, to);
@@ -658,7 +740,6 @@ impl CallTask {
         self.leg.handle_timeout(now);
         self.drain(now);
         self.report_counters(now);
-        self.shared.unregister(self.id);
         self.shared
             .counters
             .sessions

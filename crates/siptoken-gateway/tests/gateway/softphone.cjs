@@ -60,8 +60,12 @@ const ui = (page) => {
       await page.focus(sel);
       await page.keyboard.press(key);
     },
-    waitFor: (sel) => page.waitForSelector(sel, { timeout: TIMEOUT }),
-    gone: (sel) => page.waitForSelector(sel, { hidden: true, timeout: TIMEOUT }),
+    async waitFor(sel) {
+      await page.waitForSelector(sel, { timeout: TIMEOUT });
+    },
+    async gone(sel) {
+      await page.waitForSelector(sel, { hidden: true, timeout: TIMEOUT });
+    },
     async waitText(sel, text) {
       await page.waitForFunction((s, t) => document.querySelector(s)?.textContent === t, { timeout: TIMEOUT, polling: 100 }, sel, text);
     },

@@ -70,9 +70,10 @@ impl Browser {
     }
 }
 
-/// `node tests/gateway/<script>` with playwright-core on its `NODE_PATH`, in a process group of
-/// its own (so that the Chromium it starts goes with it: see [`Reaper`]); stdin and stdout
-/// piped, stderr inherited. The caller adds the script's arguments.
+/// `node tests/gateway/<script>` with the test-local npm packages (playwright-core, puppeteer-core,
+/// ws) on its `NODE_PATH`, in a process group of its own (so that the browser it starts goes with
+/// it: see [`Reaper`]); stdin and stdout piped, stderr inherited. The caller adds the script's
+/// arguments.
 pub fn node(script: &str) -> Command {
     let mut cmd = Command::new("node");
     cmd.arg(

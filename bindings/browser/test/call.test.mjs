@@ -94,6 +94,32 @@ test('ICE gathering that never completes: the offer goes out after iceGatheringT
   await p;
 });
 
+test('Firefox’s gathering order: candidates, an empty end-of-candidates one, complete, null; the offer waits for complete', async (t) => {
+  // As Firefox 153 fires them (observed in tests/softphone_browser.rs): the empty candidate
+  // ends one m-line's candidates, not gathering.
+  const env = await online(setup(t));
+  FakePeerConnection.gatherMs = null;
+  answering(env.gw);
+  const p = env.phone.call('1002');
+  await env.tick(10);
+  const pc = FakePeerConnection.instances.at(-1);
+  const candidate = (c) => pc.dispatchEvent(Object.assign(new Event('icecandidate'), { candidate: c }));
+  const ipv6 = 'a=candidate:1 1 UDP 2122252543 ::1 39198 typ host\r\n';
+  pc.localDescription.sdp += CANDIDATE;
+  candidate({ candidate: CANDIDATE.slice(2).trim() });
+  candidate({ candidate: '', sdpMid: '0' });
+  await env.tick(10);
+  assert.equal(env.gw.sent('call').length, 0, 'the empty candidate does not end gathering');
+  pc.localDescription.sdp += ipv6;
+  pc.iceGatheringState = 'complete';
+  pc.dispatchEvent(new Event('icegatheringstatechange'));
+  candidate(null);
+  await env.tick(10);
+  assert.equal(env.gw.sent('call').length, 1);
+  assert.equal(env.gw.sent('call')[0].sdp, OFFER + CANDIDATE + ipv6);
+  await p;
+});
+
 test('hold, unhold, DTMF, transfer: the messages, and promises settled by the gateway’s events', async (t) => {
   const env = await online(setup(t));
   const call = await established(env);

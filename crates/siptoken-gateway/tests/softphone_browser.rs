@@ -1,9 +1,10 @@
 //! The softphone page (demo.html + phone.js on the browser SDK, all served by the gateway) in a
-//! real headless Chromium (Debian `chromium`, driven by npm `playwright-core` from a test-local
-//! directory), against a scripted gateway side of the WebSocket protocol: the page, the SDK,
-//! getUserMedia, RTCPeerConnection and ICE are real, the far end of each call is a second
-//! RTCPeerConnection in the page playing a tone. See tests/gateway/softphone.cjs for the steps.
-//! (The same driver's `drive` mode is for the end-to-end call tests against the real gateway.)
+//! real headless Chromium and a real headless Firefox (Debian `chromium` and `firefox-esr`, driven
+//! by npm `puppeteer-core` from a test-local directory), against a scripted gateway side of the
+//! WebSocket protocol: the page, the SDK, the WebSocket, getUserMedia, RTCPeerConnection and ICE
+//! are real, the far end of each call is a second RTCPeerConnection in the page playing a tone.
+//! The same steps in both browsers: see tests/gateway/softphone.cjs. (The same driver's `drive`
+//! mode is for the end-to-end call tests against the real gateway.)
 
 #[path = "gateway/harness.rs"]
 mod harness;
@@ -13,14 +14,26 @@ mod browser;
 
 use std::process::Stdio;
 
-use browser::Reaper;
+use browser::{Browser, Reaper};
 use harness::*;
 
 #[test]
-#[ignore = "needs headless Chromium and playwright-core (scripts/ci/40-gateway.sh)"]
+#[ignore = "needs headless Chromium and puppeteer-core (scripts/ci/40-gateway.sh)"]
 fn softphone_page_against_a_scripted_gateway_in_headless_chromium() {
-    // Fails before any server starts when playwright-core is missing.
-    browser::node_modules();
+    scripted_softphone(Browser::Chromium);
+}
+
+#[test]
+#[ignore = "needs headless Firefox and puppeteer-core (scripts/ci/40-gateway.sh)"]
+fn softphone_page_against_a_scripted_gateway_in_headless_firefox() {
+    scripted_softphone(Browser::Firefox);
+}
+
+/// Walks softphone.cjs's scripted steps through the page served by a real gateway in `browser`.
+fn scripted_softphone(browser: Browser) {
+    let started = std::time::Instant::now();
+    // Fails before any server starts when the browser or puppeteer-core is missing.
+    browser.assert_installed();
     let gw = Gateway::start(
         "screen_pop_url = \"https://crm.example.org/clients?phone={from}&name={name}\"",
     );
@@ -44,10 +57,14 @@ fn softphone_page_against_a_scripted_gateway_in_headless_chromium() {
     assert_eq!(gw.get("/phone.js").0, 200);
 
     let profile = tempfile::tempdir().unwrap();
-    // SIPTOKEN_SOFTPHONE_SCREENSHOT=FILE.png keeps pictures of the page (FILE-call.png too).
-    let screenshot = std::env::var("SIPTOKEN_SOFTPHONE_SCREENSHOT").unwrap_or_default();
+    // SIPTOKEN_SOFTPHONE_SCREENSHOT=FILE.png keeps pictures of the page, one per browser
+    // (FILE-chromium.png, FILE-chromium-call.png…).
+    let screenshot = std::env::var("SIPTOKEN_SOFTPHONE_SCREENSHOT")
+        .map(|f| f.replace(".png", &format!("-{}.png", browser.name())))
+        .unwrap_or_default();
     let mut node = browser::node("softphone.cjs");
     node.arg("scripted")
+        .arg(browser.name())
         .arg(format!("http://{}/", gw.addr))
         .arg(profile.path());
     if !screenshot.is_empty() {
@@ -58,7 +75,7 @@ fn softphone_page_against_a_scripted_gateway_in_headless_chromium() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("node is installed");
-    // Whatever happens, node and the Chromium it started go away with the test.
+    // Whatever happens, node and the browser it started go away with the test.
     let _reaper = Reaper(child.id());
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -70,4 +87,5 @@ fn softphone_page_against_a_scripted_gateway_in_headless_chromium() {
         gw.log()
     );
     print!("{stdout}");
+    println!("{browser:?}: {:?}", started.elapsed());
 }

@@ -192,6 +192,22 @@ fn answered_extensions() -> ExtensionMap {
     exts
 }
 
+/// Clears the transport-wide congestion control feedback (`a=rtcp-fb:PT transport-cc`) that str0m
+/// gives every payload type: it would answer it to Firefox, which offers it on G.711 too (Chrome
+/// only on Opus), while the extension it needs is not answered (see [`answered_extensions`]).
+fn without_transport_cc(codecs: &mut CodecConfig) {
+    let params = codecs
+        .params()
+        .iter()
+        .map(|p| {
+            let mut p = *p;
+            p.set_fb_transport_cc(false);
+            p
+        })
+        .collect();
+    *codecs = CodecConfig::new_from_payload_params(params);
+}
+
 /// Adds telephone-event/8000 (RFC 4733) on payload type `pt` with the `events` it carries
 /// (its fmtp, e.g. `0-16`) to a str0m codec configuration.
 pub fn add_telephone_event(codecs: &mut CodecConfig, pt: u8, events: &str) {
@@ -234,6 +250,7 @@ impl BrowserLeg {
             }
         }
         add_telephone_event(codecs, TELEPHONE_EVENT_PT, "0-16");
+        without_transport_cc(codecs);
         let mut rtc = config.build(now);
         let candidate =
             Candidate::host(ctx.advertised, "udp").map_err(|e| WebRtcError::Candidate(e.into()))?;
@@ -489,6 +506,9 @@ pub fn inbound(p: &str0m::rtp::RtpPacket) -> Inbound<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Firefox's offers (webrtc/tests/firefox.rs).
+    mod firefox;
 
     /// An audio-only offer as Chrome makes it (Opus, RED, G.722, G.711, CN, two
     /// telephone-events), with one host candidate.

@@ -29,9 +29,51 @@ pub fn node_modules() -> String {
     modules
 }
 
-/// `node tests/gateway/<script>` with playwright-core on its `NODE_PATH`, in a process group of
-/// its own (so that the Chromium it starts goes with it: see [`Reaper`]); stdin and stdout
-/// piped, stderr inherited. The caller adds the script's arguments.
+/// A browser the softphone driver (tests/gateway/softphone.cjs, through npm `puppeteer-core`)
+/// runs the page in: the same steps in each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Browser {
+    /// Debian `chromium` (or `$CHROMIUM`), over CDP.
+    Chromium,
+    /// Debian `firefox-esr` (or `$FIREFOX`), over WebDriver BiDi.
+    Firefox,
+}
+
+impl Browser {
+    /// The name softphone.cjs takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Browser::Chromium => "chromium",
+            Browser::Firefox => "firefox",
+        }
+    }
+
+    /// Panics (before any server starts) unless the browser and the driver's npm packages
+    /// (`puppeteer-core`, `ws`) are installed.
+    pub fn assert_installed(self) {
+        let modules = node_modules();
+        for package in ["puppeteer-core", "ws"] {
+            assert!(
+                Path::new(&modules).join(package).is_dir(),
+                "{package} is not installed in {modules} (scripts/ci/40-gateway.sh installs it)"
+            );
+        }
+        let (var, default) = match self {
+            Browser::Chromium => ("CHROMIUM", "/usr/bin/chromium"),
+            Browser::Firefox => ("FIREFOX", "/usr/bin/firefox-esr"),
+        };
+        let binary = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+        assert!(
+            Path::new(&binary).is_file(),
+            "{binary} is not installed (scripts/ci/40-gateway.sh installs it; ${var} names another)"
+        );
+    }
+}
+
+/// `node tests/gateway/<script>` with the test-local npm packages (playwright-core, puppeteer-core,
+/// ws) on its `NODE_PATH`, in a process group of its own (so that the browser it starts goes with
+/// it: see [`Reaper`]); stdin and stdout piped, stderr inherited. The caller adds the script's
+/// arguments.
 pub fn node(script: &str) -> Command {
     let mut cmd = Command::new("node");
     cmd.arg(

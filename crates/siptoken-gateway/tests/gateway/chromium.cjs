@@ -1,6 +1,7 @@
 // Headless Chromium (Debian's /usr/bin/chromium, or $CHROMIUM) for the browser tests' drivers
-// (demo-page.cjs, browser-phone.cjs, softphone.cjs), launched by playwright-core with one set of
-// flags: no sandbox, GPU, QUIC or background traffic.
+// (demo-page.cjs, browser-phone.cjs), launched by playwright-core with one set of flags: no
+// sandbox, GPU, QUIC or background traffic. softphone.cjs launches it with the same flags through
+// puppeteer-core (browsers.cjs).
 "use strict";
 const { chromium } = require("playwright-core");
 
@@ -34,4 +35,4 @@ function launch(profile, args = [], options = {}) {
   });
 }
 
-module.exports = { launch, MEDIA_ARGS, fakeAudio };
+module.exports = { launch, executablePath, BASE_ARGS, MEDIA_ARGS, fakeAudio };

@@ -409,16 +409,56 @@ async fn plain_stream(stream: u32, target: SocketAddr, clock: Arc<Clock>, stats:
     receiver.abort();
 }
 
+/// Threads of this process whose CPU time is measured (`/proc/self/task/TID/stat`), told to
+/// stop and joined when dropped. Each runs its body until the stop flag it is given is set (its
+/// socket reads time out, so it looks at the flag often enough).
+struct Workers {
+    stop: Arc<AtomicBool>,
+    tids: Vec<u32>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn new() -> Workers {
+        Workers {
+            stop: Arc::new(AtomicBool::new(false)),
+            tids: Vec::new(),
+            threads: Vec::new(),
+        }
+    }
+
+    fn spawn(&mut self, body: impl FnOnce(&AtomicBool) + Send + 'static) {
+        let stop = self.stop.clone();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        self.threads.push(std::thread::spawn(move || {
+            let _ = tid_tx.send(current_tid());
+            body(&stop);
+        }));
+        self.tids.push(tid_rx.recv().unwrap());
+    }
+
+    fn cpu_secs(&self) -> f64 {
+        self.tids.iter().map(|&t| thread_cpu_secs(t)).sum()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The floor: a bare UDP forwarder between plain-RTP clients and the echo, two threads doing
 /// nothing but `recv_from` and `send_to` (and reading the stream number to know the way back).
 struct Forwarder {
     /// Where clients send.
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
     /// Packets forwarded (both directions).
     packets: Arc<AtomicU64>,
-    tids: Vec<u32>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    workers: Workers,
 }
 
 impl Forwarder {
@@ -426,13 +466,11 @@ impl Forwarder {
         let clients = StdUdpSocket::bind("127.0.0.1:0").unwrap();
         let far = StdUdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = clients.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
         let packets = Arc::new(AtomicU64::new(0));
         // Client ports by stream number (every client is on 127.0.0.1).
         let ports: Arc<Vec<AtomicU32>> =
             Arc::new((0..streams).map(|_| AtomicU32::new(0)).collect());
-        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-        let mut threads = Vec::new();
+        let mut workers = Workers::new();
         for towards_echo in [true, false] {
             let (recv, send) = if towards_echo {
                 (clients.try_clone().unwrap(), far.try_clone().unwrap())
@@ -441,10 +479,8 @@ impl Forwarder {
             };
             recv.set_read_timeout(Some(Duration::from_millis(200)))
                 .unwrap();
-            let (stop, packets, ports, tid_tx) =
-                (stop.clone(), packets.clone(), ports.clone(), tid_tx.clone());
-            threads.push(std::thread::spawn(move || {
-                let _ = tid_tx.send(current_tid());
+            let (packets, ports) = (packets.clone(), ports.clone());
+            workers.spawn(move |stop| {
                 let mut buf = [0u8; 2048];
                 while !stop.load(Ordering::Relaxed) {
                     let Ok((n, from)) = recv.recv_from(&mut buf) else {
@@ -466,26 +502,12 @@ impl Forwarder {
                         packets.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-            }));
+            });
         }
-        let tids = (0..2).map(|_| tid_rx.recv().unwrap()).collect();
         Forwarder {
             addr,
-            stop,
             packets,
-            tids,
-            threads,
-        }
-    }
-
-    fn cpu_secs(&self) -> f64 {
-        self.tids.iter().map(|&t| thread_cpu_secs(t)).sum()
-    }
-
-    fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            let _ = t.join();
+            workers,
         }
     }
 }
@@ -498,9 +520,7 @@ impl Forwarder {
 /// buffers as the gateway's media sockets, so both ends of the measured path get the same.
 struct Echo {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    tids: Vec<u32>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    workers: Workers,
 }
 
 impl Echo {
@@ -520,43 +540,19 @@ impl Echo {
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         let addr = socket.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-        let threads = (0..2)
-            .map(|_| {
-                let (socket, stop, tid_tx) =
-                    (socket.try_clone().unwrap(), stop.clone(), tid_tx.clone());
-                std::thread::spawn(move || {
-                    let _ = tid_tx.send(current_tid());
-                    let mut buf = [0u8; 2048];
-                    while !stop.load(Ordering::Relaxed) {
-                        if let Ok((n, from)) = socket.recv_from(&mut buf) {
-                            let _ = socket.send_to(&buf[..n], from);
-                        }
+        let mut workers = Workers::new();
+        for _ in 0..2 {
+            let socket = socket.try_clone().unwrap();
+            workers.spawn(move |stop| {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                        let _ = socket.send_to(&buf[..n], from);
                     }
-                })
-            })
-            .collect();
-        let tids = (0..2).map(|_| tid_rx.recv().unwrap()).collect();
-        Echo {
-            addr,
-            stop,
-            tids,
-            threads,
+                }
+            });
         }
-    }
-
-    fn cpu_secs(&self) -> f64 {
-        self.tids.iter().map(|&t| thread_cpu_secs(t)).sum()
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        Echo { addr, workers }
     }
 }
 
@@ -918,14 +914,14 @@ async fn run(o: &Options) -> bool {
         c.window_start.store(hold_start, Ordering::Relaxed);
     }
     let (cpu_gw0, cpu_me0, cpu_kids0) = (cpu_secs(gw.pid()), cpu_secs(me), children_cpu_secs());
-    let cpu_echo0 = echo.cpu_secs();
+    let cpu_echo0 = echo.workers.cpu_secs();
     let relayed0 = relayed();
     let t_hold = Instant::now();
     tokio::time::sleep(o.hold).await;
     let hold_secs = t_hold.elapsed().as_secs_f64();
     let relayed1 = relayed();
     let (cpu_gw1, cpu_me1) = (cpu_secs(gw.pid()), cpu_secs(me));
-    let cpu_echo1 = echo.cpu_secs();
+    let cpu_echo1 = echo.workers.cpu_secs();
     let hold_end = now_ns();
     for c in [&clock, &probe_clock] {
         c.window_end.store(hold_end, Ordering::Relaxed);
@@ -1080,16 +1076,16 @@ async fn run(o: &Options) -> bool {
             .map(|(i, s)| tokio::spawn(plain_stream(i as u32, fwd.addr, fclock.clone(), s.clone())))
             .collect();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (cpu0, p0) = (fwd.cpu_secs(), fwd.packets.load(Ordering::Relaxed));
+        let (cpu0, p0) = (fwd.workers.cpu_secs(), fwd.packets.load(Ordering::Relaxed));
         tokio::time::sleep(o.floor).await;
-        let (cpu1, p1) = (fwd.cpu_secs(), fwd.packets.load(Ordering::Relaxed));
+        let (cpu1, p1) = (fwd.workers.cpu_secs(), fwd.packets.load(Ordering::Relaxed));
         fclock.sending.store(false, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_secs(1)).await;
         fclock.ended.store(true, Ordering::Relaxed);
         for s in streams {
             let _ = s.await;
         }
-        fwd.stop();
+        drop(fwd);
         let (fsent, fechoed, _) = totals(&fstats);
         let per = (cpu1 - cpu0) / (p1 - p0).max(1) as f64 * 1e6;
         println!(

@@ -517,16 +517,16 @@ async fn run_call(
             _ = &mut timer => cell.lock().on_timer(),
         }
     }
+    let mut m = cell.lock();
     // No more datagrams from the reader from here on.
-    let m = cell.lock();
     m.shared.unregister(id);
     if cell.panicked.load(Ordering::Relaxed) {
+        // str0m's state may be half-updated: report the failure, touch nothing else.
         m.browser_failed(BrowserFailure::Error);
         m.shared.counters.sessions.fetch_sub(1, Ordering::Relaxed);
-        return;
+    } else {
+        m.shutdown();
     }
-    drop(m);
-    cell.lock().shutdown();
 }
 
 impl CallMedia {

@@ -24,14 +24,23 @@ use str0m::crypto::dtls::{
 };
 use str0m::crypto::{CryptoError, CryptoProvider};
 
-/// Configurations built so far, by MTU (str0m passes the same MTU for every call of an
-/// `RtcConfig`, so this holds one or two entries).
-#[derive(Debug, Default)]
+/// str0m's DTLS provider for certificates, and the configurations built so far, by MTU (str0m
+/// passes the same MTU for every call of an `RtcConfig`, so this holds one or two entries).
+#[derive(Debug)]
 pub struct SharedConfigDtls {
+    certificates: &'static dyn DtlsProvider,
     configs: Mutex<Vec<(Option<usize>, Arc<dimpl::Config>)>>,
 }
 
 impl SharedConfigDtls {
+    /// Shares configurations; certificates come from `certificates` (str0m's provider).
+    pub fn new(certificates: &'static dyn DtlsProvider) -> SharedConfigDtls {
+        SharedConfigDtls {
+            certificates,
+            configs: Mutex::default(),
+        }
+    }
+
     fn config(&self, mtu: Option<usize>) -> Result<Arc<dimpl::Config>, CryptoError> {
         let mut configs = self.configs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, c)) = configs.iter().find(|(m, _)| *m == mtu) {
@@ -56,12 +65,7 @@ impl SharedConfigDtls {
 
 impl DtlsProvider for SharedConfigDtls {
     fn generate_certificate(&self) -> Option<DtlsCert> {
-        dimpl::certificate::generate_self_signed_certificate()
-            .ok()
-            .map(|cert| DtlsCert {
-                certificate: cert.certificate,
-                private_key: cert.private_key,
-            })
+        self.certificates.generate_certificate()
     }
 
     fn new_dtls(
@@ -145,7 +149,8 @@ impl DtlsInstance for Instance {
 pub fn crypto_provider() -> CryptoProvider {
     static DTLS: OnceLock<SharedConfigDtls> = OnceLock::new();
     let mut provider = str0m::crypto::from_feature_flags();
-    provider.dtls_provider = DTLS.get_or_init(SharedConfigDtls::default);
+    let certificates = provider.dtls_provider;
+    provider.dtls_provider = DTLS.get_or_init(|| SharedConfigDtls::new(certificates));
     provider
 }
 
@@ -155,7 +160,7 @@ mod tests {
 
     #[test]
     fn one_configuration_per_mtu_is_built_and_shared() {
-        let dtls = SharedConfigDtls::default();
+        let dtls = SharedConfigDtls::new(str0m::crypto::from_feature_flags().dtls_provider);
         let a = dtls.config(None).unwrap();
         let b = dtls.config(None).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
@@ -167,7 +172,7 @@ mod tests {
 
     #[test]
     fn an_mtu_dimpl_refuses_is_an_error_not_a_panic() {
-        let dtls = SharedConfigDtls::default();
+        let dtls = SharedConfigDtls::new(str0m::crypto::from_feature_flags().dtls_provider);
         let cert = dtls.generate_certificate().unwrap();
         let e = dtls
             .new_dtls(&cert, Instant::now(), DtlsVersion::Auto, Some(10))

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 
-need_apt kamailio sip-tester chromium firefox-esr dnsmasq-base openssl baresip-core iproute2 util-linux
+need_apt kamailio kamailio-tls-modules sip-tester chromium firefox-esr dnsmasq-base openssl baresip-core iproute2 util-linux
 command -v node >/dev/null && command -v npm >/dev/null || need_apt nodejs npm
 # playwright-core drives Debian's /usr/bin/chromium (demo page, browser phone); puppeteer-core
 # drives it and /usr/bin/firefox-esr (WebDriver BiDi) for the softphone page, whose scripted

@@ -506,7 +506,10 @@ impl Config {
                 min_algorithm: self.min_digest_algorithm,
                 allow_rfc2069: self.allow_rfc2069_digest,
             },
-            ..SipSettings::default()
+            // Every field given: `..SipSettings::default()` would build (and drop) a second
+            // resolver from the system's configuration, warning twice when it is unreadable.
+            user_agent: crate::sip::user_agent(),
+            tls: None,
         }
     }
 }

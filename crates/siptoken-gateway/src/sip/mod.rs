@@ -50,3 +50,9 @@ pub mod routing;
 pub mod timers;
 pub mod transaction;
 pub mod uas_answer;
+
+/// The User-Agent header the gateway sends on every request and response it makes:
+/// `siptoken-gateway/<version>`.
+pub fn user_agent() -> String {
+    format!("siptoken-gateway/{}", env!("CARGO_PKG_VERSION"))
+}

@@ -70,7 +70,7 @@ impl Default for SipSettings {
             t2: Duration::from_secs(4),
             transaction_timeout: Duration::from_secs(32),
             max_retry_after: Duration::from_secs(30),
-            user_agent: format!("siptoken-gateway/{}", env!("CARGO_PKG_VERSION")),
+            user_agent: super::user_agent(),
             dns: dns::Resolver::new(&[], true, IpAddr::from([0u8; 4])),
             allowed_registrars: AllowedRegistrars::default(),
             tcp_keepalive: Duration::from_secs(30),

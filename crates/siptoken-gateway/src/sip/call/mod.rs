@@ -111,7 +111,7 @@ impl Default for CallSettings {
         CallSettings {
             timers: Timers::default(),
             ring_timeout: Duration::from_secs(60),
-            user_agent: format!("siptoken-gateway/{}", env!("CARGO_PKG_VERSION")),
+            user_agent: crate::sip::user_agent(),
         }
     }
 }

@@ -967,7 +967,20 @@ async fn run(o: &Options) -> bool {
     for p in probes {
         let _ = p.await;
     }
-    let drops = gw.metric("siptoken_gateway_media_rtp_packets_dropped_total");
+    let drops_by_reason: Vec<(&str, f64)> = ["not_sending", "codec", "dtmf", "late"]
+        .into_iter()
+        .map(|reason| {
+            let series =
+                format!("siptoken_gateway_media_rtp_packets_dropped_total{{reason=\"{reason}\"}}");
+            (reason, gw.metric(&series))
+        })
+        .collect();
+    let drops: f64 = drops_by_reason.iter().map(|(_, n)| n).sum();
+    let drops_by_reason = drops_by_reason
+        .iter()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
 
     // Calls and loss.
     let errors: Vec<&String> = reports.iter().filter_map(|r| r.error.as_ref()).collect();
@@ -995,7 +1008,7 @@ async fn run(o: &Options) -> bool {
     println!(
         "calls: {answered} of {n} answered, {} failed, {not_connected} browsers never connected; \
          frames sent {sent}, echoed {echoed}, lost {lost} ({:.4} %) in {lossy_calls} calls, \
-         {foreign} to the wrong call; gateway drops {drops}",
+         {foreign} to the wrong call; gateway drops {drops} ({drops_by_reason})",
         errors.len(),
         loss * 100.0
     );

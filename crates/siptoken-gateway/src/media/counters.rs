@@ -22,8 +22,8 @@ pub struct MediaCounters {
     pub packets_converted: AtomicU64,
     /// Telephone-event packets generated for `dtmf` messages.
     pub dtmf_packets_sent: AtomicU64,
-    /// RTP packets dropped by the relay (hold, codec not negotiated, during injected DTMF).
-    pub packets_dropped: AtomicU64,
+    /// RTP packets dropped by the relay, by [`DropReason`] (index: `reason as usize`).
+    pub packets_dropped: [AtomicU64; DropReason::ALL.len()],
     /// Datagrams on a SIP leg's ports from an address the SDP did not name.
     pub unexpected_source: AtomicU64,
     /// Datagrams on the WebRTC socket that belonged to no call.
@@ -45,8 +45,48 @@ pub struct CallTotals {
     pub sip: SipLegStats,
 }
 
-fn dropped(p: &PathStats) -> u64 {
-    p.dropped_codec + p.dropped_not_sending + p.dropped_other
+/// Why the relay dropped a packet: the `reason` label of
+/// `siptoken_gateway_media_rtp_packets_dropped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The direction is not sending (hold, or the far end has sent no SDP yet).
+    NotSending = 0,
+    /// A payload type the receiving leg did not negotiate (comfort noise, another codec).
+    Codec = 1,
+    /// The browser's audio while generated DTMF plays.
+    Dtmf = 2,
+    /// Reordered beyond what can be renumbered, or from a source just replaced.
+    Late = 3,
+}
+
+impl DropReason {
+    /// Every reason, in label order.
+    pub const ALL: [DropReason; 4] = [
+        DropReason::NotSending,
+        DropReason::Codec,
+        DropReason::Dtmf,
+        DropReason::Late,
+    ];
+
+    /// The label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            DropReason::NotSending => "not_sending",
+            DropReason::Codec => "codec",
+            DropReason::Dtmf => "dtmf",
+            DropReason::Late => "late",
+        }
+    }
+
+    /// This reason's count in `p`.
+    fn count(self, p: &PathStats) -> u64 {
+        match self {
+            DropReason::NotSending => p.dropped_not_sending,
+            DropReason::Codec => p.dropped_codec,
+            DropReason::Dtmf => p.dropped_dtmf,
+            DropReason::Late => p.dropped_late,
+        }
+    }
 }
 
 impl MediaCounters {
@@ -77,11 +117,13 @@ impl MediaCounters {
             before.to_sip.events_injected,
             now.to_sip.events_injected,
         );
-        add(
-            &self.packets_dropped,
-            dropped(&before.to_sip) + dropped(&before.to_browser),
-            dropped(&now.to_sip) + dropped(&now.to_browser),
-        );
+        for reason in DropReason::ALL {
+            add(
+                &self.packets_dropped[reason as usize],
+                reason.count(&before.to_sip) + reason.count(&before.to_browser),
+                reason.count(&now.to_sip) + reason.count(&now.to_browser),
+            );
+        }
         add(
             &self.unexpected_source,
             before.sip.unexpected_source,
@@ -99,12 +141,11 @@ impl MediaCounters {
              siptoken_gateway_media_sessions {}",
             self.sessions.load(Ordering::Relaxed)
         );
-        let counters: [(&str, &str, u64); 9] = [
+        let counters: [(&str, &str, u64); 8] = [
             ("rtp_packets_to_sip_total", "RTP packets relayed from browsers to SIP far ends (generated DTMF included).", get(&self.packets_to_sip)),
             ("rtp_packets_to_browser_total", "RTP packets relayed from SIP far ends to browsers.", get(&self.packets_to_browser)),
             ("rtp_packets_converted_total", "Relayed packets whose G.711 law was converted (PCMU <-> PCMA).", get(&self.packets_converted)),
             ("dtmf_packets_sent_total", "RFC 4733 telephone-event packets generated for dtmf messages.", get(&self.dtmf_packets_sent)),
-            ("rtp_packets_dropped_total", "RTP packets the relay dropped (hold, codec not negotiated, during generated DTMF).", get(&self.packets_dropped)),
             ("rtp_unexpected_source_total", "Datagrams on SIP-leg RTP/RTCP ports from an address the far end's SDP did not name (dropped).", get(&self.unexpected_source)),
             ("webrtc_unrouted_total", "Datagrams on the WebRTC socket that belonged to no call (dropped).", get(&self.webrtc_unrouted)),
             ("media_timeouts_total", "Calls whose far end sent no RTP for media_timeout_seconds.", get(&self.media_timeouts)),
@@ -116,6 +157,19 @@ impl MediaCounters {
                 "# HELP siptoken_gateway_media_{name} {help}\n\
                  # TYPE siptoken_gateway_media_{name} counter\n\
                  siptoken_gateway_media_{name} {v}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP siptoken_gateway_media_rtp_packets_dropped_total RTP packets the relay dropped, by reason: not_sending (hold, no SDP yet), codec (not negotiated), dtmf (during generated DTMF), late (reordered beyond renumbering).\n\
+             # TYPE siptoken_gateway_media_rtp_packets_dropped_total counter"
+        );
+        for reason in DropReason::ALL {
+            let _ = writeln!(
+                out,
+                "siptoken_gateway_media_rtp_packets_dropped_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                get(&self.packets_dropped[reason as usize])
             );
         }
     }
@@ -131,6 +185,7 @@ mod tests {
         let mut a = CallTotals::default();
         a.to_sip.packets = 10;
         a.to_browser.dropped_codec = 2;
+        a.to_sip.dropped_late = 3;
         a.sip.unexpected_source = 1;
         c.add(&CallTotals::default(), &a);
         let mut b = a;
@@ -143,7 +198,12 @@ mod tests {
             text.contains("siptoken_gateway_media_rtp_packets_to_sip_total 15\n"),
             "{text}"
         );
-        assert!(text.contains("siptoken_gateway_media_rtp_packets_dropped_total 2\n"));
+        for (reason, n) in [("not_sending", 0), ("codec", 2), ("dtmf", 0), ("late", 3)] {
+            let line = format!(
+                "siptoken_gateway_media_rtp_packets_dropped_total{{reason=\"{reason}\"}} {n}\n"
+            );
+            assert!(text.contains(&line), "{line}{text}");
+        }
         assert!(text.contains("siptoken_gateway_media_rtp_unexpected_source_total 1\n"));
         assert!(text.contains("siptoken_gateway_media_sessions 1\n"));
         assert!(text.contains("# TYPE siptoken_gateway_media_media_timeouts_total counter"));

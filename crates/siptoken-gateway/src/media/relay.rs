@@ -112,8 +112,11 @@ pub struct PathStats {
     pub dropped_not_sending: u64,
     /// Packets dropped because the receiving leg has no such codec (or no telephone-event).
     pub dropped_codec: u64,
-    /// Packets dropped while injected DTMF plays, or too old to map.
-    pub dropped_other: u64,
+    /// Packets dropped while injected DTMF plays (the generated events take their place).
+    pub dropped_dtmf: u64,
+    /// Packets dropped as late: older than the start of their stream (no number left to map
+    /// them to), or from a source just replaced by another.
+    pub dropped_late: u64,
 }
 
 /// Sequence number and timestamp mapping of one direction.
@@ -248,7 +251,7 @@ impl Path {
             return None;
         }
         if self.dtmf.is_active() {
-            self.stats.dropped_other += 1;
+            self.stats.dropped_dtmf += 1;
             return None;
         }
         enum Kind {
@@ -278,7 +281,7 @@ impl Path {
             return None;
         };
         let Some((seq, timestamp, marker)) = self.map.map(now, &p) else {
-            self.stats.dropped_other += 1;
+            self.stats.dropped_late += 1;
             return None;
         };
         self.stats.packets += 1;

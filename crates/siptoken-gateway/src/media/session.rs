@@ -180,6 +180,9 @@ impl MediaEngine {
         let browser_laws = leg.codecs().laws.clone();
         let mut relay = Relay::new();
         relay.set_browser_codecs(leg.codecs().leg_codecs());
+        // Nothing flows until the SIP leg's SDP says where and how (`update_sending`).
+        relay.to_sip.set_sending(false);
+        relay.to_browser.set_sending(false);
         let cname = format!("siptoken-{:08x}@gateway", rand::random::<u32>());
         let sip = SipLeg::new(now, rand::random(), cname, inner.timeout);
         let (cmd_tx, cmds) = mpsc::unbounded_channel();

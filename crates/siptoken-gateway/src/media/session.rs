@@ -4,17 +4,19 @@
 //!
 //! The call layer's side is synchronous where it can be: SDP is negotiated in the handle
 //! ([`MediaSession::sip_offer`], [`MediaSession::apply_sip_answer`],
-//! [`MediaSession::answer_sip_offer`]) and the outcome is passed to the call's task, in order,
-//! over a channel.
+//! [`MediaSession::answer_sip_offer`]) and the outcome (like hold, DTMF, the call's
+//! establishment) is applied to the call's media state at once, under its lock: the next
+//! datagram sees it, whichever thread handles it.
 //!
-//! A call's media state (its str0m `Rtc`, relay and SIP leg) sits behind a mutex shared by two
-//! parties, each holding it only while it handles one input and drains str0m's output:
+//! A call's media state (its str0m `Rtc`, relay and SIP leg) sits behind a mutex shared by the
+//! handle (for those changes) and two parties, each holding it only while it handles one input
+//! and drains str0m's output:
 //! - the shared socket's reader, which handles the browser's datagrams on arrival (no copy, no
 //!   queue, no task switch per packet: see `demux`);
-//! - the call's task, which waits for whichever comes first — a command, the far end's RTP or
-//!   RTCP, or the earliest of str0m's timeout, the next DTMF packet, the next RTCP report and
+//! - the call's task, which waits for whichever comes first — the far end's RTP or RTCP, the
+//!   handle's drop, or the earliest of str0m's timeout, the next DTMF packet, the next RTCP report and
 //!   the media timeout. When a browser datagram brings that deadline earlier, the reader wakes
-//!   the task to move its timer (rare: str0m's next timeout seldom moves between packets).
+//!   the task to move its timer (so does the handle after a change) (rare: str0m's next timeout seldom moves between packets).
 //!
 //! One task per call spreads the far ends' packets over the runtime's threads. A str0m panic on
 //! a browser datagram is caught in the reader and ends that call alone (`BrowserFailed`).
@@ -29,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::buffers;
 use super::counters::{CallTotals, MediaCounters};
@@ -51,7 +53,7 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const COUNTERS_EVERY: Duration = Duration::from_secs(1);
 
 /// At most this many of the far end's RTP datagrams are relayed per wake-up of a call's task
-/// (so a flooded SIP leg cannot starve its browser leg and commands).
+/// (so a flooded SIP leg cannot starve its browser leg and timers).
 const RTP_BATCH: usize = 16;
 
 /// Aborts a task when dropped.
@@ -185,7 +187,7 @@ impl MediaEngine {
         relay.to_browser.set_sending(false);
         let cname = format!("siptoken-{:08x}@gateway", rand::random::<u32>());
         let sip = SipLeg::new(now, rand::random(), cname, inner.timeout);
-        let (cmd_tx, cmds) = mpsc::unbounded_channel();
+        let (closed_tx, closed) = oneshot::channel();
         let (event_tx, events) = mpsc::unbounded_channel();
         let connect_timeout = inner.timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let (rtp, rtcp) = (Arc::new(rtp), Arc::new(rtcp));
@@ -217,9 +219,10 @@ impl MediaEngine {
             .counters
             .sessions
             .fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(run_call(cell, id, cmds, rtp, rtcp));
+        tokio::spawn(run_call(cell.clone(), id, closed, rtp, rtcp));
         let session = MediaSession {
-            cmds: cmd_tx,
+            call: cell,
+            _closed: closed_tx,
             events,
             writer: SdpWriter::new(),
             address: sip_address,
@@ -233,7 +236,10 @@ impl MediaEngine {
     }
 }
 
-/// What the handle tells the call's task.
+/// What the handle changes in the call's media. Applied at once under the call's lock
+/// ([`MediaSession::command`]), not queued for the call's task: a datagram handled right after
+/// (by a socket reader, on another thread) must already see it — e.g. the far end's SDP before
+/// the browser, told `answered`, sends its first packet.
 #[derive(Debug)]
 enum Command {
     /// A completed offer/answer on the SIP leg.
@@ -249,7 +255,9 @@ enum Command {
 /// One call's media, for the call layer. Dropping it ends the media (like [`Self::close`]).
 #[derive(Debug)]
 pub struct MediaSession {
-    cmds: mpsc::UnboundedSender<Command>,
+    call: Arc<CallCell>,
+    /// Dropped with the session: the call's task then ends the media.
+    _closed: oneshot::Sender<()>,
     events: mpsc::UnboundedReceiver<MediaEvent>,
     writer: SdpWriter,
     address: IpAddr,
@@ -329,8 +337,15 @@ impl MediaSession {
         Ok(text)
     }
 
+    /// Applies `c` to the call's media now, and has the call's task look at its timer again
+    /// (a command can move the deadline: DTMF to play, the media timeout armed).
+    fn command(&self, c: Command) {
+        self.call.lock().command(c);
+        self.call.rearm.notify_one();
+    }
+
     fn commit(&mut self, n: Negotiated) -> &Negotiated {
-        let _ = self.cmds.send(Command::Negotiated(Box::new(n.clone())));
+        self.command(Command::Negotiated(Box::new(n.clone())));
         self.negotiated.insert(n)
     }
 
@@ -350,11 +365,11 @@ impl MediaSession {
     fn set_hold(&mut self, hold: bool) -> String {
         self.hold = hold;
         if hold {
-            let _ = self.cmds.send(Command::LocalHold(true));
+            self.command(Command::LocalHold(true));
         }
         let offer = self.sip_offer();
         if !hold {
-            let _ = self.cmds.send(Command::LocalHold(false));
+            self.command(Command::LocalHold(false));
         }
         offer
     }
@@ -368,7 +383,7 @@ impl MediaSession {
         });
         if held != self.hold {
             self.hold = held;
-            let _ = self.cmds.send(Command::LocalHold(held));
+            self.command(Command::LocalHold(held));
         }
         self.offer = self.negotiated.as_ref().map(|n| n.local.clone());
     }
@@ -385,14 +400,14 @@ impl MediaSession {
         if negotiated.is_none() {
             return Err(dtmf::DtmfError::NotNegotiated.into());
         }
-        let _ = self.cmds.send(Command::Dtmf(digits.to_owned()));
+        self.command(Command::Dtmf(digits.to_owned()));
         Ok(())
     }
 
     /// The call is established (200 OK sent or received): from now a silent far end ends it
     /// after `media_timeout_seconds`.
     pub fn call_established(&self) {
-        let _ = self.cmds.send(Command::Established);
+        self.command(Command::Established);
     }
 
     /// The next media event; `None` once the session has ended.
@@ -405,9 +420,10 @@ impl MediaSession {
 }
 
 /// One call's media state: its str0m `Rtc` (in the browser leg), relay and SIP leg. Shared by
-/// the call's task (commands, the far end's RTP and RTCP, timers) and the shared socket's
-/// reader (the browser's datagrams, handled on arrival: see `demux`), each holding the lock
-/// only while it handles one input and drains str0m — never across an `.await`.
+/// the handle (its changes), the call's task (the far end's RTP and RTCP, timers) and the
+/// shared socket's reader (the browser's datagrams, handled on arrival: see `demux`), each
+/// holding the lock only while it handles one input and drains str0m — never across an
+/// `.await`.
 struct CallMedia {
     shared: Arc<Shared>,
     leg: BrowserLeg,
@@ -434,6 +450,14 @@ struct CallCell {
     rearm: Notify,
     /// A str0m panic while the reader handled a datagram: the call's browser leg is gone.
     panicked: AtomicBool,
+}
+
+impl std::fmt::Debug for CallCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallCell")
+            .field("panicked", &self.panicked.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
 }
 
 impl CallCell {
@@ -472,12 +496,12 @@ impl demux::Receiver for CallCell {
     }
 }
 
-/// A call's task: waits for whichever comes first — a command, the far end's RTP or RTCP,
+/// A call's task: waits for whichever comes first — the handle's drop, the far end's RTP or RTCP,
 /// the timer, or the reader's word that the deadline moved — and handles it under the lock.
 async fn run_call(
     cell: Arc<CallCell>,
     id: u64,
-    mut cmds: mpsc::UnboundedReceiver<Command>,
+    mut closed: oneshot::Receiver<()>,
     rtp: Arc<UdpSocket>,
     rtcp: Arc<UdpSocket>,
 ) {
@@ -502,10 +526,7 @@ async fn run_call(
             timer.as_mut().reset(deadline);
         }
         tokio::select! {
-            cmd = cmds.recv() => match cmd {
-                Some(c) => cell.lock().command(c),
-                None => break,
-            },
+            _ = &mut closed => break,
             r = rtp.recv_from(&mut rtp_buf) => {
                 if let Ok((n, source)) = r {
                     cell.lock().on_sip_rtp(&mut rtp_buf, n, source);
@@ -753,22 +774,81 @@ impl CallMedia {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::relay::Inbound;
 
-    #[tokio::test]
-    async fn the_shared_webrtc_socket_gets_large_buffers() {
-        let engine = MediaEngine::bind(&MediaSettings {
+    async fn engine(rtp_ports: &str) -> MediaEngine {
+        MediaEngine::bind(&MediaSettings {
             webrtc_listen: "127.0.0.1:0".parse().unwrap(),
             webrtc_public_ip: None,
-            rtp_ports: "40000-40099".parse().unwrap(),
+            rtp_ports: rtp_ports.parse().unwrap(),
             rtp_address: "127.0.0.1".parse().unwrap(),
             media_timeout: None,
         })
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_shared_webrtc_socket_gets_large_buffers() {
+        let engine = engine("40000-40099").await;
         if let Some(expected) = buffers::expected_here() {
             let s = socket2::SockRef::from(&engine.inner.shared.socket);
             assert_eq!(s.recv_buffer_size().unwrap(), expected.receive);
             assert_eq!(s.send_buffer_size().unwrap(), expected.send);
         }
+    }
+
+    /// The far end's SDP holds for the very next browser datagram, although the call's task
+    /// has not run: a reader on another thread may handle that datagram before the task wakes
+    /// (the browser starts sending when told `answered`). (A current-thread runtime: the task
+    /// cannot run before the first `.await`.)
+    #[tokio::test]
+    async fn the_far_ends_answer_applies_before_the_calls_task_runs() {
+        let engine = engine("40100-40199").await;
+        let mut client = str0m::RtcConfig::new()
+            .enable_pcmu(true, false)
+            .build(Instant::now());
+        let mut change = client.sdp_api();
+        change.add_media(
+            str0m::media::MediaKind::Audio,
+            str0m::media::Direction::SendRecv,
+            None,
+            None,
+            None,
+        );
+        let (offer, _) = change.apply().unwrap();
+        let options = SessionOptions {
+            sip_address: "127.0.0.1".parse().unwrap(),
+            law: None,
+        };
+        let (_, mut session) = engine
+            .create_for_browser_offer(&offer.to_sdp_string(), options)
+            .unwrap();
+        let audio = [0xffu8; 160];
+        let packet = Inbound {
+            ssrc: 7,
+            seq: 1,
+            timestamp: 0,
+            marker: false,
+            payload_type: 0,
+            payload: &audio,
+        };
+        // Before the far end's SDP, the browser's audio has nowhere to go.
+        assert!(session
+            .call
+            .lock()
+            .relay
+            .to_sip
+            .forward(Instant::now(), packet)
+            .is_none());
+        session.sip_offer();
+        let answer = "v=0\r\no=far 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+                      t=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        session.apply_sip_answer(answer).unwrap();
+        let mut media = session.call.lock();
+        let relayed = media.relay.to_sip.forward(Instant::now(), packet);
+        assert_eq!(relayed.map(|o| o.payload_type), Some(0));
+        let stats = media.relay.to_sip.stats();
+        assert_eq!((stats.dropped_not_sending, stats.dropped_codec), (1, 0));
     }
 }

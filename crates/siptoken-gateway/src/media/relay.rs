@@ -10,6 +10,11 @@
 //! wall-clock time since — and the first packet carries the marker bit, so the receiver's jitter
 //! buffer sees one continuous stream with a new talkspurt.
 //!
+//! A packet older than the one a rebase started from has no number left to map to (those before
+//! it were already sent) and is dropped. At the very start of a direction, though, nothing has
+//! been sent yet: there the first packet is numbered [`START_HEADROOM`] above the start, so
+//! packets reordered behind it (seen at call set-up under load) still find a place in front.
+//!
 //! Payload types: PCMU (0) and PCMA (8) pass when the receiving leg accepts the law; otherwise
 //! (an outgoing call whose far end answered with the other law only) the payload is re-encoded
 //! byte by byte (see `g711`). RFC 4733 telephone events pass with the payload type each leg
@@ -26,6 +31,10 @@ use super::packet::RtpHeader;
 const MAX_DROPOUT: u64 = 3000;
 /// RFC 3550 A.1: this far behind the newest is a restart, not reordering.
 const MAX_MISORDER: u64 = 100;
+/// How many packets reordered behind a direction's very first one are still relayed
+/// (320 ms of 20 ms packets). The receiver has seen nothing before the first packet, so the
+/// numbers skipped are not a gap to it.
+pub const START_HEADROOM: u64 = 16;
 
 /// The two legs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +143,8 @@ struct StreamMap {
     last_ts: u32,
     last_at: Option<Instant>,
     rebase: bool,
+    /// Nothing sent yet in this direction (relayed or injected).
+    fresh: bool,
     /// The source replaced by the last switch, and until when its late packets are dropped.
     retired: Option<(u32, Instant)>,
 }
@@ -159,6 +170,7 @@ impl StreamMap {
             last_ts: rand::random(),
             last_at: None,
             rebase: true,
+            fresh: true,
             retired: None,
         }
     }
@@ -181,7 +193,8 @@ impl StreamMap {
             || p.seq.saturating_add(MAX_MISORDER) < self.floor;
         let mut marker = p.marker;
         if self.rebase || self.source != Some(p.ssrc) || restart {
-            let seq = self.last_seq + 1;
+            let headroom = if self.fresh { START_HEADROOM } else { 0 };
+            let seq = self.last_seq + 1 + headroom;
             let ts = self.current_ts(now);
             if let Some(old) = self.source.filter(|&old| old != p.ssrc) {
                 self.retired = Some((old, now + RETIRED_FOR));
@@ -189,7 +202,7 @@ impl StreamMap {
             self.seq_offset = seq.wrapping_sub(p.seq);
             self.ts_offset = ts.wrapping_sub(p.timestamp);
             self.source = Some(p.ssrc);
-            self.floor = p.seq;
+            self.floor = p.seq.saturating_sub(headroom);
             self.newest_in = p.seq;
             self.rebase = false;
             marker = true;
@@ -198,6 +211,7 @@ impl StreamMap {
         }
         let seq = p.seq.wrapping_add(self.seq_offset);
         let ts = p.timestamp.wrapping_add(self.ts_offset);
+        self.fresh = false;
         self.newest_in = self.newest_in.max(p.seq);
         if seq > self.last_seq {
             self.last_seq = seq;
@@ -209,6 +223,7 @@ impl StreamMap {
 
     /// A sequence number for a packet the relay makes itself.
     fn next_seq(&mut self) -> u64 {
+        self.fresh = false;
         self.last_seq += 1;
         self.last_seq
     }
@@ -510,6 +525,42 @@ mod tests {
     }
 
     #[test]
+    fn packets_reordered_behind_the_first_one_are_still_relayed() {
+        let mut r = relay(&[Law::Pcmu], Some(PBX_TE));
+        let t0 = Instant::now();
+        let audio = [0x11u8; 160];
+        let first = owned(r.to_sip.forward(t0, pkt(7, 70_000, 50_000, 0, &audio))).unwrap();
+        assert!(first.0 < 32768);
+        // Up to START_HEADROOM packets sent before the first one arrive after it: each keeps
+        // its place in front of it, and its timestamp.
+        let mut seen = vec![first.0];
+        for back in 1..=START_HEADROOM {
+            let ts = 50_000 - 160 * back as u32;
+            let o = owned(r.to_sip.forward(t0, pkt(7, 70_000 - back, ts, 0, &audio))).unwrap();
+            assert_eq!(
+                (o.0, o.1),
+                (first.0 - back, first.1.wrapping_sub(160 * back as u32))
+            );
+            seen.push(o.0);
+        }
+        // One more is older than the room left: dropped, not mapped onto a sent number.
+        let too_old = pkt(7, 70_000 - START_HEADROOM - 1, 0, 0, &audio);
+        assert!(r.to_sip.forward(t0, too_old).is_none());
+        assert_eq!(r.to_sip.stats().dropped_late, 1);
+        // The stream goes on after the first packet; no number was used twice.
+        let next = owned(r.to_sip.forward(t0, pkt(7, 70_001, 50_160, 0, &audio))).unwrap();
+        assert_eq!(next.0, first.0 + 1);
+        seen.push(next.0);
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len() as u64, START_HEADROOM + 2);
+        // Later rebases (a new source) leave no room: the receiver would see it as a gap.
+        let b = owned(r.to_sip.forward(t0, pkt(8, 10, 0, 0, &audio))).unwrap();
+        assert_eq!(b.0, next.0 + 1);
+        assert!(r.to_sip.forward(t0, pkt(8, 9, 0, 0, &audio)).is_none());
+    }
+
+    #[test]
     fn sequence_and_timestamp_wrap_around() {
         let mut r = relay(&[Law::Pcmu], None);
         let t0 = Instant::now();
@@ -526,6 +577,7 @@ mod tests {
         // The relay's own output wraps too: the low 16 bits are what goes on the wire.
         let mut m = StreamMap::new();
         m.last_seq = 65_534;
+        m.fresh = false;
         m.rebase = true;
         let o: Vec<u16> = (0..4)
             .map(|i| m.map(t0, &pkt(1, 10 + i, 0, 0, &[])).unwrap().0 as u16)

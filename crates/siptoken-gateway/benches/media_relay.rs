@@ -10,19 +10,16 @@
 
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use siptoken_gateway::media::g711::Law;
 use siptoken_gateway::media::packet::{self, RtpHeader};
 use siptoken_gateway::media::relay::{Inbound, LegCodecs, Outbound, Relay};
 use siptoken_gateway::media::rtp::SipLeg;
-use siptoken_gateway::media::webrtc::{self, BrowserLeg, BrowserOutput, WebRtcContext};
-use str0m::change::SdpAnswer;
-use str0m::media::{Direction, MediaKind, Mid};
-use str0m::net::{Protocol, Receive};
+use siptoken_gateway::media::webrtc::loopback::Loopback;
+use siptoken_gateway::media::webrtc::{self, BrowserOutput};
 use str0m::rtp::RtpWrite;
-use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
+use str0m::{Input, Output, RtcConfig};
 
 const PACKETS: u64 = 200_000;
 
@@ -95,102 +92,15 @@ fn bench_sip_in() {
     report("sip in", start, PACKETS);
 }
 
-/// A str0m client and the gateway's browser leg, connected in memory.
-struct Pair {
-    client: Rtc,
-    mid: Mid,
-    leg: BrowserLeg,
-    client_addr: SocketAddr,
-    gateway_addr: SocketAddr,
-    now: Instant,
-}
-
-impl Pair {
-    fn connect() -> Pair {
-        let client_addr: SocketAddr = "10.0.0.1:5000".parse().unwrap();
-        let gateway_addr: SocketAddr = "10.0.0.2:30000".parse().unwrap();
-        let mut now = Instant::now();
-        let mut config = RtcConfig::new()
-            .set_rtp_mode(true)
-            .set_crypto_provider(Arc::new(siptoken_gateway::media::dtls::crypto_provider()))
-            .clear_codecs();
-        config.codec_config().enable_pcmu(true, false);
-        let mut client = config.build(now);
-        client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
-        let mut change = client.sdp_api();
-        let mid = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-        let (offer, pending) = change.apply().unwrap();
-        let ctx = WebRtcContext::new(gateway_addr).unwrap();
-        let (leg, answer) =
-            BrowserLeg::answer(now, &ctx, &offer.to_sdp_string(), &[Law::Pcmu]).unwrap();
-        client
-            .sdp_api()
-            .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
-            .unwrap();
-        let mut pair = Pair {
-            client,
-            mid,
-            leg,
-            client_addr,
-            gateway_addr,
-            now,
-        };
-        let mut client_up = false;
-        for _ in 0..20_000 {
-            client_up |= pair.step();
-            if client_up && pair.leg.is_connected() {
-                return pair;
-            }
-            now += Duration::from_millis(1);
-            pair.now = now;
-            let _ = pair.client.handle_input(Input::Timeout(now));
-            pair.leg.handle_timeout(now);
-        }
-        panic!("no connection");
-    }
-
-    /// Moves every pending datagram between the two; true when the client reports connected.
-    fn step(&mut self) -> bool {
-        let mut connected = false;
-        loop {
-            let mut moved = false;
-            while let Ok(o) = self.client.poll_output() {
-                match o {
-                    Output::Timeout(_) => break,
-                    Output::Transmit(t) => {
-                        self.leg.receive(self.now, self.client_addr, &t.contents);
-                        moved = true;
-                    }
-                    Output::Event(Event::Connected) => connected = true,
-                    Output::Event(_) => {}
-                }
-            }
-            loop {
-                match self.leg.poll() {
-                    BrowserOutput::Timeout(_) => break,
-                    BrowserOutput::Transmit(t) => {
-                        let r = Receive::new(
-                            Protocol::Udp,
-                            self.gateway_addr,
-                            self.client_addr,
-                            &t.contents,
-                        )
-                        .unwrap();
-                        let _ = self.client.handle_input(Input::Receive(self.now, r));
-                        moved = true;
-                    }
-                    _ => {}
-                }
-            }
-            if !moved {
-                return connected;
-            }
-        }
-    }
+/// A str0m client offering PCMU only, connected in memory to the gateway's browser leg.
+fn connected_pair() -> Loopback {
+    let mut config = RtcConfig::new().clear_codecs();
+    config.codec_config().enable_pcmu(true, false);
+    Loopback::connect(config, &[Law::Pcmu]).expect("the in-memory pair connects")
 }
 
 fn bench_browser_in() {
-    let mut pair = Pair::connect();
+    let mut pair = connected_pair();
     // The client's SRTP datagrams, made up front.
     let mut datagrams = Vec::new();
     let ssrc = pair
@@ -254,7 +164,7 @@ fn bench_browser_in() {
 }
 
 fn bench_browser_out() {
-    let mut pair = Pair::connect();
+    let mut pair = connected_pair();
     let payload = [0xffu8; 160];
     let mut sent = 0u64;
     let n = PACKETS / 4;

@@ -27,6 +27,8 @@ use super::demux::IceKey;
 use super::g711::Law;
 use super::relay::{Inbound, LegCodecs, Outbound};
 
+pub mod loopback;
+
 /// The telephone-event/8000 payload type the gateway proposes to str0m (the browser's own
 /// number wins in the answer: Chrome uses 126).
 const TELEPHONE_EVENT_PT: u8 = 126;
@@ -621,121 +623,21 @@ a=ssrc:3285416542 msid:9f5d2b7e-4c51-4d0c-9a43-3f0a6a1f1b2e 0c4c1e52-1b9e-4f8e-b
 
     /// A str0m client (default configuration: it offers transport-cc) connected in memory to
     /// a gateway browser leg.
-    struct Pair {
-        client: Rtc,
-        leg: BrowserLeg,
-        client_addr: SocketAddr,
-        gateway_addr: SocketAddr,
-        now: Instant,
-        /// The client's datagrams not yet delivered.
-        to_leg: Vec<Vec<u8>>,
-        /// RTP packets the client received.
-        received: Vec<str0m::rtp::RtpPacket>,
-    }
-
-    impl Pair {
-        fn connect() -> Pair {
-            use str0m::change::SdpAnswer;
-            use str0m::media::{Direction, MediaKind};
-            let client_addr: SocketAddr = "10.0.0.1:5000".parse().unwrap();
-            let gateway_addr: SocketAddr = "10.0.0.2:30000".parse().unwrap();
-            let now = Instant::now();
-            let mut client = RtcConfig::new()
-                .set_rtp_mode(true)
-                .set_crypto_provider(Arc::new(crate::media::dtls::crypto_provider()))
-                .enable_pcmu(true, false)
-                .build(now);
-            client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
-            let mut change = client.sdp_api();
-            change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-            let (offer, pending) = change.apply().unwrap();
-            let offer = offer.to_sdp_string();
-            assert!(offer.contains("transport-wide-cc"), "{offer}");
-            let ctx = WebRtcContext::new(gateway_addr).unwrap();
-            let (leg, answer) = BrowserLeg::answer(now, &ctx, &offer, &[Law::Pcmu]).unwrap();
-            client
-                .sdp_api()
-                .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
-                .unwrap();
-            let mut pair = Pair {
-                client,
-                leg,
-                client_addr,
-                gateway_addr,
-                now,
-                to_leg: Vec::new(),
-                received: Vec::new(),
-            };
-            for _ in 0..5000 {
-                pair.exchange();
-                if pair.leg.is_connected() {
-                    return pair;
-                }
-                pair.now += std::time::Duration::from_millis(1);
-                let _ = pair.client.handle_input(Input::Timeout(pair.now));
-                pair.leg.handle_timeout(pair.now);
-            }
-            panic!("the browser leg did not connect");
-        }
-
-        /// Polls the client until its timeout (str0m's contract after every input).
-        fn poll_client(&mut self) {
-            while let Ok(o) = self.client.poll_output() {
-                match o {
-                    Output::Timeout(_) => break,
-                    Output::Transmit(t) => self.to_leg.push(t.contents.to_vec()),
-                    Output::Event(Event::RtpPacket(p)) => self.received.push(p),
-                    Output::Event(_) => {}
-                }
-            }
-        }
-
-        /// Delivers the client's datagrams to the leg.
-        fn client_to_leg(&mut self) {
-            self.poll_client();
-            for d in std::mem::take(&mut self.to_leg) {
-                self.leg.receive(self.now, self.client_addr, &d);
-            }
-        }
-
-        /// Delivers the leg's datagrams to the client; how many there were.
-        fn leg_to_client(&mut self) -> usize {
-            let mut n = 0;
-            loop {
-                match self.leg.poll() {
-                    BrowserOutput::Timeout(_) => return n,
-                    BrowserOutput::Transmit(t) => {
-                        let r = Receive::new(
-                            Protocol::Udp,
-                            self.gateway_addr,
-                            self.client_addr,
-                            &t.contents,
-                        )
-                        .unwrap();
-                        self.client
-                            .handle_input(Input::Receive(self.now, r))
-                            .unwrap();
-                        self.poll_client();
-                        n += 1;
-                    }
-                    _ => {}
-                }
-            }
-        }
-
-        fn exchange(&mut self) {
-            for _ in 0..10 {
-                self.client_to_leg();
-                if self.leg_to_client() == 0 {
-                    break;
-                }
-            }
-        }
+    fn connected_pair() -> loopback::Loopback {
+        let config = RtcConfig::new().enable_pcmu(true, false);
+        let pair = loopback::Loopback::connect(config, &[Law::Pcmu]).unwrap();
+        assert!(pair.offer.contains("transport-wide-cc"), "{}", pair.offer);
+        assert!(
+            pair.answer.contains("a=rtpmap:0 PCMU/8000"),
+            "{}",
+            pair.answer
+        );
+        pair
     }
 
     #[test]
     fn written_packets_go_out_together_once_time_is_handled() {
-        let mut pair = Pair::connect();
+        let mut pair = connected_pair();
         pair.exchange();
         pair.received.clear();
         pair.now += std::time::Duration::from_millis(20);

@@ -143,8 +143,6 @@ struct StreamMap {
     last_ts: u32,
     last_at: Option<Instant>,
     rebase: bool,
-    /// Nothing sent yet in this direction (relayed or injected).
-    fresh: bool,
     /// The source replaced by the last switch, and until when its late packets are dropped.
     retired: Option<(u32, Instant)>,
 }
@@ -170,7 +168,6 @@ impl StreamMap {
             last_ts: rand::random(),
             last_at: None,
             rebase: true,
-            fresh: true,
             retired: None,
         }
     }
@@ -193,7 +190,12 @@ impl StreamMap {
             || p.seq.saturating_add(MAX_MISORDER) < self.floor;
         let mut marker = p.marker;
         if self.rebase || self.source != Some(p.ssrc) || restart {
-            let headroom = if self.fresh { START_HEADROOM } else { 0 };
+            // Nothing sent yet in this direction (a relayed or injected packet sets `last_at`).
+            let headroom = if self.last_at.is_none() {
+                START_HEADROOM
+            } else {
+                0
+            };
             let seq = self.last_seq + 1 + headroom;
             let ts = self.current_ts(now);
             if let Some(old) = self.source.filter(|&old| old != p.ssrc) {
@@ -211,7 +213,6 @@ impl StreamMap {
         }
         let seq = p.seq.wrapping_add(self.seq_offset);
         let ts = p.timestamp.wrapping_add(self.ts_offset);
-        self.fresh = false;
         self.newest_in = self.newest_in.max(p.seq);
         if seq > self.last_seq {
             self.last_seq = seq;
@@ -223,7 +224,6 @@ impl StreamMap {
 
     /// A sequence number for a packet the relay makes itself.
     fn next_seq(&mut self) -> u64 {
-        self.fresh = false;
         self.last_seq += 1;
         self.last_seq
     }
@@ -577,7 +577,7 @@ mod tests {
         // The relay's own output wraps too: the low 16 bits are what goes on the wire.
         let mut m = StreamMap::new();
         m.last_seq = 65_534;
-        m.fresh = false;
+        m.last_at = Some(t0);
         m.rebase = true;
         let o: Vec<u16> = (0..4)
             .map(|i| m.map(t0, &pkt(1, 10 + i, 0, 0, &[])).unwrap().0 as u16)

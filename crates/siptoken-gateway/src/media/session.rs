@@ -14,9 +14,10 @@
 //! - the shared socket's reader, which handles the browser's datagrams on arrival (no copy, no
 //!   queue, no task switch per packet: see `demux`);
 //! - the call's task, which waits for whichever comes first — the far end's RTP or RTCP, the
-//!   handle's drop, or the earliest of str0m's timeout, the next DTMF packet, the next RTCP report and
-//!   the media timeout. When a browser datagram brings that deadline earlier, the reader wakes
-//!   the task to move its timer (so does the handle after a change) (rare: str0m's next timeout seldom moves between packets).
+//!   handle's drop, or the earliest of str0m's timeout, the next DTMF packet, the next RTCP
+//!   report and the media timeout. When a browser datagram brings that deadline earlier, the
+//!   reader wakes the task to move its timer (rare: str0m's next timeout seldom moves between
+//!   packets); the handle wakes it after every change.
 //!
 //! One task per call spreads the far ends' packets over the runtime's threads. A str0m panic on
 //! a browser datagram is caught in the reader and ends that call alone (`BrowserFailed`).
@@ -496,8 +497,8 @@ impl demux::Receiver for CallCell {
     }
 }
 
-/// A call's task: waits for whichever comes first — the handle's drop, the far end's RTP or RTCP,
-/// the timer, or the reader's word that the deadline moved — and handles it under the lock.
+/// A call's task: waits for whichever comes first — the handle's drop, the far end's RTP or
+/// RTCP, the timer, or the word that the deadline moved — and handles it under the lock.
 async fn run_call(
     cell: Arc<CallCell>,
     id: u64,

@@ -1,6 +1,7 @@
 //! What the call's transactions (RFC 3261 §17) and the UAS core's 2xx retransmission share: the
-//! two timers each of them runs ([`Clock`]), the queue of messages waiting to be sent
-//! ([`Outbox`]) and the identity of a server transaction ([`ServerKey`]).
+//! two timers each of them runs ([`Clock`]), the sending side with its queue of messages
+//! waiting to be sent ([`Transmitter`]) and the identity of a server transaction
+//! ([`ServerKey`]).
 //!
 //! Every transaction has at most one retransmission timer (A, E or G) and one deadline (B, D, F,
 //! H, I, J, K, L or M) running at a time; what differs is only when each is set and how the

@@ -45,7 +45,7 @@ pub struct Attempt {
 /// The challenges a call answers.
 #[derive(Debug, Default)]
 pub struct Auth {
-    /// [0] from a 401 (`Authorization`), [1] from a 407 (`Proxy-Authorization`).
+    /// Index 0 from a 401 (`Authorization`), index 1 from a 407 (`Proxy-Authorization`).
     slots: [Option<Answered>; 2],
 }
 

@@ -84,10 +84,10 @@ async fn websocket(
             // The session is the request in progress on its connection while it lasts.
             let _in_progress = in_progress;
             match place {
-                Some(_place) => super::ws::session(socket, state, client).await,
+                Some(_place) => super::ws::session::run(socket, state, client).await,
                 None => {
                     tracing::info!(ip = %client, "WebSocket refused: max_sessions_per_ip reached");
-                    super::ws::refuse(
+                    super::ws::session::refuse(
                         socket,
                         &state,
                         "too many sessions from this address; try again later",

@@ -6,7 +6,8 @@
 //! (WebRTC ↔ RTP relay), public so the integration tests and the load tool drive it directly.
 //! Inside, one module per job: `conn` (one connection: caps, PROXY header, TLS, HTTP with its
 //! timeouts), `admission` (connection and session caps), `proxy_protocol`, `http` (routes, demo
-//! page), `origin` (the Origin check), `ws` (the WebSocket session protocol) with
+//! page), `origin` (the Origin check), `ws` (the WebSocket protocol: its messages in
+//! `ws::protocol`, one socket's session in `ws::session`) with
 //! `session_clock` (its login and idle deadlines), `replay` and `redis` (single use), `metrics`,
 //! `ratelimit`, `tls` (rustls for `wss://` and SIP over TLS), and `sip` (message parser,
 //! digest, DNS, transports, the REGISTER client, calls). The protocol is specified in
@@ -45,7 +46,7 @@ pub mod fuzzing {
     pub use crate::sip::digest;
     pub use crate::sip::message;
     pub use crate::sip::{address, host, params, uri, via};
-    pub use crate::ws::parse_client_message;
+    pub use crate::ws::protocol::parse_client_message;
 }
 
 use std::future::Future;

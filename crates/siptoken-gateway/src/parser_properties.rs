@@ -8,7 +8,7 @@ use crate::sip::host::Host;
 use crate::sip::message::{self, ParseError};
 use crate::sip::uri::{Scheme, SipUri};
 use crate::sip::via::Via;
-use crate::ws::parse_client_message;
+use crate::ws::protocol::parse_client_message;
 use proptest::prelude::*;
 
 const OK: &str = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1;rport=5070\r\n\

@@ -367,6 +367,32 @@ async fn tones_cross_both_ways_renumbered() {
     assert_eq!(counters.sessions.load(Ordering::Relaxed), 0);
     assert!(counters.packets_to_sip.load(Ordering::Relaxed) >= 50);
     assert!(counters.packets_to_browser.load(Ordering::Relaxed) >= 50);
+    // The delay of every packet sent on was measured, from the kernel's stamp of its arrival
+    // (a packet the relay passed before the browser leg could take it was not sent: at most a
+    // few at the start).
+    let mut text = String::new();
+    counters.render(&mut text);
+    let series = |name: &str, direction: &str| -> f64 {
+        let prefix = format!(
+            "siptoken_gateway_media_relay_delay_seconds_{name}{{direction=\"{direction}\"}} "
+        );
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix}in\n{text}"));
+        line.parse().unwrap()
+    };
+    for (direction, packets) in [
+        ("to_sip", &counters.packets_to_sip),
+        ("to_browser", &counters.packets_to_browser),
+    ] {
+        let (count, packets) = (series("count", direction), packets.load(Ordering::Relaxed));
+        assert!(
+            count >= 50.0 && count <= packets as f64 && count + 5.0 >= packets as f64,
+            "{direction}: {count} delays for {packets} packets"
+        );
+        assert!(series("sum", direction) > 0.0, "{direction}: {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -80,11 +80,11 @@ impl Gateway {
             .unwrap_or(0)
     }
 
-    /// One metric series from `/metrics` (0 when absent).
-    pub fn metric(&self, series: &str) -> f64 {
+    /// `/metrics` as text (empty when the gateway does not answer).
+    fn metrics_text(&self) -> String {
         use std::io::Read;
         let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
-            return 0.0;
+            return String::new();
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
         let _ = write!(
@@ -94,9 +94,33 @@ impl Gateway {
         );
         let mut body = String::new();
         let _ = s.read_to_string(&mut body);
-        body.lines()
+        body
+    }
+
+    /// One metric series from `/metrics` (0 when absent).
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics_text()
+            .lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or(0.0)
+    }
+
+    /// The cumulative buckets `(le, count)` of histogram `name` for `labels` (written as in
+    /// the exposition, `direction="to_sip"`), `+Inf` as infinity, in order.
+    pub fn histogram(&self, name: &str, labels: &str) -> Vec<(f64, f64)> {
+        let prefix = format!("{name}_bucket{{{labels},le=\"");
+        self.metrics_text()
+            .lines()
+            .filter_map(|l| {
+                let (le, count) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                };
+                Some((le, count.parse().ok()?))
+            })
+            .collect()
     }
 
     /// (lines in the gateway's log, lines of them at DEBUG or TRACE).

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use super::delay::{Delays, SharedDelays};
 use super::relay::PathStats;
 use super::rtp::SipLegStats;
 
@@ -32,6 +33,10 @@ pub struct MediaCounters {
     pub media_timeouts: AtomicU64,
     /// Browser legs that failed (DTLS, ICE consent lost, no connection in time).
     pub browser_failures: AtomicU64,
+    /// How long relayed packets were held, browser → SIP.
+    pub delay_to_sip: SharedDelays,
+    /// How long relayed packets were held, SIP → browser.
+    pub delay_to_browser: SharedDelays,
 }
 
 /// What one call has counted so far (what it already added is subtracted when it adds more).
@@ -43,6 +48,10 @@ pub struct CallTotals {
     pub to_browser: PathStats,
     /// The SIP leg.
     pub sip: SipLegStats,
+    /// How long relayed packets were held, browser → SIP.
+    pub delay_to_sip: Delays,
+    /// How long relayed packets were held, SIP → browser.
+    pub delay_to_browser: Delays,
 }
 
 /// Why the relay dropped a packet: the `reason` label of
@@ -129,6 +138,10 @@ impl MediaCounters {
             before.sip.unexpected_source,
             now.sip.unexpected_source,
         );
+        self.delay_to_sip
+            .add(&before.delay_to_sip, &now.delay_to_sip);
+        self.delay_to_browser
+            .add(&before.delay_to_browser, &now.delay_to_browser);
     }
 
     /// Appends the Prometheus text exposition of these counters to `out`.
@@ -172,6 +185,14 @@ impl MediaCounters {
                 get(&self.packets_dropped[reason as usize])
             );
         }
+        let name = "siptoken_gateway_media_relay_delay_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} How long the gateway held a relayed RTP packet: from the kernel's receive timestamp of its datagram to the send of the relayed copy, by direction.\n\
+             # TYPE {name} histogram"
+        );
+        self.delay_to_sip.render(out, name, "to_sip");
+        self.delay_to_browser.render(out, name, "to_browser");
     }
 }
 
@@ -187,6 +208,8 @@ mod tests {
         a.to_browser.dropped_codec = 2;
         a.to_sip.dropped_late = 3;
         a.sip.unexpected_source = 1;
+        a.delay_to_browser
+            .record(std::time::Duration::from_micros(300));
         c.add(&CallTotals::default(), &a);
         let mut b = a;
         b.to_sip.packets = 15;
@@ -206,6 +229,13 @@ mod tests {
         }
         assert!(text.contains("siptoken_gateway_media_rtp_unexpected_source_total 1\n"));
         assert!(text.contains("siptoken_gateway_media_sessions 1\n"));
+        assert!(text.contains("# TYPE siptoken_gateway_media_relay_delay_seconds histogram\n"));
+        assert!(text.contains(
+            "siptoken_gateway_media_relay_delay_seconds_count{direction=\"to_browser\"} 1\n"
+        ));
+        assert!(text.contains(
+            "siptoken_gateway_media_relay_delay_seconds_count{direction=\"to_sip\"} 0\n"
+        ));
         assert!(text.contains("# TYPE siptoken_gateway_media_media_timeouts_total counter"));
     }
 }

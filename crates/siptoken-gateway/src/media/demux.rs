@@ -37,6 +37,7 @@ use str0m::crypto::Sha1HmacProvider;
 use tokio::net::UdpSocket;
 
 use super::counters::MediaCounters;
+use super::stamped;
 
 /// Addresses remembered per call.
 pub const MAX_ADDRESSES: usize = 8;
@@ -44,8 +45,9 @@ pub const MAX_ADDRESSES: usize = 8;
 /// What takes a call's datagrams from the shared socket (the call's media state). Called on the
 /// reader's task, with the routing table unlocked: it must not wait.
 pub trait Receiver: Send + Sync {
-    /// A datagram from `source`, read at `at`.
-    fn receive(&self, at: Instant, source: SocketAddr, data: &[u8]);
+    /// A datagram from `source`, read at `at`, that reached the socket at `arrived` (the
+    /// kernel's receive timestamp; `at` when there was none).
+    fn receive(&self, at: Instant, arrived: Instant, source: SocketAddr, data: &[u8]);
 }
 
 /// What checks the STUN binding requests of one call: its local ICE password (the key of
@@ -206,20 +208,21 @@ pub fn readers() -> usize {
 /// Reads the shared socket until the task is aborted (when the engine is dropped).
 pub async fn read_loop(shared: Arc<Shared>) {
     let mut buf = vec![0u8; 2048];
+    let mut control = stamped::control_buffer();
     loop {
-        let (n, source) = match shared.socket.recv_from(&mut buf).await {
-            Ok(r) => r,
+        let d = match stamped::recv_from(&shared.socket, &mut buf, &mut control).await {
+            Ok(d) => d,
             Err(e) => {
                 // ICMP errors from earlier sends surface here on Linux; nothing to do.
                 tracing::debug!("WebRTC socket: {e}");
                 continue;
             }
         };
-        let data = &buf[..n];
+        let (data, source) = (&buf[..d.len], d.source);
         // The routing table is unlocked before the call works on the datagram.
         let receiver = lock(&shared.demux).route(source, data).cloned();
         match receiver {
-            Some(r) => r.receive(Instant::now(), source, data),
+            Some(r) => r.receive(Instant::now(), d.arrived, source, data),
             None => {
                 shared
                     .counters
@@ -243,7 +246,7 @@ mod tests {
     struct Ignore;
 
     impl Receiver for Ignore {
-        fn receive(&self, _: Instant, _: SocketAddr, _: &[u8]) {}
+        fn receive(&self, _: Instant, _: Instant, _: SocketAddr, _: &[u8]) {}
     }
 
     fn key() -> IceKey {
@@ -329,7 +332,7 @@ mod tests {
     struct Record(Mutex<Vec<(SocketAddr, Vec<u8>)>>);
 
     impl Receiver for Record {
-        fn receive(&self, _: Instant, source: SocketAddr, data: &[u8]) {
+        fn receive(&self, _: Instant, _: Instant, source: SocketAddr, data: &[u8]) {
             self.0.lock().unwrap().push((source, data.to_vec()));
         }
     }

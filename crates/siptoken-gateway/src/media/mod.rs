@@ -13,12 +13,14 @@
 //!   DTMF generation from [`dtmf`], law conversion from [`g711`]), sans-IO;
 //! - [`session`]: [`MediaEngine`] (one per gateway) and [`MediaSession`] (one per call, the API
 //!   for the call layer), with the task that does a call's I/O;
-//! - [`counters`]: figures for `/metrics`;
+//! - [`counters`]: figures for `/metrics`, with [`delay`], how long relayed packets were held,
+//!   measured from the kernel's receive timestamps read by [`stamped`];
 //! - [`buffers`]: kernel socket buffers for the media sockets;
 //! - `fuzz`: the `sdp` fuzz target's driver (tests and the `fuzzing` feature only).
 
 pub mod buffers;
 pub mod counters;
+pub mod delay;
 pub mod demux;
 pub mod dtls;
 pub mod dtmf;
@@ -31,6 +33,7 @@ pub mod relay;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
+pub mod stamped;
 pub mod webrtc;
 
 use std::net::{IpAddr, SocketAddr};

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use tokio::net::UdpSocket;
 
 use super::buffers;
+use super::stamped;
 
 /// A `rtp_ports` value: `FIRST-LAST`, inclusive, holding at least one even/odd pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +126,11 @@ impl PortAllocator {
             let Ok(rtcp) = bind(SocketAddr::new(self.address, port + 1)) else {
                 continue;
             };
-            // Only RTP carries a packet every 20 ms; RTCP keeps the default buffers.
+            // Only RTP carries a packet every 20 ms; RTCP keeps the default buffers and is not
+            // stamped (the relay's delay histogram is RTP's).
+            if let Err(e) = stamped::enable(&rtp) {
+                tracing::debug!("RTP socket: no receive timestamps: {e}");
+            }
             let granted = buffers::enlarge(&rtp);
             if !self.buffers_logged.swap(true, Ordering::Relaxed) {
                 match granted {

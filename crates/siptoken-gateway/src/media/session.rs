@@ -36,6 +36,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::buffers;
 use super::counters::{CallTotals, MediaCounters};
+use super::delay::Delays;
 use super::demux::{self, Shared};
 use super::dtmf;
 use super::g711::Law;
@@ -44,6 +45,7 @@ use super::ports::{PortAllocator, PortPair};
 use super::relay::{LegCodecs, Relay};
 use super::rtp::SipLeg;
 use super::sdp::{self, LocalMedia, MediaDirection, Negotiated, SdpWriter, TELEPHONE_EVENT_PT};
+use super::stamped::{self, Datagram};
 use super::webrtc::{self, BrowserEvent, BrowserLeg, BrowserOutput, WebRtcContext};
 use super::{BrowserFailure, MediaError, MediaEvent, MediaSettings};
 
@@ -101,6 +103,12 @@ impl MediaEngine {
     pub async fn bind(settings: &MediaSettings) -> io::Result<MediaEngine> {
         let socket = UdpSocket::bind(settings.webrtc_listen).await?;
         let local = socket.local_addr()?;
+        if let Err(e) = stamped::enable(&socket) {
+            tracing::info!(
+                "WebRTC socket {local}: no kernel receive timestamps ({e}): the relay's delay \
+                 histogram leaves out the time packets wait in the receive buffer"
+            );
+        }
         let granted = buffers::enlarge(&socket)?;
         tracing::debug!(
             "WebRTC socket {local}: receive buffer {} bytes, send buffer {} bytes (asked {} and {})",
@@ -206,6 +214,10 @@ impl MediaEngine {
             local_hold: false,
             negotiated: None,
             out: Vec::with_capacity(1500),
+            rtp_control: stamped::control_buffer(),
+            arrived: None,
+            delay_to_sip: Delays::default(),
+            delay_to_browser: Delays::default(),
             reported: CallTotals::default(),
             reported_at: now,
         };
@@ -441,6 +453,13 @@ struct CallMedia {
     local_hold: bool,
     negotiated: Option<Negotiated>,
     out: Vec<u8>,
+    /// Room for the kernel's timestamp of an RTP datagram read by the call's state.
+    rtp_control: Vec<u8>,
+    /// When the browser's datagram being handled reached the shared socket.
+    arrived: Option<Instant>,
+    /// How long relayed packets were held, each way.
+    delay_to_sip: Delays,
+    delay_to_browser: Delays,
     reported: CallTotals,
     reported_at: Instant,
 }
@@ -468,7 +487,7 @@ impl CallCell {
 }
 
 impl demux::Receiver for CallCell {
-    fn receive(&self, at: Instant, source: SocketAddr, data: &[u8]) {
+    fn receive(&self, at: Instant, arrived: Instant, source: SocketAddr, data: &[u8]) {
         if self.panicked.load(Ordering::Relaxed) {
             return;
         }
@@ -477,7 +496,9 @@ impl demux::Receiver for CallCell {
         let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut m = self.lock();
             if m.leg.receive(at, source, data) {
+                m.arrived = Some(arrived);
                 m.drain(at);
+                m.arrived = None;
             }
             let deadline = m.deadline();
             let earlier = deadline < m.armed;
@@ -507,6 +528,7 @@ async fn run_call(
     rtcp: Arc<UdpSocket>,
 ) {
     let mut rtp_buf = vec![0u8; 2048];
+    let mut rtp_control = stamped::control_buffer();
     let mut rtcp_buf = vec![0u8; 2048];
     let first = {
         let mut m = cell.lock();
@@ -528,9 +550,9 @@ async fn run_call(
         }
         tokio::select! {
             _ = &mut closed => break,
-            r = rtp.recv_from(&mut rtp_buf) => {
-                if let Ok((n, source)) = r {
-                    cell.lock().on_sip_rtp(&mut rtp_buf, n, source);
+            r = stamped::recv_from(&rtp, &mut rtp_buf, &mut rtp_control) => {
+                if let Ok(d) = r {
+                    cell.lock().on_sip_rtp(&mut rtp_buf, d);
                 }
             }
             r = rtcp.recv_from(&mut rtcp_buf) => {
@@ -629,18 +651,35 @@ impl CallMedia {
     /// next `poll_output` encrypts and sends it), so a write always leaves str0m's timeout due:
     /// the timeout is handled once after the writes, not polled for first, and not once per
     /// packet of a backlog.
-    fn on_sip_rtp(&mut self, buf: &mut [u8], n: usize, source: SocketAddr) {
+    ///
+    /// Each packet's delay (its arrival to the send of its SRTP copy) is counted once the batch
+    /// has gone out.
+    fn on_sip_rtp(&mut self, buf: &mut [u8], first: Datagram) {
         let now = Instant::now();
-        let mut written = self.relay_sip_rtp(now, source, &buf[..n]);
-        for _ in 1..RTP_BATCH {
-            match self.rtp.try_recv_from(buf) {
-                Ok((n, source)) => written |= self.relay_sip_rtp(now, source, &buf[..n]),
+        let mut arrivals = [now; RTP_BATCH];
+        let mut written = 0;
+        let mut d = first;
+        for read in 1..=RTP_BATCH {
+            if self.relay_sip_rtp(now, d.source, &buf[..d.len]) {
+                arrivals[written] = d.arrived;
+                written += 1;
+            }
+            if read == RTP_BATCH {
+                break;
+            }
+            match stamped::try_recv_from(&self.rtp, buf, &mut self.rtp_control) {
+                Ok(next) => d = next,
                 Err(_) => break,
             }
         }
-        if written {
+        if written > 0 {
             self.leg.handle_timeout(now);
             self.drain(now);
+            let sent = Instant::now();
+            for a in &arrivals[..written] {
+                self.delay_to_browser
+                    .record(sent.saturating_duration_since(*a));
+            }
         }
     }
 
@@ -723,6 +762,10 @@ impl CallMedia {
                         packet::write_rtp(&mut self.out, &h, out.payload);
                         let _ = self.rtp.try_send_to(&self.out, to);
                         self.sip.on_sent(now, h.timestamp, out.payload.len());
+                        if let Some(a) = self.arrived {
+                            self.delay_to_sip
+                                .record(Instant::now().saturating_duration_since(a));
+                        }
                     }
                 }
                 BrowserOutput::Event(e) => match e {
@@ -750,6 +793,8 @@ impl CallMedia {
             to_sip: self.relay.to_sip.stats(),
             to_browser: self.relay.to_browser.stats(),
             sip: self.sip.stats(),
+            delay_to_sip: self.delay_to_sip,
+            delay_to_browser: self.delay_to_browser,
         };
         self.shared.counters.add(&self.reported, &totals);
         self.reported = totals;

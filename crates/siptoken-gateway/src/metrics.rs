@@ -213,4 +213,33 @@ mod tests {
         assert!(text.contains("siptoken_gateway_login_latency_seconds_bucket{le=\"0.5\"} 2"));
         assert!(text.contains("siptoken_gateway_login_latency_seconds_count 2"));
     }
+
+    /// `/metrics` is a public contract like the WebSocket protocol: every series the gateway
+    /// exposes (its own and the media layer's) has a row in docs/gateway-protocol.md, with the
+    /// type the exposition declares.
+    #[test]
+    fn every_series_is_documented_with_its_type() {
+        let doc = include_str!("../../../docs/gateway-protocol.md");
+        let mut text = Metrics::default().render();
+        crate::media::counters::MediaCounters::default().render(&mut text);
+        let mut seen = 0;
+        for line in text.lines() {
+            let Some(decl) = line.strip_prefix("# TYPE ") else {
+                continue;
+            };
+            let (name, kind) = decl.split_once(' ').expect("name and type");
+            let row = doc
+                .lines()
+                .find(|l| {
+                    l.starts_with(&format!("| `{name}`")) || l.starts_with(&format!("| `{name}{{"))
+                })
+                .unwrap_or_else(|| panic!("{name} is not in docs/gateway-protocol.md"));
+            assert!(
+                row.contains(&format!("| {kind} |")),
+                "{name}: {kind}, doc says {row}"
+            );
+            seen += 1;
+        }
+        assert!(seen >= 20, "{seen} series");
+    }
 }

@@ -85,7 +85,7 @@ impl Call {
         }
     }
 
-    pub(super) fn on_ack(&mut self, m: &Message, now: Instant) {
+    fn on_ack(&mut self, m: &Message, now: Instant) {
         if !self.dialog.as_ref().is_some_and(|d| d.matches_request(m)) {
             return;
         }
@@ -121,7 +121,7 @@ impl Call {
         }
     }
 
-    pub(super) fn on_cancel(&mut self, m: &Message, now: Instant) {
+    fn on_cancel(&mut self, m: &Message, now: Instant) {
         let Some(idx) = self.servers.iter().position(|s| match &s.tx {
             ServerTx::Invite(t) => t.matches_cancel(m),
             ServerTx::NonInvite(_) => false,
@@ -150,7 +150,7 @@ impl Call {
         }
     }
 
-    pub(super) fn on_bye(&mut self, m: &Message, now: Instant) {
+    fn on_bye(&mut self, m: &Message, now: Instant) {
         self.reply(m, Response::to(m, 200, Some(&self.local_tag)), now);
         let phase = self.phase;
         self.phase = Phase::Closed;
@@ -180,7 +180,7 @@ impl Call {
         }
     }
 
-    pub(super) fn on_reinvite(&mut self, m: &Message, now: Instant) {
+    fn on_reinvite(&mut self, m: &Message, now: Instant) {
         let retry_after = |call: &Call, code: u16| {
             let mut r = Response::to(m, code, Some(&call.local_tag));
             if code == 500 {
@@ -275,7 +275,7 @@ impl Call {
         }
     }
 
-    pub(super) fn on_info(&mut self, m: &Message, now: Instant) {
+    fn on_info(&mut self, m: &Message, now: Instant) {
         if m.body.is_empty() {
             self.reply(m, Response::to(m, 200, Some(&self.local_tag)), now);
             return;
@@ -296,7 +296,7 @@ impl Call {
         }
     }
 
-    pub(super) fn on_notify(&mut self, m: &Message, now: Instant) {
+    fn on_notify(&mut self, m: &Message, now: Instant) {
         if !m.header("event").is_some_and(transfer::is_refer_event) {
             self.reply(m, Response::to(m, 489, Some(&self.local_tag)), now);
             return;
@@ -340,14 +340,14 @@ impl Call {
         self.announce_transferring();
     }
 
-    pub(super) fn announce_transferring(&mut self) {
+    fn announce_transferring(&mut self) {
         if !self.transferring_announced && !self.ended {
             self.transferring_announced = true;
             self.emit(CallEvent::Transferring);
         }
     }
 
-    pub(super) fn transfer_failed(&mut self, sip_status: Option<u16>) {
+    fn transfer_failed(&mut self, sip_status: Option<u16>) {
         self.transfer = Transfer::Idle;
         if self.bye_grace.take().is_some() {
             self.end(EndReason::RemoteHangup, None);

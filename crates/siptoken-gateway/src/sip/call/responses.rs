@@ -41,7 +41,7 @@ impl Call {
 
     /// A response no transaction claims: a 2xx retransmission after Timer M, or a 2xx from
     /// another fork. Everything else is dropped.
-    pub(super) fn on_stray_response(&mut self, m: &Message, now: Instant) {
+    fn on_stray_response(&mut self, m: &Message, now: Instant) {
         let is_invite_2xx = m.code().is_some_and(|c| (200..300).contains(&c))
             && m.cseq().is_some_and(|(_, meth)| meth == "INVITE");
         if is_invite_2xx {
@@ -51,7 +51,7 @@ impl Call {
 
     /// A 2xx to an INVITE already answered by a 2xx: ACK it again if it is the same dialog's,
     /// else ACK and BYE the other fork's dialog (RFC 3261 §13.2.2.4).
-    pub(super) fn on_extra_2xx(&mut self, m: &Message, now: Instant) {
+    fn on_extra_2xx(&mut self, m: &Message, now: Instant) {
         let cseq = m.cseq().map_or(0, |c| c.0);
         let to_tag = m.header("to").and_then(compose::tag_of).unwrap_or("");
         if let Some((ack_cseq, tag, bytes)) = &self.ack {
@@ -98,7 +98,7 @@ impl Call {
 
     /// A response to one of our INVITEs. A retransmitted 2xx is only ACKed again, whatever the
     /// INVITE was for; the rest goes to the call's set-up or to the re-INVITE's handling.
-    pub(super) fn on_invite_client_response(
+    fn on_invite_client_response(
         &mut self,
         i: usize,
         r: invite_client::Received,
@@ -122,7 +122,7 @@ impl Call {
         }
     }
 
-    pub(super) fn on_invite_response(
+    fn on_invite_response(
         &mut self,
         i: usize,
         r: invite_client::Received,
@@ -166,7 +166,7 @@ impl Call {
         }
     }
 
-    pub(super) fn on_invite_success(&mut self, i: usize, m: &Message, now: Instant) {
+    fn on_invite_success(&mut self, i: usize, m: &Message, now: Instant) {
         self.ring_deadline = None;
         let invite = match &self.clients[i].tx {
             ClientTx::Invite(t) => t.request().clone(),
@@ -208,7 +208,7 @@ impl Call {
     }
 
     /// `(hold, sdp)`: what the re-INVITE asked for (its hold state and SDP offer).
-    pub(super) fn on_reinvite_response(
+    fn on_reinvite_response(
         &mut self,
         i: usize,
         r: invite_client::Received,
@@ -283,7 +283,7 @@ impl Call {
         }
     }
 
-    pub(super) fn on_non_invite_final(&mut self, i: usize, m: &Message, now: Instant) {
+    fn on_non_invite_final(&mut self, i: usize, m: &Message, now: Instant) {
         let code = m.code().unwrap_or(500);
         let purpose = std::mem::replace(&mut self.clients[i].purpose, Purpose::Cleanup);
         let mut attempt = self.clients[i].attempt;

@@ -166,7 +166,7 @@ impl Call {
         }
     }
 
-    pub(super) fn pending_reoffer(&self) -> Option<usize> {
+    fn pending_reoffer(&self) -> Option<usize> {
         self.servers.iter().position(|s| {
             matches!(&s.kind, ServerKind::Reinvite { request: Some(_) }) && s.is_pending_invite()
         })
@@ -205,7 +205,7 @@ impl Call {
         }
     }
 
-    pub(super) fn add_credentials(&mut self, r: &mut Request) {
+    fn add_credentials(&mut self, r: &mut Request) {
         let has_body = r.body.is_some();
         let local = self.local.clone();
         for (name, value) in self.auth.headers(

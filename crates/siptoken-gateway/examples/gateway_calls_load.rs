@@ -970,8 +970,10 @@ async fn run(o: &Options) -> bool {
     let hold_secs = t_hold.elapsed().as_secs_f64();
     let relayed1 = relayed();
     let delays1 = directions.map(|d| gw.histogram(DELAY_HISTOGRAM, &format!("direction=\"{d}\"")));
-    let held: Vec<Option<HeldDelay>> = (0..2)
-        .map(|i| held_delay(&delays0[i], &delays1[i]))
+    let held: Vec<Option<HeldDelay>> = delays0
+        .iter()
+        .zip(&delays1)
+        .map(|(start, end)| held_delay(start, end))
         .collect();
     for (d, h) in directions.iter().zip(&held) {
         match h {

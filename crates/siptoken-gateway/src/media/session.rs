@@ -214,7 +214,6 @@ impl MediaEngine {
             local_hold: false,
             negotiated: None,
             out: Vec::with_capacity(1500),
-            rtp_control: stamped::control_buffer(),
             arrived: None,
             delay_to_sip: Delays::default(),
             delay_to_browser: Delays::default(),
@@ -453,8 +452,6 @@ struct CallMedia {
     local_hold: bool,
     negotiated: Option<Negotiated>,
     out: Vec<u8>,
-    /// Room for the kernel's timestamp of an RTP datagram read by the call's state.
-    rtp_control: Vec<u8>,
     /// When the browser's datagram being handled reached the shared socket.
     arrived: Option<Instant>,
     /// How long relayed packets were held, each way.
@@ -552,7 +549,7 @@ async fn run_call(
             _ = &mut closed => break,
             r = stamped::recv_from(&rtp, &mut rtp_buf, &mut rtp_control) => {
                 if let Ok(d) = r {
-                    cell.lock().on_sip_rtp(&mut rtp_buf, d);
+                    cell.lock().on_sip_rtp(&mut rtp_buf, &mut rtp_control, d);
                 }
             }
             r = rtcp.recv_from(&mut rtcp_buf) => {
@@ -654,7 +651,7 @@ impl CallMedia {
     ///
     /// Each packet's delay (its arrival to the send of its SRTP copy) is counted once the batch
     /// has gone out.
-    fn on_sip_rtp(&mut self, buf: &mut [u8], first: Datagram) {
+    fn on_sip_rtp(&mut self, buf: &mut [u8], control: &mut [u8], first: Datagram) {
         let now = Instant::now();
         let mut arrivals = [now; RTP_BATCH];
         let mut written = 0;
@@ -667,7 +664,7 @@ impl CallMedia {
             if read == RTP_BATCH {
                 break;
             }
-            match stamped::try_recv_from(&self.rtp, buf, &mut self.rtp_control) {
+            match stamped::try_recv_from(&self.rtp, buf, control) {
                 Ok(next) => d = next,
                 Err(_) => break,
             }

@@ -110,14 +110,14 @@ mod linux {
         if let Ok(cmsgs) = msg.cmsgs() {
             for c in cmsgs {
                 if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                    stamp = Some(since_epoch(ts));
+                    stamp = since_epoch(ts);
                 }
             }
         }
         Ok(Datagram {
             len: msg.bytes,
             source,
-            arrived: arrival(stamp.flatten(), SystemTime::now(), Instant::now()),
+            arrived: arrival(stamp, SystemTime::now(), Instant::now()),
         })
     }
 

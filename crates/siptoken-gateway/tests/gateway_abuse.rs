@@ -377,18 +377,27 @@ async fn admitted_h2_session(
     )
     .await;
     let mut ws = Ws { stream };
+    pongs(&mut ws).await.then_some(ws)
+}
+
+/// Whether the session answers a ping with `pong` (within 60 s): false when it was refused,
+/// or has ended since (its HTTP/2 connection may be closed under a flood).
+async fn pongs(ws: &mut Ws<H2Stream>) -> bool {
     let ping = Message::Text(json!({"type": "ping"}).to_string().into());
-    futures_util::SinkExt::send(&mut ws.stream, ping)
+    if futures_util::SinkExt::send(&mut ws.stream, ping)
         .await
-        .ok()?;
+        .is_err()
+    {
+        return false;
+    }
     loop {
         match tokio::time::timeout(Duration::from_secs(60), ws.stream.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
                 let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
-                return (v["type"] == "pong").then_some(ws);
+                return v["type"] == "pong";
             }
             Ok(Some(Ok(_))) => {}
-            _ => return None,
+            _ => return false,
         }
     }
 }
@@ -407,8 +416,8 @@ const FLOOD_LOGIN_DEADLINE: Duration = Duration::from_secs(60);
 /// The login deadline is raised from 15 s to [`FLOOD_LOGIN_DEADLINE`]: on a slow machine the
 /// opening itself took 17-20 s, the first sessions met their deadline, and their
 /// freed slots went to later streams — 1010 admitted over time, never more than 1000 at once.
-/// Counting "admitted" only means "at once" while no admitted session can have expired, which
-/// the test asserts rather than assumes.
+/// The test asserts that the opening beat the deadline rather than assuming it, and counts the
+/// sessions still open after it (connections the flood loses free slots too).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "10,000 HTTP/2 streams, a minute or two of CPU: run by scripts/ci/70-load.sh"]
 async fn ten_thousand_http2_streams_at_the_defaults() {
@@ -436,9 +445,18 @@ async fn ten_thousand_http2_streams_at_the_defaults() {
         "opening the flood took {opened:?}, longer than the login deadline: the admitted count \
          below could include slots freed by expired sessions"
     );
+    // Sessions admitted over the opening can exceed the limit without breaking it: a whole
+    // HTTP/2 connection may be closed under the flood (GOAWAY), and its sessions' slots go to
+    // later streams (seen once: 1001). The limit is on sessions open at once: those that still
+    // answer a ping now, with nothing more being opened.
+    let open = futures_util::future::join_all(admitted.iter_mut().map(pongs))
+        .await
+        .into_iter()
+        .filter(|open| *open)
+        .count();
     assert!(
-        (1..=1000).contains(&admitted.len()),
-        "{} sessions for one address",
+        (1..=1000).contains(&open),
+        "{open} sessions open at once for one address ({} admitted during the opening)",
         admitted.len()
     );
     let sessions = gw.metric("siptoken_gateway_sessions");
@@ -453,8 +471,8 @@ async fn ten_thousand_http2_streams_at_the_defaults() {
     )
     .await;
     eprintln!(
-        "10,000 streams tried in {opened:?}, {} sessions admitted; all of them gone {:?} after the \
-         start",
+        "10,000 streams tried in {opened:?}, {} sessions admitted, {open} of them open at once; \
+         all of them gone {:?} after the start",
         admitted.len(),
         t0.elapsed()
     );
